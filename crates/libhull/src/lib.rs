@@ -1,0 +1,25 @@
+//! libhull: an OCI runtime as a library.
+//!
+//! Layers, each using only those below it:
+//! 1. [`container`]: the lifecycle (create, start, kill, delete, state, list).
+//! 2. [`process`]: spawning the container init and the ordered setup it runs before exec.
+//! 3. Facilities the init uses: [`namespaces`], [`rootfs`], [`console`], [`hooks`].
+//! 4. Leaves: [`spec`], [`state`], [`capabilities`], [`logging`], [`features`], [`sys`].
+
+pub mod capabilities;
+pub mod console;
+pub mod container;
+pub mod features;
+pub mod hooks;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod sys;
+
+pub use container::{CreateOptions, Error, RunOptions, Runtime};
+
+/// The runtime-spec version hull implements.
+pub const OCI_VERSION: &str = "1.2.1";

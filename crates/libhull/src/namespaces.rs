@@ -1,0 +1,1 @@
+//! Namespaces: which to create and which to join, and joining by path.

@@ -1,0 +1,398 @@
+//! The bundle: loading `config.json`, checking it as runc does, and resolving the rootfs.
+//!
+//! Everything the rest of the runtime reads from the config is validated here once, so the
+//! init never meets a config it cannot act on halfway through setup.
+
+pub mod default;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// The name of the config file inside a bundle.
+pub const CONFIG_FILE: &str = "config.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("open bundle {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse {path}: field `{field}`: {message}")]
+    Parse {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+    #[error("invalid config.json: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl SpecError {
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A loaded and validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    /// Absolute path of the root filesystem.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Loads `<dir>/config.json`, validates it and resolves `root.path` against the bundle.
+    pub fn load(dir: &Path) -> Result<Bundle, SpecError> {
+        let dir = std::path::absolute(dir).map_err(|source| SpecError::Bundle {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let meta = std::fs::metadata(&dir).map_err(|source| SpecError::Bundle {
+            path: dir.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(SpecError::Bundle {
+                path: dir,
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        let config = dir.join(CONFIG_FILE);
+        let spec = load_spec(&config)?;
+        validate(&spec)?;
+        let root = spec.root().as_ref().expect("validated");
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        match std::fs::metadata(&rootfs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(SpecError::invalid("root.path", format!("{} is not a directory", rootfs.display()))),
+            Err(e) => return Err(SpecError::invalid("root.path", format!("stat {}: {e}", rootfs.display()))),
+        }
+        Ok(Bundle { dir, rootfs, spec })
+    }
+}
+
+/// Parses a config file, naming the JSON path of the first field that does not fit.
+pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
+    let file = File::open(path).map_err(|source| SpecError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| SpecError::Parse {
+        path: path.to_path_buf(),
+        field: e.path().to_string(),
+        message: e.inner().to_string(),
+    })?;
+    de.end().map_err(|e| SpecError::Parse {
+        path: path.to_path_buf(),
+        field: ".".into(),
+        message: e.to_string(),
+    })?;
+    Ok(spec)
+}
+
+/// The checks runc makes before it touches anything, plus the runtime-spec's MUSTs.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let version = spec.version();
+    if !version.starts_with("1.") {
+        return Err(SpecError::invalid(
+            "ociVersion",
+            format!("unsupported version {version:?}, want 1.x.y"),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| SpecError::invalid("root", "is required"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(SpecError::invalid("root.path", "is empty"));
+    }
+    if let Some(process) = spec.process() {
+        if let Some(args) = process.args() {
+            if args.is_empty() {
+                return Err(SpecError::invalid("process.args", "is empty"));
+            }
+        } else {
+            return Err(SpecError::invalid("process.args", "is required"));
+        }
+        if !process.cwd().is_absolute() {
+            return Err(SpecError::invalid(
+                "process.cwd",
+                format!("{:?} is not an absolute path", process.cwd()),
+            ));
+        }
+        if let Some(env) = process.env() {
+            for (i, e) in env.iter().enumerate() {
+                if !e.contains('=') {
+                    return Err(SpecError::invalid(
+                        format!("process.env[{i}]"),
+                        format!("{e:?} is not of the form KEY=VALUE"),
+                    ));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, r) in process.rlimits().iter().flatten().enumerate() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(SpecError::invalid(
+                    format!("process.rlimits[{i}]"),
+                    format!("duplicate rlimit type {:?}", r.typ()),
+                ));
+            }
+            if r.soft() > r.hard() {
+                return Err(SpecError::invalid(
+                    format!("process.rlimits[{i}]"),
+                    "soft limit is greater than the hard limit",
+                ));
+            }
+        }
+        if let Some(adj) = process.oom_score_adj() {
+            if !(-1000..=1000).contains(&adj) {
+                return Err(SpecError::invalid(
+                    "process.oomScoreAdj",
+                    format!("{adj} is outside -1000..1000"),
+                ));
+            }
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}].destination"),
+                format!("{:?} is not an absolute path", m.destination()),
+            ));
+        }
+        if m.typ().as_deref() == Some("bind") || has_bind_option(m.options().as_deref()) {
+            match m.source() {
+                Some(s) if !s.as_os_str().is_empty() => {}
+                _ => {
+                    return Err(SpecError::invalid(
+                        format!("mounts[{i}].source"),
+                        "a bind mount needs a source",
+                    ))
+                }
+            }
+        }
+    }
+    for (kind, hooks) in hook_lists(spec) {
+        for (i, h) in hooks.iter().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(SpecError::invalid(
+                    format!("hooks.{kind}[{i}].path"),
+                    format!("{:?} is not an absolute path", h.path()),
+                ));
+            }
+            if let Some(t) = h.timeout() {
+                if t <= 0 {
+                    return Err(SpecError::invalid(
+                        format!("hooks.{kind}[{i}].timeout"),
+                        "must be greater than zero",
+                    ));
+                }
+            }
+        }
+    }
+    validate_linux(spec)
+}
+
+fn has_bind_option(options: Option<&[String]>) -> bool {
+    options
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o == "bind" || o == "rbind")
+}
+
+/// All hook lists of a spec with their config names, for validation.
+fn hook_lists(spec: &Spec) -> Vec<(&'static str, &[oci_spec::runtime::Hook])> {
+    let Some(h) = spec.hooks() else {
+        return Vec::new();
+    };
+    #[allow(deprecated)]
+    let prestart = h.prestart();
+    [
+        ("prestart", prestart),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    .collect()
+}
+
+fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+    let Some(linux) = spec.linux() else {
+        return Err(SpecError::invalid("linux", "is required on Linux"));
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate namespace {}", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(SpecError::invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{p:?} is not an absolute path"),
+                ));
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| seen.contains(&t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(SpecError::invalid(
+            "hostname",
+            "unable to set hostname without a private UTS namespace",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(SpecError::invalid(
+            "domainname",
+            "unable to set domainname without a private UTS namespace",
+        ));
+    }
+    let user_ns = namespaces.iter().find(|n| n.typ() == LinuxNamespaceType::User);
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    match user_ns {
+        Some(ns) if ns.path().is_none() => {
+            if linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+                return Err(SpecError::invalid(
+                    "linux.uidMappings",
+                    "a new user namespace needs uid mappings",
+                ));
+            }
+            if linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+                return Err(SpecError::invalid(
+                    "linux.gidMappings",
+                    "a new user namespace needs gid mappings",
+                ));
+            }
+        }
+        Some(_) => {}
+        None if has_maps => {
+            return Err(SpecError::invalid(
+                "linux.uidMappings",
+                "user namespace mappings given but no user namespace is configured",
+            ))
+        }
+        None => {}
+    }
+    if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
+        return Err(SpecError::invalid(
+            "linux.timeOffsets",
+            "time offsets need a new time namespace",
+        ));
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        for key in offsets.keys() {
+            if key != "monotonic" && key != "boottime" {
+                return Err(SpecError::invalid(
+                    format!("linux.timeOffsets.{key}"),
+                    "only monotonic and boottime clocks have offsets",
+                ));
+            }
+        }
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for key in sysctl.keys() {
+            validate_sysctl(key, &has)?;
+        }
+    }
+    for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
+        if !p.starts_with('/') {
+            return Err(SpecError::invalid(
+                format!("linux.maskedPaths[{i}]"),
+                format!("{p:?} is not an absolute path"),
+            ));
+        }
+    }
+    for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
+        if !p.starts_with('/') {
+            return Err(SpecError::invalid(
+                format!("linux.readonlyPaths[{i}]"),
+                format!("{p:?} is not an absolute path"),
+            ));
+        }
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            return Err(SpecError::invalid(
+                format!("linux.devices[{i}].path"),
+                format!("{:?} is not an absolute path", d.path()),
+            ));
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        if crate::rootfs::propagation_flags(p).is_none() {
+            return Err(SpecError::invalid(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {p:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// runc's rule: a sysctl must be namespaced, and its namespace must be private to the container.
+fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(), SpecError> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let field = || format!("linux.sysctl.{key}");
+    let needs = |t: LinuxNamespaceType, what: &str| {
+        if has(t) {
+            Ok(())
+        } else {
+            Err(SpecError::invalid(
+                field(),
+                format!("sysctl is not allowed as it is in the {what} namespace, which the container does not have"),
+            ))
+        }
+    };
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        return needs(LinuxNamespaceType::Ipc, "ipc");
+    }
+    if key.starts_with("net.") {
+        return needs(LinuxNamespaceType::Network, "network");
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        return needs(LinuxNamespaceType::Uts, "uts");
+    }
+    Err(SpecError::invalid(field(), "sysctl is not in a separate kernel namespace"))
+}

@@ -1,0 +1,346 @@
+//! The state store: `<root>/<id>/state.json`, its per-container lock, and the status of a
+//! container as derived from its live init process.
+//!
+//! A container's directory is created with `mkdir`, which is what makes "already exists"
+//! atomic; every command that reads or changes a container holds an exclusive `flock` on the
+//! directory, so concurrent commands on one id run one after the other.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+pub const STATE_FILE: &str = "state.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container with given ID already exists")]
+    Exists,
+    #[error("container does not exist")]
+    NotExist,
+    #[error("invalid container id {0:?}: must match [A-Za-z0-9_+.-]+ and not be . or ..")]
+    InvalidId(String),
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        step,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// runc's id rule.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId(id.to_string()))
+    }
+}
+
+/// The lifecycle status, as the runtime-spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What hull keeps about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Host pid of the container's init (0 before it exists).
+    pub pid: i32,
+    /// Start time of the init in clock ticks since boot (field 22 of /proc/pid/stat), so that a
+    /// recycled pid is never mistaken for the container.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    pub owner: String,
+    /// Set by `start` once the user process has been exec'ed.
+    pub started: bool,
+    /// The config the container was created from; hooks and later commands use this, not the
+    /// bundle, which may have changed or gone.
+    pub config: Spec,
+}
+
+/// The runtime-spec state object, with runc's extra fields, as `state` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OciState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty", default)]
+    pub annotations: std::collections::HashMap<String, String>,
+    pub owner: String,
+}
+
+impl ContainerState {
+    /// Derives the status from the init process: gone, a zombie or a recycled pid means stopped.
+    pub fn status(&self) -> Status {
+        if self.pid <= 0 {
+            return Status::Stopped;
+        }
+        match proc_stat(self.pid) {
+            Some((state, start)) if start == self.pid_start_time && state != 'Z' && state != 'X' => {
+                if !self.started {
+                    Status::Created
+                } else if frozen(self) {
+                    Status::Paused
+                } else {
+                    Status::Running
+                }
+            }
+            _ => Status::Stopped,
+        }
+    }
+
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: crate::OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: self.config.annotations().clone().unwrap_or_default(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+/// Freezer state comes with cgroup support; until then a container is never paused.
+fn frozen(_state: &ContainerState) -> bool {
+    false
+}
+
+/// The state (field 3) and start time (field 22) of a process, from /proc/<pid>/stat.
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The directory holding every container's state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Creates the container's directory and locks it. Fails with "already exists" if any
+    /// other command made it first.
+    pub fn create(&self, id: &str) -> Result<Entry, StateError> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .map_err(io("create state root", &self.root))?;
+        let dir = self.dir(id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists)
+            }
+            Err(e) => return Err(io("create state dir", &dir)(e)),
+        }
+        Entry::lock(dir)
+    }
+
+    /// Opens and locks an existing container.
+    pub fn open(&self, id: &str) -> Result<Entry, StateError> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        let entry = match Entry::lock(dir) {
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotExist)
+            }
+            other => other?,
+        };
+        // A directory without a state file is a create that has not finished, or one that
+        // died before it wrote anything: neither is a container to act on.
+        if !entry.dir.join(STATE_FILE).exists() {
+            return Err(StateError::NotExist);
+        }
+        Ok(entry)
+    }
+
+    /// The ids of every container in the store, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+        let rd = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("read state root", &self.root)(e)),
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| validate_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// A locked container directory. The lock is released when this is dropped.
+#[derive(Debug)]
+pub struct Entry {
+    dir: PathBuf,
+    lock: File,
+}
+
+impl Entry {
+    fn lock(dir: PathBuf) -> Result<Entry, StateError> {
+        let lock = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&dir)
+            .map_err(io("open state dir", &dir))?;
+        // SAFETY: flock on an fd we own; it only takes an advisory lock.
+        let ret = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+        if ret != 0 {
+            return Err(io("lock state dir", &dir)(std::io::Error::last_os_error()));
+        }
+        Ok(Entry { dir, lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn dir_fd(&self) -> &File {
+        &self.lock
+    }
+
+    pub fn load(&self) -> Result<ContainerState, StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Writes state.json atomically: a temp file in the same directory, then rename.
+    pub fn save(&self, state: &ContainerState) -> Result<(), StateError> {
+        let data = serde_json::to_vec(state).expect("state serializes");
+        write_atomic(&self.dir.join(STATE_FILE), &data, 0o600)
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) -> Result<(), StateError> {
+        fs::remove_dir_all(&self.dir).map_err(io("remove state dir", &self.dir))
+    }
+}
+
+/// Writes `data` to `path` through a temp file and a rename, so readers never see half of it.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let mut f = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    let written = f.write_all(data).and_then(|_| f.sync_data());
+    drop(f);
+    if let Err(e) = written.and_then(|_| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io("write", path)(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc_rules() {
+        for ok in ["a", "A-b_c+d.e", "123", "..."] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", "a\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn proc_stat_reads_own_process() {
+        let (state, start) = proc_stat(std::process::id() as i32).unwrap();
+        assert_eq!(state, 'R');
+        assert!(start > 0);
+    }
+}

@@ -1,0 +1,93 @@
+//! Process creation and fd-table syscalls: `clone3` with fork semantics, `close_range`,
+//! `pidfd_open`.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// What `clone` returned on this side of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `clone3(2)` with fork semantics (no new stack, no shared memory): the new process starts
+/// as a copy of this one, inside the namespaces `flags` asks for. Falls back to `clone(2)`
+/// where clone3 is missing. `CLONE_CLEAR_SIGHAND` is added when the kernel knows it, so the
+/// child starts with default signal handlers.
+///
+/// # Safety
+/// As for `fork(2)`: the caller must be single-threaded, and the child must only do what is
+/// safe after fork before it execs or exits.
+pub unsafe fn clone_fork(flags: libc::c_int) -> Result<Forked, Errno> {
+    let mut args = CloneArgs {
+        flags: (flags as u64) | CLONE_CLEAR_SIGHAND,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: args is a valid clone_args of the size we pass; with no stack and no CLONE_VM
+    // the kernel duplicates the address space as fork does, so returning twice is sound for
+    // a single-threaded caller (the caller's contract).
+    let mut ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 && matches!(Errno::last(), Errno::ENOSYS | Errno::EINVAL) {
+        // SAFETY: clone(2) with a NULL stack and no CLONE_VM is fork(2) with namespace flags.
+        ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+    }
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// `close_range(first, u32::MAX, CLOSE_RANGE_CLOEXEC)`: marks every fd from `first` up
+/// close-on-exec, so they vanish at execve while setup can still use them.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes flags on this process's fd table.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,1 @@
+//! Pseudo-terminal ioctls nix lacks (`TIOCGPTPEER`).

@@ -1,0 +1,1 @@
+//! Scheduling syscalls nix lacks (`sched_setattr`, `ioprio_set`).
