@@ -1,1 +1,235 @@
-fn main() {}
+//! hull: runc's command line over libhull. argv → a command → one library call → exit code and
+//! log line. A failing command logs its error exactly once and exits 1.
+
+mod argv;
+mod cli;
+mod commands;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
+use libhull::logging::{self, Format};
+
+use crate::cli::Cli;
+
+fn main() {
+    let code = real_main();
+    std::process::exit(code);
+}
+
+fn real_main() -> i32 {
+    let table = Cli::command();
+    let args = argv::normalize(&table, std::env::args_os().skip(1).collect());
+    let matches = table
+        .clone()
+        .try_get_matches_from(std::iter::once(OsString::from("hull")).chain(args.clone()));
+    let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&table, &args, e),
+    };
+
+    // runc checks the format before it opens the log file; a bad one is reported on stderr.
+    let format = match cli.log_format.parse::<Format>() {
+        Ok(f) => f,
+        Err(e) => return fail(stderr_logging(cli.debug), &e.into()),
+    };
+    let to_stderr = match logging::init(cli.log.as_deref(), format, cli.debug) {
+        Ok(l) => l.writes_to_stderr(),
+        Err(e) => return fail(stderr_logging(cli.debug), &e.into()),
+    };
+
+    if cli.version {
+        let text = format!(
+            "hull version {}\ncommit: {}\nspec: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("HULL_COMMIT"),
+            libhull::OCI_VERSION
+        );
+        return match std::io::stdout().write_all(text.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) => fail(to_stderr, &e.into()),
+        };
+    }
+    let Some(command) = cli.command else {
+        // runc shows its help when given no command.
+        return match Cli::command().print_help() {
+            Ok(()) => 0,
+            Err(e) => fail(to_stderr, &e.into()),
+        };
+    };
+
+    let result = check_rootless(&cli.rootless)
+        .and_then(|()| resolve_root(cli.root.as_deref()))
+        .and_then(|root| commands::dispatch(command, &root));
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(to_stderr, &e),
+    }
+}
+
+/// Logs the command's error, once; with a log file, also prints it on stderr as runc does.
+fn fail(to_stderr: bool, err: &anyhow::Error) -> i32 {
+    // The top error only: library errors already carry their cause in their message.
+    let msg = err.to_string();
+    tracing::error!("{msg}");
+    if !to_stderr {
+        let _ = writeln!(std::io::stderr(), "{msg}");
+    }
+    1
+}
+
+/// Logs to stderr, for errors that happen before (or instead of) the requested logger.
+/// Returns the `to_stderr` for [`fail`].
+fn stderr_logging(debug: bool) -> bool {
+    // init fails only if a logger is installed already, and then that one is used.
+    let _ = logging::init(None, Format::Text, debug);
+    true
+}
+
+/// clap refused argv. Help and version requests print and succeed; anything else is an error,
+/// logged where `--log` points if it can be found, and reported in one line.
+fn usage_error(table: &clap::Command, args: &[OsString], err: clap::Error) -> i32 {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return 0;
+        }
+        _ => {}
+    }
+    let (log, format) = argv::peek_log_flags(table, args);
+    let format = format
+        .and_then(|f| f.parse::<Format>().ok())
+        .unwrap_or_default();
+    let to_stderr = match logging::init(log.as_deref().map(Path::new), format, false) {
+        Ok(l) => l.writes_to_stderr(),
+        Err(_) => stderr_logging(false),
+    };
+    fail(to_stderr, &anyhow!(one_line(&err)))
+}
+
+/// clap's message without its "error: " prefix, usage and tips, on one line.
+fn one_line(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let main = text.split("\n\n").next().unwrap_or_default();
+    let main = main.strip_prefix("error: ").unwrap_or(main);
+    main.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `--rootless`: true, false or auto (Go booleans accepted).
+fn check_rootless(value: &str) -> Result<()> {
+    match value {
+        "" | "auto" | "1" | "t" | "T" | "true" | "TRUE" | "True" | "0" | "f" | "F" | "false"
+        | "FALSE" | "False" => Ok(()),
+        other if other.eq_ignore_ascii_case("auto") => Ok(()),
+        other => bail!("invalid --rootless value {other:?}: want true, false or auto"),
+    }
+}
+
+/// `--root`, made absolute, or the default: /run/hull for real root, $XDG_RUNTIME_DIR/hull
+/// for anyone else (created 0700 and sticky, so the XDG cleaner leaves it alone).
+fn resolve_root(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(root) = flag {
+        let root = if root.as_os_str().is_empty() {
+            std::env::current_dir()?
+        } else {
+            commands::absolute(root)?
+        };
+        if root == Path::new("/") {
+            bail!("Option --root argument should not be set to /");
+        }
+        return Ok(root);
+    }
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty());
+    match xdg {
+        Some(dir) if honor_xdg_runtime_dir() => {
+            let root = commands::absolute(&Path::new(&dir).join("hull"))?;
+            create_xdg_root(&root)?;
+            Ok(root)
+        }
+        _ => Ok(PathBuf::from("/run/hull")),
+    }
+}
+
+fn create_xdg_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| {
+            anyhow!(
+                "the path in $XDG_RUNTIME_DIR must be writable by the user: mkdir {}: {e}",
+                root.display()
+            )
+        })?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o1700)).map_err(|e| {
+        anyhow!(
+            "you should check permission of the path in $XDG_RUNTIME_DIR: chmod {}: {e}",
+            root.display()
+        )
+    })
+}
+
+/// runc's rule: real root keeps /run/hull even with XDG_RUNTIME_DIR set; non-root uses it, and
+/// so does root in a user namespace unless $USER is root.
+fn honor_xdg_runtime_dir() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if !in_user_namespace() {
+        return false;
+    }
+    std::env::var_os("USER").is_none_or(|u| u != "root")
+}
+
+/// Whether this process runs in a user namespace other than the initial one.
+fn in_user_namespace() -> bool {
+    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
+        return false;
+    };
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields != ["0", "0", "4294967295"]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn usage_errors_fit_one_line() {
+        let err = Cli::try_parse_from(["hull", "state"]).unwrap_err();
+        let line = one_line(&err);
+        assert!(!line.contains('\n'));
+        assert!(line.contains("<CONTAINER_ID>"), "{line}");
+        let err = Cli::try_parse_from(["hull", "frob"]).unwrap_err();
+        assert_eq!(one_line(&err), "unrecognized subcommand 'frob'");
+    }
+
+    #[test]
+    fn root_is_absolute_and_not_slash() {
+        assert_eq!(
+            resolve_root(Some(Path::new("/run/x/../hull"))).unwrap(),
+            Path::new("/run/hull")
+        );
+        let err = resolve_root(Some(Path::new("/a/.."))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Option --root argument should not be set to /"
+        );
+    }
+
+    #[test]
+    fn rootless_values() {
+        for ok in ["true", "false", "auto", "AUTO", "1", "F"] {
+            assert!(check_rootless(ok).is_ok(), "{ok}");
+        }
+        assert!(check_rootless("maybe").is_err());
+    }
+}

@@ -1,21 +1,66 @@
 //! The container lifecycle: create, start, run, state, kill, delete, list.
+//!
+//! Each command locks the container's state entry, derives the status from the live init,
+//! acts, and writes the state back. A create that fails removes everything it made.
 
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State};
 
-use crate::state::{OciState, Store};
+use crate::hooks;
+use crate::namespaces::Plan;
+use crate::process::{self, gate, SpawnError, SpawnOptions};
+use crate::spec::Bundle;
+use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    State(#[from] StateError),
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Namespaces(#[from] crate::namespaces::NsError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Gate(#[from] gate::GateError),
     #[error("container not running")]
     NotRunning,
-    #[error("not yet supported: {0}")]
-    Unsupported(&'static str),
+    #[error("cannot start a container that has stopped")]
+    StartStopped,
+    #[error("cannot start an already {0} container")]
+    StartStarted(Status),
+    #[error("cannot delete container {id} that is not stopped: {status}")]
+    NotStopped { id: String, status: Status },
+    #[error("cannot allocate tty if hull will detach without setting console socket")]
+    NoConsoleSocket,
+    #[error("console socket {path}: {source}")]
+    ConsoleSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: StateError,
+    },
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: Errno,
+    },
 }
 
 /// Flags of `create` (and the create half of `run`).
@@ -44,6 +89,18 @@ pub struct Runtime {
     store: Store,
 }
 
+/// The spec state a hook gets on stdin.
+fn hook_state(st: &ContainerState, status: HookStatus) -> State {
+    let mut s = State::default();
+    s.set_version(crate::OCI_VERSION.to_string());
+    s.set_id(st.id.clone());
+    s.set_status(status);
+    s.set_pid((st.pid > 0).then_some(st.pid));
+    s.set_bundle(st.bundle.clone());
+    s.set_annotations(st.config.annotations().clone());
+    s
+}
+
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
@@ -52,19 +109,164 @@ impl Runtime {
     }
 
     /// Creates the container; returns once its init has done all setup and waits for `start`.
-    pub fn create(&self, _opts: &CreateOptions) -> Result<(), Error> {
-        Err(Error::Unsupported("create"))
+    pub fn create(&self, opts: &CreateOptions) -> Result<(), Error> {
+        self.create_container(opts).map(drop)
+    }
+
+    fn create_container(&self, opts: &CreateOptions) -> Result<ContainerState, Error> {
+        state::validate_id(&opts.id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref().expect("validated");
+        let terminal = spec.process().as_ref().is_some_and(|p| p.terminal() == Some(true));
+        if terminal && opts.console_socket.is_none() {
+            return Err(Error::NoConsoleSocket);
+        }
+        let pid_file = opts
+            .pid_file
+            .as_deref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let console = match (&opts.console_socket, terminal) {
+            (Some(path), true) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                |source| Error::ConsoleSocket {
+                    path: path.clone(),
+                    source,
+                },
+            )?)),
+            _ => None,
+        };
+        let plan = Plan::open(linux)?;
+        let entry = self.store.create(&opts.id)?;
+        let mut st = ContainerState {
+            id: opts.id.clone(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            owner: String::new(),
+            started: false,
+            config: spec.clone(),
+        };
+        let result = (|| {
+            let gate_fd = gate::bind_gate(entry.dir_fd())?;
+            let mut runtime_hooks = |pid: Pid| {
+                let mut hs = st.clone();
+                hs.pid = pid.as_raw();
+                let state = hook_state(&hs, HookStatus::Creating);
+                let h = spec.hooks().as_ref().expect("asked for hooks");
+                #[allow(deprecated)]
+                let prestart = h.prestart().as_deref().unwrap_or_default();
+                hooks::run("prestart", prestart, &state)
+                    .and_then(|()| {
+                        hooks::run(
+                            "createRuntime",
+                            h.create_runtime().as_deref().unwrap_or_default(),
+                            &state,
+                        )
+                    })
+                    .map_err(|e| e.to_string())
+            };
+            let pid = process::spawn(
+                SpawnOptions {
+                    id: &opts.id,
+                    bundle: &bundle,
+                    plan: &plan,
+                    gate: &gate_fd,
+                    console,
+                    no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    preserve_fds: opts.preserve_fds,
+                    lock: entry.dir_fd().as_raw_fd(),
+                },
+                &mut runtime_hooks,
+            )?;
+            st.pid = pid.as_raw();
+            st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+            entry.save(&st)?;
+            if let Some(path) = &pid_file {
+                state::write_atomic(path, st.pid.to_string().as_bytes(), 0o644).map_err(
+                    |source| Error::PidFile {
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(st),
+            Err(e) => {
+                if st.pid > 0 {
+                    let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+                }
+                release_resources(&st);
+                let _ = entry.remove();
+                Err(e)
+            }
+        }
     }
 
     /// Releases a created container's init to exec the user process; returns once it has.
-    pub fn start(&self, _id: &str) -> Result<(), Error> {
-        Err(Error::Unsupported("start"))
+    pub fn start(&self, id: &str) -> Result<(), Error> {
+        let entry = self.store.open(id)?;
+        let mut st = entry.load()?;
+        match st.status() {
+            Status::Created => {}
+            Status::Stopped => return Err(Error::StartStopped),
+            s => return Err(Error::StartStarted(s)),
+        }
+        let released = gate::release(entry.dir_fd());
+        let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
+        st.started = true;
+        entry.save(&st)?;
+        released?;
+        if let Some(list) = st.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+            if let Err(e) = hooks::run("poststart", list, &hook_state(&st, HookStatus::Running)) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
     }
 
     /// create + start; in the foreground, waits and returns the container's exit code
     /// (128+N when killed by signal N) and deletes it unless `keep`.
-    pub fn run(&self, _opts: &CreateOptions, _run: &RunOptions) -> Result<i32, Error> {
-        Err(Error::Unsupported("run"))
+    pub fn run(&self, opts: &CreateOptions, run: &RunOptions) -> Result<i32, Error> {
+        if !run.detach && !run.no_subreaper {
+            // The init may be a grandchild (pid namespace joined by path): adopt it.
+            // SAFETY: prctl with integer arguments only changes this process's flags.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        }
+        let st = self.create_container(opts)?;
+        let pid = Pid::from_raw(st.pid);
+        // Block the signals we forward before the init can exit, so no SIGCHLD is lost.
+        let signals = forwarded_signals();
+        let sfd = if run.detach {
+            None
+        } else {
+            signals.thread_block().map_err(|source| Error::Sys {
+                step: "block signals",
+                source,
+            })?;
+            Some(SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
+                Error::Sys {
+                    step: "signalfd",
+                    source,
+                }
+            })?)
+        };
+        if let Err(e) = self.start(&opts.id) {
+            let _ = self.delete(&opts.id, true);
+            return Err(e);
+        }
+        let Some(sfd) = sfd else {
+            return Ok(0);
+        };
+        let code = wait_forwarding(pid, &sfd);
+        if !run.keep {
+            self.delete(&opts.id, true)?;
+        }
+        Ok(code)
     }
 
     pub fn state(&self, id: &str) -> Result<OciState, Error> {
@@ -74,24 +276,199 @@ impl Runtime {
     }
 
     /// Sends `signal` to the init (or with `all`, to every process of the container).
-    pub fn kill(&self, _id: &str, _signal: Signal, _all: bool) -> Result<(), Error> {
-        Err(Error::Unsupported("kill"))
+    pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), Error> {
+        let entry = self.store.open(id)?;
+        let st = entry.load()?;
+        if st.status() == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        let pids = if all {
+            container_pids(&st)
+        } else {
+            vec![Pid::from_raw(st.pid)]
+        };
+        for pid in pids {
+            match kill(pid, signal) {
+                Ok(()) | Err(Errno::ESRCH) if pid.as_raw() != st.pid => {}
+                Ok(()) => {}
+                Err(Errno::ESRCH) => return Err(Error::NotRunning),
+                Err(source) => {
+                    return Err(Error::Sys {
+                        step: "kill",
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a stopped container (`force`: kills it first); `force` on a missing id succeeds.
-    pub fn delete(&self, _id: &str, _force: bool) -> Result<(), Error> {
-        Err(Error::Unsupported("delete"))
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        let entry = match self.store.open(id) {
+            Ok(e) => e,
+            Err(StateError::NotExist) if force => {
+                // A create killed before it wrote state leaves only its directory.
+                if let Ok(e) = self.store.open_partial(id) {
+                    let _ = e.remove();
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let st = entry.load()?;
+        let status = st.status();
+        if status != Status::Stopped {
+            if !force {
+                return Err(Error::NotStopped {
+                    id: id.to_string(),
+                    status,
+                });
+            }
+            for pid in container_pids(&st) {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            wait_gone(&st, Duration::from_secs(10));
+        }
+        release_resources(&st);
+        entry.remove()?;
+        if let Some(list) = st.config.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
+            if let Err(e) = hooks::run("poststop", list, &hook_state(&st, HookStatus::Stopped)) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
     }
 
     /// The state of every container, sorted by id.
     pub fn list(&self) -> Result<Vec<OciState>, Error> {
         let mut out = Vec::new();
         for id in self.store.ids()? {
-            if let Ok(s) = self.state(&id) {
-                out.push(s);
+            match self.state(&id) {
+                Ok(s) => out.push(s),
+                Err(Error::State(StateError::NotExist)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
     }
+}
+
+/// What a container holds outside its own namespaces, released on delete and failed create.
+fn release_resources(st: &ContainerState) {
+    let own_mount_ns = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount));
+    if !own_mount_ns {
+        if let Err(e) = crate::rootfs::cleanup_host_mounts(&st.rootfs) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// The init and, when the container has its own pid namespace, every process in it.
+fn container_pids(st: &ContainerState) -> Vec<Pid> {
+    let init = Pid::from_raw(st.pid);
+    let own_pid_ns = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        });
+    let mut pids = vec![init];
+    if !own_pid_ns {
+        return pids;
+    }
+    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+        return pids;
+    };
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid != st.pid
+                && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|p| p == ns)
+            {
+                pids.push(Pid::from_raw(pid));
+            }
+        }
+    }
+    pids
+}
+
+/// Polls until the container's init is gone (or a zombie), up to `limit`.
+fn wait_gone(st: &ContainerState, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while st.status() != Status::Stopped && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The signals a foreground `run` passes on to the container, plus SIGCHLD.
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGTSTP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGPIPE,
+        Signal::SIGALRM,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Forwards signals to the init until it exits, reaping any orphan this subreaper adopts;
+/// returns the exit code, 128+N for a death by signal N.
+fn wait_forwarding(init: Pid, sfd: &SignalFd) -> i32 {
+    loop {
+        // Reap first: the init may have exited before the signalfd existed.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == init => return code,
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == init => return 128 + sig as i32,
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        match sfd.read_signal() {
+            Ok(Some(info)) => {
+                let signo = info.ssi_signo as i32;
+                if signo != libc::SIGCHLD {
+                    if let Ok(sig) = Signal::try_from(signo) {
+                        let _ = kill(init, sig);
+                    }
+                }
+            }
+            Ok(None) | Err(Errno::EINTR) => {}
+            Err(_) => return 255,
+        }
+        if init_is_foreign(init) {
+            return 0;
+        }
+    }
+}
+
+/// Whether `init` is not ours to wait for (another process reaped it): we can only see that
+/// it is gone.
+fn init_is_foreign(init: Pid) -> bool {
+    !Path::new(&format!("/proc/{init}")).exists()
 }
 

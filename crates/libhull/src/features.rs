@@ -1,6 +1,145 @@
-//! `hull features`: the runtime-spec features document, stating truthfully what hull supports.
+//! `hull features`: the runtime-spec features document (features.md), stating truthfully what
+//! hull supports. containerd reads it to decide, for example, whether it may ask for
+//! recursive read-only mounts or idmapped mounts, so nothing is claimed that hull lacks.
 
-/// The features document as JSON.
-pub fn features() -> serde_json::Value {
-    serde_json::json!({})
+use oci_spec::runtime::LinuxNamespaceType;
+use serde_json::{json, Value};
+
+/// Hook lists hull runs, in the order the runtime-spec defines them.
+pub const HOOKS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// Mount options the rootfs code acts on, sorted, as runc lists them: flags, propagation,
+/// recursive attributes and `tmpcopyup`. `idmap`/`ridmap` belong to `mountExtensions`.
+pub fn mount_options() -> Vec<&'static str> {
+    let mut all: Vec<&str> = crate::rootfs::options::known_options()
+        .filter(|o| !matches!(*o, "idmap" | "ridmap"))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+const NAMESPACES: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Uts,
+];
+
+/// Every capability name hull knows, in kernel order (as runc lists them).
+fn capabilities() -> Vec<String> {
+    let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    all.iter().map(|c| c.to_string()).collect()
+}
+
+/// The features document as JSON, keys in the order of the runtime-spec's Go structs.
+pub fn features() -> Value {
+    let mut namespaces: Vec<&str> = NAMESPACES
+        .iter()
+        .map(|t| crate::namespaces::kind(*t))
+        .collect();
+    namespaces.sort_unstable();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": crate::OCI_VERSION,
+        "hooks": HOOKS,
+        "mountOptions": mount_options(),
+        "linux": {
+            "namespaces": namespaces,
+            "capabilities": capabilities(),
+            "cgroup": {
+                "v1": true,
+                "v2": true,
+                "systemd": false,
+                "systemdUser": false,
+                "rdma": false
+            },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        }
+    })
+}
+
+/// The document as `hull features` prints it: four-space indents and a newline, as runc.
+pub fn to_pretty_json(features: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    serde::Serialize::serialize(features, &mut ser).expect("a JSON value serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_has_the_spec_fields_in_order() {
+        let f = features();
+        let keys: Vec<_> = f.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "ociVersionMin",
+                "ociVersionMax",
+                "hooks",
+                "mountOptions",
+                "linux"
+            ]
+        );
+        assert_eq!(f["ociVersionMax"], crate::OCI_VERSION);
+        assert_eq!(
+            f["linux"]["namespaces"],
+            json!(["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"])
+        );
+        let caps = f["linux"]["capabilities"].as_array().unwrap();
+        assert_eq!(caps[0], "CAP_CHOWN");
+        assert!(caps.contains(&json!("CAP_CHECKPOINT_RESTORE")));
+        assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+    }
+
+    #[test]
+    fn mount_options_cover_runcs_defaults_and_propagation() {
+        let opts = mount_options();
+        let default = crate::spec::default::runc_default(false);
+        for m in default["mounts"].as_array().unwrap() {
+            for o in m["options"].as_array().into_iter().flatten() {
+                let o = o.as_str().unwrap();
+                // Filesystem data (mode=, size=, gid=, newinstance) is not a mount option.
+                if !o.contains('=') && o != "newinstance" {
+                    assert!(opts.contains(&o), "{o}");
+                }
+            }
+        }
+        for p in ["rprivate", "rshared", "rslave", "runbindable", "private"] {
+            assert!(opts.contains(&p), "{p}");
+            assert!(crate::rootfs::propagation_flags(p).is_some(), "{p}");
+        }
+        assert!(!opts.contains(&"idmap"));
+    }
+
+    #[test]
+    fn pretty_json_is_indented_with_four_spaces() {
+        let text = String::from_utf8(to_pretty_json(&features())).unwrap();
+        assert!(text.starts_with("{\n    \"ociVersionMin\": \"1.0.0\",\n"));
+        assert!(text.ends_with("}\n"));
+    }
 }

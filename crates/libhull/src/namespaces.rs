@@ -1,1 +1,223 @@
-//! Namespaces: which to create and which to join, and joining by path.
+//! Namespaces: which the container gets new and which it joins by path, the order of joining,
+//! user-namespace id maps, and time-namespace offsets.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("open {kind} namespace {path}: {source}")]
+    Open {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("join {kind} namespace {path}: {source}")]
+    Join {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("unshare namespaces {flags:?}: {source}")]
+    Unshare {
+        flags: CloneFlags,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("write {file} of pid {pid}: {reason}")]
+    IdMap {
+        file: &'static str,
+        pid: Pid,
+        reason: String,
+    },
+    #[error("write time namespace offsets: {source}")]
+    TimeOffsets {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The config name of a namespace type.
+pub fn kind(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        // nix 0.29 has no CLONE_NEWTIME.
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// A namespace to join, opened in the runtime's own mount namespace before the clone.
+#[derive(Debug)]
+pub struct JoinNs {
+    pub typ: LinuxNamespaceType,
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// What the container gets: the namespaces it creates and those it joins.
+#[derive(Debug)]
+pub struct Plan {
+    /// Namespaces created new for the container.
+    pub new: CloneFlags,
+    /// Namespaces joined by path, user first (joining it grants the rights to join the rest).
+    pub join: Vec<JoinNs>,
+}
+
+impl Plan {
+    /// Opens every namespace path now, so that joins do not depend on the mount namespace the
+    /// init is in when it makes them.
+    pub fn open(linux: &Linux) -> Result<Plan, NsError> {
+        let mut new = CloneFlags::empty();
+        let mut join = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            match ns.path() {
+                None => new |= clone_flag(ns.typ()),
+                Some(path) => {
+                    let fd = File::open(path).map_err(|source| NsError::Open {
+                        kind: kind(ns.typ()),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    join.push(JoinNs {
+                        typ: ns.typ(),
+                        path: path.clone(),
+                        fd: fd.into(),
+                    });
+                }
+            }
+        }
+        join.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
+        Ok(Plan { new, join })
+    }
+
+    pub fn has(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(clone_flag(t)) || self.join.iter().any(|j| j.typ == t)
+    }
+
+    pub fn new_user(&self) -> bool {
+        self.new.contains(CloneFlags::CLONE_NEWUSER)
+    }
+
+    /// Whether everything can be made by one clone: nothing is joined (joins must precede
+    /// the creation of a user namespace) and there is no time namespace (its offsets must be
+    /// written before a process enters it).
+    pub fn single_clone(&self) -> bool {
+        self.join.is_empty() && !self.new.contains(clone_flag(LinuxNamespaceType::Time))
+    }
+
+    /// Whether the process that joins/unshares must fork once more for its child to be in
+    /// the container's pid (or time) namespace.
+    pub fn needs_fork(&self) -> bool {
+        self.has(LinuxNamespaceType::Pid) || self.has(LinuxNamespaceType::Time)
+    }
+
+    /// setns into every namespace given by path, user first.
+    pub fn join_all(&self) -> Result<(), NsError> {
+        for j in &self.join {
+            setns(j.fd.as_fd(), clone_flag(j.typ)).map_err(|source| NsError::Join {
+                kind: kind(j.typ),
+                path: j.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// unshare(2) with the given flags.
+pub fn unshare_new(flags: CloneFlags) -> Result<(), NsError> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    unshare(flags).map_err(|source| NsError::Unshare { flags, source })
+}
+
+/// Writes `/proc/self/timens_offsets` after unshare(CLONE_NEWTIME), before any process is
+/// in the new time namespace.
+pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|source| NsError::TimeOffsets { source })
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Writes the uid and gid maps of `pid`'s user namespace: directly when we may (root in the
+/// initial user namespace), through newuidmap/newgidmap otherwise.
+pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<(), NsError> {
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    write_map(pid, "uid_map", "newuidmap", uids)?;
+    write_map(pid, "gid_map", "newgidmap", gids)
+}
+
+fn write_map(pid: Pid, file: &'static str, helper: &str, maps: &[LinuxIdMapping]) -> Result<(), NsError> {
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let err = |reason: String| NsError::IdMap { file, pid, reason };
+    match std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        Err(e) => return Err(err(e.to_string())),
+    }
+    let mut cmd = Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| err(format!("run {helper}: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{helper} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}

@@ -1,2 +1,1387 @@
 //! Process attributes the init sets before exec: rlimits, oom_score_adj, personality,
-//! scheduler, I/O priority, CPU affinity, session keyring, sysctls and the user/group switch.
+//! scheduler, I/O priority, CPU affinity, session keyring, sysctls, hostname and domainname,
+//! no_new_privs and the user/group switch.
+//!
+//! Each function does one step and returns an error naming the step and the value. Most act
+//! on the calling process; the `_of(pid, …)` variants are for the steps runc takes from the
+//! parent, which keeps privileges the init loses once it is in a user namespace: rlimits
+//! (prlimit after the init reports ready), oom_score_adj (written before the user namespace
+//! exists) and the final exec CPU affinity (after the cgroup join).
+//!
+//! Writes under /proc go through a private, verified procfs handle (libpathrs), so a container
+//! that mounts over /proc cannot redirect them (CVE-2019-16884, CVE-2025-52881).
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{Read, Write};
+
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Pid, Uid};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Scheduler, User,
+};
+use pathrs::flags::OpenFlags;
+use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
+
+use crate::capabilities::{self, CapsError};
+use crate::sys::sched;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttrError {
+    #[error("hold capabilities across the user switch: {0}")]
+    KeepCaps(#[source] CapsError),
+    #[error("read /proc/self/setgroups: {source}")]
+    ReadSetgroups {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("set additional gids {gids:?}: setgroups is denied in this user namespace (/proc/self/setgroups is \"deny\")")]
+    SetgroupsDenied { gids: Vec<u32> },
+    #[error("set additional gids {gids:?}: {source}")]
+    Setgroups {
+        gids: Vec<u32>,
+        #[source]
+        source: Errno,
+    },
+    #[error("set gid {gid}: {source}{}", unmapped_hint(*.source))]
+    Setgid {
+        gid: u32,
+        #[source]
+        source: Errno,
+    },
+    #[error("set uid {uid}: {source}{}", unmapped_hint(*.source))]
+    Setuid {
+        uid: u32,
+        #[source]
+        source: Errno,
+    },
+    #[error("chown stdio fd {fd} to uid {uid}: {source}")]
+    ChownStdio {
+        fd: i32,
+        uid: u32,
+        #[source]
+        source: Errno,
+    },
+    #[error("set {typ} to soft {soft}, hard {hard}: the hard limit is above the current {current_hard}; raising it needs CAP_SYS_RESOURCE ({source})")]
+    RlimitRaise {
+        typ: PosixRlimitType,
+        soft: u64,
+        hard: u64,
+        current_hard: u64,
+        #[source]
+        source: Errno,
+    },
+    #[error("set {typ} to soft {soft}, hard {hard}: {source}")]
+    Rlimit {
+        typ: PosixRlimitType,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: Errno,
+    },
+    #[error("get a safe procfs handle for {what}: {source}")]
+    Procfs {
+        what: String,
+        #[source]
+        source: pathrs::error::Error,
+    },
+    #[error("open {path} through the procfs handle: {source}")]
+    ProcOpen {
+        path: String,
+        #[source]
+        source: pathrs::error::Error,
+    },
+    #[error("write {value:?} to {path}: {source}")]
+    ProcWrite {
+        path: String,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("write oom_score_adj {value} to {path}: {source} (a value below the inherited minimum needs CAP_SYS_RESOURCE)")]
+    OomScoreAdjDenied {
+        path: String,
+        value: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sysctl {key:?}: not a valid sysctl name")]
+    SysctlKey { key: String },
+    #[error("set personality {domain} with flags {flags:?}: {source}")]
+    Personality {
+        domain: String,
+        flags: Vec<String>,
+        #[source]
+        source: Errno,
+    },
+    #[error("set personality: unknown flag {flag:?}")]
+    PersonalityFlag { flag: String },
+    #[error("set scheduler policy {policy}: {field} {value} is out of range")]
+    SchedulerValue {
+        policy: LinuxSchedulerPolicy,
+        field: &'static str,
+        value: i64,
+    },
+    #[error("set scheduler policy {policy} (nice {nice}, priority {priority}, flags {flags:?}): {source}")]
+    Scheduler {
+        policy: LinuxSchedulerPolicy,
+        nice: i32,
+        priority: i32,
+        flags: Vec<LinuxSchedulerFlag>,
+        #[source]
+        source: Errno,
+    },
+    #[error("set I/O priority {class} {priority}: priority must be 0 to 7")]
+    IoPriorityLevel {
+        class: IOPriorityClass,
+        priority: i64,
+    },
+    #[error("set I/O priority {class} {priority}: {source}")]
+    IoPriority {
+        class: IOPriorityClass,
+        priority: i64,
+        #[source]
+        source: Errno,
+    },
+    #[error("CPU list {list:?}: {reason}")]
+    CpuList { list: String, reason: String },
+    #[error("set CPU affinity to {list:?}: {source}")]
+    CpuAffinity {
+        list: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("join session keyring {name:?}: {source}")]
+    JoinKeyring {
+        name: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("set the permissions of session keyring {name:?}: {reason}")]
+    KeyringPerm { name: String, reason: String },
+    #[error("set no_new_privs: {source}")]
+    NoNewPrivs {
+        #[source]
+        source: Errno,
+    },
+    #[error("set hostname {name:?}: {source}")]
+    Hostname {
+        name: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("set domainname {name:?}: {source}")]
+    Domainname {
+        name: String,
+        #[source]
+        source: Errno,
+    },
+}
+
+fn unmapped_hint(errno: Errno) -> &'static str {
+    if errno == Errno::EINVAL {
+        " (the id is not mapped in the container's user namespace)"
+    } else {
+        ""
+    }
+}
+
+/// The umask runc gives a process whose config sets none.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+/// Switches to `user`: additional gids, gid, uid, then the umask (0022 when unset).
+///
+/// PR_SET_KEEPCAPS is held across the uid change so the permitted set survives it for
+/// [`capabilities::apply`]; the effective set is empty afterwards for a non-zero uid.
+/// Supplementary groups are always replaced (an empty list clears ours), except in a user
+/// namespace where setgroups is denied and the config asks for none.
+pub fn switch_user(user: &User) -> Result<(), AttrError> {
+    let gids = user.additional_gids().clone().unwrap_or_default();
+    if setgroups_allowed()? {
+        let groups: Vec<Gid> = gids.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups).map_err(|source| AttrError::Setgroups {
+            gids: gids.clone(),
+            source,
+        })?;
+    } else if !gids.is_empty() {
+        return Err(AttrError::SetgroupsDenied { gids });
+    }
+
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid).map_err(|source| AttrError::Setgid {
+        gid: user.gid(),
+        source,
+    })?;
+
+    capabilities::set_keep_caps(true).map_err(AttrError::KeepCaps)?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid).map_err(|source| AttrError::Setuid {
+        uid: user.uid(),
+        source,
+    })?;
+    capabilities::set_keep_caps(false).map_err(AttrError::KeepCaps)?;
+
+    let umask = user.umask().unwrap_or(DEFAULT_UMASK) & 0o777;
+    nix::sys::stat::umask(Mode::from_bits_truncate(umask as libc::mode_t));
+    Ok(())
+}
+
+/// Whether setgroups(2) may be called: false only in a user namespace whose
+/// /proc/self/setgroups says "deny" (the file is missing before Linux 3.19).
+fn setgroups_allowed() -> Result<bool, AttrError> {
+    let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
+        what: "/proc/self/setgroups".into(),
+        source,
+    })?;
+    let mut file = match proc.open(ProcfsBase::ProcSelf, "setgroups", OpenFlags::O_RDONLY) {
+        Ok(file) => file,
+        Err(err) if err.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => {
+            return Ok(true)
+        }
+        Err(source) => {
+            return Err(AttrError::ProcOpen {
+                path: "/proc/self/setgroups".into(),
+                source,
+            })
+        }
+    };
+    let mut content = String::new();
+    file.read_to_string(&mut content)
+        .map_err(|source| AttrError::ReadSetgroups { source })?;
+    Ok(content.trim() != "deny")
+}
+
+/// Gives the container's uid ownership of stdin, stdout and stderr (a pty or pipes created
+/// outside), so a non-root process can use its console. Leaves /dev/null alone, and skips an
+/// fd it may not chown (its owner is unmapped here, or it is on a read-only /dev) as runc does.
+pub fn chown_stdio(uid: u32) -> Result<(), AttrError> {
+    for fd in 0..=2 {
+        // A closed stdio fd has nothing to hand over.
+        let Ok(stat) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_dev_null = SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT) == SFlag::S_IFCHR
+            && stat.st_rdev == libc::makedev(1, 3);
+        if stat.st_uid == uid || is_dev_null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EPERM) | Err(Errno::EROFS) => {}
+            Err(source) => return Err(AttrError::ChownStdio { fd, uid, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Sets every rlimit on the calling process.
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), AttrError> {
+    set_rlimits_of(Pid::from_raw(0), rlimits)
+}
+
+/// Sets every rlimit on process `pid` (prlimit(2); 0 is the caller). Lowering is always
+/// allowed; raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace, which
+/// the parent keeps and an init in a user namespace does not.
+pub fn set_rlimits_of(pid: Pid, rlimits: &[PosixRlimit]) -> Result<(), AttrError> {
+    for rlimit in rlimits {
+        let resource = rlimit_resource(rlimit.typ());
+        let new = libc::rlimit {
+            rlim_cur: rlimit.soft(),
+            rlim_max: rlimit.hard(),
+        };
+        // SAFETY: `new` is a valid rlimit that outlives the call; no old value is requested.
+        let ret = unsafe { libc::prlimit(pid.as_raw(), resource, &new, std::ptr::null_mut()) };
+        if let Err(source) = Errno::result(ret) {
+            let current_hard = current_hard_limit(pid, resource);
+            return Err(match current_hard {
+                Some(current_hard) if source == Errno::EPERM && rlimit.hard() > current_hard => {
+                    AttrError::RlimitRaise {
+                        typ: rlimit.typ(),
+                        soft: rlimit.soft(),
+                        hard: rlimit.hard(),
+                        current_hard,
+                        source,
+                    }
+                }
+                _ => AttrError::Rlimit {
+                    typ: rlimit.typ(),
+                    soft: rlimit.soft(),
+                    hard: rlimit.hard(),
+                    source,
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+fn current_hard_limit(pid: Pid, resource: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: the kernel writes one rlimit into `old`, which outlives the call.
+    let ret = unsafe { libc::prlimit(pid.as_raw(), resource, std::ptr::null(), &mut old) };
+    (ret == 0).then_some(old.rlim_max)
+}
+
+fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match typ {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// Writes `value` to /proc/self/oom_score_adj. Raising it is always allowed; going below the
+/// lowest value a privileged process set (0 unless someone did) needs CAP_SYS_RESOURCE in the
+/// initial user namespace, so runc writes it before the user namespace is entered.
+pub fn set_oom_score_adj(value: i32) -> Result<(), AttrError> {
+    write_oom_score_adj(ProcfsBase::ProcSelf, "/proc/self/oom_score_adj", value)
+}
+
+/// Writes `value` to /proc/<pid>/oom_score_adj of a child not yet reaped.
+pub fn set_oom_score_adj_of(pid: Pid, value: i32) -> Result<(), AttrError> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    write_oom_score_adj(ProcfsBase::ProcPid(pid.as_raw() as u32), &path, value)
+}
+
+fn write_oom_score_adj(base: ProcfsBase, path: &str, value: i32) -> Result<(), AttrError> {
+    let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
+        what: path.into(),
+        source,
+    })?;
+    match write_proc(&proc, base, "oom_score_adj", path, &value.to_string()) {
+        Err(AttrError::ProcWrite { path, source, .. })
+            if source.raw_os_error() == Some(libc::EACCES) =>
+        {
+            Err(AttrError::OomScoreAdjDenied {
+                path,
+                value,
+                source,
+            })
+        }
+        other => other,
+    }
+}
+
+/// Writes each sysctl to /proc/sys/<key with '.' as '/'> through one private procfs handle
+/// (a key written with '/' is taken as the path, so dots in it stay literal, as sysctl(8)
+/// does). The values land in the namespaces of the calling process. Keys go in sorted order
+/// so a failure is reproducible.
+pub fn set_sysctls(sysctls: &HashMap<String, String>) -> Result<(), AttrError> {
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    // Sysctls live outside /proc/<pid>, so this handle cannot be the cached subset=pid one.
+    let proc = ProcfsHandleBuilder::new()
+        .unmasked()
+        .build()
+        .map_err(|source| AttrError::Procfs {
+            what: "/proc/sys".into(),
+            source,
+        })?;
+    let mut keys: Vec<&String> = sysctls.keys().collect();
+    keys.sort();
+    for key in keys {
+        let subpath = sysctl_path(key)?;
+        let path = format!("/proc/{subpath}");
+        write_proc(&proc, ProcfsBase::ProcRoot, &subpath, &path, &sysctls[key])?;
+    }
+    Ok(())
+}
+
+/// "net.ipv4.ip_forward" → "sys/net/ipv4/ip_forward". Refuses empty, `.` and `..` parts.
+fn sysctl_path(key: &str) -> Result<String, AttrError> {
+    let path = if key.contains('/') {
+        key.to_owned()
+    } else {
+        key.replace('.', "/")
+    };
+    let valid = !path.is_empty()
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if !valid {
+        return Err(AttrError::SysctlKey { key: key.into() });
+    }
+    Ok(format!("sys/{path}"))
+}
+
+/// Opens `subpath` under `base` write-only through `proc` and writes `value` in one call.
+fn write_proc(
+    proc: &ProcfsHandle,
+    base: ProcfsBase,
+    subpath: &str,
+    display: &str,
+    value: &str,
+) -> Result<(), AttrError> {
+    let mut file = proc
+        .open(
+            base,
+            subpath,
+            OpenFlags::O_WRONLY | OpenFlags::O_TRUNC | OpenFlags::O_CLOEXEC,
+        )
+        .map_err(|source| AttrError::ProcOpen {
+            path: display.into(),
+            source,
+        })?;
+    file.write_all(value.as_bytes())
+        .map_err(|source| AttrError::ProcWrite {
+            path: display.into(),
+            value: value.into(),
+            source,
+        })
+}
+
+const PER_LINUX: libc::c_ulong = 0x0000;
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
+/// Personality flags by their personality(2) names.
+const PERSONALITY_FLAGS: &[(&str, libc::c_ulong)] = &[
+    ("UNAME26", 0x0020000),
+    ("ADDR_NO_RANDOMIZE", 0x0040000),
+    ("FDPIC_FUNCPTRS", 0x0080000),
+    ("MMAP_PAGE_ZERO", 0x0100000),
+    ("ADDR_COMPAT_LAYOUT", 0x0200000),
+    ("READ_IMPLIES_EXEC", 0x0400000),
+    ("ADDR_LIMIT_32BIT", 0x0800000),
+    ("SHORT_INODE", 0x1000000),
+    ("WHOLE_SECONDS", 0x2000000),
+    ("STICKY_TIMEOUTS", 0x4000000),
+    ("ADDR_LIMIT_3GB", 0x8000000),
+];
+
+/// Sets the execution domain (LINUX or LINUX32) and flags, replacing the current personality.
+/// The spec defines no flags yet; the kernel's own flag names are accepted, others refused.
+pub fn set_personality(personality: &LinuxPersonality) -> Result<(), AttrError> {
+    let flags = personality.flags().clone().unwrap_or_default();
+    let mut persona = match personality.domain() {
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
+    };
+    for flag in &flags {
+        let bits = PERSONALITY_FLAGS
+            .iter()
+            .find(|(name, _)| name == flag)
+            .map(|&(_, bits)| bits)
+            .ok_or_else(|| AttrError::PersonalityFlag { flag: flag.clone() })?;
+        persona |= bits;
+    }
+    // SAFETY: personality(2) takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret)
+        .map(drop)
+        .map_err(|source| AttrError::Personality {
+            domain: personality.domain().to_string(),
+            flags,
+            source,
+        })
+}
+
+/// Sets the scheduling policy and its parameters with sched_setattr(2). Unset numbers are 0.
+pub fn set_scheduler(scheduler: &Scheduler) -> Result<(), AttrError> {
+    let policy = *scheduler.policy();
+    let flags = scheduler.flags().clone().unwrap_or_default();
+    let nice = scheduler.nice().unwrap_or(0);
+    let priority = scheduler.priority().unwrap_or(0);
+    let priority_u32 = u32::try_from(priority).map_err(|_| AttrError::SchedulerValue {
+        policy,
+        field: "priority",
+        value: priority.into(),
+    })?;
+
+    let mut attr = sched::SchedAttr::new();
+    attr.sched_policy = match policy {
+        LinuxSchedulerPolicy::SchedOther => libc::SCHED_OTHER as u32,
+        LinuxSchedulerPolicy::SchedFifo => libc::SCHED_FIFO as u32,
+        LinuxSchedulerPolicy::SchedRr => libc::SCHED_RR as u32,
+        LinuxSchedulerPolicy::SchedBatch => libc::SCHED_BATCH as u32,
+        // Reserved by the kernel and never implemented: sched_setattr answers EINVAL.
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE as u32,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    attr.sched_flags = flags.iter().map(|&f| sched_flag(f)).fold(0, |a, b| a | b);
+    attr.sched_nice = nice;
+    attr.sched_priority = priority_u32;
+    attr.sched_runtime = scheduler.runtime().unwrap_or(0);
+    attr.sched_deadline = scheduler.deadline().unwrap_or(0);
+    attr.sched_period = scheduler.period().unwrap_or(0);
+
+    sched::sched_setattr(Pid::from_raw(0), &attr).map_err(|source| AttrError::Scheduler {
+        policy,
+        nice,
+        priority,
+        flags,
+        source,
+    })
+}
+
+fn sched_flag(flag: LinuxSchedulerFlag) -> u64 {
+    match flag {
+        LinuxSchedulerFlag::SchedResetOnFork => sched::SCHED_FLAG_RESET_ON_FORK,
+        LinuxSchedulerFlag::SchedFlagReclaim => sched::SCHED_FLAG_RECLAIM,
+        LinuxSchedulerFlag::SchedFlagDLOverrun => sched::SCHED_FLAG_DL_OVERRUN,
+        LinuxSchedulerFlag::SchedFlagKeepPolicy => sched::SCHED_FLAG_KEEP_POLICY,
+        LinuxSchedulerFlag::SchedFlagKeepParams => sched::SCHED_FLAG_KEEP_PARAMS,
+        LinuxSchedulerFlag::SchedFlagUtilClampMin => sched::SCHED_FLAG_UTIL_CLAMP_MIN,
+        LinuxSchedulerFlag::SchedFlagUtilClampMax => sched::SCHED_FLAG_UTIL_CLAMP_MAX,
+    }
+}
+
+/// Sets the I/O scheduling class and level of the calling process with ioprio_set(2)
+/// (IOPRIO_WHO_PROCESS; runc uses the process group, which can reach beyond the container).
+pub fn set_io_priority(io: &LinuxIOPriority) -> Result<(), AttrError> {
+    let class = io.class();
+    let priority = io.priority();
+    let level = u16::try_from(priority)
+        .ok()
+        .filter(|&l| l < sched::IOPRIO_LEVELS)
+        .ok_or(AttrError::IoPriorityLevel { class, priority })?;
+    let class_value = match class {
+        IOPriorityClass::IoprioClassRt => sched::IOPRIO_CLASS_RT,
+        IOPriorityClass::IoprioClassBe => sched::IOPRIO_CLASS_BE,
+        IOPriorityClass::IoprioClassIdle => sched::IOPRIO_CLASS_IDLE,
+    };
+    sched::ioprio_set(Pid::from_raw(0), sched::ioprio_value(class_value, level)).map_err(|source| {
+        AttrError::IoPriority {
+            class,
+            priority,
+            source,
+        }
+    })
+}
+
+/// The highest CPU number a list may name, as in runc: a bound on the mask we allocate.
+const MAX_CPU: usize = 64 * 1024;
+
+/// Parses a CPU list such as "0-3,7" into an affinity mask (bit N of word N/64 = CPU N).
+/// Spaces around items and empty items are allowed; a list naming no CPU is not.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<u64>, AttrError> {
+    let err = |reason: String| AttrError::CpuList {
+        list: list.into(),
+        reason,
+    };
+    let number = |s: &str| -> Result<usize, AttrError> {
+        let n: usize = s
+            .trim()
+            .parse()
+            .map_err(|_| err(format!("{s:?} is not a CPU number")))?;
+        if n > MAX_CPU {
+            return Err(err(format!("CPU {n} is above the supported {MAX_CPU}")));
+        }
+        Ok(n)
+    };
+    let mut mask: Vec<u64> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (first, last) = match item.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(item)?, number(item)?),
+        };
+        if first > last {
+            return Err(err(format!("range {item:?} runs backwards")));
+        }
+        if mask.len() <= last / 64 {
+            mask.resize(last / 64 + 1, 0);
+        }
+        for cpu in first..=last {
+            mask[cpu / 64] |= 1 << (cpu % 64);
+        }
+    }
+    if mask.iter().all(|&w| w == 0) {
+        return Err(err("no CPU in the list".into()));
+    }
+    Ok(mask)
+}
+
+/// Restricts the calling process to the CPUs in `list` (execCPUAffinity format, "0-3,7").
+pub fn set_cpu_affinity(list: &str) -> Result<(), AttrError> {
+    set_cpu_affinity_of(Pid::from_raw(0), list)
+}
+
+/// Restricts process `pid` to the CPUs in `list`; the parent sets `final` this way once the
+/// process is in its cgroup.
+pub fn set_cpu_affinity_of(pid: Pid, list: &str) -> Result<(), AttrError> {
+    let mask = parse_cpu_list(list)?;
+    sched::sched_setaffinity(pid, &mask).map_err(|source| AttrError::CpuAffinity {
+        list: list.into(),
+        source,
+    })
+}
+
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+const KEYCTL_SETPERM: libc::c_int = 5;
+const KEYCTL_DESCRIBE: libc::c_int = 6;
+/// `KEY_USR_SEARCH`: the keyring's owner may find it.
+const KEY_USR_SEARCH: u32 = 0x0008_0000;
+/// `KEY_OTH_SEARCH`: anyone may find it (the owner differs once ids are mapped).
+const KEY_OTH_SEARCH: u32 = 0x0000_0008;
+
+/// Joins a fresh session keyring `name` (runc uses "_ses.<container id>") so the container
+/// does not share ours, then adds search permission for its owner (for "other" in a user
+/// namespace, where the owner is an id seen from outside) as runc does. A kernel without
+/// keyrings (ENOSYS) is tolerated with a warning; any other error fails.
+pub fn join_session_keyring(name: &str) -> Result<(), AttrError> {
+    let join_err = |source| AttrError::JoinKeyring {
+        name: name.into(),
+        source,
+    };
+    let cname = CString::new(name).map_err(|_| join_err(Errno::EINVAL))?;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            cname.as_ptr(),
+        )
+    };
+    let serial = match Errno::result(ret) {
+        Ok(serial) => serial as i32,
+        Err(Errno::ENOSYS) => {
+            tracing::warn!(keyring = %name, "the kernel has no keyrings; keeping the caller's session keyring");
+            return Ok(());
+        }
+        Err(source) => return Err(join_err(source)),
+    };
+    let perm_err = |reason: String| AttrError::KeyringPerm {
+        name: name.into(),
+        reason,
+    };
+    let perm = keyring_perm(serial).map_err(perm_err)?;
+    let extra = if in_user_namespace().map_err(perm_err)? {
+        KEY_OTH_SEARCH
+    } else {
+        KEY_USR_SEARCH
+    };
+    // SAFETY: KEYCTL_SETPERM takes a serial and a permission mask by value.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, perm | extra) };
+    Errno::result(ret)
+        .map(drop)
+        .map_err(|e| perm_err(format!("KEYCTL_SETPERM: {e}")))
+}
+
+/// Whether the caller is in a user namespace other than the initial one, whose uid_map is
+/// the identity over the whole id range.
+fn in_user_namespace() -> Result<bool, String> {
+    let proc = ProcfsHandle::new().map_err(|e| format!("open procfs: {e}"))?;
+    let mut map = String::new();
+    proc.open(ProcfsBase::ProcSelf, "uid_map", OpenFlags::O_RDONLY)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| f.read_to_string(&mut map).map_err(|e| e.to_string()))
+        .map_err(|e| format!("read /proc/self/uid_map: {e}"))?;
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    Ok(fields != ["0", "0", "4294967295"])
+}
+
+/// The permission mask of a key, from KEYCTL_DESCRIBE's "type;uid;gid;perm;description".
+fn keyring_perm(serial: i32) -> Result<u32, String> {
+    let text = describe_key(serial)?;
+    text.split(';')
+        .nth(3)
+        .and_then(|perm| u32::from_str_radix(perm, 16).ok())
+        .ok_or_else(|| format!("KEYCTL_DESCRIBE gave an unexpected description {text:?}"))
+}
+
+/// KEYCTL_DESCRIBE: "type;uid;gid;perm;description" of a key.
+fn describe_key(serial: i32) -> Result<String, String> {
+    let mut buf = vec![0u8; 512];
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which is that long.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_DESCRIBE,
+                serial,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let needed = Errno::result(ret).map_err(|e| format!("KEYCTL_DESCRIBE: {e}"))? as usize;
+        if needed <= buf.len() {
+            buf.truncate(needed.saturating_sub(1));
+            break;
+        }
+        buf.resize(needed, 0);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Sets PR_SET_NO_NEW_PRIVS: execve can no longer grant privileges (setuid bits, file caps).
+pub fn set_no_new_privileges() -> Result<(), AttrError> {
+    nix::sys::prctl::set_no_new_privs().map_err(|source| AttrError::NoNewPrivs { source })
+}
+
+/// Sets the hostname of the calling process's UTS namespace.
+pub fn set_hostname(name: &str) -> Result<(), AttrError> {
+    nix::unistd::sethostname(name).map_err(|source| AttrError::Hostname {
+        name: name.into(),
+        source,
+    })
+}
+
+/// Sets the NIS domain name of the calling process's UTS namespace.
+pub fn set_domainname(name: &str) -> Result<(), AttrError> {
+    // SAFETY: setdomainname reads `len` bytes from the string, which outlives the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret)
+        .map(drop)
+        .map_err(|source| AttrError::Domainname {
+            name: name.into(),
+            source,
+        })
+}
+
+/// Runs a check in a forked child, so whatever it changes (uid, caps, limits, namespaces)
+/// dies with it. Shared with the capabilities tests.
+#[cfg(test)]
+pub(crate) mod forked {
+    use std::fs::File;
+    use std::io::Read;
+    use std::panic::AssertUnwindSafe;
+
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::ForkResult;
+
+    /// Forks, runs `check` in the child and fails the test with the child's message if the
+    /// check returns an error or panics.
+    pub fn run(check: impl FnOnce() -> Result<(), String>) {
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        // SAFETY: the child runs only `check`, reports over the pipe and _exits; it never
+        // returns into the test harness, whose other threads do not exist in it.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            ForkResult::Child => {
+                drop(read_end);
+                let (code, msg) = match std::panic::catch_unwind(AssertUnwindSafe(check)) {
+                    Ok(Ok(())) => (0, String::new()),
+                    Ok(Err(msg)) => (1, msg),
+                    Err(_) => (2, "check panicked".to_owned()),
+                };
+                let _ = nix::unistd::write(&write_end, msg.as_bytes());
+                // SAFETY: _exit ends the child without running the parent's atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                drop(write_end);
+                let mut msg = String::new();
+                let _ = File::from(read_end).read_to_string(&mut msg);
+                let status = waitpid(child, None).expect("waitpid");
+                assert_eq!(status, WaitStatus::Exited(child, 0), "child failed: {msg}");
+            }
+        }
+    }
+
+    /// Turns any error into the child's failure message.
+    pub fn check<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, String> {
+        r.map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// A field of /proc/self/status, e.g. "CapEff".
+    pub fn status_field(name: &str) -> Result<String, String> {
+        let status = check("read status", std::fs::read_to_string("/proc/self/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| format!("no {name} in /proc/self/status"))
+    }
+
+    pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+        if cond {
+            Ok(())
+        } else {
+            Err(msg())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::process::{Child, Command};
+
+    use nix::sched::{unshare, CloneFlags};
+    use oci_spec::runtime::{
+        LinuxIOPriorityBuilder, LinuxPersonalityBuilder, PosixRlimitBuilder, SchedulerBuilder,
+        UserBuilder,
+    };
+
+    use super::forked::{check, ensure, run, status_field};
+    use super::*;
+
+    fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {
+        PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(soft)
+            .hard(hard)
+            .build()
+            .unwrap()
+    }
+
+    fn has_effective(cap: caps::Capability) -> bool {
+        caps::has_cap(None, caps::CapSet::Effective, cap).unwrap_or(false)
+    }
+
+    /// A sleeping child the test kills (by its pid) and reaps when dropped.
+    struct Sleeper(Child);
+
+    impl Sleeper {
+        fn start() -> Self {
+            Sleeper(
+                Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .expect("spawn sleep"),
+            )
+        }
+        fn pid(&self) -> Pid {
+            Pid::from_raw(self.0.id() as i32)
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn switch_user_sets_ids_groups_umask_and_keeps_permitted_caps() {
+        run(|| {
+            let user = UserBuilder::default()
+                .uid(1000u32)
+                .gid(1001u32)
+                .additional_gids(vec![1002u32, 1003])
+                .umask(0o077u32)
+                .build()
+                .unwrap();
+            let permitted_before = status_field("CapPrm")?;
+            check("switch_user", switch_user(&user))?;
+
+            let uids = check("getresuid", nix::unistd::getresuid())?;
+            let gids = check("getresgid", nix::unistd::getresgid())?;
+            ensure(
+                [uids.real, uids.effective, uids.saved] == [Uid::from_raw(1000); 3],
+                || format!("uids {uids:?}"),
+            )?;
+            ensure(
+                [gids.real, gids.effective, gids.saved] == [Gid::from_raw(1001); 3],
+                || format!("gids {gids:?}"),
+            )?;
+            let groups = check("getgroups", nix::unistd::getgroups())?;
+            ensure(groups == [Gid::from_raw(1002), Gid::from_raw(1003)], || {
+                format!("groups {groups:?}")
+            })?;
+            let umask = nix::sys::stat::umask(Mode::empty());
+            ensure(umask.bits() == 0o077, || {
+                format!("umask {:o}", umask.bits())
+            })?;
+
+            // The permitted set survived the switch; effective was cleared by it.
+            let permitted = status_field("CapPrm")?;
+            ensure(permitted == permitted_before, || {
+                format!("CapPrm {permitted}, was {permitted_before}")
+            })?;
+            let effective = status_field("CapEff")?;
+            ensure(effective == "0000000000000000", || {
+                format!("CapEff {effective}")
+            })?;
+            let keep = check("has_keepcaps", caps::securebits::has_keepcaps())?;
+            ensure(!keep, || "PR_SET_KEEPCAPS still set".into())
+        });
+    }
+
+    #[test]
+    fn switch_user_defaults_umask_and_clears_groups() {
+        run(|| {
+            check("setgroups", nix::unistd::setgroups(&[Gid::from_raw(42)]))?;
+            nix::sys::stat::umask(Mode::from_bits_truncate(0o000));
+            let user = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();
+            check("switch_user", switch_user(&user))?;
+            let groups = check("getgroups", nix::unistd::getgroups())?;
+            ensure(groups.is_empty(), || format!("groups {groups:?}"))?;
+            let umask = nix::sys::stat::umask(Mode::empty());
+            ensure(umask.bits() == 0o022, || {
+                format!("umask {:o}", umask.bits())
+            })
+        });
+    }
+
+    /// Enters a user namespace mapping root to our uid, with setgroups denied.
+    fn enter_userns_with_setgroups_denied() -> Result<(), String> {
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        check("unshare user", unshare(CloneFlags::CLONE_NEWUSER))?;
+        check(
+            "setgroups deny",
+            std::fs::write("/proc/self/setgroups", "deny"),
+        )?;
+        check(
+            "uid_map",
+            std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")),
+        )?;
+        check(
+            "gid_map",
+            std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")),
+        )
+    }
+
+    #[test]
+    fn switch_user_skips_denied_setgroups_without_additional_gids() {
+        run(|| {
+            enter_userns_with_setgroups_denied()?;
+            let user = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();
+            check("switch_user", switch_user(&user))
+        });
+    }
+
+    #[test]
+    fn switch_user_refuses_additional_gids_when_setgroups_is_denied() {
+        run(|| {
+            enter_userns_with_setgroups_denied()?;
+            let user = UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .additional_gids(vec![0u32])
+                .build()
+                .unwrap();
+            match switch_user(&user) {
+                Err(AttrError::SetgroupsDenied { gids }) if gids == [0] => Ok(()),
+                other => Err(format!("expected SetgroupsDenied, got {other:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn switch_user_names_an_unmapped_uid() {
+        run(|| {
+            enter_userns_with_setgroups_denied()?;
+            let user = UserBuilder::default().uid(5u32).gid(0u32).build().unwrap();
+            let err = switch_user(&user)
+                .err()
+                .ok_or("switch to unmapped uid 5 worked")?;
+            let text = err.to_string();
+            ensure(
+                matches!(
+                    err,
+                    AttrError::Setuid {
+                        uid: 5,
+                        source: Errno::EINVAL
+                    }
+                ) && text.contains("not mapped"),
+                || format!("unexpected error: {text}"),
+            )
+        });
+    }
+
+    #[test]
+    fn chown_stdio_gives_pipes_to_the_uid_and_leaves_dev_null() {
+        run(|| {
+            let (r, w) = check("pipe", nix::unistd::pipe())?;
+            let null = check("open /dev/null", std::fs::File::open("/dev/null"))?;
+            check("dup2 0", nix::unistd::dup2(null.as_raw_fd(), 0))?;
+            check("dup2 1", nix::unistd::dup2(w.as_raw_fd(), 1))?;
+            check("dup2 2", nix::unistd::dup2(r.as_raw_fd(), 2))?;
+            check("chown_stdio", chown_stdio(1000))?;
+            for (fd, want) in [(0, 0), (1, 1000), (2, 1000)] {
+                let st = check("fstat", nix::sys::stat::fstat(fd))?;
+                ensure(st.st_uid == want, || {
+                    format!("fd {fd} owned by {}, want {want}", st.st_uid)
+                })?;
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn set_rlimits_sets_soft_and_hard() {
+        run(|| {
+            check(
+                "set_rlimits",
+                set_rlimits(&[
+                    rlimit(PosixRlimitType::RlimitNofile, 100, 200),
+                    rlimit(PosixRlimitType::RlimitCore, 0, 4096),
+                ]),
+            )?;
+            let nofile = check(
+                "getrlimit",
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE),
+            )?;
+            ensure(nofile == (100, 200), || format!("NOFILE {nofile:?}"))?;
+            let core = check(
+                "getrlimit",
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE),
+            )?;
+            ensure(core == (0, 4096), || format!("CORE {core:?}"))
+        });
+    }
+
+    #[test]
+    fn set_rlimits_explains_a_refused_hard_raise() {
+        run(|| {
+            // Without CAP_SYS_RESOURCE nobody may raise a hard limit: drop it if we have it.
+            check(
+                "drop CAP_SYS_RESOURCE",
+                caps::drop(
+                    None,
+                    caps::CapSet::Effective,
+                    caps::Capability::CAP_SYS_RESOURCE,
+                ),
+            )?;
+            check(
+                "lower",
+                set_rlimits(&[rlimit(PosixRlimitType::RlimitNofile, 100, 200)]),
+            )?;
+            let err = set_rlimits(&[rlimit(PosixRlimitType::RlimitNofile, 100, 300)])
+                .err()
+                .ok_or("raising the hard NOFILE limit worked without CAP_SYS_RESOURCE")?;
+            let text = err.to_string();
+            ensure(
+                matches!(
+                    err,
+                    AttrError::RlimitRaise {
+                        current_hard: 200,
+                        ..
+                    }
+                ) && text.contains("RLIMIT_NOFILE")
+                    && text.contains("CAP_SYS_RESOURCE"),
+                || format!("unexpected error: {text}"),
+            )
+        });
+    }
+
+    #[test]
+    fn set_rlimits_of_reaches_another_process() {
+        let sleeper = Sleeper::start();
+        set_rlimits_of(
+            sleeper.pid(),
+            &[rlimit(PosixRlimitType::RlimitNofile, 111, 222)],
+        )
+        .unwrap();
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", sleeper.pid())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[3..5], ["111", "222"], "{line}");
+    }
+
+    #[test]
+    fn set_oom_score_adj_writes_proc_self() {
+        run(|| {
+            check("set_oom_score_adj", set_oom_score_adj(500))?;
+            let v = check("read", std::fs::read_to_string("/proc/self/oom_score_adj"))?;
+            ensure(v.trim() == "500", || format!("oom_score_adj {v}"))?;
+            if !has_effective(caps::Capability::CAP_SYS_RESOURCE) {
+                match set_oom_score_adj(-1000) {
+                    Err(AttrError::OomScoreAdjDenied { value: -1000, .. }) => {}
+                    other => return Err(format!("expected OomScoreAdjDenied, got {other:?}")),
+                }
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn set_oom_score_adj_of_reaches_another_process() {
+        let sleeper = Sleeper::start();
+        set_oom_score_adj_of(sleeper.pid(), 600).unwrap();
+        let v = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", sleeper.pid())).unwrap();
+        assert_eq!(v.trim(), "600");
+    }
+
+    #[test]
+    fn set_sysctls_writes_in_the_callers_ipc_namespace() {
+        run(|| {
+            // A private IPC namespace: the host's kernel.shm* stay untouched.
+            check("unshare ipc", unshare(CloneFlags::CLONE_NEWIPC))?;
+            let sysctls = HashMap::from([
+                ("kernel.shmmax".to_owned(), "123456789".to_owned()),
+                ("kernel/shmmni".to_owned(), "1234".to_owned()),
+            ]);
+            check("set_sysctls", set_sysctls(&sysctls))?;
+            for (file, want) in [("shmmax", "123456789"), ("shmmni", "1234")] {
+                let v = check(
+                    "read",
+                    std::fs::read_to_string(format!("/proc/sys/kernel/{file}")),
+                )?;
+                ensure(v.trim() == want, || format!("{file} = {v}"))?;
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn set_sysctls_names_a_missing_key() {
+        run(|| {
+            check("unshare ipc", unshare(CloneFlags::CLONE_NEWIPC))?;
+            let sysctls = HashMap::from([("kernel.no_such_knob".to_owned(), "1".to_owned())]);
+            let err = set_sysctls(&sysctls).err().ok_or("missing key accepted")?;
+            let text = err.to_string();
+            ensure(text.contains("/proc/sys/kernel/no_such_knob"), || {
+                format!("unexpected error: {text}")
+            })
+        });
+    }
+
+    #[test]
+    fn sysctl_keys_map_to_paths_and_bad_keys_are_refused() {
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            "sys/net/ipv4/ip_forward"
+        );
+        assert_eq!(
+            sysctl_path("net/ipv4/conf/eth0.1/rp_filter").unwrap(),
+            "sys/net/ipv4/conf/eth0.1/rp_filter"
+        );
+        for bad in [
+            "",
+            "kernel..shmmax",
+            ".kernel",
+            "kernel/../../etc",
+            "/kernel/x",
+            "a\0b",
+        ] {
+            assert!(
+                matches!(sysctl_path(bad), Err(AttrError::SysctlKey { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn hostname_and_domainname_in_a_private_uts_namespace() {
+        run(|| {
+            check("unshare uts", unshare(CloneFlags::CLONE_NEWUTS))?;
+            check("set_hostname", set_hostname("hull-attrs-test"))?;
+            check("set_domainname", set_domainname("hull.example"))?;
+            let uts = check("uname", nix::sys::utsname::uname())?;
+            ensure(uts.nodename() == "hull-attrs-test", || {
+                format!("hostname {:?}", uts.nodename())
+            })?;
+            ensure(uts.domainname() == "hull.example", || {
+                format!("domainname {:?}", uts.domainname())
+            })
+        });
+    }
+
+    fn current_personality() -> libc::c_int {
+        // SAFETY: 0xffffffff asks personality(2) for the current value and changes nothing.
+        unsafe { libc::personality(0xffff_ffff) }
+    }
+
+    #[test]
+    fn set_personality_sets_domain_and_flags() {
+        run(|| {
+            let p = LinuxPersonalityBuilder::default()
+                .domain(LinuxPersonalityDomain::PerLinux32)
+                .flags(vec!["ADDR_NO_RANDOMIZE".to_owned()])
+                .build()
+                .unwrap();
+            check("set_personality", set_personality(&p))?;
+            let got = current_personality();
+            ensure(got == 0x0040008, || format!("personality {got:#x}"))?;
+
+            let linux = LinuxPersonalityBuilder::default()
+                .domain(LinuxPersonalityDomain::PerLinux)
+                .build()
+                .unwrap();
+            check("set_personality", set_personality(&linux))?;
+            let got = current_personality();
+            ensure(got == 0, || format!("personality {got:#x}"))?;
+
+            let bad = LinuxPersonalityBuilder::default()
+                .domain(LinuxPersonalityDomain::PerLinux)
+                .flags(vec!["NO_SUCH_FLAG".to_owned()])
+                .build()
+                .unwrap();
+            match set_personality(&bad) {
+                Err(AttrError::PersonalityFlag { flag }) if flag == "NO_SUCH_FLAG" => Ok(()),
+                other => Err(format!("expected PersonalityFlag, got {other:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn set_scheduler_applies_policy_nice_and_flags() {
+        run(|| {
+            let s = SchedulerBuilder::default()
+                .policy(LinuxSchedulerPolicy::SchedBatch)
+                .nice(7)
+                .flags(vec![LinuxSchedulerFlag::SchedResetOnFork])
+                .build()
+                .unwrap();
+            check("set_scheduler", set_scheduler(&s))?;
+            let attr = check("sched_getattr", sched::sched_getattr(Pid::from_raw(0)))?;
+            ensure(
+                attr.sched_policy == libc::SCHED_BATCH as u32
+                    && attr.sched_nice == 7
+                    && attr.sched_flags & sched::SCHED_FLAG_RESET_ON_FORK != 0,
+                || format!("sched_attr {attr:?}"),
+            )
+        });
+    }
+
+    #[test]
+    fn set_scheduler_names_the_refused_policy_and_bad_values() {
+        run(|| {
+            let iso = SchedulerBuilder::default()
+                .policy(LinuxSchedulerPolicy::SchedIso)
+                .build()
+                .unwrap();
+            let err = set_scheduler(&iso).err().ok_or("SCHED_ISO accepted")?;
+            ensure(err.to_string().contains("SCHED_ISO"), || err.to_string())?;
+
+            let negative = SchedulerBuilder::default()
+                .policy(LinuxSchedulerPolicy::SchedFifo)
+                .priority(-1)
+                .build()
+                .unwrap();
+            match set_scheduler(&negative) {
+                Err(AttrError::SchedulerValue {
+                    field: "priority",
+                    value: -1,
+                    ..
+                }) => Ok(()),
+                other => Err(format!("expected SchedulerValue, got {other:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn set_io_priority_sets_class_and_level() {
+        run(|| {
+            let be = LinuxIOPriorityBuilder::default()
+                .class(IOPriorityClass::IoprioClassBe)
+                .priority(6)
+                .build()
+                .unwrap();
+            check("set_io_priority", set_io_priority(&be))?;
+            let got = check("ioprio_get", sched::ioprio_get(Pid::from_raw(0)))?;
+            ensure(got == (2 << 13) | 6, || format!("ioprio {got:#x}"))?;
+
+            let idle = LinuxIOPriorityBuilder::default()
+                .class(IOPriorityClass::IoprioClassIdle)
+                .priority(0)
+                .build()
+                .unwrap();
+            check("set_io_priority", set_io_priority(&idle))?;
+            let got = check("ioprio_get", sched::ioprio_get(Pid::from_raw(0)))?;
+            ensure(got >> 13 == 3, || format!("ioprio {got:#x}"))?;
+
+            let bad = LinuxIOPriorityBuilder::default()
+                .class(IOPriorityClass::IoprioClassBe)
+                .priority(8)
+                .build()
+                .unwrap();
+            match set_io_priority(&bad) {
+                Err(AttrError::IoPriorityLevel { priority: 8, .. }) => Ok(()),
+                other => Err(format!("expected IoPriorityLevel, got {other:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn cpu_lists_parse_like_runc() {
+        assert_eq!(parse_cpu_list("0").unwrap(), [0b1]);
+        assert_eq!(parse_cpu_list("0-3,7").unwrap(), [0b1000_1111]);
+        assert_eq!(parse_cpu_list(" 1 , ,2-2,").unwrap(), [0b110]);
+        assert_eq!(parse_cpu_list("64").unwrap(), [0, 1]);
+        for bad in ["", ",", "3-1", "a", "1-", "-1", "70000"] {
+            assert!(
+                matches!(parse_cpu_list(bad), Err(AttrError::CpuList { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn set_cpu_affinity_pins_the_process() {
+        run(|| {
+            check("set_cpu_affinity", set_cpu_affinity("0"))?;
+            let mask = check(
+                "sched_getaffinity",
+                sched::sched_getaffinity(Pid::from_raw(0)),
+            )?;
+            ensure(
+                mask.first() == Some(&1) && mask[1..].iter().all(|&w| w == 0),
+                || format!("mask {mask:x?}"),
+            )?;
+            match set_cpu_affinity("4000") {
+                Err(AttrError::CpuAffinity { list, .. }) if list == "4000" => Ok(()),
+                other => Err(format!("expected CpuAffinity error, got {other:?}")),
+            }
+        });
+    }
+
+    #[test]
+    fn set_cpu_affinity_of_reaches_another_process() {
+        let sleeper = Sleeper::start();
+        set_cpu_affinity_of(sleeper.pid(), "0").unwrap();
+        let mask = sched::sched_getaffinity(sleeper.pid()).unwrap();
+        assert_eq!(mask[0], 1, "{mask:x?}");
+    }
+
+    #[test]
+    fn join_session_keyring_creates_a_searchable_private_keyring() {
+        const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+        run(|| {
+            let id = format!("hull-attrs-test-{}", std::process::id());
+            check(
+                "join_session_keyring",
+                join_session_keyring(&format!("_ses.{id}")),
+            )?;
+            let description = describe_key(KEY_SPEC_SESSION_KEYRING)?;
+            ensure(description.ends_with(&format!(";_ses.{id}")), || {
+                format!("session keyring {description:?}")
+            })?;
+            let perm = keyring_perm(KEY_SPEC_SESSION_KEYRING)?;
+            ensure(perm & KEY_USR_SEARCH != 0, || format!("perm {perm:#x}"))
+        });
+    }
+
+    #[test]
+    fn join_session_keyring_lets_others_search_it_in_a_user_namespace() {
+        const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+        run(|| {
+            enter_userns_with_setgroups_denied()?;
+            ensure(in_user_namespace()?, || {
+                "not seen as a user namespace".into()
+            })?;
+            let name = format!("_ses.hull-attrs-userns-test-{}", std::process::id());
+            check("join_session_keyring", join_session_keyring(&name))?;
+            let perm = keyring_perm(KEY_SPEC_SESSION_KEYRING)?;
+            ensure(perm & KEY_OTH_SEARCH != 0, || format!("perm {perm:#x}"))
+        });
+    }
+
+    #[test]
+    fn the_initial_user_namespace_is_not_a_user_namespace() {
+        assert!(!in_user_namespace().unwrap());
+    }
+
+    #[test]
+    fn set_no_new_privileges_shows_in_status() {
+        run(|| {
+            check("set_no_new_privileges", set_no_new_privileges())?;
+            let v = status_field("NoNewPrivs")?;
+            ensure(v == "1", || format!("NoNewPrivs {v}"))
+        });
+    }
+}

@@ -1,3 +1,155 @@
-//! The container process: spawning the init and the ordered setup it runs before exec.
+//! The container process: spawning the init (clone, sync channel, id maps, runtime hooks)
+//! and, in [`init`], the ordered setup it runs before exec.
+//!
+//! No re-exec of the runtime: the init is a clone of the `create` process itself, which is
+//! single-threaded at that point, so the child can use ordinary Rust until it execs.
 
 pub mod attrs;
+pub mod gate;
+pub mod init;
+pub mod sync;
+
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::namespaces::{self, Plan};
+use crate::spec::Bundle;
+use crate::sys::process::{clone_fork, Forked};
+pub use sync::InitError;
+use sync::{FromInit, ToInit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("clone container init: {0}")]
+    Clone(#[source] nix::errno::Errno),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+    #[error(transparent)]
+    Namespaces(#[from] namespaces::NsError),
+    #[error("{0}")]
+    Init(InitError),
+    #[error("{0}")]
+    Hook(String),
+}
+
+/// How to spawn one container init.
+#[derive(Debug)]
+pub struct SpawnOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    pub gate: &'a OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The state entry's locked fd: the child must not keep the lock alive by holding a copy.
+    pub lock: std::os::fd::RawFd,
+}
+
+/// Clones the container init and drives its setup until it waits for `start`. `runtime_hooks`
+/// runs the prestart and createRuntime hooks for the given init pid when the init asks.
+/// On failure the init (and any intermediate process) is killed and reaped.
+pub fn spawn(
+    opts: SpawnOptions,
+    runtime_hooks: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<Pid, SpawnError> {
+    let plan = opts.plan;
+    let single = plan.single_clone();
+    let (parent, child) = sync::pair()?;
+    let flags = if single { plan.new.bits() } else { 0 };
+    // SAFETY: hull is single-threaded until here (the CLI starts no thread), and the child
+    // only runs the init, which execs or _exits.
+    let forked = unsafe { clone_fork(flags) }.map_err(SpawnError::Clone)?;
+    let clone_pid = match forked {
+        Forked::Child => {
+            drop(parent);
+            // SAFETY: the lock fd is a copy that this child owns and never uses; closing it
+            // only drops the child's reference to the open file description.
+            unsafe { libc::close(opts.lock) };
+            let args = init::InitArgs {
+                id: opts.id,
+                bundle: opts.bundle,
+                plan,
+                gate: opts.gate,
+                console: opts.console,
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                preserve_fds: opts.preserve_fds,
+            };
+            init::child_main(args, child, single)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    drop(opts.console);
+    let mut init_pid = if single { Some(clone_pid) } else { None };
+    let result = drive(&parent, opts.bundle, plan, clone_pid, &mut init_pid, runtime_hooks);
+    if let Err(e) = result {
+        for pid in [Some(clone_pid), init_pid].into_iter().flatten() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        reap(clone_pid);
+        return Err(e);
+    }
+    if !single {
+        // The intermediate process exits once it has forked the init.
+        reap(clone_pid);
+    }
+    Ok(init_pid.expect("set by drive"))
+}
+
+fn drive(
+    chan: &sync::Channel,
+    bundle: &Bundle,
+    plan: &Plan,
+    clone_pid: Pid,
+    init_pid: &mut Option<Pid>,
+    runtime_hooks: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<(), SpawnError> {
+    let linux = bundle.spec.linux().as_ref().expect("validated");
+    if let Some(pid) = *init_pid {
+        if plan.new_user() {
+            namespaces::write_id_maps(pid, linux)?;
+        }
+        chan.send(&ToInit::Go {
+            host_pid: pid.as_raw(),
+        })?;
+    }
+    loop {
+        match chan.recv::<FromInit>()? {
+            FromInit::WantIdMaps => {
+                namespaces::write_id_maps(clone_pid, linux)?;
+                chan.send(&ToInit::Continue)?;
+            }
+            FromInit::InitPid(pid) => {
+                let pid = Pid::from_raw(pid);
+                *init_pid = Some(pid);
+                chan.send(&ToInit::Go {
+                    host_pid: pid.as_raw(),
+                })?;
+            }
+            FromInit::RunRuntimeHooks => {
+                let pid = init_pid.expect("init pid known before hooks");
+                runtime_hooks(pid).map_err(SpawnError::Hook)?;
+                chan.send(&ToInit::Continue)?;
+            }
+            FromInit::Ready => return Ok(()),
+            FromInit::Failed(e) => return Err(SpawnError::Init(e)),
+        }
+    }
+}
+
+/// Waits for `pid` to exit, ignoring EINTR; the status does not matter here.
+fn reap(pid: Pid) {
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::StillAlive) => continue,
+            _ => return,
+        }
+    }
+}

@@ -3,10 +3,24 @@
 //!
 //! Paths inside the rootfs are resolved without following symlinks out of it, and mounts are
 //! made onto file descriptors, never onto a path that could be swapped underneath us.
+//!
+//! Submodules: [`options`] (parsing mount options), [`mounts`] (the `mounts[]` entries),
+//! [`devices`] (/dev), [`pivot`] (propagation and entering the rootfs), [`paths`] (what
+//! happens after pivot), [`mountinfo`] (reading the mount table).
 
-use std::path::Path;
+mod devices;
+mod mountinfo;
+mod mounts;
+pub mod options;
+mod paths;
+mod pivot;
 
-use nix::mount::MsFlags;
+use std::fmt::Display;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +32,88 @@ pub enum RootfsError {
         #[source]
         source: nix::errno::Errno,
     },
+    /// Resolving or creating a path inside the rootfs failed (or was refused as unsafe).
+    #[error("{step} {path}: {}", error_chain(source))]
+    Resolve {
+        step: &'static str,
+        path: String,
+        #[source]
+        source: pathrs::error::Error,
+    },
+    #[error("{step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config asks for something hull refuses or does not support.
+    #[error("{step} {path}: {reason}")]
+    Refused {
+        step: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+impl RootfsError {
+    fn refused(step: &'static str, path: impl Display, reason: impl Into<String>) -> Self {
+        RootfsError::Refused {
+            step,
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `map_err` helper: a failed syscall at `step` on `path`.
+fn sys(step: &'static str, path: impl Display) -> impl FnOnce(Errno) -> RootfsError {
+    move |source| RootfsError::Sys {
+        step,
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// `map_err` helper: a failed in-rootfs resolution at `step` of `path`.
+fn resolve_err(
+    step: &'static str,
+    path: impl Display,
+) -> impl FnOnce(pathrs::error::Error) -> RootfsError {
+    move |source| RootfsError::Resolve {
+        step,
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// `map_err` helper: a failed std I/O call at `step` on `path`.
+fn io_err(step: &'static str, path: impl Display) -> impl FnOnce(std::io::Error) -> RootfsError {
+    move |source| RootfsError::Io {
+        step,
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// pathrs wraps its OS errors in context; show the whole chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The errno behind a pathrs error, if it is an OS error.
+fn pathrs_errno(e: &pathrs::error::Error) -> Option<Errno> {
+    match e.kind() {
+        pathrs::error::ErrorKind::OsError(Some(n)) => Some(Errno::from_raw(n)),
+        _ => None,
+    }
 }
 
 /// What the init knows when it sets up the rootfs.
@@ -38,6 +134,24 @@ pub struct RootfsContext<'a> {
     pub user_ns: bool,
 }
 
+impl RootfsContext<'_> {
+    /// `linux.rootfsPropagation` as mount flags, if set.
+    fn rootfs_propagation(&self) -> Result<Option<MsFlags>, RootfsError> {
+        let Some(name) = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().as_deref())
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        propagation_flags(name).map(Some).ok_or_else(|| {
+            RootfsError::refused("rootfs propagation", name, "unknown propagation type")
+        })
+    }
+}
+
 /// Maps `linux.rootfsPropagation` (plain and recursive forms) to mount flags.
 pub fn propagation_flags(name: &str) -> Option<MsFlags> {
     let flags = match name {
@@ -56,17 +170,125 @@ pub fn propagation_flags(name: &str) -> Option<MsFlags> {
 
 /// In the init, in the container's mount namespace, before the createContainer hooks:
 /// propagation, the rootfs bind, every mount of the config, /dev.
-pub fn prepare(_ctx: &RootfsContext) -> Result<(), RootfsError> {
+pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
+    let propagation = ctx.rootfs_propagation()?;
+    if ctx.mount_ns {
+        pivot::prepare_propagation(ctx.rootfs, propagation)?;
+    }
+    // A mount point of its own: pivot_root needs one, and a read-only root must not remount
+    // the filesystem the rootfs directory lives on.
+    nix::mount::mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind rootfs onto itself", ctx.rootfs.display()))?;
+    // Opened after the bind, so every path resolves inside the new mount.
+    let root =
+        pathrs::Root::open(ctx.rootfs).map_err(resolve_err("open rootfs", ctx.rootfs.display()))?;
+
+    let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
+    let mounter = mounts::Mounter::new(ctx, &root)?;
+    for m in mounts {
+        mounter.mount(m)?;
+    }
+    if devices::needs_setup(mounts) {
+        devices::setup(ctx, &root)?;
+    }
+    let terminal = ctx
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal {
+        devices::create_console(&root)?;
+    }
     Ok(())
 }
 
 /// pivot_root into the rootfs (or MS_MOVE + chroot with `--no-pivot`, chroot without a mount
 /// namespace) and chdir to the new /.
-pub fn enter(_ctx: &RootfsContext) -> Result<(), RootfsError> {
-    Ok(())
+pub fn enter(ctx: &RootfsContext) -> Result<(), RootfsError> {
+    let propagation = ctx.rootfs_propagation()?;
+    pivot::enter(ctx, propagation)
 }
 
 /// After pivot_root and sysctls: read-only paths, masked paths, then `root.readonly`.
-pub fn finalize(_ctx: &RootfsContext) -> Result<(), RootfsError> {
+pub fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
+    paths::finalize(ctx)
+}
+
+/// Unmounts (lazily) what a container without its own mount namespace left mounted at or
+/// below `rootfs` in the current mount namespace: the rootfs bind and everything mounted on
+/// it, deepest first. A filesystem that was mounted at the rootfs before the container (say,
+/// an overlay a container manager mounted there) is left alone, with what lies below it.
+pub fn cleanup_host_mounts(rootfs: &Path) -> Result<(), RootfsError> {
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    let table =
+        mountinfo::read_self().map_err(io_err("read mount table", "/proc/self/mountinfo"))?;
+    for m in ours_below(&table, &rootfs).into_iter().rev() {
+        match nix::mount::umount2(&m.mount_point, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
+            Err(e) => return Err(sys("unmount", m.mount_point.display())(e)),
+        }
+    }
     Ok(())
 }
+
+/// The mounts at or below `rootfs` that a container set up, in mount table order. A mount
+/// at `rootfs` is foreign when it is the lowest one there and mounts a whole filesystem
+/// (root "/"): our rootfs bind is either a bind of a subdirectory or stacked on top of it.
+fn ours_below<'a>(
+    table: &'a [mountinfo::MountEntry],
+    rootfs: &Path,
+) -> Vec<&'a mountinfo::MountEntry> {
+    let by_id = |id: u32| table.iter().find(|m| m.id == id);
+    let at_rootfs = |m: &mountinfo::MountEntry| m.mount_point == rootfs;
+    let foreign = |m: &mountinfo::MountEntry| {
+        at_rootfs(m) && m.root == "/" && by_id(m.parent).is_none_or(|p| !at_rootfs(p))
+    };
+    table
+        .iter()
+        .filter(|m| mountinfo::is_at_or_below(&m.mount_point, rootfs))
+        .filter(|m| {
+            // Walk up to the mount at the rootfs this one hangs from.
+            let mut cur = *m;
+            let mut hops = 0;
+            while !at_rootfs(cur) && hops < table.len() {
+                match by_id(cur.parent) {
+                    Some(p) => cur = p,
+                    None => break,
+                }
+                hops += 1;
+            }
+            at_rootfs(cur) && !foreign(cur)
+        })
+        .collect()
+}
+
+/// The magic-link path of an open fd, for syscalls that take only paths. Valid while /proc is
+/// the host's procfs (before pivot_root) or the container's verified one.
+fn fd_path(fd: &impl AsFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
+
+/// Lexically cleans a container path: absolute, no `.` or `..` (which cannot climb above /).
+fn clean_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! One function per subcommand: its flags become library options, one library call is made,
+//! and what runc prints on stdout is printed. Errors are returned worded as runc words them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use libhull::state::OciState;
+use libhull::{CreateOptions, RunOptions, Runtime};
+use nix::sys::signal::Signal;
+
+use crate::cli::{Command, CreateArgs, KillArgs, ListArgs, RunArgs, SpecArgs};
+
+/// Runs `command` against the containers under `root`; returns the exit code.
+pub fn dispatch(command: Command, root: &Path) -> Result<i32> {
+    let rt = Runtime::new(root);
+    match command {
+        Command::Create(args) => {
+            let opts = create_options(args)?;
+            rt.create(&opts)
+                .map_err(|e| anyhow!("hull create failed: {e}"))?;
+            Ok(0)
+        }
+        Command::Run(args) => run(&rt, args),
+        Command::Start(a) => {
+            rt.start(&a.id)?;
+            Ok(0)
+        }
+        Command::State(a) => {
+            let state = rt.state(&a.id)?;
+            // runc: json.MarshalIndent with two spaces, no trailing newline.
+            let text = serde_json::to_string_pretty(&state)?;
+            print_out(text.as_bytes())?;
+            Ok(0)
+        }
+        Command::Kill(args) => kill(&rt, args),
+        Command::Delete(a) => {
+            rt.delete(&a.id, a.force)?;
+            Ok(0)
+        }
+        Command::List(args) => list(&rt, args),
+        Command::Spec(args) => spec(args),
+        Command::Features => {
+            print_out(&libhull::features::to_pretty_json(
+                &libhull::features::features(),
+            ))?;
+            Ok(0)
+        }
+        other @ (Command::Checkpoint(_)
+        | Command::Events(_)
+        | Command::Exec(_)
+        | Command::Pause(_)
+        | Command::Ps(_)
+        | Command::Restore(_)
+        | Command::Resume(_)
+        | Command::Update(_)) => bail!("hull: {} is not implemented yet", other.name()),
+    }
+}
+
+fn create_options(args: CreateArgs) -> Result<CreateOptions> {
+    if args.pidfd_socket.is_some() {
+        bail!("hull: --pidfd-socket is not implemented yet");
+    }
+    // The pid file is relative to where we were started, whatever the library chdirs to.
+    let pid_file = args.pid_file.map(|p| absolute(&p)).transpose()?;
+    Ok(CreateOptions {
+        id: args.id,
+        bundle: args.bundle,
+        console_socket: args.console_socket,
+        pid_file,
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+    })
+}
+
+fn run(rt: &Runtime, args: RunArgs) -> Result<i32> {
+    let run = RunOptions {
+        detach: args.detach,
+        keep: args.keep,
+        no_subreaper: args.no_subreaper,
+    };
+    let opts = create_options(args.create)?;
+    rt.run(&opts, &run)
+        .map_err(|e| anyhow!("hull run failed: {e}"))
+}
+
+fn kill(rt: &Runtime, args: KillArgs) -> Result<i32> {
+    let raw = args.signal.as_deref().unwrap_or("SIGTERM");
+    let number = parse_signal(raw)?;
+    let signal =
+        Signal::try_from(number).map_err(|_| anyhow!("signal {number} is not supported"))?;
+    rt.kill(&args.id, signal, args.all)?;
+    Ok(0)
+}
+
+/// Signal names as runc knows them (golang.org/x/sys/unix), numbered as on Linux.
+const SIGNALS: [(&str, i32); 31] = [
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGILL", 4),
+    ("SIGTRAP", 5),
+    ("SIGABRT", 6),
+    ("SIGBUS", 7),
+    ("SIGFPE", 8),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
+    ("SIGPIPE", 13),
+    ("SIGALRM", 14),
+    ("SIGTERM", 15),
+    ("SIGSTKFLT", 16),
+    ("SIGCHLD", 17),
+    ("SIGCONT", 18),
+    ("SIGSTOP", 19),
+    ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
+];
+
+/// runc's `kill` argument: a decimal number, or a name in any case with or without "SIG".
+pub fn parse_signal(raw: &str) -> Result<i32> {
+    if let Ok(n) = raw.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = raw.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, num)| *num)
+        .ok_or_else(|| anyhow!("unknown signal {raw:?}"))
+}
+
+fn list(rt: &Runtime, args: ListArgs) -> Result<i32> {
+    let states = rt.list()?;
+    let mut out = Vec::new();
+    if args.quiet {
+        for s in &states {
+            writeln!(out, "{}", s.id)?;
+        }
+    } else {
+        match args.format.as_str() {
+            "table" => out = list_table(&states).into_bytes(),
+            "json" => {
+                // runc encodes a nil slice: an empty list is `null`.
+                if states.is_empty() {
+                    out.extend_from_slice(b"null");
+                } else {
+                    serde_json::to_writer(&mut out, &states)?;
+                }
+                out.push(b'\n');
+            }
+            _ => bail!("invalid format option"),
+        }
+    }
+    print_out(&out)?;
+    Ok(0)
+}
+
+/// `list`'s table, aligned as Go's tabwriter (minwidth 12, padding 3) aligns runc's.
+fn list_table(states: &[OciState]) -> String {
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+    for s in states {
+        rows.push([
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
+    }
+    tabwriter(&rows, 12, 3)
+}
+
+/// Go tabwriter's layout for rows of equal length: every cell but the last of a row is padded
+/// to its column's width, max(minwidth, widest cell + padding).
+fn tabwriter<const N: usize>(rows: &[[String; N]], minwidth: usize, padding: usize) -> String {
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count() + padding)
+            .max()
+            .unwrap_or(0)
+            .max(minwidth)
+    };
+    let widths: Vec<usize> = (0..N.saturating_sub(1)).map(width).collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if let Some(w) = widths.get(c) {
+                out.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn spec(args: SpecArgs) -> Result<i32> {
+    libhull::spec::default::write(&args.bundle, args.rootless)?;
+    Ok(0)
+}
+
+/// Writes to stdout; a closed stdout is an error like any other.
+fn print_out(data: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(data)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `path` made absolute against the current directory, with `.` and `..` removed lexically
+/// (Go's filepath.Abs).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs =
+        std::path::absolute(path).map_err(|e| anyhow!("make {} absolute: {e}", path.display()))?;
+    let mut clean = PathBuf::from("/");
+    for part in abs.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::Normal(p) => clean.push(p),
+            _ => {}
+        }
+    }
+    Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libhull::state::Status;
+
+    #[test]
+    fn signals_parse_as_runc_parses_them() {
+        for (raw, n) in [
+            ("9", 9),
+            ("15", 15),
+            ("KILL", 9),
+            ("kill", 9),
+            ("SIGKILL", 9),
+            ("sigterm", 15),
+            ("SigHup", 1),
+            ("USR1", 10),
+            ("WINCH", 28),
+            ("SIGPWR", 30),
+            ("+2", 2),
+        ] {
+            assert_eq!(parse_signal(raw).unwrap(), n, "{raw}");
+        }
+        for bad in ["", "SIG", "FOO", "SIGRTMIN", "9x", "-KILL"] {
+            let err = parse_signal(bad).unwrap_err().to_string();
+            assert_eq!(err, format!("unknown signal {bad:?}"));
+        }
+    }
+
+    #[test]
+    fn empty_list_table_is_runcs_header() {
+        assert_eq!(
+            list_table(&[]),
+            "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+        );
+    }
+
+    #[test]
+    fn list_table_aligns_to_the_widest_cell() {
+        let st = OciState {
+            oci_version: "1.2.1".into(),
+            id: "a-rather-long-id".into(),
+            pid: 4242,
+            status: Status::Running,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2024-01-01T00:00:00.123456789Z".into(),
+            annotations: Default::default(),
+            owner: "root".into(),
+        };
+        let text = list_table(&[st]);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID                 PID         STATUS      BUNDLE      CREATED                          OWNER"
+        );
+        assert_eq!(
+            lines[1],
+            "a-rather-long-id   4242        running     /b          2024-01-01T00:00:00.123456789Z   root"
+        );
+    }
+
+    #[test]
+    fn absolute_cleans_like_go() {
+        assert_eq!(
+            absolute(Path::new("/a/../b/./c")).unwrap(),
+            Path::new("/b/c")
+        );
+        assert_eq!(absolute(Path::new("/..")).unwrap(), Path::new("/"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("x")).unwrap(), cwd.join("x"));
+    }
+}

@@ -1,0 +1,21 @@
+//! Integration tests: drive the built `hull` binary (or `HULL_TEST_RUNTIME`) with busybox
+//! bundles and assert what the container process sees.
+//!
+//! Run against the reference runtime to check the tests themselves:
+//! `HULL_TEST_RUNTIME=/usr/sbin/runc cargo test -p hull --test tests`
+//! (`HULL_TEST_STRICT=1` also runs the tests of behaviour where hull deliberately differs
+//! from runc 1.1.5; `HULL_TEST_KEEP=1` keeps each test's directory under /tmp).
+
+mod util;
+
+// Under tests/cases/ so that cargo does not build each module as a test binary of its own.
+mod cases {
+    mod bad_input;
+    mod cli;
+    mod differential;
+    mod hooks;
+    mod lifecycle;
+    mod namespaces;
+    mod process;
+    mod rootfs;
+}

@@ -1,0 +1,320 @@
+//! The container init: the fixed order of setup steps between clone and exec.
+//!
+//! This runs in a child of a single-threaded runtime, so allocating is safe; it starts no
+//! thread, and every step's failure goes back to the runtime over the sync channel instead
+//! of being printed.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::unistd::{chdir, execve, fork, ForkResult};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec, State};
+
+use super::sync::{Channel, FromInit, InitError, ToInit};
+use crate::namespaces::{self, Plan};
+use crate::rootfs::{self, RootfsContext};
+use crate::spec::Bundle;
+use crate::{capabilities, console, hooks};
+
+use super::attrs;
+
+/// Everything the init needs, prepared by the runtime before the clone.
+#[derive(Debug)]
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    /// Listening socket `start` connects to.
+    pub gate: &'a OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Entry point of the clone child. Never returns: it execs the user process or exits.
+pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
+    let result = if single_clone {
+        setup(args, &chan)
+    } else {
+        enter_namespaces(&args, &chan).and_then(|()| setup(args, &chan))
+    };
+    let Err(e) = result;
+    let _ = chan.send(&FromInit::Failed(e));
+    // SAFETY: _exit ends this forked child without running the parent's atexit handlers or
+    // destructors, which belong to the runtime process.
+    unsafe { libc::_exit(1) }
+}
+
+fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError {
+    move |e| InitError::new(name, e)
+}
+
+/// The slow path: join namespaces by path, unshare the new ones, and fork once more when
+/// the init must be inside a new pid or time namespace. Returns in the process that goes on
+/// to be the container's init.
+fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<(), InitError> {
+    let linux = args.bundle.spec.linux().as_ref().expect("validated");
+    args.plan.join_all().map_err(step("join namespaces"))?;
+    namespaces::unshare_new(args.plan.new).map_err(step("create namespaces"))?;
+    if args.plan.new_user() {
+        chan.send(&FromInit::WantIdMaps).map_err(step("sync"))?;
+        expect_continue(chan)?;
+    }
+    if args.plan.new.contains(namespaces::clone_flag(LinuxNamespaceType::Time)) {
+        namespaces::write_time_offsets(linux).map_err(step("time namespace"))?;
+    }
+    if !args.plan.needs_fork() {
+        chan.send(&FromInit::InitPid(std::process::id() as i32))
+            .map_err(step("sync"))?;
+        return Ok(());
+    }
+    // SAFETY: this process is single-threaded (a clone child of a single-threaded runtime).
+    match unsafe { fork() }.map_err(step("fork into pid namespace"))? {
+        ForkResult::Child => Ok(()),
+        ForkResult::Parent { child } => {
+            let _ = chan.send(&FromInit::InitPid(child.as_raw()));
+            // SAFETY: see child_main; this intermediate process's work is done.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+fn expect_continue(chan: &Channel) -> Result<(), InitError> {
+    match chan.recv::<ToInit>().map_err(step("sync"))? {
+        ToInit::Continue => Ok(()),
+        ToInit::Go { .. } => Err(InitError::new("sync", "unexpected message")),
+    }
+}
+
+fn hook_state(id: &str, pid: i32, bundle: &Bundle, status: oci_spec::runtime::ContainerState) -> State {
+    let mut st = State::default();
+    st.set_version(crate::OCI_VERSION.to_string());
+    st.set_id(id.to_string());
+    st.set_status(status);
+    st.set_pid(Some(pid));
+    st.set_bundle(bundle.dir.clone());
+    st.set_annotations(bundle.spec.annotations().clone());
+    st
+}
+
+fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
+    use oci_spec::runtime::ContainerState as S;
+    // Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
+    // SAFETY: prctl with integer arguments only changes this process's flags.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(InitError::new("set non-dumpable", std::io::Error::last_os_error()));
+    }
+    let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
+        ToInit::Go { host_pid } => host_pid,
+        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
+    };
+    let spec: &Spec = &args.bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let plan = args.plan;
+    let hooks = spec.hooks().as_ref();
+    let ctx = RootfsContext {
+        spec,
+        rootfs: &args.bundle.rootfs,
+        bundle: &args.bundle.dir,
+        no_pivot: args.no_pivot,
+        mount_ns: plan.has(LinuxNamespaceType::Mount),
+        user_ns: plan.has(LinuxNamespaceType::User),
+    };
+
+    if plan.new_user() {
+        // Be root in the new user namespace, as the id maps allow now.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("setresgid 0 in user namespace"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("setresuid 0 in user namespace"))?;
+    }
+
+    rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
+
+    #[allow(deprecated)]
+    let runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if runtime_hooks {
+        chan.send(&FromInit::RunRuntimeHooks).map_err(step("sync"))?;
+        expect_continue(chan)?;
+    }
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
+        let st = hook_state(args.id, host_pid, args.bundle, S::Created);
+        hooks::run("createContainer", list, &st).map_err(step("createContainer hook"))?;
+    }
+
+    rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
+
+    if let Some(sock) = args.console.take() {
+        console::setup(sock).map_err(step("console"))?;
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        attrs::set_sysctls(sysctl).map_err(step("sysctl"))?;
+    }
+    rootfs::finalize(&ctx).map_err(step("finalize rootfs"))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        attrs::set_hostname(h).map_err(step("hostname"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        attrs::set_domainname(d).map_err(step("domainname"))?;
+    }
+    if !args.no_new_keyring {
+        attrs::join_session_keyring(&format!("_ses.{}", args.id)).map_err(step("session keyring"))?;
+    }
+    if let Some(p) = linux.personality() {
+        attrs::set_personality(p).map_err(step("personality"))?;
+    }
+
+    let exec = match spec.process() {
+        Some(process) => Some(prepare_process(process, args.preserve_fds)?),
+        None => None,
+    };
+
+    chan.send(&FromInit::Ready).map_err(step("sync"))?;
+    let mut conn = super::gate::wait(args.gate).map_err(step("wait for start"))?;
+    let result = start(&args, host_pid, exec);
+    let Err(e) = result;
+    let _ = write!(conn, "{}", e.message);
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(1) }
+}
+
+/// The resolved program, argv and env of the user process.
+#[derive(Debug)]
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    final_affinity: Option<String>,
+}
+
+/// Everything of `process` that is set before the init reports ready.
+fn prepare_process(process: &Process, preserve_fds: u32) -> Result<Exec, InitError> {
+    if let Some(s) = process.scheduler() {
+        attrs::set_scheduler(s).map_err(step("scheduler"))?;
+    }
+    if let Some(p) = process.io_priority() {
+        attrs::set_io_priority(p).map_err(step("ioPriority"))?;
+    }
+    let affinity = process.exec_cpu_affinity().as_ref();
+    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
+        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?;
+    }
+
+    let cwd = process.cwd();
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::create_dir_all(cwd).map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
+    }
+
+    // Late, so a tight limit cannot trip up our own setup; before the user switch, while we
+    // may still lower our own hard limits and oom_score_adj is ours to write.
+    if let Some(adj) = process.oom_score_adj() {
+        attrs::set_oom_score_adj(adj).map_err(step("oomScoreAdj"))?;
+    }
+    if let Some(rl) = process.rlimits() {
+        attrs::set_rlimits(rl).map_err(step("rlimits"))?;
+    }
+    // A process with no capabilities field keeps the init's (runc 1.2+ does the same).
+    let caps = process.capabilities().as_ref();
+    if let Some(caps) = caps {
+        capabilities::drop_bounding(caps).map_err(step("capabilities"))?;
+    }
+    attrs::chown_stdio(process.user().uid()).map_err(step("chown stdio"))?;
+    attrs::switch_user(process.user()).map_err(step("user"))?;
+    if let Some(caps) = caps {
+        capabilities::apply(caps).map_err(step("capabilities"))?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        attrs::set_no_new_privileges().map_err(step("noNewPrivileges"))?;
+    }
+
+    chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
+    // The cwd must be inside the container: a leaked host fd or a racing mount could leave
+    // us outside it (CVE-2024-21626), and getcwd then reports an unreachable path.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        Ok(p) => return Err(InitError::new("chdir", format!("cwd {} is outside the container", p.display()))),
+        Err(e) => return Err(InitError::new("chdir", format!("verify cwd: {e}"))),
+    }
+
+    let args = process.args().as_deref().unwrap_or_default();
+    let env = process.env().as_deref().unwrap_or_default();
+    let path = find_executable(&args[0], env)?;
+    let cstr = |s: &[u8], what: &str| {
+        CString::new(s).map_err(|_| InitError::new("exec", format!("{what} contains a NUL byte")))
+    };
+    let exec = Exec {
+        path: cstr(path.as_os_str().as_bytes(), "process.args[0]")?,
+        argv: args.iter().map(|a| cstr(a.as_bytes(), "process.args")).collect::<Result<_, _>>()?,
+        env: env.iter().map(|e| cstr(e.as_bytes(), "process.env")).collect::<Result<_, _>>()?,
+        final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
+    };
+    crate::sys::process::cloexec_from(3 + preserve_fds).map_err(step("close fds"))?;
+    Ok(exec)
+}
+
+/// After `start`: the startContainer hooks, then exec.
+fn start(args: &InitArgs, host_pid: i32, exec: Option<Exec>) -> Result<Infallible, InitError> {
+    let Some(exec) = exec else {
+        return Err(InitError::new("start", "process is not set in config.json"));
+    };
+    if let Some(list) = args.bundle.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
+        let st = hook_state(args.id, host_pid, args.bundle, oci_spec::runtime::ContainerState::Created);
+        hooks::run("startContainer", list, &st).map_err(step("startContainer hook"))?;
+    }
+    if let Some(cpus) = &exec.final_affinity {
+        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(step("reset signal mask"))?;
+    let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+    Err(InitError::new(
+        "exec",
+        format!("exec: {:?}: {}", exec.argv[0].to_string_lossy(), e.desc().to_lowercase()),
+    ))
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolves args[0] as execvp would, with the container's PATH; errors are worded as runc's
+/// (docker and podman map them to exit codes 126/127 by their text).
+fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
+    let exec_err = |msg: String| InitError::new("exec", msg);
+    if arg0.contains('/') {
+        let meta = std::fs::metadata(arg0)
+            .map_err(|e| exec_err(format!("exec: {arg0:?}: stat {arg0}: {}", io_text(&e))))?;
+        if meta.is_dir() {
+            return Err(exec_err(format!("exec: {arg0:?}: is a directory")));
+        }
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(arg0);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(exec_err(format!("exec: {arg0:?}: executable file not found in $PATH")))
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+

@@ -1,0 +1,110 @@
+//! The sync channel between the runtime and the container init: a SOCK_SEQPACKET socketpair
+//! carrying one JSON message per packet, so every setup step can report success or a typed
+//! error back to the runtime.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+/// A failed setup step in the init, as the runtime reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct InitError {
+    pub step: String,
+    pub message: String,
+}
+
+impl InitError {
+    pub fn new(step: impl Into<String>, err: impl std::fmt::Display) -> InitError {
+        InitError {
+            step: step.into(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Init → runtime.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromInit {
+    /// The process that unshared a new user namespace waits for its id maps.
+    WantIdMaps,
+    /// The container init's pid in the runtime's pid namespace, when it is not the clone
+    /// child itself (an extra fork was needed to enter a pid or time namespace).
+    InitPid(i32),
+    /// Mounts are done: run the prestart and createRuntime hooks now.
+    RunRuntimeHooks,
+    /// Setup is complete; the init waits for `start`.
+    Ready,
+    Failed(InitError),
+}
+
+/// Runtime → init.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToInit {
+    /// First message to the init: go on; `host_pid` is its pid as the runtime sees it.
+    Go { host_pid: i32 },
+    Continue,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("sync channel: {0}")]
+    Sys(#[from] Errno),
+    #[error("sync channel: bad message: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("sync channel closed by the other side")]
+    Closed,
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Makes a connected pair (runtime end, init end), both close-on-exec.
+pub fn pair() -> Result<(Channel, Channel), SyncError> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+const MAX_MSG: usize = 64 * 1024;
+
+impl Channel {
+    pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), SyncError> {
+        let data = serde_json::to_vec(msg)?;
+        loop {
+            match send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
+                Err(Errno::EINTR) => continue,
+                r => return r.map(drop).map_err(Into::into),
+            }
+        }
+    }
+
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<T, SyncError> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(Errno::EINTR) => continue,
+                r => break r?,
+            }
+        };
+        if n == 0 {
+            return Err(SyncError::Closed);
+        }
+        Ok(serde_json::from_slice(&buf[..n])?)
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

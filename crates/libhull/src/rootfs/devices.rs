@@ -1,0 +1,239 @@
+//! /dev inside the rootfs: the default device nodes, `linux.devices`, the standard symlinks,
+//! /dev/ptmx and /dev/console. Nodes are made with mknod where the kernel lets us; in a user
+//! namespace (or wherever mknod is refused) the host's node is bind-mounted onto an empty file.
+
+use std::fs::Permissions;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, SFlag};
+use oci_spec::runtime::{LinuxDeviceType, Mount};
+use pathrs::{InodeType, Root};
+
+use super::mounts::open_or_create;
+use super::options::MountOptions;
+use super::{clean_path, pathrs_errno, resolve_err, sys, RootfsContext, RootfsError};
+use crate::sys::mount::{self as sysmount, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
+
+/// The devices every container gets (runtime-spec "Default Devices").
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// One node to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Device {
+    path: PathBuf,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Device {
+    fn rdev(&self) -> u64 {
+        nix::sys::stat::makedev(self.major, self.minor)
+    }
+}
+
+/// /dev is ours to populate unless the config binds it from somewhere.
+pub(super) fn needs_setup(mounts: &[Mount]) -> bool {
+    !mounts.iter().any(|m| {
+        let bind = m.typ().as_deref() == Some("bind")
+            || MountOptions::parse(m.options().as_deref().unwrap_or_default()).is_bind();
+        bind && clean_path(m.destination()) == Path::new("/dev")
+    })
+}
+
+/// Creates the default devices and `linux.devices`, then the symlinks and /dev/ptmx.
+pub(super) fn setup(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError> {
+    let devices = wanted(ctx)?;
+    // Modes exactly as configured.
+    let old = nix::sys::stat::umask(Mode::empty());
+    let made = devices.iter().try_for_each(|d| create(ctx, root, d));
+    nix::sys::stat::umask(old);
+    made?;
+    symlinks(root)
+}
+
+/// The default devices followed by `linux.devices` (a configured path overrides nothing: it
+/// is created after, and an existing node is kept).
+fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
+    let mut out: Vec<Device> = DEFAULT_DEVICES
+        .iter()
+        .map(|&(path, major, minor)| Device {
+            path: PathBuf::from(path),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    let configured = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    for d in configured {
+        let path = clean_path(d.path());
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(RootfsError::refused(
+                    "create device",
+                    path.display(),
+                    "type \"a\" is not a device node type",
+                ))
+            }
+        };
+        let (Ok(major), Ok(minor)) = (u64::try_from(d.major()), u64::try_from(d.minor())) else {
+            return Err(RootfsError::refused(
+                "create device",
+                path.display(),
+                "negative major or minor number",
+            ));
+        };
+        out.push(Device {
+            path,
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+fn create(ctx: &RootfsContext, root: &Root, d: &Device) -> Result<(), RootfsError> {
+    let shown = d.path.display();
+    if let Some(parent) = d.path.parent() {
+        root.mkdir_all(parent, &Permissions::from_mode(0o755))
+            .map_err(resolve_err("create directory", parent.display()))?;
+    }
+    let node_needs_privilege = d.kind != SFlag::S_IFIFO;
+    if !(ctx.user_ns && node_needs_privilege) {
+        let perm = Permissions::from_mode(d.mode);
+        let inode = match d.kind {
+            SFlag::S_IFCHR => InodeType::CharacterDevice(perm, d.rdev()),
+            SFlag::S_IFBLK => InodeType::BlockDevice(perm, d.rdev()),
+            _ => InodeType::Fifo(perm),
+        };
+        match root.create(&d.path, &inode) {
+            Ok(()) => return fix_up(root, d),
+            // A node the rootfs already has is kept, as runc does.
+            Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => return Ok(()),
+            Err(e) if pathrs_errno(&e) == Some(Errno::EPERM) => {}
+            Err(e) => return Err(resolve_err("mknod", shown)(e)),
+        }
+    }
+    bind_host_node(root, d)
+}
+
+/// Checks the new node is what was asked for (nothing swapped it) and gives it its owner.
+fn fix_up(root: &Root, d: &Device) -> Result<(), RootfsError> {
+    let shown = d.path.display().to_string();
+    let h = root
+        .resolve_nofollow(&d.path)
+        .map_err(resolve_err("open new device", &shown))?;
+    let st =
+        nix::sys::stat::fstat(h.as_fd().as_raw_fd()).map_err(sys("stat new device", &shown))?;
+    let kind_ok = st.st_mode & libc::S_IFMT == d.kind.bits();
+    let rdev_ok = d.kind == SFlag::S_IFIFO || st.st_rdev == d.rdev();
+    if !kind_ok || !rdev_ok {
+        return Err(RootfsError::refused(
+            "create device",
+            &shown,
+            "the new node is not the one requested",
+        ));
+    }
+    if (d.uid, d.gid) != (0, 0) || (st.st_uid, st.st_gid) != (0, 0) {
+        nix::unistd::fchownat(
+            Some(h.as_fd().as_raw_fd()),
+            "",
+            Some(nix::unistd::Uid::from_raw(d.uid)),
+            Some(nix::unistd::Gid::from_raw(d.gid)),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )
+        .map_err(sys("chown device", shown))?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts the host's node at the same path onto an empty file in the rootfs.
+fn bind_host_node(root: &Root, d: &Device) -> Result<(), RootfsError> {
+    let target = open_or_create(root, &d.path, true)?;
+    let tree = sysmount::open_tree(None, &d.path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+        .map_err(sys("clone host device", d.path.display()))?;
+    sysmount::move_mount(tree.as_fd(), target.as_fd())
+        .map_err(sys("bind host device onto", d.path.display()))
+}
+
+/// /dev/fd, /dev/std{in,out,err}, /dev/core (if the host has /proc/kcore) and /dev/ptmx.
+fn symlinks(root: &Root) -> Result<(), RootfsError> {
+    let mut links = vec![
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "/dev/core"));
+    }
+    for (target, link) in links {
+        symlink(root, target, link)?;
+    }
+    // /dev/ptmx must be the one of the container's devpts instance.
+    match root.remove_file("/dev/ptmx") {
+        Ok(()) => {}
+        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {}
+        Err(e) => return Err(resolve_err("remove", "/dev/ptmx")(e)),
+    }
+    symlink(root, "pts/ptmx", "/dev/ptmx")
+}
+
+fn symlink(root: &Root, target: &str, link: &str) -> Result<(), RootfsError> {
+    match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
+        Ok(()) => Ok(()),
+        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(resolve_err("create symlink", link)(e)),
+    }
+}
+
+/// An empty /dev/console for the console code to bind the pty onto after pivot_root.
+pub(super) fn create_console(root: &Root) -> Result<(), RootfsError> {
+    open_or_create(root, Path::new("/dev/console"), true).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(json: &str) -> Mount {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn dev_setup_is_skipped_only_for_a_bound_dev() {
+        let tmpfs = mount(r#"{"destination":"/dev","type":"tmpfs","source":"tmpfs"}"#);
+        let bind = mount(r#"{"destination":"/dev/","source":"/dev","options":["rbind"]}"#);
+        let other = mount(r#"{"destination":"/dev/shm","source":"/x","options":["bind"]}"#);
+        assert!(needs_setup(&[tmpfs.clone(), other]));
+        assert!(!needs_setup(&[tmpfs, bind]));
+    }
+}

@@ -1,0 +1,787 @@
+//! The `mounts[]` entries of the config, performed in order inside the rootfs: bind mounts
+//! (built detached with open_tree, their flags set before they become visible), new
+//! filesystems (mount(2) onto the destination's fd), cgroup v1 emulation and cgroup2,
+//! `tmpcopyup` tmpfs. Destinations resolve inside the rootfs; symlinks never lead out of it.
+
+use std::fs::Permissions;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::statfs;
+use oci_spec::runtime::{LinuxNamespaceType, Mount};
+use pathrs::flags::OpenFlags;
+use pathrs::{Handle, Root};
+
+use super::options::{empty_attr, propagation_attr, MountOptions};
+use super::{
+    clean_path, fd_path, io_err, mountinfo, pathrs_errno, resolve_err, sys, RootfsContext,
+    RootfsError,
+};
+use crate::sys::mount::{
+    self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+};
+
+/// Files below /proc that may be bind-mounted over (what lxcfs emulates).
+const PROC_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Where the host keeps its cgroup2 hierarchy when it is fully unified.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Performs mounts inside one rootfs.
+pub(super) struct Mounter<'a> {
+    ctx: &'a RootfsContext<'a>,
+    root: &'a Root,
+    /// The rootfs as the kernel names it (the prefix of every resolved fd's path).
+    root_path: PathBuf,
+    cgroup_ns: bool,
+}
+
+impl<'a> Mounter<'a> {
+    pub fn new(ctx: &'a RootfsContext<'a>, root: &'a Root) -> Result<Self, RootfsError> {
+        let root_path = nix::fcntl::readlink(&fd_path(root))
+            .map(PathBuf::from)
+            .map_err(sys("read rootfs path", ctx.rootfs.display()))?;
+        let cgroup_ns = ctx
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+        Ok(Mounter {
+            ctx,
+            root,
+            root_path,
+            cgroup_ns,
+        })
+    }
+
+    /// Performs one `mounts[]` entry.
+    pub fn mount(&self, m: &Mount) -> Result<(), RootfsError> {
+        let dest = clean_path(m.destination());
+        let options = m.options().as_deref().unwrap_or_default();
+        let opts = MountOptions::parse(options);
+        let typ = m.typ().as_deref().unwrap_or("");
+        if opts.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(RootfsError::refused(
+                "mount",
+                dest.display(),
+                "idmapped mounts are not supported",
+            ));
+        }
+        tracing::debug!(dest = %dest.display(), typ, ?options, "mount");
+        if opts.is_bind() || typ == "bind" {
+            let Some(source) = m.source().as_deref().filter(|s| !s.as_os_str().is_empty()) else {
+                return Err(RootfsError::refused(
+                    "bind mount",
+                    dest.display(),
+                    "no source",
+                ));
+            };
+            let source = self.ctx.bundle.join(source);
+            return self.bind(&source, &dest, &opts);
+        }
+        match typ {
+            "" => Err(RootfsError::refused(
+                "mount",
+                dest.display(),
+                "no type and no bind option",
+            )),
+            "cgroup" if host_is_unified() => self.cgroup2(&dest, &opts),
+            "cgroup" => self.cgroup_v1(&dest, &opts),
+            "cgroup2" => self.cgroup2(&dest, &opts),
+            _ => {
+                let source = m
+                    .source()
+                    .as_deref()
+                    .map_or_else(|| typ.into(), |s| s.display().to_string());
+                self.filesystem(&source, &dest, typ, &opts)
+            }
+        }
+    }
+
+    /// A bind mount of the host path `source` (already joined to the bundle).
+    fn bind(&self, source: &Path, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+        if opts.flags.contains(MsFlags::MS_REMOUNT) {
+            // "bind,remount,…": change the flags of what is mounted at dest already.
+            let target = self
+                .root
+                .resolve(dest)
+                .map_err(resolve_err("resolve mount destination", dest.display()))?;
+            return self.set_attrs(target.as_fd(), dest, opts, true);
+        }
+        let meta =
+            std::fs::metadata(source).map_err(io_err("stat bind source", source.display()))?;
+        let target = self.mountpoint(dest, !meta.is_dir())?;
+        let at = self.in_root(&target, dest)?;
+        check_proc_destination(&at, false, Some(source))?;
+        self.attach_bind(source, &target, dest, opts)
+    }
+
+    /// Clones `source` (recursively for rbind), sets its flags while it is still detached,
+    /// attaches it onto `target`, then sets its propagation.
+    fn attach_bind(
+        &self,
+        source: &Path,
+        target: &Handle,
+        dest: &Path,
+        opts: &MountOptions,
+    ) -> Result<(), RootfsError> {
+        let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+        if opts.is_recursive_bind() {
+            flags |= AT_RECURSIVE as u32;
+        }
+        let tree = sysmount::open_tree(None, source, flags)
+            .map_err(sys("clone bind source", source.display()))?;
+        if let Some(attr) = opts.bind_attr() {
+            setattr(tree.as_fd(), &attr, false)
+                .map_err(sys("set bind mount flags for", dest.display()))?;
+        }
+        if let Some(attr) = opts.rec_attr() {
+            setattr(tree.as_fd(), &attr, true)
+                .map_err(sys("set recursive mount attributes for", dest.display()))?;
+        }
+        sysmount::move_mount(tree.as_fd(), target.as_fd())
+            .map_err(sys("bind mount onto", dest.display()))?;
+        self.set_propagation(tree.as_fd(), dest, opts)
+    }
+
+    /// A new filesystem (`proc`, `sysfs`, `tmpfs`, `devpts`, `mqueue`, `overlay`, …).
+    fn filesystem(
+        &self,
+        source: &str,
+        dest: &Path,
+        typ: &str,
+        opts: &MountOptions,
+    ) -> Result<(), RootfsError> {
+        let special = matches!(typ, "proc" | "sysfs");
+        if special {
+            self.refuse_non_directory(dest, typ)?;
+        }
+        let target = self.mountpoint(dest, false)?;
+        let at = self.in_root(&target, dest)?;
+        check_proc_destination(&at, typ == "proc", None)?;
+
+        if opts.flags.contains(MsFlags::MS_REMOUNT) {
+            nix::mount::mount(
+                Some(source),
+                &fd_path(&target),
+                Some(typ),
+                opts.flags,
+                Some(opts.data().as_str()),
+            )
+            .map_err(sys("remount", dest.display()))?;
+            return self.set_attrs(target.as_fd(), dest, opts, false);
+        }
+        if typ == "tmpfs" && opts.tmpcopyup {
+            return self.tmpfs_copyup(&target, dest, opts);
+        }
+        let mut flags = opts.fs_flags();
+        if typ == "tmpfs" {
+            // Made read-only in finalize, once everything below it exists.
+            flags.remove(MsFlags::MS_RDONLY);
+        }
+        let data = opts.data();
+        let mounted = nix::mount::mount(
+            Some(source),
+            &fd_path(&target),
+            Some(typ),
+            flags,
+            Some(data.as_str()),
+        );
+        match mounted {
+            Ok(()) => {}
+            // In a user namespace that does not own the network (IPC) namespace the kernel
+            // refuses a new sysfs (mqueue); the host's, bound read-only, is what runc offers.
+            Err(Errno::EPERM) if self.ctx.user_ns && matches!(typ, "sysfs" | "mqueue") => {
+                let host = if typ == "sysfs" {
+                    "/sys"
+                } else {
+                    "/dev/mqueue"
+                };
+                tracing::debug!(dest = %dest.display(), "cannot mount {typ} here: binding {host}");
+                let mut bind = opts.clone();
+                bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                return self.attach_bind(Path::new(host), &target, dest, &bind);
+            }
+            Err(e) => return Err(sys("mount", format!("{typ} at {}", dest.display()))(e)),
+        }
+        let mounted = self
+            .root
+            .resolve(dest)
+            .map_err(resolve_err("reopen mount", dest.display()))?;
+        if special {
+            let want = if typ == "proc" {
+                statfs::PROC_SUPER_MAGIC
+            } else {
+                statfs::SYSFS_MAGIC
+            };
+            let got = statfs::fstatfs(&mounted).map_err(sys("statfs", dest.display()))?;
+            if got.filesystem_type() != want {
+                return Err(RootfsError::refused(
+                    "mount",
+                    dest.display(),
+                    format!("{typ} was mounted but another filesystem is there"),
+                ));
+            }
+        }
+        self.set_attrs(mounted.as_fd(), dest, opts, false)
+    }
+
+    /// A tmpfs filled with what `target` held: built detached, filled, then attached.
+    fn tmpfs_copyup(
+        &self,
+        target: &Handle,
+        dest: &Path,
+        opts: &MountOptions,
+    ) -> Result<(), RootfsError> {
+        let fs = sysmount::fsopen("tmpfs").map_err(sys("fsopen tmpfs for", dest.display()))?;
+        for d in &opts.data {
+            let (key, value) = match d.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (d.as_str(), None),
+            };
+            sysmount::fsconfig_set(fs.as_fd(), key, value)
+                .map_err(sys("tmpfs option", format!("{d} for {}", dest.display())))?;
+        }
+        for (flag, name) in [
+            (MsFlags::MS_SYNCHRONOUS, "sync"),
+            (MsFlags::MS_DIRSYNC, "dirsync"),
+            (MsFlags::MS_LAZYTIME, "lazytime"),
+        ] {
+            if opts.flags.contains(flag) {
+                sysmount::fsconfig_set(fs.as_fd(), name, None).map_err(sys(
+                    "tmpfs option",
+                    format!("{name} for {}", dest.display()),
+                ))?;
+            }
+        }
+        sysmount::fsconfig_create(fs.as_fd()).map_err(sys("create tmpfs for", dest.display()))?;
+        let mut per_mount = opts.clone();
+        per_mount.flags.remove(MsFlags::MS_RDONLY);
+        let attrs = per_mount.bind_attr().map_or(0, |a| a.attr_set);
+        let mnt = sysmount::fsmount(fs.as_fd(), attrs)
+            .map_err(sys("fsmount tmpfs for", dest.display()))?;
+        let from = target
+            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
+            .map_err(resolve_err("open for tmpcopyup", dest.display()))?;
+        let to = nix::fcntl::openat(
+            Some(mnt.as_raw_fd()),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(sys("open new tmpfs for", dest.display()))?;
+        // SAFETY: openat just returned this fd and nothing else owns it.
+        let to = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(to) };
+        copy_tree(from.as_fd(), to.as_fd(), dest)?;
+        sysmount::move_mount(mnt.as_fd(), target.as_fd())
+            .map_err(sys("mount tmpfs onto", dest.display()))?;
+        self.set_attrs(mnt.as_fd(), dest, opts, false)
+    }
+
+    /// `cgroup` on a v1 or hybrid host, as runc does it: a tmpfs with one directory per
+    /// hierarchy, each the container's own cgroup bound from the host (or, in a new cgroup
+    /// namespace, a fresh cgroup mount), and symlinks for co-mounted controllers.
+    fn cgroup_v1(&self, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+        let readonly = self.cgroup_readonly(opts);
+        let target = self.mountpoint(dest, false)?;
+        let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        nix::mount::mount(
+            Some("tmpfs"),
+            &fd_path(&target),
+            Some("tmpfs"),
+            base,
+            Some("mode=755"),
+        )
+        .map_err(sys("mount", format!("tmpfs at {}", dest.display())))?;
+        let tmpfs = self
+            .root
+            .resolve(dest)
+            .map_err(resolve_err("reopen mount", dest.display()))?;
+
+        let table =
+            mountinfo::read_self().map_err(io_err("read mount table", "/proc/self/mountinfo"))?;
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(io_err("read", "/proc/self/cgroup"))?;
+        let mut sub_opts = MountOptions {
+            flags: base | MsFlags::MS_BIND | MsFlags::MS_REC,
+            ..Default::default()
+        };
+        if readonly {
+            sub_opts.flags |= MsFlags::MS_RDONLY;
+        }
+        for h in table.iter().filter(|m| m.fs_type == "cgroup") {
+            if mountinfo::is_at_or_below(&h.mount_point, &self.root_path) {
+                continue;
+            }
+            let Some(name) = h.mount_point.file_name() else {
+                continue;
+            };
+            let name = name.to_string_lossy().into_owned();
+            let controllers = cgroup_controllers(&h.super_options);
+            let sub = dest.join(&name);
+            let dir = self
+                .root
+                .mkdir_all(&sub, &Permissions::from_mode(0o755))
+                .map_err(resolve_err("create cgroup directory", sub.display()))?;
+            if self.cgroup_ns {
+                nix::mount::mount(
+                    Some("cgroup"),
+                    &fd_path(&dir),
+                    Some("cgroup"),
+                    sub_opts.fs_flags(),
+                    Some(controllers.join(",").as_str()),
+                )
+                .map_err(sys("mount", format!("cgroup at {}", sub.display())))?;
+            } else {
+                let path = own_cgroup(&own, &controllers).unwrap_or("/");
+                let rel = Path::new(path)
+                    .strip_prefix(&h.root)
+                    .unwrap_or(Path::new(path));
+                let rel = rel.strip_prefix("/").unwrap_or(rel);
+                let source = h.mount_point.join(rel);
+                self.attach_bind(&source, &dir, &sub, &sub_opts)?;
+            }
+            if name.contains(',') {
+                for c in name.split(',') {
+                    let link = dest.join(c);
+                    match self
+                        .root
+                        .create(&link, &pathrs::InodeType::Symlink(PathBuf::from(&name)))
+                    {
+                        Ok(()) => {}
+                        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => {}
+                        Err(e) => return Err(resolve_err("create symlink", link.display())(e)),
+                    }
+                }
+            }
+        }
+        if readonly {
+            let mut ro = empty_attr();
+            ro.attr_set = sysmount::MOUNT_ATTR_RDONLY;
+            setattr(tmpfs.as_fd(), &ro, false).map_err(sys("make read-only", dest.display()))?;
+        }
+        self.set_propagation(tmpfs.as_fd(), dest, opts)
+    }
+
+    /// `cgroup2` (or `cgroup` on a unified host); where the kernel refuses a new one (a user
+    /// namespace without its own cgroup namespace), the host's hierarchy bound instead.
+    fn cgroup2(&self, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+        let mut opts = opts.clone();
+        if self.cgroup_readonly(&opts) {
+            opts.flags |= MsFlags::MS_RDONLY;
+        }
+        let target = self.mountpoint(dest, false)?;
+        let data = opts.data();
+        match nix::mount::mount(
+            Some("cgroup2"),
+            &fd_path(&target),
+            Some("cgroup2"),
+            opts.fs_flags(),
+            Some(data.as_str()),
+        ) {
+            Ok(()) => {}
+            Err(Errno::EPERM | Errno::EBUSY) => {
+                let host = mountinfo::read_self()
+                    .map_err(io_err("read mount table", "/proc/self/mountinfo"))?
+                    .into_iter()
+                    .find(|m| {
+                        m.fs_type == "cgroup2"
+                            && !mountinfo::is_at_or_below(&m.mount_point, &self.root_path)
+                    })
+                    .map_or_else(|| PathBuf::from(CGROUP_ROOT), |m| m.mount_point);
+                let mut bind = opts.clone();
+                bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                return self.attach_bind(&host, &target, dest, &bind);
+            }
+            Err(e) => return Err(sys("mount", format!("cgroup2 at {}", dest.display()))(e)),
+        }
+        let mounted = self
+            .root
+            .resolve(dest)
+            .map_err(resolve_err("reopen mount", dest.display()))?;
+        self.set_attrs(mounted.as_fd(), dest, &opts, false)
+    }
+
+    /// Without its own cgroup namespace a container gets cgroupfs read-only unless the
+    /// options say `rw` (CVE-2023-25809); with one, as the options say.
+    fn cgroup_readonly(&self, opts: &MountOptions) -> bool {
+        opts.readonly() || (!self.cgroup_ns && !opts.cleared.contains(MsFlags::MS_RDONLY))
+    }
+
+    /// The per-mount flags (binds only), recursive attributes and propagation of the mount
+    /// `fd` refers to.
+    fn set_attrs(
+        &self,
+        fd: BorrowedFd<'_>,
+        dest: &Path,
+        opts: &MountOptions,
+        bind: bool,
+    ) -> Result<(), RootfsError> {
+        if bind {
+            if let Some(attr) = opts.bind_attr() {
+                setattr(fd, &attr, false)
+                    .map_err(sys("set bind mount flags for", dest.display()))?;
+            }
+        }
+        if let Some(attr) = opts.rec_attr() {
+            setattr(fd, &attr, true)
+                .map_err(sys("set recursive mount attributes for", dest.display()))?;
+        }
+        self.set_propagation(fd, dest, opts)
+    }
+
+    fn set_propagation(
+        &self,
+        fd: BorrowedFd<'_>,
+        dest: &Path,
+        opts: &MountOptions,
+    ) -> Result<(), RootfsError> {
+        for &p in &opts.propagation {
+            setattr(fd, &propagation_attr(p), p.contains(MsFlags::MS_REC))
+                .map_err(sys("set propagation of", dest.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Opens the mount point `dest` inside the rootfs, creating it if missing: a directory,
+    /// or an empty file when `file` (to bind a file onto).
+    fn mountpoint(&self, dest: &Path, file: bool) -> Result<Handle, RootfsError> {
+        open_or_create(self.root, dest, file)
+    }
+
+    /// The path of an open fd inside the rootfs; a fd outside it is refused.
+    fn in_root(&self, h: &Handle, dest: &Path) -> Result<PathBuf, RootfsError> {
+        let real =
+            nix::fcntl::readlink(&fd_path(h)).map_err(sys("read path of", dest.display()))?;
+        match Path::new(&real).strip_prefix(&self.root_path) {
+            Ok(rel) => Ok(Path::new("/").join(rel)),
+            Err(_) => Err(RootfsError::refused(
+                "mount",
+                dest.display(),
+                format!(
+                    "destination resolved outside the rootfs ({})",
+                    Path::new(&real).display()
+                ),
+            )),
+        }
+    }
+
+    /// procfs and sysfs go onto an ordinary directory only: never through a symlink or over
+    /// a file at the destination itself.
+    fn refuse_non_directory(&self, dest: &Path, typ: &str) -> Result<(), RootfsError> {
+        match self.root.resolve_nofollow(dest) {
+            Ok(h) => {
+                let st = nix::sys::stat::fstat(h.as_fd().as_raw_fd())
+                    .map_err(sys("stat", dest.display()))?;
+                if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFDIR {
+                    return Err(RootfsError::refused(
+                        "mount",
+                        dest.display(),
+                        format!("{typ} must be mounted on an ordinary directory"),
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(resolve_err("resolve mount destination", dest.display())(e)),
+        }
+    }
+}
+
+/// Opens `path` inside `root`, creating it if missing: a directory (with parents), or an
+/// empty file when `file`. An existing path is used as it is.
+pub(super) fn open_or_create(root: &Root, path: &Path, file: bool) -> Result<Handle, RootfsError> {
+    match root.resolve(path) {
+        Ok(h) => return Ok(h),
+        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {}
+        Err(e) => return Err(resolve_err("resolve", path.display())(e)),
+    }
+    let dir_perm = Permissions::from_mode(0o755);
+    if !file {
+        return root
+            .mkdir_all(path, &dir_perm)
+            .map_err(resolve_err("create directory", path.display()));
+    }
+    if let Some(parent) = path.parent() {
+        root.mkdir_all(parent, &dir_perm)
+            .map_err(resolve_err("create directory", parent.display()))?;
+    }
+    // O_EXCL|O_NOFOLLOW: never create (or open) through a symlink someone put there.
+    let flags =
+        OpenFlags::O_RDONLY | OpenFlags::O_EXCL | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC;
+    match root.create_file(path, flags, &Permissions::from_mode(0o644)) {
+        Ok(_) => {}
+        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => {}
+        Err(e) => return Err(resolve_err("create file", path.display())(e)),
+    }
+    root.resolve(path)
+        .map_err(resolve_err("resolve", path.display()))
+}
+
+/// mount_setattr on the mount `fd` refers to (its whole tree when `recursive`).
+pub(super) fn setattr(fd: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> Result<(), Errno> {
+    let mut flags = AT_EMPTY_PATH;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    sysmount::mount_setattr(Some(fd), Path::new(""), flags, attr)
+}
+
+/// Refuses mounts into /proc other than procfs on /proc itself, a procfs root bound onto
+/// /proc, and the files lxcfs emulates (the CVE-2019-19921 class of escapes).
+fn check_proc_destination(
+    at: &Path,
+    is_proc: bool,
+    bind_source: Option<&Path>,
+) -> Result<(), RootfsError> {
+    let Ok(rel) = at.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    if rel.as_os_str().is_empty() {
+        if is_proc {
+            return Ok(());
+        }
+        if let Some(src) = bind_source {
+            let is_procfs =
+                statfs::statfs(src).is_ok_and(|s| s.filesystem_type() == statfs::PROC_SUPER_MAGIC);
+            // Only the root of a procfs has inode 1.
+            let is_root = nix::sys::stat::stat(src).is_ok_and(|s| s.st_ino == 1);
+            if is_procfs && is_root {
+                return Ok(());
+            }
+        }
+        return Err(RootfsError::refused(
+            "mount",
+            at.display(),
+            "only procfs may be mounted on /proc",
+        ));
+    }
+    if PROC_ALLOWED.iter().any(|a| Path::new(a) == at) {
+        return Ok(());
+    }
+    Err(RootfsError::refused(
+        "mount",
+        at.display(),
+        "cannot be mounted because it is inside /proc",
+    ))
+}
+
+/// The host mounts cgroup2 at /sys/fs/cgroup itself (no v1 hierarchies).
+fn host_is_unified() -> bool {
+    statfs::statfs(CGROUP_ROOT).is_ok_and(|s| s.filesystem_type() == statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// The controllers (and `name=`) of a v1 hierarchy from its super options, without the
+/// generic options (`rw`, `xattr`, `clone_children`, …).
+fn cgroup_controllers(super_options: &str) -> Vec<&str> {
+    super_options
+        .split(',')
+        .filter(|o| {
+            !matches!(
+                *o,
+                "" | "rw"
+                    | "ro"
+                    | "none"
+                    | "xattr"
+                    | "clone_children"
+                    | "noprefix"
+                    | "cpuset_v2_mode"
+                    | "favordynmods"
+                    | "nofavordynmods"
+            ) && !o.starts_with("release_agent=")
+        })
+        .collect()
+}
+
+/// This process's cgroup in the hierarchy with exactly `controllers`, from /proc/self/cgroup.
+fn own_cgroup<'t>(proc_cgroup: &'t str, controllers: &[&str]) -> Option<&'t str> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut have: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
+        let mut want = controllers.to_vec();
+        have.sort_unstable();
+        want.sort_unstable();
+        (!want.is_empty() && have == want).then_some(path)
+    })
+}
+
+/// Copies the directory tree `from` into `to` (tmpcopyup): directories, files, symlinks and
+/// special files, with modes and owners. Nothing is followed through a symlink.
+fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>, dest: &Path) -> Result<(), RootfsError> {
+    use nix::fcntl::AtFlags;
+    use nix::sys::stat::{fchmodat, fstatat, mkdirat, mknodat, FchmodatFlags};
+
+    let st = nix::sys::stat::fstat(from.as_raw_fd()).map_err(sys("stat", dest.display()))?;
+    copy_owner_mode(to, None, &st, dest)?;
+    let dir = nix::dir::Dir::openat(
+        Some(from.as_raw_fd()),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("read directory", dest.display()))?;
+    for entry in dir {
+        let entry = entry.map_err(sys("read directory", dest.display()))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let shown = dest
+            .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()));
+        let st = fstatat(Some(from.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(sys("stat", shown.display()))?;
+        let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
+        let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        let open = |fd: BorrowedFd<'_>, flags: OFlag, mode: Mode| -> Result<OwnedFd, RootfsError> {
+            let raw = nix::fcntl::openat(
+                Some(fd.as_raw_fd()),
+                name,
+                flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                mode,
+            )
+            .map_err(sys("open", shown.display()))?;
+            // SAFETY: openat just returned this fd and nothing else owns it.
+            Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+        };
+        match kind {
+            SFlag::S_IFDIR => {
+                mkdirat(Some(to.as_raw_fd()), name, Mode::from_bits_truncate(0o700))
+                    .map_err(sys("mkdir", shown.display()))?;
+                let src = open(from, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())?;
+                let dst = open(to, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())?;
+                copy_tree(src.as_fd(), dst.as_fd(), &shown)?;
+                continue;
+            }
+            SFlag::S_IFREG => {
+                let src = open(from, OFlag::O_RDONLY, Mode::empty())?;
+                let dst = open(
+                    to,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                    Mode::from_bits_truncate(0o600),
+                )?;
+                std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))
+                    .map_err(io_err("copy", shown.display()))?;
+            }
+            SFlag::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(Some(from.as_raw_fd()), name)
+                    .map_err(sys("readlink", shown.display()))?;
+                nix::unistd::symlinkat(target.as_os_str(), Some(to.as_raw_fd()), name)
+                    .map_err(sys("symlink", shown.display()))?;
+                copy_owner_mode(to, Some(name), &st, &shown)?;
+                continue;
+            }
+            _ => {
+                mknodat(Some(to.as_raw_fd()), name, kind, perm, st.st_rdev)
+                    .map_err(sys("mknod", shown.display()))?;
+            }
+        }
+        copy_owner_mode(to, Some(name), &st, &shown)?;
+        fchmodat(
+            Some(to.as_raw_fd()),
+            name,
+            perm,
+            FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(sys("chmod", shown.display()))?;
+    }
+    Ok(())
+}
+
+/// Gives `name` in `dir` (or `dir` itself) the owner of `st`, and for `dir` itself its mode.
+/// Owners a user namespace cannot map are left as they are.
+fn copy_owner_mode(
+    dir: BorrowedFd<'_>,
+    name: Option<&std::ffi::CStr>,
+    st: &libc::stat,
+    shown: &Path,
+) -> Result<(), RootfsError> {
+    use nix::fcntl::AtFlags;
+    let uid = Some(nix::unistd::Uid::from_raw(st.st_uid));
+    let gid = Some(nix::unistd::Gid::from_raw(st.st_gid));
+    let (path, flags) = match name {
+        Some(n) => (n, AtFlags::AT_SYMLINK_NOFOLLOW),
+        None => (c"", AtFlags::AT_EMPTY_PATH),
+    };
+    match nix::unistd::fchownat(Some(dir.as_raw_fd()), path, uid, gid, flags) {
+        Ok(()) | Err(Errno::EINVAL) => {}
+        Err(e) => return Err(sys("chown", shown.display())(e)),
+    }
+    if name.is_none() {
+        nix::sys::stat::fchmod(
+            dir.as_raw_fd(),
+            Mode::from_bits_truncate(st.st_mode & 0o7777),
+        )
+        .map_err(sys("chmod", shown.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_controllers_drop_generic_options() {
+        assert_eq!(cgroup_controllers("rw,cpu,cpuacct"), vec!["cpu", "cpuacct"]);
+        assert_eq!(
+            cgroup_controllers("rw,xattr,name=systemd"),
+            vec!["name=systemd"]
+        );
+        assert_eq!(
+            cgroup_controllers("ro,cpuset,clone_children,release_agent=/x"),
+            vec!["cpuset"]
+        );
+    }
+
+    #[test]
+    fn own_cgroup_matches_the_controller_set() {
+        let text = "9:name=systemd:/\n4:memory:/a/b\n2:cpuacct,cpu:/c\n0::/u\n";
+        assert_eq!(own_cgroup(text, &["memory"]), Some("/a/b"));
+        assert_eq!(own_cgroup(text, &["cpu", "cpuacct"]), Some("/c"));
+        assert_eq!(own_cgroup(text, &["name=systemd"]), Some("/"));
+        assert_eq!(own_cgroup(text, &["pids"]), None);
+    }
+
+    #[test]
+    fn proc_destinations_are_limited() {
+        assert!(check_proc_destination(Path::new("/proc"), true, None).is_ok());
+        assert!(check_proc_destination(Path::new("/proc"), false, None).is_err());
+        assert!(
+            check_proc_destination(Path::new("/proc/cpuinfo"), false, Some(Path::new("/x")))
+                .is_ok()
+        );
+        assert!(
+            check_proc_destination(Path::new("/proc/sys/kernel/core_pattern"), false, None)
+                .is_err()
+        );
+        assert!(check_proc_destination(Path::new("/procfoo"), false, None).is_ok());
+        assert!(
+            check_proc_destination(Path::new("/proc"), false, Some(Path::new("/proc"))).is_ok()
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! After pivot_root (and sysctls): `linux.readonlyPaths`, `linux.maskedPaths`, read-only
+//! tmpfs mounts, then `root.readonly`. Every path is resolved inside the new root, every
+//! mount is built detached and attached onto the resolved fd, and flags are changed with
+//! mount_setattr, which keeps the flags the kernel locked in a user namespace.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use nix::sys::stat::SFlag;
+use pathrs::{Handle, Root};
+
+use super::mounts::setattr;
+use super::options::{empty_attr, MountOptions};
+use super::{clean_path, pathrs_errno, resolve_err, sys, RootfsContext, RootfsError};
+use crate::sys::mount::{
+    self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC,
+    OPEN_TREE_CLONE,
+};
+
+pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
+    let root = Root::open("/").map_err(resolve_err("open", "/"))?;
+    let linux = ctx.spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
+        readonly_path(&root, Path::new(p))?;
+    }
+    let masked = linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default();
+    if !masked.is_empty() {
+        let mut null = None;
+        for p in masked {
+            mask_path(&root, Path::new(p), &mut null)?;
+        }
+    }
+    readonly_tmpfs(ctx, &root)?;
+    if ctx
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let mut ro = empty_attr();
+        ro.attr_set = MOUNT_ATTR_RDONLY;
+        sysmount::mount_setattr(None, Path::new("/"), 0, &ro)
+            .map_err(sys("make read-only", "/"))?;
+    }
+    Ok(())
+}
+
+/// Resolves `path` in the container; `None` when it does not exist.
+fn existing(root: &Root, path: &Path, step: &'static str) -> Result<Option<Handle>, RootfsError> {
+    match root.resolve(path) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(resolve_err(step, path.display())(e)),
+    }
+}
+
+/// Binds `path` onto itself and makes the bind (and what is mounted below it) read-only.
+fn readonly_path(root: &Root, path: &Path) -> Result<(), RootfsError> {
+    let Some(target) = existing(root, path, "resolve read-only path")? else {
+        return Ok(());
+    };
+    let tree = sysmount::open_tree(
+        Some(target.as_fd()),
+        Path::new(""),
+        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE | AT_EMPTY_PATH) as u32,
+    )
+    .map_err(sys("bind read-only path", path.display()))?;
+    let mut ro = empty_attr();
+    ro.attr_set = MOUNT_ATTR_RDONLY;
+    setattr(tree.as_fd(), &ro, true).map_err(sys("make read-only", path.display()))?;
+    sysmount::move_mount(tree.as_fd(), target.as_fd())
+        .map_err(sys("mount read-only path", path.display()))
+}
+
+/// Hides `path`: a directory under an empty read-only tmpfs, anything else under /dev/null.
+fn mask_path(root: &Root, path: &Path, null: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
+    let Some(target) = existing(root, path, "resolve masked path")? else {
+        return Ok(());
+    };
+    let st = nix::sys::stat::fstat(target.as_fd().as_raw_fd())
+        .map_err(sys("stat masked path", path.display()))?;
+    let mnt = if st.st_mode & libc::S_IFMT == SFlag::S_IFDIR.bits() {
+        let fs = sysmount::fsopen("tmpfs").map_err(sys("fsopen tmpfs to mask", path.display()))?;
+        sysmount::fsconfig_create(fs.as_fd())
+            .map_err(sys("create tmpfs to mask", path.display()))?;
+        sysmount::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY)
+            .map_err(sys("fsmount tmpfs to mask", path.display()))?
+    } else {
+        if null.is_none() {
+            *null = Some(verified_dev_null(root)?);
+        }
+        let null = null.as_ref().expect("set above");
+        sysmount::open_tree(
+            Some(null.as_fd()),
+            Path::new(""),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH as u32,
+        )
+        .map_err(sys("clone /dev/null to mask", path.display()))?
+    };
+    sysmount::move_mount(mnt.as_fd(), target.as_fd()).map_err(sys("mask", path.display()))
+}
+
+/// The container's /dev/null, opened without following a symlink and checked to be the 1:3
+/// character device, so masking never binds something the container planted (CVE-2025-31133).
+fn verified_dev_null(root: &Root) -> Result<OwnedFd, RootfsError> {
+    let h = root
+        .resolve_nofollow("/dev/null")
+        .map_err(resolve_err("open", "/dev/null"))?;
+    let st = nix::sys::stat::fstat(h.as_fd().as_raw_fd()).map_err(sys("stat", "/dev/null"))?;
+    let is_chr = st.st_mode & libc::S_IFMT == SFlag::S_IFCHR.bits();
+    let rdev = (
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev),
+    );
+    if !is_chr || rdev != (1, 3) {
+        return Err(RootfsError::refused(
+            "mask paths with",
+            "/dev/null",
+            "it is not the 1:3 character device",
+        ));
+    }
+    Ok(h.into())
+}
+
+/// tmpfs mounts asked read-only were mounted writable so that what lies below them (mount
+/// points, devices in /dev) could be created; they become read-only now.
+fn readonly_tmpfs(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError> {
+    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        let tmpfs = m.typ().as_deref() == Some("tmpfs") && !opts.is_bind();
+        if !tmpfs || !opts.readonly() || opts.flags.contains(MsFlags::MS_REMOUNT) {
+            continue;
+        }
+        let dest = clean_path(m.destination());
+        let Some(h) = existing(root, &dest, "resolve mount")? else {
+            continue;
+        };
+        let mut ro = empty_attr();
+        ro.attr_set = MOUNT_ATTR_RDONLY;
+        setattr(h.as_fd(), &ro, false).map_err(sys("make read-only", dest.display()))?;
+    }
+    Ok(())
+}
