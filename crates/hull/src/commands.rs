@@ -90,8 +90,12 @@ fn kill(rt: &Runtime, args: KillArgs) -> Result<i32> {
     let number = parse_signal(raw)?;
     let signal =
         Signal::try_from(number).map_err(|_| anyhow!("signal {number} is not supported"))?;
-    rt.kill(&args.id, signal, args.all)?;
-    Ok(0)
+    match rt.kill(&args.id, signal, args.all) {
+        // runc: with --all, a container that is no longer running is not an error.
+        Err(libhull::Error::NotRunning) if args.all => Ok(0),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(0),
+    }
 }
 
 /// Signal names as runc knows them (golang.org/x/sys/unix), numbered as on Linux.

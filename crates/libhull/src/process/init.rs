@@ -104,8 +104,20 @@ fn hook_state(id: &str, pid: i32, bundle: &Bundle, status: oci_spec::runtime::Co
     st
 }
 
+/// Sets (or with 0 clears) the signal this process gets when its parent dies.
+fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
+    // SAFETY: prctl with integer arguments only changes this process's flags.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(InitError::new("set parent death signal", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
     use oci_spec::runtime::ContainerState as S;
+    // A runtime killed during setup takes the half-made container with it; an init that was
+    // forked once more notices instead by its sync channel closing.
+    parent_death_signal(libc::SIGKILL)?;
     // Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
     // SAFETY: prctl with integer arguments only changes this process's flags.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -177,6 +189,8 @@ fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
         None => None,
     };
 
+    // From here the container outlives `create`.
+    parent_death_signal(0)?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
     let mut conn = super::gate::wait(args.gate).map_err(step("wait for start"))?;
     let result = start(&args, host_pid, exec);
