@@ -667,6 +667,7 @@ def main():
     idle_done = []  # finished since the last idle point (for cgroup attribution)
     cg_before = cgroup_snapshot()
     n_pass = n_fail = 0
+    interrupted = False
 
     def exclusive(name):
         return "cgroup" in name or name.startswith("delete_")
@@ -738,6 +739,9 @@ def main():
                 results.append((run.name, verdict, ok, total, skip, run.exit_code,
                                 f"{run.duration:.1f}", exp or "", "; ".join(one_line(n, 300) for n in notes[:6])))
             idle_done = []
+    except KeyboardInterrupt:
+        interrupted = True
+        print("# interrupted: cleaning up the running file(s)", flush=True)
     finally:
         for run in running:
             try:
@@ -745,6 +749,10 @@ def main():
             except ProcessLookupError:
                 pass
             run.cleanup(serial=(args.jobs <= 1))
+            leftover_log.write(f"== {run.name} (attempt {run.attempt}, interrupted)\n" +
+                               "".join(f"  {m}\n" for m in run.leftovers))
+        if running:  # interrupted: still remove the cgroup dirs the killed files created
+            cgroup_cleanup(cg_before, lambda m: leftover_log.write(f"  {m} (interrupted run)\n"))
         leftover_log.close()
         if not args.keep:
             try:
@@ -763,7 +771,7 @@ def main():
     if regressions:
         print(f"# expected to PASS but failed: {' '.join(regressions)}", flush=True)
     print(f"{n_pass} passed, {n_fail} failed", flush=True)
-    sys.exit(1 if regressions else 0)
+    sys.exit(130 if interrupted else 1 if regressions else 0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use libhull::state::OciState;
 use libhull::{CreateOptions, RunOptions, Runtime};
-use nix::sys::signal::Signal;
 
 use crate::cli::{Command, CreateArgs, KillArgs, ListArgs, RunArgs, SpecArgs};
 
@@ -87,9 +86,7 @@ fn run(rt: &Runtime, args: RunArgs) -> Result<i32> {
 
 fn kill(rt: &Runtime, args: KillArgs) -> Result<i32> {
     let raw = args.signal.as_deref().unwrap_or("SIGTERM");
-    let number = parse_signal(raw)?;
-    let signal =
-        Signal::try_from(number).map_err(|_| anyhow!("signal {number} is not supported"))?;
+    let signal = parse_signal(raw)?;
     match rt.kill(&args.id, signal, args.all) {
         // runc: with --all, a container that is no longer running is not an error.
         Err(libhull::Error::NotRunning) if args.all => Ok(0),

@@ -33,6 +33,8 @@ pub enum Error {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Gate(#[from] gate::GateError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
     #[error("container not running")]
     NotRunning,
     #[error("cannot start a container that has stopped")]
@@ -153,19 +155,8 @@ impl Runtime {
             let mut runtime_hooks = |pid: Pid| {
                 let mut hs = st.clone();
                 hs.pid = pid.as_raw();
-                let state = hook_state(&hs, HookStatus::Creating);
-                let h = spec.hooks().as_ref().expect("asked for hooks");
-                #[allow(deprecated)]
-                let prestart = h.prestart().as_deref().unwrap_or_default();
-                hooks::run("prestart", prestart, &state)
-                    .and_then(|()| {
-                        hooks::run(
-                            "createRuntime",
-                            h.create_runtime().as_deref().unwrap_or_default(),
-                            &state,
-                        )
-                    })
-                    .map_err(|e| e.to_string())
+                let list = spec.hooks().as_ref().and_then(|h| h.create_runtime().as_deref());
+                run_hooks("createRuntime", list, &hs, HookStatus::Creating).map_err(|e| e.to_string())
             };
             let pid = process::spawn(
                 SpawnOptions {
@@ -216,16 +207,26 @@ impl Runtime {
             Status::Stopped => return Err(Error::StartStopped),
             s => return Err(Error::StartStarted(s)),
         }
+        // prestart hooks run when `start` is called, before the user process (runtime-spec
+        // 1.0's rule, which the validation suite checks), in the runtime's namespaces.
+        #[allow(deprecated)]
+        let prestart = st.config.hooks().as_ref().and_then(|h| h.prestart().as_deref());
+        if let Err(e) = run_hooks("prestart", prestart, &st, HookStatus::Created) {
+            for pid in container_pids(&st) {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            wait_gone(&st, Duration::from_secs(10));
+            release_resources(&st);
+            entry.remove()?;
+            return Err(e.into());
+        }
         let released = gate::release(entry.dir_fd());
         let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
         st.started = true;
         entry.save(&st)?;
         released?;
-        if let Some(list) = st.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
-            if let Err(e) = hooks::run("poststart", list, &hook_state(&st, HookStatus::Running)) {
-                tracing::warn!("{e}");
-            }
-        }
+        let list = st.config.hooks().as_ref().and_then(|h| h.poststart().as_deref());
+        warn_hooks("poststart", list, &st, HookStatus::Running);
         Ok(())
     }
 
@@ -276,7 +277,9 @@ impl Runtime {
     }
 
     /// Sends `signal` to the init (or with `all`, to every process of the container).
-    pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), Error> {
+    /// `signal` is a raw number: real-time signals (SIGRTMIN+3 is a common stop signal) have
+    /// no `Signal` variant.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
         if st.status() == Status::Stopped {
@@ -288,7 +291,9 @@ impl Runtime {
             vec![Pid::from_raw(st.pid)]
         };
         for pid in pids {
-            match kill(pid, signal) {
+            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+            let ret = unsafe { libc::kill(pid.as_raw(), signal) };
+            match Errno::result(ret).map(drop) {
                 Ok(()) | Err(Errno::ESRCH) if pid.as_raw() != st.pid => {}
                 Ok(()) => {}
                 Err(Errno::ESRCH) => return Err(Error::NotRunning),
@@ -332,11 +337,8 @@ impl Runtime {
         }
         release_resources(&st);
         entry.remove()?;
-        if let Some(list) = st.config.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
-            if let Err(e) = hooks::run("poststop", list, &hook_state(&st, HookStatus::Stopped)) {
-                tracing::warn!("{e}");
-            }
-        }
+        let list = st.config.hooks().as_ref().and_then(|h| h.poststop().as_deref());
+        warn_hooks("poststop", list, &st, HookStatus::Stopped);
         Ok(())
     }
 
@@ -352,6 +354,44 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// Runs hooks the runtime itself runs, as runc does: in the bundle directory, with the
+/// runtime's environment for a hook that has none. Stops at the first failure.
+fn run_hooks(
+    kind: &'static str,
+    list: Option<&[oci_spec::runtime::Hook]>,
+    st: &ContainerState,
+    status: HookStatus,
+) -> Result<(), hooks::HookError> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let opts = hooks::RunOptions {
+        default_env: &env,
+        cwd: Some(&st.bundle),
+    };
+    hooks::run_with(kind, list, &hook_state(st, status), &opts)
+}
+
+/// As [`run_hooks`], but every hook runs and failures are only warnings (poststart and
+/// poststop, by the runtime-spec).
+fn warn_hooks(
+    kind: &'static str,
+    list: Option<&[oci_spec::runtime::Hook]>,
+    st: &ContainerState,
+    status: HookStatus,
+) {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return;
+    };
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let opts = hooks::RunOptions {
+        default_env: &env,
+        cwd: Some(&st.bundle),
+    };
+    hooks::run_all_warn(kind, list, &hook_state(st, status), &opts);
 }
 
 /// What a container holds outside its own namespaces, released on delete and failed create.

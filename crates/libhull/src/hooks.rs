@@ -65,19 +65,28 @@ pub enum HookFailure {
 
 /// Runs `hooks` in order, each with `state` as JSON on stdin; stops at the first failure.
 /// `kind` is the config name of the list ("prestart", "createRuntime", ...). A hook without
-/// `env` gets an empty environment.
+/// `env` gets an empty environment; hooks run in the caller's working directory.
 pub fn run(kind: &'static str, hooks: &[Hook], state: &State) -> Result<(), HookError> {
-    run_with_default_env(kind, hooks, state, &[])
+    run_with(kind, hooks, state, &RunOptions::default())
 }
 
-/// [`run`], but a hook without `env` gets `default_env` (`KEY=value` entries). runc gives such
-/// hooks its own environment, and startContainer hooks the container process's; this lets the
-/// caller choose.
-pub fn run_with_default_env(
+/// What runc does beyond the runtime-spec, for the caller to opt into.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// `KEY=value` entries for hooks without `env`. runc gives such hooks its own environment,
+    /// and startContainer hooks the container process's.
+    pub default_env: &'a [String],
+    /// Working directory of the hooks; `None` keeps the caller's. runc runs the hooks it runs
+    /// itself in the bundle directory.
+    pub cwd: Option<&'a Path>,
+}
+
+/// [`run`] with [`RunOptions`].
+pub fn run_with(
     kind: &'static str,
     hooks: &[Hook],
     state: &State,
-    default_env: &[String],
+    opts: &RunOptions<'_>,
 ) -> Result<(), HookError> {
     if hooks.is_empty() {
         return Ok(());
@@ -85,7 +94,7 @@ pub fn run_with_default_env(
     let json = serde_json::to_vec(state).map_err(|source| HookError::State { kind, source })?;
     for (index, hook) in hooks.iter().enumerate() {
         tracing::debug!(kind, index, path = %hook.path().display(), "running hook");
-        run_one(hook, &json, default_env).map_err(|reason| HookError::Failed {
+        run_one(hook, &json, opts).map_err(|reason| HookError::Failed {
             kind,
             index,
             path: hook.path().display().to_string(),
@@ -95,7 +104,33 @@ pub fn run_with_default_env(
     Ok(())
 }
 
-fn run_one(hook: &Hook, stdin_data: &[u8], default_env: &[String]) -> Result<(), HookFailure> {
+/// Runs every hook even when some fail, as the runtime-spec asks for poststart and poststop
+/// hooks: each failure is logged as a warning and the rest still run.
+pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &State, opts: &RunOptions<'_>) {
+    if hooks.is_empty() {
+        return;
+    }
+    let json = match serde_json::to_vec(state) {
+        Ok(j) => j,
+        Err(source) => {
+            tracing::warn!("{}", HookError::State { kind, source });
+            return;
+        }
+    };
+    for (index, hook) in hooks.iter().enumerate() {
+        if let Err(reason) = run_one(hook, &json, opts) {
+            let e = HookError::Failed {
+                kind,
+                index,
+                path: hook.path().display().to_string(),
+                reason,
+            };
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn run_one(hook: &Hook, stdin_data: &[u8], opts: &RunOptions<'_>) -> Result<(), HookFailure> {
     let path = hook.path();
     if !path.is_absolute() {
         return Err(HookFailure::RelativePath);
@@ -109,8 +144,11 @@ fn run_one(hook: &Hook, stdin_data: &[u8], default_env: &[String]) -> Result<(),
         path,
         hook.args().as_deref(),
         hook.env().as_deref(),
-        default_env,
+        opts.default_env,
     );
+    if let Some(dir) = opts.cwd {
+        cmd.current_dir(dir);
+    }
     let _sigpipe = IgnoreSigpipe::install();
     let child = cmd.spawn().map_err(HookFailure::Spawn)?;
     let mut running = Running::new(child);
@@ -546,8 +584,18 @@ mod tests {
             "no env given: empty environment"
         );
 
-        run_with_default_env("prestart", &[hook], &state("x"), &["D=1".to_owned()]).unwrap();
+        let default_env = ["D=1".to_owned()];
+        let opts = RunOptions {
+            default_env: &default_env,
+            cwd: Some(&dir.0),
+        };
+        let with_pwd = sh(&format!(
+            "cat /proc/$$/environ > {file}; pwd -P > {file}.cwd"
+        ));
+        run_with("prestart", &[with_pwd], &state("x"), &opts).unwrap();
         assert_eq!(environ_of(&file), ["D=1"]);
+        let cwd = std::fs::read_to_string(format!("{file}.cwd")).unwrap();
+        assert_eq!(Path::new(cwd.trim()), dir.0.canonicalize().unwrap());
     }
 
     #[test]

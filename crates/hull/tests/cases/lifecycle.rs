@@ -303,3 +303,30 @@ fn wait_gone(pid: i32, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn relative_pid_file_is_relative_to_the_callers_cwd() {
+    let mut t = Test::new("pid_file_relative");
+    t.args(&["sleep", "100"]);
+    t.write_config();
+    let id = t.id.clone();
+    let c = crate::util::Call {
+        cwd: Some(t.dir.clone()),
+        ..crate::util::Call::default()
+    };
+    t.call(
+        &[
+            "create",
+            "--bundle",
+            &t.bundle_str(),
+            "--pid-file",
+            "rel.pid",
+            &id,
+        ],
+        &c,
+    )
+    .ok();
+    let pid = fs::read_to_string(t.dir.join("rel.pid")).expect("pid file in the caller's cwd");
+    t.track_pid(pid.parse().unwrap());
+    assert_eq!(t.state(&id).unwrap()["pid"].to_string(), pid);
+}

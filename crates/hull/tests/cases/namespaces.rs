@@ -171,3 +171,21 @@ fn chown_tree(p: &Path, uid: u32, gid: u32) {
         }
     }
 }
+
+#[test]
+fn joining_a_namespace_works_every_time() {
+    // Regression: an init killed by its parent-death signal when the intermediate process
+    // exited after the init had set it (a race, so try it several times).
+    let mut t = Test::new("ns_join_repeat");
+    t.args(&["sleep", "100"]);
+    let first = t.id.clone();
+    let (out, pid) = t.create(&first);
+    out.ok();
+    let pid = pid.unwrap();
+    t.add_namespace("network", Some(&format!("/proc/{pid}/ns/net")));
+    t.args(&["true"]);
+    for i in 0..10 {
+        let out = t.run_with(&t.new_id(), &[]);
+        assert!(out.success(), "attempt {i}:\n{out}");
+    }
+}

@@ -268,3 +268,22 @@ fn relative_args0_is_looked_up_in_path() {
     t.args(&["hello"]);
     assert_eq!(t.output(), "found in /opt/tools/hello\n");
 }
+
+#[test]
+fn home_defaults_to_the_users_passwd_entry() {
+    let mut t = Test::new("proc_home");
+    t.config["process"]["env"] = json!(["PATH=/bin"]);
+    t.args(&["sh", "-c", "echo $HOME"]);
+    assert_eq!(t.output(), "/root\n");
+
+    t.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    let out = t.run_with(&t.new_id(), &[]);
+    out.ok();
+    assert_eq!(out.stdout, "/home/user\n");
+
+    // An explicit HOME wins.
+    t.config["process"]["env"] = json!(["PATH=/bin", "HOME=/elsewhere"]);
+    let out = t.run_with(&t.new_id(), &[]);
+    out.ok();
+    assert_eq!(out.stdout, "/elsewhere\n");
+}

@@ -333,6 +333,9 @@ impl Test {
         argv.extend(args.iter().map(|a| a.to_string()));
 
         let mut cmd = Command::new(&bin);
+        // A process group of its own: a runtime bug that signals its group (kill(0, …))
+        // then fails that call instead of killing the whole test binary.
+        cmd.process_group(0);
         cmd.args(&argv)
             .stdin(Stdio::null())
             .stdout(stdout)

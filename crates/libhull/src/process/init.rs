@@ -41,9 +41,9 @@ pub struct InitArgs<'a> {
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
 pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
     let result = if single_clone {
-        setup(args, &chan)
+        setup(args, &chan, true)
     } else {
-        enter_namespaces(&args, &chan).and_then(|()| setup(args, &chan))
+        enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked))
     };
     let Err(e) = result;
     let _ = chan.send(&FromInit::Failed(e));
@@ -58,8 +58,8 @@ fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError
 
 /// The slow path: join namespaces by path, unshare the new ones, and fork once more when
 /// the init must be inside a new pid or time namespace. Returns in the process that goes on
-/// to be the container's init.
-fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<(), InitError> {
+/// to be the container's init, saying whether that is a fork of the clone child.
+fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
     args.plan.join_all().map_err(step("join namespaces"))?;
     namespaces::unshare_new(args.plan.new).map_err(step("create namespaces"))?;
@@ -73,11 +73,11 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<(), InitError> {
     if !args.plan.needs_fork() {
         chan.send(&FromInit::InitPid(std::process::id() as i32))
             .map_err(step("sync"))?;
-        return Ok(());
+        return Ok(false);
     }
     // SAFETY: this process is single-threaded (a clone child of a single-threaded runtime).
     match unsafe { fork() }.map_err(step("fork into pid namespace"))? {
-        ForkResult::Child => Ok(()),
+        ForkResult::Child => Ok(true),
         ForkResult::Parent { child } => {
             let _ = chan.send(&FromInit::InitPid(child.as_raw()));
             // SAFETY: see child_main; this intermediate process's work is done.
@@ -113,11 +113,15 @@ fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
     Ok(())
 }
 
-fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
+/// `child_of_runtime`: our parent is the runtime (not an intermediate process that exits).
+fn setup(mut args: InitArgs, chan: &Channel, child_of_runtime: bool) -> Result<Infallible, InitError> {
     use oci_spec::runtime::ContainerState as S;
-    // A runtime killed during setup takes the half-made container with it; an init that was
-    // forked once more notices instead by its sync channel closing.
-    parent_death_signal(libc::SIGKILL)?;
+    // A runtime killed during setup takes the half-made container with it. An init whose
+    // parent is the intermediate process cannot use this (that parent exits right away); it
+    // notices a dead runtime by its sync channel closing.
+    if child_of_runtime {
+        parent_death_signal(libc::SIGKILL)?;
+    }
     // Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
     // SAFETY: prctl with integer arguments only changes this process's flags.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -148,24 +152,25 @@ fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
 
     rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
 
-    #[allow(deprecated)]
-    let runtime_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-    });
+    let runtime_hooks = hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
     if runtime_hooks {
         chan.send(&FromInit::RunRuntimeHooks).map_err(step("sync"))?;
         expect_continue(chan)?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
         let st = hook_state(args.id, host_pid, args.bundle, S::Created);
-        hooks::run("createContainer", list, &st).map_err(step("createContainer hook"))?;
+        let opts = hooks::RunOptions {
+            default_env: &[],
+            cwd: Some(&args.bundle.dir),
+        };
+        hooks::run_with("createContainer", list, &st, &opts).map_err(step("createContainer hook"))?;
     }
 
     rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
 
     if let Some(sock) = args.console.take() {
-        console::setup(sock).map_err(step("console"))?;
+        let size = spec.process().as_ref().and_then(|p| p.console_size());
+        console::setup_with_size(sock, size.as_ref()).map_err(step("console"))?;
     }
     if let Some(sysctl) = linux.sysctl() {
         attrs::set_sysctls(sysctl).map_err(step("sysctl"))?;
@@ -190,9 +195,17 @@ fn setup(mut args: InitArgs, chan: &Channel) -> Result<Infallible, InitError> {
     };
 
     // From here the container outlives `create`.
-    parent_death_signal(0)?;
+    if child_of_runtime {
+        parent_death_signal(0)?;
+    }
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
     let mut conn = super::gate::wait(args.gate).map_err(step("wait for start"))?;
+    let Some(exec) = exec else {
+        // No process to run (the validation suite's `start` test expects start to succeed
+        // and the container to stop): the init just ends.
+        // SAFETY: see child_main.
+        unsafe { libc::_exit(0) }
+    };
     let result = start(&args, host_pid, exec);
     let Err(e) = result;
     let _ = write!(conn, "{}", e.message);
@@ -275,13 +288,16 @@ fn prepare_process(process: &Process, preserve_fds: u32) -> Result<Exec, InitErr
 }
 
 /// After `start`: the startContainer hooks, then exec.
-fn start(args: &InitArgs, host_pid: i32, exec: Option<Exec>) -> Result<Infallible, InitError> {
-    let Some(exec) = exec else {
-        return Err(InitError::new("start", "process is not set in config.json"));
-    };
+fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitError> {
     if let Some(list) = args.bundle.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
         let st = hook_state(args.id, host_pid, args.bundle, oci_spec::runtime::ContainerState::Created);
-        hooks::run("startContainer", list, &st).map_err(step("startContainer hook"))?;
+        // As runc 1.2+: a startContainer hook without env gets the process's.
+        let env: Vec<String> = exec.env.iter().map(|e| e.to_string_lossy().into_owned()).collect();
+        let opts = hooks::RunOptions {
+            default_env: &env,
+            cwd: None,
+        };
+        hooks::run_with("startContainer", list, &st, &opts).map_err(step("startContainer hook"))?;
     }
     if let Some(cpus) = &exec.final_affinity {
         attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
