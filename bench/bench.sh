@@ -136,6 +136,16 @@ cmd_csd() {
     echo "timing:   $($have_hyperfine && hyperfine --version || echo 'date +%s%N loop'), runs=$RUNS warmup=$WARMUP, median"
 } | tee "$out/env.txt"
 
+# One checked run each first: a runtime that fails or hangs stops the bench here, not inside hyperfine.
+for bin in "$HULL" "$RUNC"; do
+    root=$root_runc
+    [ "$bin" = "$HULL" ] && root=$root_hull
+    if ! timeout 60 "$bin" --root "$root" run --bundle "$bundle" "check-$$" </dev/null >"$scratch/check.log" 2>&1; then
+        cat "$scratch/check.log" >&2
+        die "$bin run --bundle $bundle failed or took over 60 s"
+    fi
+done
+
 echo "timing run true ..." >&2
 run_hull=$(timed run-true-hull "$(cmd_run "$HULL" "$root_hull")")
 run_runc=$(timed run-true-runc "$(cmd_run "$RUNC" "$root_runc")")

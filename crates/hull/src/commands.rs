@@ -70,6 +70,7 @@ fn create_options(args: CreateArgs) -> Result<CreateOptions> {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        listen_fds: listen_fds(),
     })
 }
 
@@ -315,5 +316,15 @@ mod tests {
         assert_eq!(absolute(Path::new("/..")).unwrap(), Path::new("/"));
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(absolute(Path::new("x")).unwrap(), cwd.join("x"));
+    }
+}
+
+/// The number of socket-activation fds systemd passed to this very process, as runc reads
+/// them (LISTEN_PID must be our pid).
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    match std::env::var("LISTEN_FDS") {
+        Ok(n) if ours => n.parse().unwrap_or(0),
+        _ => 0,
     }
 }

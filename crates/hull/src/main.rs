@@ -74,7 +74,7 @@ fn real_main() -> i32 {
 /// Logs the command's error, once; with a log file, also prints it on stderr as runc does.
 fn fail(to_stderr: bool, err: &anyhow::Error) -> i32 {
     // The top error only: library errors already carry their cause in their message.
-    let msg = err.to_string();
+    let msg = logging::go_error_text(&err.to_string());
     tracing::error!("{msg}");
     if !to_stderr {
         let _ = writeln!(std::io::stderr(), "{msg}");

@@ -75,6 +75,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket-activation fds handed to us (systemd's LISTEN_FDS): passed on from fd 3, before
+    /// the `--preserve-fds` ones, with LISTEN_FDS/LISTEN_PID set for the process.
+    pub listen_fds: u32,
 }
 
 /// The extra flags of `run`.
@@ -168,6 +171,7 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
+                    listen_fds: opts.listen_fds,
                     lock: entry.dir_fd().as_raw_fd(),
                 },
                 &mut runtime_hooks,

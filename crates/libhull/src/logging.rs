@@ -102,6 +102,36 @@ fn open_log(path: &Path) -> Result<File, LogError> {
         })
 }
 
+/// Rewords every `Some text (os error N)` that Rust's io::Error prints into Go's lowercase
+/// `some text`, as runc's messages read: docker and podman pick exit codes 126/127 by matching
+/// "permission denied" and "no such file or directory".
+pub fn go_error_text(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find(" (os error ") {
+        let tail = &rest[at + " (os error ".len()..];
+        let Some(close) = tail.find(')') else { break };
+        let Ok(n) = tail[..close].parse::<i32>() else {
+            out.push_str(&rest[..at + 1]);
+            rest = &rest[at + 1..];
+            continue;
+        };
+        let std_text = io::Error::from_raw_os_error(n).to_string();
+        let desc = std_text.strip_suffix(&format!(" (os error {n})")).unwrap_or(&std_text);
+        let head = &rest[..at];
+        match head.strip_suffix(desc) {
+            Some(prefix) => {
+                out.push_str(prefix);
+                out.push_str(&errno_text(&io::Error::from_raw_os_error(n)));
+            }
+            None => out.push_str(head),
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An io::Error worded as Go words it ("no such file or directory"), which clients match.
 fn errno_text(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -438,6 +468,12 @@ mod tests {
     fn errno_is_worded_like_go() {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(errno_text(&e), "no such file or directory");
+        let e = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(
+            go_error_text(&format!("open /x: {e}; stat /y: {}", io::Error::from_raw_os_error(2))),
+            "open /x: permission denied; stat /y: no such file or directory"
+        );
+        assert_eq!(go_error_text("plain (os error x)"), "plain (os error x)");
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(errno_text(&e), "permission denied");
     }

@@ -36,6 +36,7 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    pub listen_fds: u32,
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
@@ -190,7 +191,7 @@ fn setup(mut args: InitArgs, chan: &Channel, child_of_runtime: bool) -> Result<I
     }
 
     let exec = match spec.process() {
-        Some(process) => Some(prepare_process(process, args.preserve_fds)?),
+        Some(process) => Some(prepare_process(process, args.preserve_fds, args.listen_fds)?),
         None => None,
     };
 
@@ -223,7 +224,7 @@ struct Exec {
 }
 
 /// Everything of `process` that is set before the init reports ready.
-fn prepare_process(process: &Process, preserve_fds: u32) -> Result<Exec, InitError> {
+fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Result<Exec, InitError> {
     if let Some(s) = process.scheduler() {
         attrs::set_scheduler(s).map_err(step("scheduler"))?;
     }
@@ -272,7 +273,12 @@ fn prepare_process(process: &Process, preserve_fds: u32) -> Result<Exec, InitErr
     }
 
     let args = process.args().as_deref().unwrap_or_default();
-    let env = process.env().as_deref().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    if listen_fds > 0 {
+        env.push(format!("LISTEN_FDS={listen_fds}"));
+        env.push("LISTEN_PID=1".to_string());
+    }
+    let env = env.as_slice();
     let path = find_executable(&args[0], env)?;
     let cstr = |s: &[u8], what: &str| {
         CString::new(s).map_err(|_| InitError::new("exec", format!("{what} contains a NUL byte")))
@@ -283,7 +289,7 @@ fn prepare_process(process: &Process, preserve_fds: u32) -> Result<Exec, InitErr
         env: env.iter().map(|e| cstr(e.as_bytes(), "process.env")).collect::<Result<_, _>>()?,
         final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
     };
-    crate::sys::process::cloexec_from(3 + preserve_fds).map_err(step("close fds"))?;
+    crate::sys::process::cloexec_from(3 + listen_fds + preserve_fds).map_err(step("close fds"))?;
     Ok(exec)
 }
 

@@ -46,6 +46,7 @@ pub struct SpawnOptions<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    pub listen_fds: u32,
     /// The state entry's locked fd: the child must not keep the lock alive by holding a copy.
     pub lock: std::os::fd::RawFd,
 }
@@ -79,6 +80,7 @@ pub fn spawn(
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
+                listen_fds: opts.listen_fds,
             };
             init::child_main(args, child, single)
         }

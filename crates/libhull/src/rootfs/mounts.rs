@@ -189,7 +189,7 @@ impl<'a> Mounter<'a> {
             return self.set_attrs(target.as_fd(), dest, opts, false);
         }
         if typ == "tmpfs" && opts.tmpcopyup {
-            return self.tmpfs_copyup(&target, dest, opts);
+            return self.tmpfs_copyup(source, &target, dest, opts);
         }
         let mut flags = opts.fs_flags();
         if typ == "tmpfs" {
@@ -246,11 +246,16 @@ impl<'a> Mounter<'a> {
     /// A tmpfs filled with what `target` held: built detached, filled, then attached.
     fn tmpfs_copyup(
         &self,
+        source: &str,
         target: &Handle,
         dest: &Path,
         opts: &MountOptions,
     ) -> Result<(), RootfsError> {
         let fs = sysmount::fsopen("tmpfs").map_err(sys("fsopen tmpfs for", dest.display()))?;
+        sysmount::fsconfig_set(fs.as_fd(), "source", Some(source)).map_err(sys(
+            "tmpfs source",
+            format!("{source} for {}", dest.display()),
+        ))?;
         for d in &opts.data {
             let (key, value) = match d.split_once('=') {
                 Some((k, v)) => (k, Some(v)),

@@ -89,6 +89,10 @@ fn mask_path(root: &Root, path: &Path, null: &mut Option<OwnedFd>) -> Result<(),
         .map_err(sys("stat masked path", path.display()))?;
     let mnt = if st.st_mode & libc::S_IFMT == SFlag::S_IFDIR.bits() {
         let fs = sysmount::fsopen("tmpfs").map_err(sys("fsopen tmpfs to mask", path.display()))?;
+        // A read-only superblock with source "tmpfs", as mount(2) would have made it.
+        sysmount::fsconfig_set(fs.as_fd(), "source", Some("tmpfs"))
+            .and_then(|()| sysmount::fsconfig_set(fs.as_fd(), "ro", None))
+            .map_err(sys("configure tmpfs to mask", path.display()))?;
         sysmount::fsconfig_create(fs.as_fd())
             .map_err(sys("create tmpfs to mask", path.display()))?;
         sysmount::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY)

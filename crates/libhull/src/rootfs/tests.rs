@@ -48,7 +48,10 @@ fn propagation_names_cover_plain_and_recursive_forms() {
         propagation_flags("rslave"),
         Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
     );
-    assert_eq!(propagation_flags("unbindable"), Some(MsFlags::MS_UNBINDABLE));
+    assert_eq!(
+        propagation_flags("unbindable"),
+        Some(MsFlags::MS_UNBINDABLE)
+    );
     assert_eq!(propagation_flags("bogus"), None);
 }
 
@@ -64,10 +67,8 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "hull-rootfs-{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("hull-rootfs-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("bundle/rootfs")).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         Scratch(dir)
@@ -250,53 +251,161 @@ fn full_setup_gives_the_container_what_the_config_asks() {
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
         run_all(&ctx(&spec, &rootfs_c, &bundle))?;
 
-        check!(std::env::current_dir().ok() == Some(PathBuf::from("/")), "cwd is not /");
-        check!(fs_magic("/proc") == Some(nix::sys::statfs::PROC_SUPER_MAGIC), "no procfs at /proc");
-        check!(fs_magic("/sys") == Some(nix::sys::statfs::SYSFS_MAGIC), "no sysfs at /sys");
+        check!(
+            std::env::current_dir().ok() == Some(PathBuf::from("/")),
+            "cwd is not /"
+        );
+        check!(
+            fs_magic("/proc") == Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+            "no procfs at /proc"
+        );
+        check!(
+            fs_magic("/sys") == Some(nix::sys::statfs::SYSFS_MAGIC),
+            "no sysfs at /sys"
+        );
         let sys = mountinfo_line("/sys").ok_or("no /sys in mountinfo")?;
         check!(sys.contains(" ro,"), "sysfs not read-only: {sys}");
 
         let null = std::fs::metadata("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
-        check!(null.file_type().is_char_device(), "/dev/null not a char device");
-        check!(null.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null not 1:3");
-        check!(null.mode() & 0o777 == 0o666, "/dev/null mode {:o}", null.mode());
+        check!(
+            null.file_type().is_char_device(),
+            "/dev/null not a char device"
+        );
+        check!(
+            null.rdev() == nix::sys::stat::makedev(1, 3),
+            "/dev/null not 1:3"
+        );
+        check!(
+            null.mode() & 0o777 == 0o666,
+            "/dev/null mode {:o}",
+            null.mode()
+        );
         let fuse = std::fs::metadata("/dev/fuse").map_err(|e| format!("/dev/fuse: {e}"))?;
-        check!(fuse.rdev() == nix::sys::stat::makedev(10, 229), "/dev/fuse not 10:229");
-        check!(fuse.mode() & 0o777 == 0o600, "/dev/fuse mode {:o}", fuse.mode());
-        check!((fuse.uid(), fuse.gid()) == (1, 2), "/dev/fuse owner {}:{}", fuse.uid(), fuse.gid());
+        check!(
+            fuse.rdev() == nix::sys::stat::makedev(10, 229),
+            "/dev/fuse not 10:229"
+        );
+        check!(
+            fuse.mode() & 0o777 == 0o600,
+            "/dev/fuse mode {:o}",
+            fuse.mode()
+        );
+        check!(
+            (fuse.uid(), fuse.gid()) == (1, 2),
+            "/dev/fuse owner {}:{}",
+            fuse.uid(),
+            fuse.gid()
+        );
         let link = |p: &str| std::fs::read_link(p).ok();
-        check!(link("/dev/ptmx") == Some("pts/ptmx".into()), "/dev/ptmx link");
-        check!(link("/dev/fd") == Some("/proc/self/fd".into()), "/dev/fd link");
-        check!(link("/dev/stderr") == Some("/proc/self/fd/2".into()), "/dev/stderr link");
+        check!(
+            link("/dev/ptmx") == Some("pts/ptmx".into()),
+            "/dev/ptmx link"
+        );
+        check!(
+            link("/dev/fd") == Some("/proc/self/fd".into()),
+            "/dev/fd link"
+        );
+        check!(
+            link("/dev/stderr") == Some("/proc/self/fd/2".into()),
+            "/dev/stderr link"
+        );
         check!(Path::new("/dev/console").exists(), "no /dev/console");
         check!(Path::new("/dev/pts/ptmx").exists(), "no devpts at /dev/pts");
-        check!(fs_magic("/dev/mqueue") == Some(nix::sys::statfs::FsType(0x1980_0202)), "no mqueue");
+        check!(
+            fs_magic("/dev/mqueue") == Some(nix::sys::statfs::FsType(0x1980_0202)),
+            "no mqueue"
+        );
 
-        check!(std::fs::read_to_string("/etc/hostfile").ok().as_deref() == Some("from the host"), "hostfile content");
-        check!(errno_of(std::fs::OpenOptions::new().write(true).open("/etc/hostfile")) == Some(libc::EROFS), "hostfile writable");
+        check!(
+            std::fs::read_to_string("/etc/hostfile").ok().as_deref() == Some("from the host"),
+            "hostfile content"
+        );
+        check!(
+            errno_of(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/etc/hostfile")
+            ) == Some(libc::EROFS),
+            "hostfile writable"
+        );
         check!(Path::new("/mnt/hostdir/inner").is_dir(), "rbind content");
-        check!(errno_of(std::fs::create_dir("/mnt/hostdir/new")) == Some(libc::EROFS), "rro bind writable");
+        check!(
+            errno_of(std::fs::create_dir("/mnt/hostdir/new")) == Some(libc::EROFS),
+            "rro bind writable"
+        );
         let hostdir = mountinfo_line("/mnt/hostdir").ok_or("no /mnt/hostdir")?;
-        check!(hostdir.contains("nosuid"), "bind flags not applied: {hostdir}");
+        check!(
+            hostdir.contains("nosuid"),
+            "bind flags not applied: {hostdir}"
+        );
 
-        check!(fs_magic(&format!("{}/x", outside.display())) == Some(nix::sys::statfs::TMPFS_MAGIC), "symlinked destination did not land inside the rootfs");
-        check!(errno_of(std::fs::create_dir("/ro-tmp/d")) == Some(libc::EROFS), "ro tmpfs writable");
-        check!(std::fs::read_to_string("/etc/copied/sub/a").ok().as_deref() == Some("copied"), "tmpcopyup content");
-        check!(link("/etc/copied/link") == Some("sub/a".into()), "tmpcopyup symlink");
-        check!(fs_magic("/etc/copied") == Some(nix::sys::statfs::TMPFS_MAGIC), "tmpcopyup not a tmpfs");
+        check!(
+            fs_magic(&format!("{}/x", outside.display())) == Some(nix::sys::statfs::TMPFS_MAGIC),
+            "symlinked destination did not land inside the rootfs"
+        );
+        check!(
+            errno_of(std::fs::create_dir("/ro-tmp/d")) == Some(libc::EROFS),
+            "ro tmpfs writable"
+        );
+        check!(
+            std::fs::read_to_string("/etc/copied/sub/a").ok().as_deref() == Some("copied"),
+            "tmpcopyup content"
+        );
+        check!(
+            link("/etc/copied/link") == Some("sub/a".into()),
+            "tmpcopyup symlink"
+        );
+        check!(
+            fs_magic("/etc/copied") == Some(nix::sys::statfs::TMPFS_MAGIC),
+            "tmpcopyup not a tmpfs"
+        );
         let copied = std::fs::metadata("/etc/copied").map_err(|e| e.to_string())?;
-        check!(copied.mode() & 0o7777 == 0o755, "tmpcopyup root mode {:o}", copied.mode());
+        check!(
+            copied.mode() & 0o7777 == 0o755,
+            "tmpcopyup root mode {:o}",
+            copied.mode()
+        );
 
-        check!(std::fs::read("/etc/secret").ok() == Some(Vec::new()), "masked file readable");
-        check!(std::fs::read_dir("/etc/secretdir").map(|d| d.count()).ok() == Some(0), "masked dir not empty");
-        check!(errno_of(std::fs::write("/etc/secretdir/n", "")) == Some(libc::EROFS), "masked dir writable");
-        check!(errno_of(std::fs::OpenOptions::new().write(true).open("/proc/sys/kernel/domainname")) == Some(libc::EROFS), "/proc/sys writable");
-        check!(errno_of(std::fs::write("/etc/rodir/n", "")) == Some(libc::EROFS), "readonly dir writable");
-        check!(std::fs::write("/etc/writable", "").is_ok(), "root became read-only");
+        check!(
+            std::fs::read("/etc/secret").ok() == Some(Vec::new()),
+            "masked file readable"
+        );
+        check!(
+            std::fs::read_dir("/etc/secretdir").map(|d| d.count()).ok() == Some(0),
+            "masked dir not empty"
+        );
+        check!(
+            errno_of(std::fs::write("/etc/secretdir/n", "")) == Some(libc::EROFS),
+            "masked dir writable"
+        );
+        check!(
+            errno_of(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/proc/sys/kernel/domainname")
+            ) == Some(libc::EROFS),
+            "/proc/sys writable"
+        );
+        check!(
+            errno_of(std::fs::write("/etc/rodir/n", "")) == Some(libc::EROFS),
+            "readonly dir writable"
+        );
+        check!(
+            std::fs::write("/etc/writable", "").is_ok(),
+            "root became read-only"
+        );
 
-        if Path::new("/sys/fs/cgroup/memory").exists() || fs_magic("/sys/fs/cgroup") == Some(nix::sys::statfs::TMPFS_MAGIC) {
-            check!(Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(), "no memory hierarchy");
-            check!(errno_of(std::fs::create_dir("/sys/fs/cgroup/memory/x")) == Some(libc::EROFS), "cgroup writable");
+        if Path::new("/sys/fs/cgroup/memory").exists()
+            || fs_magic("/sys/fs/cgroup") == Some(nix::sys::statfs::TMPFS_MAGIC)
+        {
+            check!(
+                Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists(),
+                "no memory hierarchy"
+            );
+            check!(
+                errno_of(std::fs::create_dir("/sys/fs/cgroup/memory/x")) == Some(libc::EROFS),
+                "cgroup writable"
+            );
         }
         Ok(())
     });
@@ -310,7 +419,16 @@ fn rootfs_propagation_and_readonly_root() {
     if !is_root() {
         return;
     }
-    for prop in ["shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable"] {
+    for prop in [
+        "shared",
+        "rshared",
+        "slave",
+        "rslave",
+        "private",
+        "rprivate",
+        "unbindable",
+        "runbindable",
+    ] {
         let s = Scratch::new(prop);
         let spec = spec(json!({
             "root": {"readonly": true},
@@ -326,9 +444,21 @@ fn rootfs_propagation_and_readonly_root() {
             let unbindable = line.contains(" unbindable");
             check!(shared == prop.ends_with("shared"), "{prop}: {line}");
             check!(unbindable == prop.ends_with("unbindable"), "{prop}: {line}");
-            check!(errno_of(std::fs::create_dir("/x")) == Some(libc::EROFS), "{prop}: root not read-only");
-            let bind = nix::mount::mount(Some("/"), "/proc", None::<&str>, MsFlags::MS_BIND, None::<&str>);
-            check!((bind == Err(Errno::EINVAL)) == prop.ends_with("unbindable"), "{prop}: bind of / gave {bind:?}");
+            check!(
+                errno_of(std::fs::create_dir("/x")) == Some(libc::EROFS),
+                "{prop}: root not read-only"
+            );
+            let bind = nix::mount::mount(
+                Some("/"),
+                "/proc",
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            );
+            check!(
+                (bind == Err(Errno::EINVAL)) == prop.ends_with("unbindable"),
+                "{prop}: bind of / gave {bind:?}"
+            );
             Ok(())
         });
         result.unwrap();
@@ -343,15 +473,22 @@ fn no_pivot_moves_the_rootfs_onto_root() {
     }
     let s = Scratch::new("nopivot");
     std::fs::write(s.rootfs().join("marker"), "here").unwrap();
-    let spec = spec(json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}));
+    let spec =
+        spec(json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}));
     let (bundle, rootfs) = (s.bundle(), s.rootfs());
     in_child(|| {
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
         let mut c = ctx(&spec, &rootfs, &bundle);
         c.no_pivot = true;
         run_all(&c)?;
-        check!(std::fs::read_to_string("/marker").ok().as_deref() == Some("here"), "not in the rootfs");
-        check!(fs_magic("/proc") == Some(nix::sys::statfs::PROC_SUPER_MAGIC), "no procfs");
+        check!(
+            std::fs::read_to_string("/marker").ok().as_deref() == Some("here"),
+            "not in the rootfs"
+        );
+        check!(
+            fs_magic("/proc") == Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+            "no procfs"
+        );
         Ok(())
     })
     .unwrap();
@@ -378,8 +515,14 @@ fn without_mount_namespace_cleanup_removes_every_mount() {
     in_child(|| {
         // The "host" namespace of this test.
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-        nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| e.to_string())?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| e.to_string())?;
         in_child(|| {
             let mut c = ctx(&spec, &rootfs, &bundle);
             c.mount_ns = false;
@@ -387,9 +530,16 @@ fn without_mount_namespace_cleanup_removes_every_mount() {
             check!(Path::new("/dev/null").exists(), "no /dev/null");
             Ok(())
         })?;
-        let below = |t: &str| t.lines().filter(|l| l.contains(&*rootfs.to_string_lossy())).count();
+        let below = |t: &str| {
+            t.lines()
+                .filter(|l| l.contains(&*rootfs.to_string_lossy()))
+                .count()
+        };
         let before = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-        check!(below(&before) >= 4, "mounts did not land in the caller's namespace");
+        check!(
+            below(&before) >= 4,
+            "mounts did not land in the caller's namespace"
+        );
         cleanup_host_mounts(&rootfs).map_err(|e| e.to_string())?;
         let after = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         check!(below(&after) == 0, "left behind:\n{after}");
@@ -406,7 +556,8 @@ fn symlinked_proc_and_fake_dev_null_are_refused() {
     }
     let s = Scratch::new("refuse");
     std::os::unix::fs::symlink("/tmp", s.rootfs().join("proc")).unwrap();
-    let spec1 = spec(json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}));
+    let spec1 =
+        spec(json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}));
     let (bundle, rootfs) = (s.bundle(), s.rootfs());
     let err = in_child(|| {
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
@@ -452,10 +603,17 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
     in_child(|| {
         // A mount with nosuid,nodev,noexec made before the user namespace: locked inside it.
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-        nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| e.to_string())?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| e.to_string())?;
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        nix::mount::mount(Some("tmpfs"), &locked, Some("tmpfs"), flags, None::<&str>).map_err(|e| e.to_string())?;
+        nix::mount::mount(Some("tmpfs"), &locked, Some("tmpfs"), flags, None::<&str>)
+            .map_err(|e| e.to_string())?;
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
         std::fs::write("/proc/self/setgroups", "deny").map_err(|e| e.to_string())?;
         std::fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| e.to_string())?;
@@ -468,11 +626,23 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
             c.user_ns = true;
             run_all(&c)?;
             let null = std::fs::metadata("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
-            check!(null.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null not 1:3");
+            check!(
+                null.rdev() == nix::sys::stat::makedev(1, 3),
+                "/dev/null not 1:3"
+            );
             let mnt = mountinfo_line("/mnt").ok_or("no /mnt")?;
-            check!(mnt.contains(" ro,") && mnt.contains("nosuid") && mnt.contains("nodev"), "locked bind: {mnt}");
-            check!(std::fs::read("/masked").ok() == Some(Vec::new()), "masked file readable");
-            check!(fs_magic("/sys") == Some(nix::sys::statfs::SYSFS_MAGIC), "no sysfs");
+            check!(
+                mnt.contains(" ro,") && mnt.contains("nosuid") && mnt.contains("nodev"),
+                "locked bind: {mnt}"
+            );
+            check!(
+                std::fs::read("/masked").ok() == Some(Vec::new()),
+                "masked file readable"
+            );
+            check!(
+                fs_magic("/sys") == Some(nix::sys::statfs::SYSFS_MAGIC),
+                "no sysfs"
+            );
             Ok(())
         })
     })
