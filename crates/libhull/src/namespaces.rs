@@ -132,6 +132,18 @@ impl Plan {
         self.join.is_empty() && !self.new.contains(clone_flag(LinuxNamespaceType::Time))
     }
 
+    /// The namespaces the single clone creates. With a new user namespace only it (and the
+    /// pid namespace, which must exist before the init does) come from the clone; the rest are
+    /// unshared by the init once it is root in the user namespace, so that they are made with
+    /// its credentials (the mqueue root of a new ipc namespace is owned by its creator).
+    pub fn clone_flags(&self) -> CloneFlags {
+        if self.new_user() {
+            self.new & (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
+        } else {
+            self.new
+        }
+    }
+
     /// Whether the process that joins/unshares must fork once more for its child to be in
     /// the container's pid (or time) namespace.
     pub fn needs_fork(&self) -> bool {

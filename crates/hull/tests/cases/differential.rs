@@ -57,6 +57,15 @@ fn normalise_mount(line: &str) -> String {
         .map(|f| f.split(':').next().unwrap_or(f))
         .collect();
     prop.sort();
+    // Deliberate difference: hull mounts the tmpfs holding the cgroup hierarchies read-only
+    // (runc 1.1.5 leaves it writable); the hierarchies under it are read-only in both.
+    let opts = if point == "/sys/fs/cgroup" && fstype == "tmpfs" {
+        let mut o: Vec<&str> = opts.split(',').collect();
+        o.iter_mut().filter(|x| **x == "ro").for_each(|x| *x = "rw");
+        o.join(",")
+    } else {
+        opts.to_string()
+    };
     format!("{point} {opts} [{}] {fstype} {sopts}", prop.join(","))
 }
 

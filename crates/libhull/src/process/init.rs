@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sched::CloneFlags;
 use nix::unistd::{chdir, execve, fork, ForkResult};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec, State};
 
@@ -42,9 +43,9 @@ pub struct InitArgs<'a> {
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
 pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
     let result = if single_clone {
-        setup(args, &chan, true)
+        setup(args, &chan, true, true)
     } else {
-        enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked))
+        enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked, false))
     };
     let Err(e) = result;
     let _ = chan.send(&FromInit::Failed(e));
@@ -63,11 +64,16 @@ fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError
 fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
     args.plan.join_all().map_err(step("join namespaces"))?;
-    namespaces::unshare_new(args.plan.new).map_err(step("create namespaces"))?;
+    let mut rest = args.plan.new;
     if args.plan.new_user() {
+        // The user namespace first and alone: the others are then made by its root.
+        namespaces::unshare_new(CloneFlags::CLONE_NEWUSER).map_err(step("create user namespace"))?;
         chan.send(&FromInit::WantIdMaps).map_err(step("sync"))?;
         expect_continue(chan)?;
+        become_root()?;
+        rest.remove(CloneFlags::CLONE_NEWUSER);
     }
+    namespaces::unshare_new(rest).map_err(step("create namespaces"))?;
     if args.plan.new.contains(namespaces::clone_flag(LinuxNamespaceType::Time)) {
         namespaces::write_time_offsets(linux).map_err(step("time namespace"))?;
     }
@@ -105,6 +111,12 @@ fn hook_state(id: &str, pid: i32, bundle: &Bundle, status: oci_spec::runtime::Co
     st
 }
 
+/// Becomes uid/gid 0 in a new user namespace, as its id maps (written by now) allow.
+fn become_root() -> Result<(), InitError> {
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("setresgid 0 in user namespace"))?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("setresuid 0 in user namespace"))
+}
+
 /// Sets (or with 0 clears) the signal this process gets when its parent dies.
 fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
     // SAFETY: prctl with integer arguments only changes this process's flags.
@@ -115,7 +127,13 @@ fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
 }
 
 /// `child_of_runtime`: our parent is the runtime (not an intermediate process that exits).
-fn setup(mut args: InitArgs, chan: &Channel, child_of_runtime: bool) -> Result<Infallible, InitError> {
+/// `single_clone`: the namespaces were made by one clone (some are still to be unshared).
+fn setup(
+    mut args: InitArgs,
+    chan: &Channel,
+    child_of_runtime: bool,
+    single_clone: bool,
+) -> Result<Infallible, InitError> {
     use oci_spec::runtime::ContainerState as S;
     // A runtime killed during setup takes the half-made container with it. An init whose
     // parent is the intermediate process cannot use this (that parent exits right away); it
@@ -145,10 +163,12 @@ fn setup(mut args: InitArgs, chan: &Channel, child_of_runtime: bool) -> Result<I
         user_ns: plan.has(LinuxNamespaceType::User),
     };
 
-    if plan.new_user() {
-        // Be root in the new user namespace, as the id maps allow now.
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("setresgid 0 in user namespace"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("setresuid 0 in user namespace"))?;
+    if single_clone {
+        if plan.new_user() {
+            become_root()?;
+        }
+        let deferred = plan.new.difference(plan.clone_flags());
+        namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
 
     rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
@@ -159,7 +179,7 @@ fn setup(mut args: InitArgs, chan: &Channel, child_of_runtime: bool) -> Result<I
         expect_continue(chan)?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
-        let st = hook_state(args.id, host_pid, args.bundle, S::Created);
+        let st = hook_state(args.id, host_pid, args.bundle, S::Creating);
         let opts = hooks::RunOptions {
             default_env: &[],
             cwd: Some(&args.bundle.dir),
@@ -274,6 +294,10 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
 
     let args = process.args().as_deref().unwrap_or_default();
     let mut env = process.env().clone().unwrap_or_default();
+    // As runc: a process without HOME gets its user's home from the container's passwd.
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
     if listen_fds > 0 {
         env.push(format!("LISTEN_FDS={listen_fds}"));
         env.push("LISTEN_PID=1".to_string());
@@ -281,7 +305,7 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
     let env = env.as_slice();
     let path = find_executable(&args[0], env)?;
     let cstr = |s: &[u8], what: &str| {
-        CString::new(s).map_err(|_| InitError::new("exec", format!("{what} contains a NUL byte")))
+        CString::new(s).map_err(|_| InitError::new("unable to start container process", format!("{what} contains a NUL byte")))
     };
     let exec = Exec {
         path: cstr(path.as_os_str().as_bytes(), "process.args[0]")?,
@@ -312,9 +336,21 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
         .map_err(step("reset signal mask"))?;
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     Err(InitError::new(
-        "exec",
+        "unable to start container process",
         format!("exec: {:?}: {}", exec.argv[0].to_string_lossy(), e.desc().to_lowercase()),
     ))
+}
+
+/// The home directory of `uid` in the container's /etc/passwd, "/" if it has none.
+fn home_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -322,7 +358,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Resolves args[0] as execvp would, with the container's PATH; errors are worded as runc's
 /// (docker and podman map them to exit codes 126/127 by their text).
 fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
-    let exec_err = |msg: String| InitError::new("exec", msg);
+    let exec_err = |msg: String| InitError::new("unable to start container process", msg);
     if arg0.contains('/') {
         let meta = std::fs::metadata(arg0)
             .map_err(|e| exec_err(format!("exec: {arg0:?}: stat {arg0}: {}", io_text(&e))))?;

@@ -61,7 +61,7 @@ pub fn spawn(
     let plan = opts.plan;
     let single = plan.single_clone();
     let (parent, child) = sync::pair()?;
-    let flags = if single { plan.new.bits() } else { 0 };
+    let flags = if single { plan.clone_flags().bits() } else { 0 };
     // SAFETY: hull is single-threaded until here (the CLI starts no thread), and the child
     // only runs the init, which execs or _exits.
     let forked = unsafe { clone_fork(flags) }.map_err(SpawnError::Clone)?;

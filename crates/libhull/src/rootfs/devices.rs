@@ -65,27 +65,15 @@ pub(super) fn setup(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError>
     symlinks(root)
 }
 
-/// The default devices followed by `linux.devices` (a configured path overrides nothing: it
-/// is created after, and an existing node is kept).
+/// `linux.devices`, then each default device the config does not list itself.
 fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
-    let mut out: Vec<Device> = DEFAULT_DEVICES
-        .iter()
-        .map(|&(path, major, minor)| Device {
-            path: PathBuf::from(path),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect();
     let configured = ctx
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default();
+    let mut out = Vec::with_capacity(configured.len() + DEFAULT_DEVICES.len());
     for d in configured {
         let path = clean_path(d.path());
         let kind = match d.typ() {
@@ -115,6 +103,20 @@ fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
             mode: d.file_mode().unwrap_or(0o666) & 0o7777,
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
+        });
+    }
+    for &(path, major, minor) in &DEFAULT_DEVICES {
+        if out.iter().any(|d| d.path == Path::new(path)) {
+            continue;
+        }
+        out.push(Device {
+            path: PathBuf::from(path),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
         });
     }
     Ok(out)
@@ -226,6 +228,36 @@ mod tests {
 
     fn mount(json: &str) -> Mount {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn configured_devices_replace_defaults_of_the_same_path() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.1",
+            "root": {"path": "rootfs"},
+            "linux": {"devices": [
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "uid": 7},
+                {"path": "/dev/fifo", "type": "p", "fileMode": 0o20640},
+            ]},
+        }))
+        .unwrap();
+        let ctx = RootfsContext {
+            spec: &spec,
+            rootfs: Path::new("/r"),
+            bundle: Path::new("/b"),
+            no_pivot: false,
+            mount_ns: true,
+            user_ns: false,
+        };
+        let devs = wanted(&ctx).unwrap();
+        assert_eq!(devs.len(), 7);
+        let null: Vec<_> = devs
+            .iter()
+            .filter(|d| d.path == Path::new("/dev/null"))
+            .collect();
+        assert_eq!(null.len(), 1);
+        assert_eq!(null[0].uid, 7);
+        assert_eq!((devs[1].kind, devs[1].mode), (SFlag::S_IFIFO, 0o640));
     }
 
     #[test]

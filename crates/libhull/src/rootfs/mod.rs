@@ -4,9 +4,9 @@
 //! Paths inside the rootfs are resolved without following symlinks out of it, and mounts are
 //! made onto file descriptors, never onto a path that could be swapped underneath us.
 //!
-//! Submodules: [`options`] (parsing mount options), [`mounts`] (the `mounts[]` entries),
-//! [`devices`] (/dev), [`pivot`] (propagation and entering the rootfs), [`paths`] (what
-//! happens after pivot), [`mountinfo`] (reading the mount table).
+//! Submodules: `options` (parsing mount options), `mounts` (the `mounts[]` entries),
+//! `devices` (/dev), `pivot` (propagation and entering the rootfs), `paths` (what happens
+//! after pivot), `mountinfo` (reading the mount table).
 
 mod devices;
 mod mountinfo;

@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount};
 use pathrs::flags::OpenFlags;
 use pathrs::{Handle, Root};
 
-use super::options::{empty_attr, propagation_attr, MountOptions};
+use super::options::{propagation_attr, readonly_attr, MountOptions};
 use super::{
     clean_path, fd_path, io_err, mountinfo, pathrs_errno, resolve_err, sys, RootfsContext,
     RootfsError,
@@ -77,7 +77,8 @@ impl<'a> Mounter<'a> {
         let options = m.options().as_deref().unwrap_or_default();
         let opts = MountOptions::parse(options);
         let typ = m.typ().as_deref().unwrap_or("");
-        if opts.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        let mapped = |m: &Option<Vec<_>>| m.as_ref().is_some_and(|v| !v.is_empty());
+        if opts.idmap.is_some() || mapped(m.uid_mappings()) || mapped(m.gid_mappings()) {
             return Err(RootfsError::refused(
                 "mount",
                 dest.display(),
@@ -197,13 +198,28 @@ impl<'a> Mounter<'a> {
             flags.remove(MsFlags::MS_RDONLY);
         }
         let data = opts.data();
-        let mounted = nix::mount::mount(
-            Some(source),
-            &fd_path(&target),
-            Some(typ),
-            flags,
-            Some(data.as_str()),
-        );
+        let mount_with = |data: &str| {
+            nix::mount::mount(
+                Some(source),
+                &fd_path(&target),
+                Some(typ),
+                flags,
+                Some(data),
+            )
+        };
+        let mut mounted = mount_with(&data);
+        if mounted == Err(Errno::EINVAL) && self.ctx.user_ns && typ == "devpts" {
+            // gid=5 (tty) is often not mapped in a user namespace; the group is cosmetic.
+            let unmapped: Vec<&str> = opts
+                .data
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !o.starts_with("gid="))
+                .collect();
+            if unmapped.len() != opts.data.len() {
+                mounted = mount_with(&unmapped.join(","));
+            }
+        }
         match mounted {
             Ok(()) => {}
             // In a user namespace that does not own the network (IPC) namespace the kernel
@@ -378,8 +394,7 @@ impl<'a> Mounter<'a> {
             }
         }
         if readonly {
-            let mut ro = empty_attr();
-            ro.attr_set = sysmount::MOUNT_ATTR_RDONLY;
+            let ro = readonly_attr();
             setattr(tmpfs.as_fd(), &ro, false).map_err(sys("make read-only", dest.display()))?;
         }
         self.set_propagation(tmpfs.as_fd(), dest, opts)

@@ -263,6 +263,14 @@ pub fn empty_attr() -> MountAttr {
     }
 }
 
+/// A mount_setattr request that makes a mount read-only and changes nothing else.
+pub fn readonly_attr() -> MountAttr {
+    MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        ..empty_attr()
+    }
+}
+
 /// A mount_setattr request that only changes propagation (`MS_SHARED`, `MS_SLAVE`, …).
 pub fn propagation_attr(flags: MsFlags) -> MountAttr {
     MountAttr {

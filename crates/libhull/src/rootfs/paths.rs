@@ -12,11 +12,10 @@ use nix::sys::stat::SFlag;
 use pathrs::{Handle, Root};
 
 use super::mounts::setattr;
-use super::options::{empty_attr, MountOptions};
+use super::options::{readonly_attr, MountOptions};
 use super::{clean_path, pathrs_errno, resolve_err, sys, RootfsContext, RootfsError};
 use crate::sys::mount::{
-    self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_RDONLY, OPEN_TREE_CLOEXEC,
-    OPEN_TREE_CLONE,
+    self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
 
 pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
@@ -31,11 +30,10 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
     let masked = linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default();
-    if !masked.is_empty() {
-        let mut null = None;
-        for p in masked {
-            mask_path(&root, Path::new(p), &mut null)?;
-        }
+    // Opened (and checked) at the first masked file.
+    let mut null = None;
+    for p in masked {
+        mask_path(&root, Path::new(p), &mut null)?;
     }
     readonly_tmpfs(ctx, &root)?;
     if ctx
@@ -45,8 +43,7 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        let mut ro = empty_attr();
-        ro.attr_set = MOUNT_ATTR_RDONLY;
+        let ro = readonly_attr();
         sysmount::mount_setattr(None, Path::new("/"), 0, &ro)
             .map_err(sys("make read-only", "/"))?;
     }
@@ -73,8 +70,7 @@ fn readonly_path(root: &Root, path: &Path) -> Result<(), RootfsError> {
         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE | AT_EMPTY_PATH) as u32,
     )
     .map_err(sys("bind read-only path", path.display()))?;
-    let mut ro = empty_attr();
-    ro.attr_set = MOUNT_ATTR_RDONLY;
+    let ro = readonly_attr();
     setattr(tree.as_fd(), &ro, true).map_err(sys("make read-only", path.display()))?;
     sysmount::move_mount(tree.as_fd(), target.as_fd())
         .map_err(sys("mount read-only path", path.display()))
@@ -95,7 +91,7 @@ fn mask_path(root: &Root, path: &Path, null: &mut Option<OwnedFd>) -> Result<(),
             .map_err(sys("configure tmpfs to mask", path.display()))?;
         sysmount::fsconfig_create(fs.as_fd())
             .map_err(sys("create tmpfs to mask", path.display()))?;
-        sysmount::fsmount(fs.as_fd(), MOUNT_ATTR_RDONLY)
+        sysmount::fsmount(fs.as_fd(), sysmount::MOUNT_ATTR_RDONLY)
             .map_err(sys("fsmount tmpfs to mask", path.display()))?
     } else {
         if null.is_none() {
@@ -147,8 +143,7 @@ fn readonly_tmpfs(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError> {
         let Some(h) = existing(root, &dest, "resolve mount")? else {
             continue;
         };
-        let mut ro = empty_attr();
-        ro.attr_set = MOUNT_ATTR_RDONLY;
+        let ro = readonly_attr();
         setattr(h.as_fd(), &ro, false).map_err(sys("make read-only", dest.display()))?;
     }
     Ok(())

@@ -180,8 +180,7 @@ fn mountinfo_line(mount_point: &str) -> Option<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .ok()?
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mount_point))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
         .map(str::to_string)
 }
 
@@ -590,14 +589,17 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
     let locked = s.0.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
     std::fs::write(s.rootfs().join("masked"), "data").unwrap();
+    std::fs::create_dir_all(s.rootfs().join("maskeddir/sub")).unwrap();
     let spec = spec(json!({
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
             {"destination": "/mnt", "source": locked, "options": ["bind", "ro"]},
         ],
-        "linux": {"maskedPaths": ["/masked"]},
+        "linux": {"maskedPaths": ["/masked", "/maskeddir"], "readonlyPaths": ["/proc/sys"]},
     }));
     let (bundle, rootfs) = (s.bundle(), s.rootfs());
     in_child(|| {
@@ -643,8 +645,78 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
                 fs_magic("/sys") == Some(nix::sys::statfs::SYSFS_MAGIC),
                 "no sysfs"
             );
+            check!(
+                std::fs::read_dir("/maskeddir").map(|d| d.count()).ok() == Some(0),
+                "masked dir not empty"
+            );
+            let domainname = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/sys/kernel/domainname");
+            check!(
+                errno_of(domainname) == Some(libc::EROFS),
+                "/proc/sys writable"
+            );
+            check!(Path::new("/dev/pts/ptmx").exists(), "no devpts");
             Ok(())
         })
     })
     .unwrap();
+}
+
+/// On a host whose mounts are shared (systemd makes / rshared), pivot_root still works for
+/// every rootfsPropagation, and none of the container's mounts leaks into the host.
+#[test]
+fn shared_host_root_neither_blocks_pivot_nor_receives_container_mounts() {
+    if !is_root() {
+        return;
+    }
+    for prop in [
+        None,
+        Some("shared"),
+        Some("rshared"),
+        Some("private"),
+        Some("rslave"),
+        Some("unbindable"),
+    ] {
+        let s = Scratch::new("sharedhost");
+        let mut patch = json!({
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            ],
+        });
+        if let Some(p) = prop {
+            patch["linux"] = json!({"rootfsPropagation": p});
+        }
+        let spec = spec(patch);
+        let (bundle, rootfs) = (s.bundle(), s.rootfs());
+        in_child(|| {
+            // The "host": everything shared.
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            let rshared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+            nix::mount::mount(None::<&str>, "/", None::<&str>, rshared, None::<&str>)
+                .map_err(|e| e.to_string())?;
+            in_child(|| {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                run_all(&ctx(&spec, &rootfs, &bundle))?;
+                check!(
+                    fs_magic("/proc") == Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+                    "{prop:?}: no procfs"
+                );
+                Ok(())
+            })?;
+            let table =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            let leaked = table
+                .lines()
+                .filter(|l| l.contains(&*rootfs.to_string_lossy()))
+                .count();
+            check!(
+                leaked == 0,
+                "{prop:?}: {leaked} mounts leaked to the host:\n{table}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
 }
