@@ -246,6 +246,16 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(clean)
 }
 
+/// The number of socket-activation fds systemd passed to this very process, as runc reads
+/// them (LISTEN_PID must be our pid).
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    match std::env::var("LISTEN_FDS") {
+        Ok(n) if ours => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,15 +326,5 @@ mod tests {
         assert_eq!(absolute(Path::new("/..")).unwrap(), Path::new("/"));
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(absolute(Path::new("x")).unwrap(), cwd.join("x"));
-    }
-}
-
-/// The number of socket-activation fds systemd passed to this very process, as runc reads
-/// them (LISTEN_PID must be our pid).
-fn listen_fds() -> u32 {
-    let ours = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
-    match std::env::var("LISTEN_FDS") {
-        Ok(n) if ours => n.parse().unwrap_or(0),
-        _ => 0,
     }
 }

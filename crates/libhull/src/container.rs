@@ -123,7 +123,10 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
         let linux = spec.linux().as_ref().expect("validated");
-        let terminal = spec.process().as_ref().is_some_and(|p| p.terminal() == Some(true));
+        let terminal = spec
+            .process()
+            .as_ref()
+            .is_some_and(|p| p.terminal() == Some(true));
         if terminal && opts.console_socket.is_none() {
             return Err(Error::NoConsoleSocket);
         }
@@ -158,8 +161,12 @@ impl Runtime {
             let mut runtime_hooks = |pid: Pid| {
                 let mut hs = st.clone();
                 hs.pid = pid.as_raw();
-                let list = spec.hooks().as_ref().and_then(|h| h.create_runtime().as_deref());
-                run_hooks("createRuntime", list, &hs, HookStatus::Creating).map_err(|e| e.to_string())
+                let list = spec
+                    .hooks()
+                    .as_ref()
+                    .and_then(|h| h.create_runtime().as_deref());
+                run_hooks("createRuntime", list, &hs, HookStatus::Creating)
+                    .map_err(|e| e.to_string())
             };
             let pid = process::spawn(
                 SpawnOptions {
@@ -214,7 +221,11 @@ impl Runtime {
         // prestart hooks run when `start` is called, before the user process (runtime-spec
         // 1.0's rule, which the validation suite checks), in the runtime's namespaces.
         #[allow(deprecated)]
-        let prestart = st.config.hooks().as_ref().and_then(|h| h.prestart().as_deref());
+        let prestart = st
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.prestart().as_deref());
         if let Err(e) = run_hooks("prestart", prestart, &st, HookStatus::Created) {
             for pid in container_pids(&st) {
                 let _ = kill(pid, Signal::SIGKILL);
@@ -229,7 +240,11 @@ impl Runtime {
         st.started = true;
         entry.save(&st)?;
         released?;
-        let list = st.config.hooks().as_ref().and_then(|h| h.poststart().as_deref());
+        let list = st
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_deref());
         warn_hooks("poststart", list, &st, HookStatus::Running);
         Ok(())
     }
@@ -253,12 +268,14 @@ impl Runtime {
                 step: "block signals",
                 source,
             })?;
-            Some(SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
-                Error::Sys {
-                    step: "signalfd",
-                    source,
-                }
-            })?)
+            Some(
+                SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
+                    Error::Sys {
+                        step: "signalfd",
+                        source,
+                    }
+                })?,
+            )
         };
         if let Err(e) = self.start(&opts.id) {
             let _ = self.delete(&opts.id, true);
@@ -341,7 +358,11 @@ impl Runtime {
         }
         release_resources(&st);
         entry.remove()?;
-        let list = st.config.hooks().as_ref().and_then(|h| h.poststop().as_deref());
+        let list = st
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_deref());
         warn_hooks("poststop", list, &st, HookStatus::Stopped);
         Ok(())
     }
@@ -515,4 +536,3 @@ fn wait_forwarding(init: Pid, sfd: &SignalFd) -> i32 {
 fn init_is_foreign(init: Pid) -> bool {
     !Path::new(&format!("/proc/{init}")).exists()
 }
-

@@ -117,7 +117,9 @@ pub fn go_error_text(msg: &str) -> String {
             continue;
         };
         let std_text = io::Error::from_raw_os_error(n).to_string();
-        let desc = std_text.strip_suffix(&format!(" (os error {n})")).unwrap_or(&std_text);
+        let desc = std_text
+            .strip_suffix(&format!(" (os error {n})"))
+            .unwrap_or(&std_text);
         let head = &rest[..at];
         match head.strip_suffix(desc) {
             Some(prefix) => {
@@ -470,7 +472,10 @@ mod tests {
         assert_eq!(errno_text(&e), "no such file or directory");
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(
-            go_error_text(&format!("open /x: {e}; stat /y: {}", io::Error::from_raw_os_error(2))),
+            go_error_text(&format!(
+                "open /x: {e}; stat /y: {}",
+                io::Error::from_raw_os_error(2)
+            )),
             "open /x: permission denied; stat /y: no such file or directory"
         );
         assert_eq!(go_error_text("plain (os error x)"), "plain (os error x)");

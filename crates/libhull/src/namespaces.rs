@@ -204,7 +204,12 @@ pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<(), NsError> {
     write_map(pid, "gid_map", "newgidmap", gids)
 }
 
-fn write_map(pid: Pid, file: &'static str, helper: &str, maps: &[LinuxIdMapping]) -> Result<(), NsError> {
+fn write_map(
+    pid: Pid,
+    file: &'static str,
+    helper: &str,
+    maps: &[LinuxIdMapping],
+) -> Result<(), NsError> {
     if maps.is_empty() {
         return Ok(());
     }
@@ -223,7 +228,9 @@ fn write_map(pid: Pid, file: &'static str, helper: &str, maps: &[LinuxIdMapping]
             m.size().to_string(),
         ]);
     }
-    let out = cmd.output().map_err(|e| err(format!("run {helper}: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| err(format!("run {helper}: {e}")))?;
     if !out.status.success() {
         return Err(err(format!(
             "{helper} failed ({}): {}",

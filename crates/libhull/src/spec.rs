@@ -86,8 +86,18 @@ impl Bundle {
         };
         match std::fs::metadata(&rootfs) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(SpecError::invalid("root.path", format!("{} is not a directory", rootfs.display()))),
-            Err(e) => return Err(SpecError::invalid("root.path", format!("stat {}: {e}", rootfs.display()))),
+            Ok(_) => {
+                return Err(SpecError::invalid(
+                    "root.path",
+                    format!("{} is not a directory", rootfs.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(SpecError::invalid(
+                    "root.path",
+                    format!("stat {}: {e}", rootfs.display()),
+                ))
+            }
         }
         Ok(Bundle { dir, rootfs, spec })
     }
@@ -273,13 +283,16 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
             "unable to set hostname without a private UTS namespace",
         ));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
+    {
         return Err(SpecError::invalid(
             "domainname",
             "unable to set domainname without a private UTS namespace",
         ));
     }
-    let user_ns = namespaces.iter().find(|n| n.typ() == LinuxNamespaceType::User);
+    let user_ns = namespaces
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     match user_ns {
@@ -394,5 +407,8 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
     if key == "kernel.hostname" || key == "kernel.domainname" {
         return needs(LinuxNamespaceType::Uts, "uts");
     }
-    Err(SpecError::invalid(field(), "sysctl is not in a separate kernel namespace"))
+    Err(SpecError::invalid(
+        field(),
+        "sysctl is not in a separate kernel namespace",
+    ))
 }

@@ -130,7 +130,9 @@ impl ContainerState {
             return Status::Stopped;
         }
         match proc_stat(self.pid) {
-            Some((state, start)) if start == self.pid_start_time && state != 'Z' && state != 'X' => {
+            Some((state, start))
+                if start == self.pid_start_time && state != 'Z' && state != 'X' =>
+            {
                 if !self.started {
                     Status::Created
                 } else if frozen(self) {
@@ -147,7 +149,11 @@ impl ContainerState {
         OciState {
             oci_version: crate::OCI_VERSION.to_string(),
             id: self.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status,
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
@@ -321,7 +327,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
         .custom_flags(libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(io("create", &tmp))?;
-    let written = f.write_all(data).and_then(|_| f.sync_data());
+    // No fsync: state lives on tmpfs (/run) and must survive a crash of hull, not of the
+    // machine; the rename alone keeps readers from seeing half a file.
+    let written = f.write_all(data);
     drop(f);
     if let Err(e) = written.and_then(|_| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);

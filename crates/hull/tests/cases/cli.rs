@@ -184,7 +184,10 @@ fn spec_matches_runcs_default_config() {
         o.remove("hostname");
         // runc 1.3's default (which hull follows) no longer sets ambient capabilities;
         // runc 1.1.5 still does.
-        if let Some(caps) = v.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) {
+        if let Some(caps) = v
+            .pointer_mut("/process/capabilities")
+            .and_then(Value::as_object_mut)
+        {
             caps.remove("ambient");
         }
         v

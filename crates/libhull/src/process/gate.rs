@@ -37,9 +37,11 @@ fn gate_path(dir: &File) -> String {
 
 /// Binds and listens on the gate in the state directory `dir`.
 pub fn bind_gate(dir: &File) -> Result<OwnedFd, GateError> {
-    let sys = |step| move |e: Errno| GateError::Sys {
-        step,
-        source: e.into(),
+    let sys = |step| {
+        move |e: Errno| GateError::Sys {
+            step,
+            source: e.into(),
+        }
     };
     let fd = socket(
         AddressFamily::Unix,

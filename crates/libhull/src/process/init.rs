@@ -12,8 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{chdir, execve, fork, ForkResult};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec, State};
 
@@ -67,14 +67,19 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> 
     let mut rest = args.plan.new;
     if args.plan.new_user() {
         // The user namespace first and alone: the others are then made by its root.
-        namespaces::unshare_new(CloneFlags::CLONE_NEWUSER).map_err(step("create user namespace"))?;
+        namespaces::unshare_new(CloneFlags::CLONE_NEWUSER)
+            .map_err(step("create user namespace"))?;
         chan.send(&FromInit::WantIdMaps).map_err(step("sync"))?;
         expect_continue(chan)?;
         become_root()?;
         rest.remove(CloneFlags::CLONE_NEWUSER);
     }
     namespaces::unshare_new(rest).map_err(step("create namespaces"))?;
-    if args.plan.new.contains(namespaces::clone_flag(LinuxNamespaceType::Time)) {
+    if args
+        .plan
+        .new
+        .contains(namespaces::clone_flag(LinuxNamespaceType::Time))
+    {
         namespaces::write_time_offsets(linux).map_err(step("time namespace"))?;
     }
     if !args.plan.needs_fork() {
@@ -100,7 +105,12 @@ fn expect_continue(chan: &Channel) -> Result<(), InitError> {
     }
 }
 
-fn hook_state(id: &str, pid: i32, bundle: &Bundle, status: oci_spec::runtime::ContainerState) -> State {
+fn hook_state(
+    id: &str,
+    pid: i32,
+    bundle: &Bundle,
+    status: oci_spec::runtime::ContainerState,
+) -> State {
     let mut st = State::default();
     st.set_version(crate::OCI_VERSION.to_string());
     st.set_id(id.to_string());
@@ -113,15 +123,20 @@ fn hook_state(id: &str, pid: i32, bundle: &Bundle, status: oci_spec::runtime::Co
 
 /// Becomes uid/gid 0 in a new user namespace, as its id maps (written by now) allow.
 fn become_root() -> Result<(), InitError> {
-    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("setresgid 0 in user namespace"))?;
-    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("setresuid 0 in user namespace"))
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+        .map_err(step("setresgid 0 in user namespace"))?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+        .map_err(step("setresuid 0 in user namespace"))
 }
 
 /// Sets (or with 0 clears) the signal this process gets when its parent dies.
 fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
     // SAFETY: prctl with integer arguments only changes this process's flags.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
-        return Err(InitError::new("set parent death signal", std::io::Error::last_os_error()));
+        return Err(InitError::new(
+            "set parent death signal",
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -144,7 +159,10 @@ fn setup(
     // Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
     // SAFETY: prctl with integer arguments only changes this process's flags.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(InitError::new("set non-dumpable", std::io::Error::last_os_error()));
+        return Err(InitError::new(
+            "set non-dumpable",
+            std::io::Error::last_os_error(),
+        ));
     }
     let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
         ToInit::Go { host_pid } => host_pid,
@@ -173,9 +191,11 @@ fn setup(
 
     rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
 
-    let runtime_hooks = hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
+    let runtime_hooks =
+        hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
     if runtime_hooks {
-        chan.send(&FromInit::RunRuntimeHooks).map_err(step("sync"))?;
+        chan.send(&FromInit::RunRuntimeHooks)
+            .map_err(step("sync"))?;
         expect_continue(chan)?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
@@ -184,7 +204,8 @@ fn setup(
             default_env: &[],
             cwd: Some(&args.bundle.dir),
         };
-        hooks::run_with("createContainer", list, &st, &opts).map_err(step("createContainer hook"))?;
+        hooks::run_with("createContainer", list, &st, &opts)
+            .map_err(step("createContainer hook"))?;
     }
 
     rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
@@ -204,14 +225,19 @@ fn setup(
         attrs::set_domainname(d).map_err(step("domainname"))?;
     }
     if !args.no_new_keyring {
-        attrs::join_session_keyring(&format!("_ses.{}", args.id)).map_err(step("session keyring"))?;
+        attrs::join_session_keyring(&format!("_ses.{}", args.id))
+            .map_err(step("session keyring"))?;
     }
     if let Some(p) = linux.personality() {
         attrs::set_personality(p).map_err(step("personality"))?;
     }
 
     let exec = match spec.process() {
-        Some(process) => Some(prepare_process(process, args.preserve_fds, args.listen_fds)?),
+        Some(process) => Some(prepare_process(
+            process,
+            args.preserve_fds,
+            args.listen_fds,
+        )?),
         None => None,
     };
 
@@ -244,7 +270,11 @@ struct Exec {
 }
 
 /// Everything of `process` that is set before the init reports ready.
-fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Result<Exec, InitError> {
+fn prepare_process(
+    process: &Process,
+    preserve_fds: u32,
+    listen_fds: u32,
+) -> Result<Exec, InitError> {
     if let Some(s) = process.scheduler() {
         attrs::set_scheduler(s).map_err(step("scheduler"))?;
     }
@@ -258,7 +288,8 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
 
     let cwd = process.cwd();
     if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd).map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
+        std::fs::create_dir_all(cwd)
+            .map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
     }
 
     // Late, so a tight limit cannot trip up our own setup; before the user switch, while we
@@ -288,7 +319,12 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
     // us outside it (CVE-2024-21626), and getcwd then reports an unreachable path.
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => {}
-        Ok(p) => return Err(InitError::new("chdir", format!("cwd {} is outside the container", p.display()))),
+        Ok(p) => {
+            return Err(InitError::new(
+                "chdir",
+                format!("cwd {} is outside the container", p.display()),
+            ))
+        }
         Err(e) => return Err(InitError::new("chdir", format!("verify cwd: {e}"))),
     }
 
@@ -305,12 +341,23 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
     let env = env.as_slice();
     let path = find_executable(&args[0], env)?;
     let cstr = |s: &[u8], what: &str| {
-        CString::new(s).map_err(|_| InitError::new("unable to start container process", format!("{what} contains a NUL byte")))
+        CString::new(s).map_err(|_| {
+            InitError::new(
+                "unable to start container process",
+                format!("{what} contains a NUL byte"),
+            )
+        })
     };
     let exec = Exec {
         path: cstr(path.as_os_str().as_bytes(), "process.args[0]")?,
-        argv: args.iter().map(|a| cstr(a.as_bytes(), "process.args")).collect::<Result<_, _>>()?,
-        env: env.iter().map(|e| cstr(e.as_bytes(), "process.env")).collect::<Result<_, _>>()?,
+        argv: args
+            .iter()
+            .map(|a| cstr(a.as_bytes(), "process.args"))
+            .collect::<Result<_, _>>()?,
+        env: env
+            .iter()
+            .map(|e| cstr(e.as_bytes(), "process.env"))
+            .collect::<Result<_, _>>()?,
         final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
     };
     crate::sys::process::cloexec_from(3 + listen_fds + preserve_fds).map_err(step("close fds"))?;
@@ -319,10 +366,25 @@ fn prepare_process(process: &Process, preserve_fds: u32, listen_fds: u32) -> Res
 
 /// After `start`: the startContainer hooks, then exec.
 fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitError> {
-    if let Some(list) = args.bundle.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
-        let st = hook_state(args.id, host_pid, args.bundle, oci_spec::runtime::ContainerState::Created);
+    if let Some(list) = args
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_deref())
+    {
+        let st = hook_state(
+            args.id,
+            host_pid,
+            args.bundle,
+            oci_spec::runtime::ContainerState::Created,
+        );
         // As runc 1.2+: a startContainer hook without env gets the process's.
-        let env: Vec<String> = exec.env.iter().map(|e| e.to_string_lossy().into_owned()).collect();
+        let env: Vec<String> = exec
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
         let opts = hooks::RunOptions {
             default_env: &env,
             cwd: None,
@@ -337,7 +399,11 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     Err(InitError::new(
         "unable to start container process",
-        format!("exec: {:?}: {}", exec.argv[0].to_string_lossy(), e.desc().to_lowercase()),
+        format!(
+            "exec: {:?}: {}",
+            exec.argv[0].to_string_lossy(),
+            e.desc().to_lowercase()
+        ),
     ))
 }
 
@@ -380,7 +446,9 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
             }
         }
     }
-    Err(exec_err(format!("exec: {arg0:?}: executable file not found in $PATH")))
+    Err(exec_err(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
 }
 
 fn io_text(e: &std::io::Error) -> String {
@@ -389,4 +457,3 @@ fn io_text(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
-

@@ -89,7 +89,14 @@ pub fn spawn(
     drop(child);
     drop(opts.console);
     let mut init_pid = if single { Some(clone_pid) } else { None };
-    let result = drive(&parent, opts.bundle, plan, clone_pid, &mut init_pid, runtime_hooks);
+    let result = drive(
+        &parent,
+        opts.bundle,
+        plan,
+        clone_pid,
+        &mut init_pid,
+        runtime_hooks,
+    );
     if let Err(e) = result {
         for pid in [Some(clone_pid), init_pid].into_iter().flatten() {
             let _ = kill(pid, Signal::SIGKILL);

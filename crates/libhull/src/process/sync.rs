@@ -44,7 +44,9 @@ pub enum FromInit {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
     /// First message to the init: go on; `host_pid` is its pid as the runtime sees it.
-    Go { host_pid: i32 },
+    Go {
+        host_pid: i32,
+    },
     Continue,
 }
 

@@ -78,9 +78,10 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
     ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
-/// Every option name this module understands (the rest is filesystem data), for `features`.
+/// Every option name this module understands (the rest is filesystem data), for
+/// `hull features`. `idmap` and `ridmap` are parsed but refused by the mount code.
 pub fn known_options() -> impl Iterator<Item = &'static str> {
-    let props = [
+    let propagation = [
         "private",
         "rprivate",
         "shared",
@@ -94,7 +95,7 @@ pub fn known_options() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|f| f.0)
         .chain(REC_ATTRS.iter().map(|a| a.0))
-        .chain(props)
+        .chain(propagation)
         .chain(["tmpcopyup", "idmap", "ridmap"])
 }
 

@@ -79,7 +79,14 @@ pub unsafe fn clone_fork(flags: libc::c_int) -> Result<Forked, Errno> {
 /// close-on-exec, so they vanish at execve while setup can still use them.
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: close_range only changes flags on this process's fd table.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     Errno::result(ret).map(drop)
 }
 
