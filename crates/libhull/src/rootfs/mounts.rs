@@ -525,9 +525,70 @@ impl<'a> Mounter<'a> {
     }
 }
 
+/// Resolves `path` as if the rootfs were `/`: every symlink on the way, dangling ones too,
+/// is followed inside the rootfs and `..` never climbs above it. What comes back has no
+/// symlink in its existing part, so creating the rest cannot leave the rootfs.
+fn in_root_path(root: &Root, path: &Path) -> Result<PathBuf, RootfsError> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+
+    let mut resolved = PathBuf::from("/");
+    let mut pending: VecDeque<OsString> = VecDeque::new();
+    let push_front = |pending: &mut VecDeque<OsString>, p: &Path| {
+        let parts: Vec<OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect();
+        for part in parts.into_iter().rev() {
+            pending.push_front(part);
+        }
+    };
+    push_front(&mut pending, path);
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        let handle = match root.resolve_nofollow(&candidate) {
+            Ok(h) => h,
+            Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {
+                resolved = candidate;
+                continue;
+            }
+            Err(e) => return Err(resolve_err("resolve", candidate.display())(e)),
+        };
+        let st = nix::sys::stat::fstat(handle.as_fd().as_raw_fd())
+            .map_err(sys("stat", candidate.display()))?;
+        if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFLNK {
+            resolved = candidate;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(sys("resolve", path.display())(Errno::ELOOP));
+        }
+        let target = nix::fcntl::readlinkat(Some(handle.as_fd().as_raw_fd()), Path::new(""))
+            .map_err(sys("readlink", candidate.display()))?;
+        let target = PathBuf::from(target);
+        if target.is_absolute() {
+            resolved = PathBuf::from("/");
+        }
+        push_front(&mut pending, &target);
+    }
+    Ok(resolved)
+}
+
 /// Opens `path` inside `root`, creating it if missing: a directory (with parents), or an
 /// empty file when `file`. An existing path is used as it is.
 pub(super) fn open_or_create(root: &Root, path: &Path, file: bool) -> Result<Handle, RootfsError> {
+    let path = &in_root_path(root, path)?;
     match root.resolve(path) {
         Ok(h) => return Ok(h),
         Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {}
