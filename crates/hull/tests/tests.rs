@@ -12,10 +12,15 @@ mod util;
 mod cases {
     mod bad_input;
     mod cli;
+    mod concurrency;
+    mod console;
     mod differential;
+    mod hook_failures;
     mod hooks;
+    mod kernel;
     mod lifecycle;
     mod namespaces;
     mod process;
+    mod process_attrs;
     mod rootfs;
 }

@@ -902,3 +902,146 @@ pub fn mount_entry(mountinfo: &str, mount_point: &str) -> Option<(String, String
 pub fn has_opt(opts: &str, opt: &str) -> bool {
     opts.split(',').any(|o| o == opt)
 }
+
+/// A runtime call started in the background by `Test::spawn_call`; `wait` collects it.
+#[derive(Debug)]
+pub struct Pending {
+    child: std::process::Child,
+    args: Vec<String>,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    deadline: Instant,
+}
+
+impl Pending {
+    /// Waits for the call (killing it at its deadline) and returns what it did.
+    pub fn wait(mut self) -> Out {
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > self.deadline {
+                timed_out = true;
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Out {
+            args: self.args,
+            code: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+            stdout_path: self.stdout_path,
+            stderr_path: self.stderr_path,
+            timed_out,
+        }
+    }
+}
+
+impl Test {
+    /// Starts `RUNTIME --root ROOT ARGS…` without waiting for it, so that several calls can
+    /// run at the same time; stdio goes to files as in `call`.
+    pub fn spawn_call(&self, args: &[&str]) -> Pending {
+        let n = {
+            let mut calls = self.calls.borrow_mut();
+            *calls += 1;
+            *calls
+        };
+        let out_dir = self.dir.join("calls");
+        fs::create_dir_all(&out_dir).unwrap();
+        let stdout_path = out_dir.join(format!("{n}.stdout"));
+        let stderr_path = out_dir.join(format!("{n}.stderr"));
+        let bin = runtime();
+        let mut argv = vec!["--root".to_string(), self.root_str()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let child = Command::new(&bin)
+            .process_group(0)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout_path).unwrap())
+            .stderr(fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut shown = vec![bin.to_string_lossy().into_owned()];
+        shown.extend(argv);
+        Pending {
+            child,
+            args: shown,
+            stdout_path,
+            stderr_path,
+            deadline: Instant::now() + CALL_TIMEOUT,
+        }
+    }
+
+    /// Polls until no process of container `id` is left (see `processes_of`); the ones left
+    /// at the timeout.
+    pub fn wait_no_processes(&self, id: &str, timeout: Duration) -> Vec<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let procs = self.processes_of(id);
+            if procs.is_empty() || Instant::now() > deadline {
+                return procs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Live (not zombie) processes whose environment holds the exact `VAR=value` entry: finds a
+/// test's hook processes, which run on the host with no trace of the test on their command
+/// line.
+pub fn pids_with_env(entry: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
+            let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            !zombie && environ.split(|b| *b == 0).any(|v| v == entry.as_bytes())
+        })
+        .collect()
+}
+
+/// The namespace link of a process, e.g. `mnt:[4026532001]`.
+pub fn ns_link(pid: i32, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Live (not zombie) processes in the namespace `link` of type `kind` (as from `ns_link`):
+/// finds every process of a container, with or without cgroups, through its private mount
+/// namespace.
+pub fn pids_in_ns(kind: &str, link: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
+            !zombie
+                && fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+                    .is_ok_and(|l| l.as_os_str() == link)
+        })
+        .collect();
+    pids.sort();
+    pids
+}
