@@ -143,6 +143,11 @@ impl Runtime {
             )?)),
             _ => None,
         };
+        if linux.seccomp().is_some() {
+            tracing::warn!(
+                "linux.seccomp is not supported yet: the container runs without a seccomp filter"
+            );
+        }
         let plan = Plan::open(linux)?;
         let entry = self.store.create(&opts.id)?;
         let mut st = ContainerState {
