@@ -45,6 +45,8 @@ pub enum Error {
     NotStopped { id: String, status: Status },
     #[error("cannot allocate tty if hull will detach without setting console socket")]
     NoConsoleSocket,
+    #[error("cannot use console socket if hull will not detach or allocate tty")]
+    ConsoleSocketWithoutTerminal,
     #[error("console socket {path}: {source}")]
     ConsoleSocket {
         path: PathBuf,
@@ -130,6 +132,9 @@ impl Runtime {
         if terminal && opts.console_socket.is_none() {
             return Err(Error::NoConsoleSocket);
         }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::ConsoleSocketWithoutTerminal);
+        }
         let pid_file = opts
             .pid_file
             .as_deref()
@@ -159,6 +164,7 @@ impl Runtime {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             owner: String::new(),
             started: false,
+            process_ns: None,
             config: spec.clone(),
         };
         let result = (|| {
@@ -190,6 +196,7 @@ impl Runtime {
             )?;
             st.pid = pid.as_raw();
             st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+            st.process_ns = process_ns(&plan, pid);
             entry.save(&st)?;
             if let Some(path) = &pid_file {
                 state::write_atomic(path, st.pid.to_string().as_bytes(), 0o644).map_err(
@@ -308,7 +315,8 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
-        if st.status() == Status::Stopped {
+        // --all still reaches what a dead init left behind.
+        if st.status() == Status::Stopped && !all {
             return Err(Error::NotRunning);
         }
         let pids = if all {
@@ -349,18 +357,18 @@ impl Runtime {
         };
         let st = entry.load()?;
         let status = st.status();
-        if status != Status::Stopped {
-            if !force {
-                return Err(Error::NotStopped {
-                    id: id.to_string(),
-                    status,
-                });
-            }
-            for pid in container_pids(&st) {
-                let _ = kill(pid, Signal::SIGKILL);
-            }
-            wait_gone(&st, Duration::from_secs(10));
+        if status != Status::Stopped && !force {
+            return Err(Error::NotStopped {
+                id: id.to_string(),
+                status,
+            });
         }
+        // With the init gone its children may live on (no pid namespace of its own): they are
+        // the container's too.
+        for pid in container_pids(&st) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        wait_gone(&st, Duration::from_secs(10));
         release_resources(&st);
         entry.remove()?;
         let list = st
@@ -439,32 +447,39 @@ fn release_resources(st: &ContainerState) {
     }
 }
 
-/// The init and, when the container has its own pid namespace, every process in it.
+/// The namespace kind whose members are the container's processes, and its id: the own pid
+/// namespace, else the own mount namespace (until cgroups track them). None: only the init.
+fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
+    let kind = if plan.new.contains(nix::sched::CloneFlags::CLONE_NEWPID) {
+        "pid"
+    } else if plan.new.contains(nix::sched::CloneFlags::CLONE_NEWNS) {
+        "mnt"
+    } else {
+        return None;
+    };
+    std::fs::read_link(format!("/proc/{init}/ns/{kind}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The init (while it lives) and every other process in the container's namespace.
 fn container_pids(st: &ContainerState) -> Vec<Pid> {
-    let init = Pid::from_raw(st.pid);
-    let own_pid_ns = st
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        });
-    let mut pids = vec![init];
-    if !own_pid_ns {
-        return pids;
+    let mut pids = Vec::new();
+    if st.status() != Status::Stopped {
+        pids.push(Pid::from_raw(st.pid));
     }
-    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+    let Some(ns) = &st.process_ns else {
         return pids;
     };
+    let kind = if ns.starts_with("pid:") { "pid" } else { "mnt" };
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
             if pid != st.pid
-                && std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|p| p == ns)
+                && std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+                    .is_ok_and(|p| p.as_os_str() == ns.as_str())
             {
                 pids.push(Pid::from_raw(pid));
             }

@@ -102,6 +102,12 @@ pub struct ContainerState {
     pub owner: String,
     /// Set by `start` once the user process has been exec'ed.
     pub started: bool,
+    /// The namespace that tells the container's processes apart from the host's, as
+    /// `/proc/PID/ns/<kind>` reads (`pid:[4026532…]`): the container's own pid namespace, else
+    /// its own mount namespace. Kept so that processes the init left behind are still found
+    /// after it is gone.
+    #[serde(default)]
+    pub process_ns: Option<String>,
     /// The config the container was created from; hooks and later commands use this, not the
     /// bundle, which may have changed or gone.
     pub config: Spec,
