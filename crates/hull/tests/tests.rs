@@ -22,5 +22,6 @@ mod cases {
     mod namespaces;
     mod process;
     mod process_attrs;
+    mod review_regressions;
     mod rootfs;
 }

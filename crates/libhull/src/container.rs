@@ -17,7 +17,7 @@ use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State}
 
 use crate::hooks;
 use crate::namespaces::Plan;
-use crate::process::{self, gate, SpawnError, SpawnOptions};
+use crate::process::{self, gate, SpawnError, SpawnEvent, SpawnOptions};
 use crate::spec::Bundle;
 use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
 
@@ -37,6 +37,8 @@ pub enum Error {
     Hook(#[from] hooks::HookError),
     #[error("container not running")]
     NotRunning,
+    #[error("container is still being created")]
+    StillCreating,
     #[error("cannot start a container that has stopped")]
     StartStopped,
     #[error("cannot start an already {0} container")]
@@ -164,20 +166,27 @@ impl Runtime {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             owner: String::new(),
             started: false,
+            creating: true,
             process_ns: None,
             config: spec.clone(),
         };
         let result = (|| {
+            entry.save(&st)?;
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
-            let mut runtime_hooks = |pid: Pid| {
-                let mut hs = st.clone();
-                hs.pid = pid.as_raw();
-                let list = spec
-                    .hooks()
-                    .as_ref()
-                    .and_then(|h| h.create_runtime().as_deref());
-                run_hooks("createRuntime", list, &hs, HookStatus::Creating)
-                    .map_err(|e| e.to_string())
+            let mut events = |ev: SpawnEvent| match ev {
+                SpawnEvent::InitPid(pid) => {
+                    st.pid = pid.as_raw();
+                    st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+                    entry.save(&st).map_err(|e| e.to_string())
+                }
+                SpawnEvent::RuntimeHooks(_) => {
+                    let list = spec
+                        .hooks()
+                        .as_ref()
+                        .and_then(|h| h.create_runtime().as_deref());
+                    run_hooks("createRuntime", list, &st, HookStatus::Creating)
+                        .map_err(|e| e.to_string())
+                }
             };
             let pid = process::spawn(
                 SpawnOptions {
@@ -192,10 +201,9 @@ impl Runtime {
                     listen_fds: opts.listen_fds,
                     lock: entry.dir_fd().as_raw_fd(),
                 },
-                &mut runtime_hooks,
+                &mut events,
             )?;
-            st.pid = pid.as_raw();
-            st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+            st.creating = false;
             st.process_ns = process_ns(&plan, pid);
             entry.save(&st)?;
             if let Some(path) = &pid_file {
@@ -228,6 +236,7 @@ impl Runtime {
         match st.status() {
             Status::Created => {}
             Status::Stopped => return Err(Error::StartStopped),
+            Status::Creating => return Err(Error::StillCreating),
             s => return Err(Error::StartStarted(s)),
         }
         // prestart hooks run when `start` is called, before the user process (runtime-spec
@@ -251,6 +260,8 @@ impl Runtime {
         let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
         st.started = true;
         entry.save(&st)?;
+        // Poststart hooks may call back into hull for this container.
+        drop(entry);
         released?;
         let list = st
             .config
@@ -304,8 +315,7 @@ impl Runtime {
     }
 
     pub fn state(&self, id: &str) -> Result<OciState, Error> {
-        let entry = self.store.open(id)?;
-        let st = entry.load()?;
+        let st = self.store.read(id)?;
         Ok(st.oci(st.status()))
     }
 

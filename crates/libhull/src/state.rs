@@ -102,6 +102,9 @@ pub struct ContainerState {
     pub owner: String,
     /// Set by `start` once the user process has been exec'ed.
     pub started: bool,
+    /// Set while `create` is still setting the container up.
+    #[serde(default)]
+    pub creating: bool,
     /// The namespace that tells the container's processes apart from the host's, as
     /// `/proc/PID/ns/<kind>` reads (`pid:[4026532…]`): the container's own pid namespace, else
     /// its own mount namespace. Kept so that processes the init left behind are still found
@@ -139,7 +142,9 @@ impl ContainerState {
             Some((state, start))
                 if start == self.pid_start_time && state != 'Z' && state != 'X' =>
             {
-                if !self.started {
+                if self.creating {
+                    Status::Creating
+                } else if !self.started {
                     Status::Created
                 } else if frozen(self) {
                     Status::Paused
@@ -241,6 +246,20 @@ impl Store {
             return Err(StateError::NotExist);
         }
         Ok(entry)
+    }
+
+    /// Reads a container's state without taking its lock: state.json is only ever replaced
+    /// by a rename, so it is always whole. `state` and `list` use this, so that a hook calling
+    /// `hull state` while `create` or `start` holds the lock gets an answer.
+    pub fn read(&self, id: &str) -> Result<ContainerState, StateError> {
+        validate_id(id)?;
+        let path = self.dir(id).join(STATE_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
     }
 
     /// Opens and locks a container directory whether or not its state was written: what a

@@ -160,7 +160,7 @@ fn joining_a_uts_namespace_by_path_sees_its_hostname() {
 }
 
 /// `chown -hR uid:gid` of a rootfs, and opens it up so a mapped root can read it.
-fn chown_tree(p: &Path, uid: u32, gid: u32) {
+pub(super) fn chown_tree(p: &Path, uid: u32, gid: u32) {
     lchown(p, Some(uid), Some(gid)).unwrap();
     let meta = fs::symlink_metadata(p).unwrap();
     if meta.is_dir() {

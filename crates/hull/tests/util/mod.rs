@@ -1045,3 +1045,10 @@ pub fn pids_in_ns(kind: &str, link: &str) -> Vec<i32> {
     pids.sort();
     pids
 }
+
+impl Pending {
+    /// The pid of the runtime call, to signal it.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}

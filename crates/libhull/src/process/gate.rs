@@ -52,12 +52,30 @@ pub fn bind_gate(dir: &File) -> Result<OwnedFd, GateError> {
     .map_err(sys("socket"))?;
     let addr = UnixAddr::new(gate_path(dir).as_str()).map_err(sys("address"))?;
     bind(fd.as_raw_fd(), &addr).map_err(sys("bind"))?;
+    // Only the container's owner may start it, whatever the caller's umask.
+    nix::sys::stat::fchmodat(
+        None,
+        gate_path(dir).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys("chmod"))?;
     listen(&fd, Backlog::new(1).expect("valid backlog")).map_err(sys("listen"))?;
     Ok(fd)
 }
 
 /// In the init: blocks until `start` connects and sends its byte; returns the connection.
 pub fn wait(listener: &OwnedFd) -> Result<File, Errno> {
+    // A peer that hangs up without its byte (a probe, a killed `start`) is not a start.
+    loop {
+        match wait_one(listener) {
+            Err(Errno::ECONNRESET) => continue,
+            r => return r,
+        }
+    }
+}
+
+fn wait_one(listener: &OwnedFd) -> Result<File, Errno> {
     let conn = loop {
         match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Err(Errno::EINTR) => continue,

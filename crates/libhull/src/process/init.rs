@@ -64,6 +64,16 @@ fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError
 fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
     args.plan.join_all().map_err(step("join namespaces"))?;
+    if args
+        .plan
+        .join
+        .iter()
+        .any(|j| j.typ == LinuxNamespaceType::User)
+    {
+        // Our host ids mean nothing in a joined user namespace: be its root.
+        let _ = nix::unistd::setgroups(&[]);
+        become_root()?;
+    }
     let mut rest = args.plan.new;
     if args.plan.new_user() {
         // The user namespace first and alone: the others are then made by its root.
@@ -119,6 +129,80 @@ fn hook_state(
     st.set_bundle(bundle.dir.clone());
     st.set_annotations(bundle.spec.annotations().clone());
     st
+}
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Handlers that end the waiting init on the signals `kill` sends by default or by habit.
+fn catch_stop_signals() -> Result<(), InitError> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(exit_on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }.map_err(step("install signal handler"))?;
+    }
+    Ok(())
+}
+
+/// The user process starts with every signal at its default and none blocked: the runtime
+/// ignores SIGPIPE (Rust does so before main) and execve keeps ignored signals ignored.
+fn reset_signals() -> Result<(), InitError> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, Signal};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: setting the default disposition installs no handler code.
+        unsafe { sigaction(sig, &default) }.map_err(step("reset signal handlers"))?;
+    }
+    // The real-time signals, including the two glibc reserves for itself (and so refuses
+    // through sigaction): the raw syscall with a kernel sigaction.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 32..=64 {
+        // SAFETY: rt_sigaction reads the struct we pass (kernel layout, 8-byte mask) and
+        // installs no handler code.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if ret != 0 {
+            return Err(InitError::new(
+                "reset signal handlers",
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(step("reset signal mask"))
 }
 
 /// Becomes uid/gid 0 in a new user namespace, as its id maps (written by now) allow.
@@ -184,6 +268,8 @@ fn setup(
     if single_clone {
         if plan.new_user() {
             become_root()?;
+            // A credential change clears the parent-death signal.
+            parent_death_signal(libc::SIGKILL)?;
         }
         let deferred = plan.new.difference(plan.clone_flags());
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
@@ -209,6 +295,13 @@ fn setup(
     }
 
     rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
+    // Before finalize may make the root read-only.
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
+        if std::fs::symlink_metadata(cwd).is_err() {
+            std::fs::create_dir_all(cwd)
+                .map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
+        }
+    }
 
     if let Some(sock) = args.console.take() {
         let size = spec.process().as_ref().and_then(|p| p.console_size());
@@ -245,6 +338,9 @@ fn setup(
     if child_of_runtime {
         parent_death_signal(0)?;
     }
+    // As pid 1 of its pid namespace, the init ignores signals it has no handler for: give the
+    // usual stop signals one, so `kill` of a created container ends it. execve resets them.
+    catch_stop_signals()?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
     let mut conn = super::gate::wait(args.gate).map_err(step("wait for start"))?;
     let Some(exec) = exec else {
@@ -287,10 +383,6 @@ fn prepare_process(
     }
 
     let cwd = process.cwd();
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd)
-            .map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
-    }
 
     // Late, so a tight limit cannot trip up our own setup; before the user switch, while we
     // may still lower our own hard limits and oom_score_adj is ours to write.
@@ -394,8 +486,7 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
     if let Some(cpus) = &exec.final_affinity {
         attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(step("reset signal mask"))?;
+    reset_signals()?;
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     Err(InitError::new(
         "unable to start container process",

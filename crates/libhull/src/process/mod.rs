@@ -32,7 +32,8 @@ pub enum SpawnError {
     #[error("{0}")]
     Init(InitError),
     #[error("{0}")]
-    Hook(String),
+    /// A step of the runtime's own during setup failed (recording state, a createRuntime hook).
+    Runtime(String),
 }
 
 /// How to spawn one container init.
@@ -51,12 +52,22 @@ pub struct SpawnOptions<'a> {
     pub lock: std::os::fd::RawFd,
 }
 
-/// Clones the container init and drives its setup until it waits for `start`. `runtime_hooks`
-/// runs the prestart and createRuntime hooks for the given init pid when the init asks.
-/// On failure the init (and any intermediate process) is killed and reaped.
+/// What the runtime is told while the init sets up.
+#[derive(Debug, Clone, Copy)]
+pub enum SpawnEvent {
+    /// The init exists, with this host pid: record it, so that a runtime killed from here on
+    /// leaves a container `delete` can find.
+    InitPid(Pid),
+    /// Run the createRuntime hooks now.
+    RuntimeHooks(Pid),
+}
+
+/// Clones the container init and drives its setup until it waits for `start`, telling
+/// `events` what happens; an error from `events` fails the spawn. On failure the init (and
+/// any intermediate process) is killed and reaped.
 pub fn spawn(
     opts: SpawnOptions,
-    runtime_hooks: &mut dyn FnMut(Pid) -> Result<(), String>,
+    events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<Pid, SpawnError> {
     let plan = opts.plan;
     let single = plan.single_clone();
@@ -89,14 +100,7 @@ pub fn spawn(
     drop(child);
     drop(opts.console);
     let mut init_pid = if single { Some(clone_pid) } else { None };
-    let result = drive(
-        &parent,
-        opts.bundle,
-        plan,
-        clone_pid,
-        &mut init_pid,
-        runtime_hooks,
-    );
+    let result = drive(&parent, opts.bundle, plan, clone_pid, &mut init_pid, events);
     if let Err(e) = result {
         for pid in [Some(clone_pid), init_pid].into_iter().flatten() {
             let _ = kill(pid, Signal::SIGKILL);
@@ -117,10 +121,11 @@ fn drive(
     plan: &Plan,
     clone_pid: Pid,
     init_pid: &mut Option<Pid>,
-    runtime_hooks: &mut dyn FnMut(Pid) -> Result<(), String>,
+    events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
     let linux = bundle.spec.linux().as_ref().expect("validated");
     if let Some(pid) = *init_pid {
+        events(SpawnEvent::InitPid(pid)).map_err(SpawnError::Runtime)?;
         if plan.new_user() {
             namespaces::write_id_maps(pid, linux)?;
         }
@@ -137,13 +142,14 @@ fn drive(
             FromInit::InitPid(pid) => {
                 let pid = Pid::from_raw(pid);
                 *init_pid = Some(pid);
+                events(SpawnEvent::InitPid(pid)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Go {
                     host_pid: pid.as_raw(),
                 })?;
             }
             FromInit::RunRuntimeHooks => {
                 let pid = init_pid.expect("init pid known before hooks");
-                runtime_hooks(pid).map_err(SpawnError::Hook)?;
+                events(SpawnEvent::RuntimeHooks(pid)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Continue)?;
             }
             FromInit::Ready => return Ok(()),
