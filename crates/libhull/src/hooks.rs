@@ -194,24 +194,25 @@ fn command(
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills whatever the hook started too.
         .process_group(0);
-    // SAFETY: the closure runs between fork and exec and only makes one prctl call, which is
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            // A runtime killed while a hook runs takes the hook with it.
-            if libc::prctl(
+    let die_with_runtime = || {
+        // SAFETY: one prctl call with integer arguments, async-signal-safe between fork and
+        // exec: a runtime killed while a hook runs takes the hook with it.
+        let ret = unsafe {
+            libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
                 0,
                 0,
                 0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+            )
+        };
+        if ret != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only calls prctl, which is safe between fork and exec.
+    unsafe { cmd.pre_exec(die_with_runtime) };
     cmd
 }
 
