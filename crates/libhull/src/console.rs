@@ -13,7 +13,6 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
-use nix::mount::MsFlags;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
 };
@@ -221,20 +220,21 @@ fn resize(master: BorrowedFd<'_>, size: &oci_spec::runtime::Box) -> Result<(), C
 /// container is followed for either end of the mount.
 fn bind_onto_console(peer: BorrowedFd<'_>, peer_name: &str) -> Result<(), ConsoleError> {
     let console = open_console_target()?;
-    let source = format!("/proc/self/fd/{}", peer.as_raw_fd());
-    let target = format!("/proc/self/fd/{}", console.as_raw_fd());
-    nix::mount::mount(
-        Some(source.as_str()),
-        target.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|source| ConsoleError::Path {
-        step: "bind-mount the console",
-        path: format!("{peer_name} onto {CONSOLE_PATH}"),
-        source,
-    })
+    // open_tree + move_mount: no /proc magic link is walked, so an image whose /proc is not
+    // (yet) a real procfs cannot redirect either end.
+    let tree = crate::sys::mount::open_tree(
+        Some(peer),
+        std::path::Path::new(""),
+        crate::sys::mount::OPEN_TREE_CLONE
+            | crate::sys::mount::OPEN_TREE_CLOEXEC
+            | crate::sys::mount::AT_EMPTY_PATH as u32,
+    );
+    tree.and_then(|tree| crate::sys::mount::move_mount(tree.as_fd(), console.as_fd()))
+        .map_err(|source| ConsoleError::Path {
+            step: "bind-mount the console",
+            path: format!("{peer_name} onto {CONSOLE_PATH}"),
+            source,
+        })
 }
 
 /// An O_PATH handle on /dev/console, created as an empty file if missing; never a symlink.
@@ -434,6 +434,7 @@ fn fstat_fd(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {
 
 #[cfg(test)]
 mod tests {
+    use nix::mount::MsFlags;
     use std::panic::AssertUnwindSafe;
     use std::time::{Duration, Instant};
 
