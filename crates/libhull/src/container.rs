@@ -17,7 +17,7 @@ use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State}
 
 use crate::hooks;
 use crate::namespaces::Plan;
-use crate::process::{self, gate, SpawnError, SpawnEvent, SpawnOptions};
+use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions};
 use crate::spec::Bundle;
 use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
 
@@ -190,15 +190,17 @@ impl Runtime {
             };
             let pid = process::spawn(
                 SpawnOptions {
-                    id: &opts.id,
-                    bundle: &bundle,
-                    plan: &plan,
-                    gate: &gate_fd,
-                    console,
-                    no_pivot: opts.no_pivot,
-                    no_new_keyring: opts.no_new_keyring,
-                    preserve_fds: opts.preserve_fds,
-                    listen_fds: opts.listen_fds,
+                    init: InitArgs {
+                        id: &opts.id,
+                        bundle: &bundle,
+                        plan: &plan,
+                        gate: &gate_fd,
+                        console,
+                        no_pivot: opts.no_pivot,
+                        no_new_keyring: opts.no_new_keyring,
+                        preserve_fds: opts.preserve_fds,
+                        listen_fds: opts.listen_fds,
+                    },
                     lock: entry.dir_fd().as_raw_fd(),
                 },
                 &mut events,
@@ -415,12 +417,13 @@ fn run_hooks(
     let Some(list) = list.filter(|l| !l.is_empty()) else {
         return Ok(());
     };
-    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-    let opts = hooks::RunOptions {
-        default_env: &env,
-        cwd: Some(&st.bundle),
-    };
-    hooks::run_with(kind, list, &hook_state(st, status), &opts)
+    let env = runtime_env();
+    hooks::run_with(
+        kind,
+        list,
+        &hook_state(st, status),
+        &runtime_hook_options(st, &env),
+    )
 }
 
 /// As [`run_hooks`], but every hook runs and failures are only warnings (poststart and
@@ -434,12 +437,27 @@ fn warn_hooks(
     let Some(list) = list.filter(|l| !l.is_empty()) else {
         return;
     };
-    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-    let opts = hooks::RunOptions {
-        default_env: &env,
+    let env = runtime_env();
+    hooks::run_all_warn(
+        kind,
+        list,
+        &hook_state(st, status),
+        &runtime_hook_options(st, &env),
+    );
+}
+
+/// hull's own environment, which runc gives a hook that has no `env`.
+fn runtime_env() -> Vec<String> {
+    std::env::vars().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// How the runtime runs its hooks, as runc does: in the bundle, with its own environment as
+/// the default.
+fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks::RunOptions<'a> {
+    hooks::RunOptions {
+        default_env: env,
         cwd: Some(&st.bundle),
-    };
-    hooks::run_all_warn(kind, list, &hook_state(st, status), &opts);
+    }
 }
 
 /// What a container holds outside its own namespaces, released on delete and failed create.

@@ -9,7 +9,6 @@ pub mod gate;
 pub mod init;
 pub mod sync;
 
-use std::os::fd::OwnedFd;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -18,6 +17,7 @@ use nix::unistd::Pid;
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
 use crate::sys::process::{clone_fork, Forked};
+pub use init::InitArgs;
 pub use sync::InitError;
 use sync::{FromInit, ToInit};
 
@@ -36,18 +36,10 @@ pub enum SpawnError {
     Runtime(String),
 }
 
-/// How to spawn one container init.
+/// How to spawn one container init: what the init gets, and what it must not keep.
 #[derive(Debug)]
 pub struct SpawnOptions<'a> {
-    pub id: &'a str,
-    pub bundle: &'a Bundle,
-    pub plan: &'a Plan,
-    pub gate: &'a OwnedFd,
-    pub console: Option<OwnedFd>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-    pub listen_fds: u32,
+    pub init: InitArgs<'a>,
     /// The state entry's locked fd: the child must not keep the lock alive by holding a copy.
     pub lock: std::os::fd::RawFd,
 }
@@ -69,7 +61,7 @@ pub fn spawn(
     opts: SpawnOptions,
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<Pid, SpawnError> {
-    let plan = opts.plan;
+    let plan = opts.init.plan;
     let single = plan.single_clone();
     let (parent, child) = sync::pair()?;
     let flags = if single { plan.clone_flags().bits() } else { 0 };
@@ -82,25 +74,21 @@ pub fn spawn(
             // SAFETY: the lock fd is a copy that this child owns and never uses; closing it
             // only drops the child's reference to the open file description.
             unsafe { libc::close(opts.lock) };
-            let args = init::InitArgs {
-                id: opts.id,
-                bundle: opts.bundle,
-                plan,
-                gate: opts.gate,
-                console: opts.console,
-                no_pivot: opts.no_pivot,
-                no_new_keyring: opts.no_new_keyring,
-                preserve_fds: opts.preserve_fds,
-                listen_fds: opts.listen_fds,
-            };
-            init::child_main(args, child, single)
+            init::child_main(opts.init, child, single)
         }
         Forked::Parent(pid) => pid,
     };
     drop(child);
-    drop(opts.console);
+    drop(opts.init.console);
     let mut init_pid = if single { Some(clone_pid) } else { None };
-    let result = drive(&parent, opts.bundle, plan, clone_pid, &mut init_pid, events);
+    let result = drive(
+        &parent,
+        opts.init.bundle,
+        plan,
+        clone_pid,
+        &mut init_pid,
+        events,
+    );
     if let Err(e) = result {
         for pid in [Some(clone_pid), init_pid].into_iter().flatten() {
             let _ = kill(pid, Signal::SIGKILL);
