@@ -306,6 +306,18 @@ impl Entry {
         if ret != 0 {
             return Err(io("lock state dir", &dir)(std::io::Error::last_os_error()));
         }
+        // The holder we waited for may have deleted the container (and another create made a
+        // new one at the same path): the lock is only good on the directory that is there.
+        use std::os::unix::fs::MetadataExt;
+        let held = lock.metadata().map_err(io("stat state dir", &dir))?;
+        match fs::metadata(&dir) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {}
+            _ => {
+                return Err(io("lock state dir", &dir)(
+                    std::io::Error::from_raw_os_error(libc::ENOENT),
+                ))
+            }
+        }
         Ok(Entry { dir, lock })
     }
 

@@ -9,7 +9,6 @@ pub mod gate;
 pub mod init;
 pub mod sync;
 
-
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
