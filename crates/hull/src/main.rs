@@ -22,11 +22,10 @@ fn main() {
 }
 
 fn real_main() -> i32 {
-    let table = Cli::command();
+    let mut table = Cli::command();
     let args = argv::normalize(&table, std::env::args_os().skip(1).collect());
-    let matches = table
-        .clone()
-        .try_get_matches_from(std::iter::once(OsString::from("hull")).chain(args.clone()));
+    let matches =
+        table.try_get_matches_from_mut(std::iter::once(OsString::from("hull")).chain(args.clone()));
     let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&table, &args, e),
