@@ -131,7 +131,7 @@ mod tests {
         }
         for p in ["rprivate", "rshared", "rslave", "runbindable", "private"] {
             assert!(opts.contains(&p), "{p}");
-            assert!(crate::rootfs::propagation_flags(p).is_some(), "{p}");
+            assert!(crate::spec::propagation_flags(p).is_some(), "{p}");
         }
         assert!(!opts.contains(&"idmap"));
     }

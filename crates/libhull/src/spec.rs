@@ -365,7 +365,7 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     if let Some(p) = linux.rootfs_propagation() {
-        if crate::rootfs::propagation_flags(p).is_none() {
+        if propagation_flags(p).is_none() {
             return Err(SpecError::invalid(
                 "linux.rootfsPropagation",
                 format!("unknown propagation {p:?}"),
@@ -373,6 +373,23 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// Maps a propagation name (`linux.rootfsPropagation`, a mount option; plain and recursive
+/// forms) to mount flags.
+pub fn propagation_flags(name: &str) -> Option<nix::mount::MsFlags> {
+    let flags = match name {
+        "shared" => nix::mount::MsFlags::MS_SHARED,
+        "rshared" => nix::mount::MsFlags::MS_SHARED | nix::mount::MsFlags::MS_REC,
+        "slave" => nix::mount::MsFlags::MS_SLAVE,
+        "rslave" => nix::mount::MsFlags::MS_SLAVE | nix::mount::MsFlags::MS_REC,
+        "private" => nix::mount::MsFlags::MS_PRIVATE,
+        "rprivate" => nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC,
+        "unbindable" => nix::mount::MsFlags::MS_UNBINDABLE,
+        "runbindable" => nix::mount::MsFlags::MS_UNBINDABLE | nix::mount::MsFlags::MS_REC,
+        _ => return None,
+    };
+    Some(flags)
 }
 
 /// runc's rule: a sysctl must be namespaced, and its namespace must be private to the container.

@@ -146,26 +146,12 @@ impl RootfsContext<'_> {
         else {
             return Ok(None);
         };
-        propagation_flags(name).map(Some).ok_or_else(|| {
-            RootfsError::refused("rootfs propagation", name, "unknown propagation type")
-        })
+        crate::spec::propagation_flags(name)
+            .map(Some)
+            .ok_or_else(|| {
+                RootfsError::refused("rootfs propagation", name, "unknown propagation type")
+            })
     }
-}
-
-/// Maps `linux.rootfsPropagation` (plain and recursive forms) to mount flags.
-pub fn propagation_flags(name: &str) -> Option<MsFlags> {
-    let flags = match name {
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
-    };
-    Some(flags)
 }
 
 /// In the init, in the container's mount namespace, before the createContainer hooks:

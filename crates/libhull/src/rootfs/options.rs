@@ -155,7 +155,7 @@ impl MountOptions {
                     o.flags.insert(flag);
                     o.cleared.remove(flag);
                 }
-            } else if let Some(flag) = super::propagation_flags(opt) {
+            } else if let Some(flag) = crate::spec::propagation_flags(opt) {
                 o.propagation.push(flag);
             } else if let Some(&(_, clear, attr)) = REC_ATTRS.iter().find(|a| a.0 == opt) {
                 if clear {

@@ -11,6 +11,7 @@ use nix::unistd::ForkResult;
 use serde_json::json;
 
 use super::*;
+use crate::spec::propagation_flags;
 
 #[test]
 fn clean_path_never_climbs_above_root() {
