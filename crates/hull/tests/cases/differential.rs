@@ -166,16 +166,6 @@ fn bundle_with_extra_mounts_and_devices_looks_the_same_as_under_runc() {
 #[test]
 fn user_namespace_bundle_looks_the_same_as_under_runc() {
     let mut t = Test::new("diff_userns");
-    let status = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(&t.rootfs)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    t.add_namespace("user", None);
-    t.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    t.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    super::namespaces::new_user_namespace(&mut t);
     compare(&mut t);
 }

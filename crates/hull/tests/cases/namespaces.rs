@@ -70,12 +70,7 @@ fn domainname_comes_from_the_config() {
 #[test]
 fn user_namespace_maps_ids() {
     let mut t = Test::new("ns_user");
-    chown_tree(&t.rootfs, 100_000, 100_000);
-    t.add_namespace("user", None);
-    t.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    t.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    new_user_namespace(&mut t);
     t.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; touch /root/ok && echo wrote");
     let out = t.output();
     let lines: Vec<Vec<&str>> = out
@@ -107,12 +102,7 @@ fn user_namespace_maps_ids() {
 #[test]
 fn user_namespace_is_new() {
     let mut t = Test::new("ns_user_new");
-    chown_tree(&t.rootfs, 100_000, 100_000);
-    t.add_namespace("user", None);
-    t.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    t.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    new_user_namespace(&mut t);
     t.args(&["readlink", "/proc/self/ns/user"]);
     let out = t.output();
     assert_ne!(out.trim(), host_ns("user"));
@@ -160,7 +150,18 @@ fn joining_a_uts_namespace_by_path_sees_its_hostname() {
 }
 
 /// `chown -hR uid:gid` of a rootfs, and opens it up so a mapped root can read it.
-pub(super) fn chown_tree(p: &Path, uid: u32, gid: u32) {
+/// A new user namespace mapping container ids 0..65536 to host 100000.., with the rootfs
+/// owned by the mapped root so the container can use it.
+pub(super) fn new_user_namespace(t: &mut Test) {
+    chown_tree(&t.rootfs, 100_000, 100_000);
+    t.add_namespace("user", None);
+    t.config["linux"]["uidMappings"] =
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    t.config["linux"]["gidMappings"] =
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) {
     lchown(p, Some(uid), Some(gid)).unwrap();
     let meta = fs::symlink_metadata(p).unwrap();
     if meta.is_dir() {

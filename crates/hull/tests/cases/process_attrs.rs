@@ -1,7 +1,7 @@
 //! Process attributes the init sets just before exec: personality, scheduler, I/O priority,
 //! CPU affinity, the session keyring, and socket-activation fds (`LISTEN_FDS`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -170,22 +170,8 @@ fn listen_fds_are_passed_with_listen_pid_of_the_process() {
     let src = t.path("socket-standin");
     write(&src, "activated\n");
     t.sh("env | grep ^LISTEN_ | sort; cat <&3; ls /proc/self/fd | tr '\\n' ' '");
-    t.write_config();
     // LISTEN_PID must name the runtime's own pid, so a shell sets it and execs the runtime.
-    let script = format!(
-        "export LISTEN_PID=$$ LISTEN_FDS=1; exec {} --root {} run --bundle {} {} 3<{}",
-        runtime().display(),
-        t.root_str(),
-        t.bundle_str(),
-        t.id,
-        src.display()
-    );
-    let c = Call {
-        bin: Some(PathBuf::from("/bin/sh")),
-        root: Some(PathBuf::new()),
-        ..Call::default()
-    };
-    let out = t.call(&["-c", &script], &c);
+    let out = run_with_listen_env(&t, "$$", &src);
     out.ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
@@ -201,23 +187,29 @@ fn listen_fds_for_another_pid_are_ignored() {
     let src = t.path("socket-standin");
     write(&src, "activated\n");
     t.sh("env | grep ^LISTEN_; ls /proc/self/fd | tr '\\n' ' '");
-    t.write_config();
     // A LISTEN_PID that is not the runtime's: the fds are not for it.
+    let out = run_with_listen_env(&t, "1", &src);
+    out.ok();
+    // `grep` finds nothing, and fd 3 is closed (the 3 listed is ls's own directory fd).
+    assert_eq!(out.stdout, "0 1 2 3 ", "{out}");
+}
+
+/// `run` of the test's bundle through a shell that sets LISTEN_PID (to `listen_pid`, a shell
+/// word) and LISTEN_FDS=1 and passes `fd3` as fd 3, as systemd socket activation does.
+fn run_with_listen_env(t: &Test, listen_pid: &str, fd3: &Path) -> crate::util::Out {
+    t.write_config();
     let script = format!(
-        "export LISTEN_PID=1 LISTEN_FDS=1; exec {} --root {} run --bundle {} {} 3<{}",
+        "export LISTEN_PID={listen_pid} LISTEN_FDS=1; exec {} --root {} run --bundle {} {} 3<{}",
         runtime().display(),
         t.root_str(),
         t.bundle_str(),
         t.id,
-        src.display()
+        fd3.display()
     );
     let c = Call {
         bin: Some(PathBuf::from("/bin/sh")),
         root: Some(PathBuf::new()),
         ..Call::default()
     };
-    let out = t.call(&["-c", &script], &c);
-    out.ok();
-    // `grep` finds nothing, and fd 3 is closed (the 3 listed is ls's own directory fd).
-    assert_eq!(out.stdout, "0 1 2 3 ", "{out}");
+    t.call(&["-c", &script], &c)
 }

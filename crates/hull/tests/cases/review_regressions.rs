@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::namespaces::chown_tree;
+use super::namespaces::new_user_namespace;
 use crate::util::{status_field, Test};
 
 #[test]
@@ -32,12 +32,7 @@ fn process_starts_with_no_signal_ignored() {
 #[test]
 fn joining_a_user_namespace_by_path_makes_the_init_its_root() {
     let mut t = Test::new("rev_join_user");
-    chown_tree(&t.rootfs, 100_000, 100_000);
-    t.add_namespace("user", None);
-    t.config["linux"]["uidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-    t.config["linux"]["gidMappings"] =
-        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    new_user_namespace(&mut t);
     t.args(&["sleep", "100"]);
     let first = t.id.clone();
     let (out, pid) = t.create(&first);
