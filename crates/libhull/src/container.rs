@@ -167,6 +167,7 @@ impl Runtime {
             owner: String::new(),
             started: false,
             creating: true,
+            runtime_exe: state::exe_id("/proc/self/exe"),
             process_ns: None,
             config: spec.clone(),
         };

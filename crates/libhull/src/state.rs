@@ -105,6 +105,11 @@ pub struct ContainerState {
     /// Set while `create` is still setting the container up.
     #[serde(default)]
     pub creating: bool,
+    /// Device and inode of the runtime binary the init was cloned from: once the init's
+    /// executable is another file, it has exec'ed, even if the `start` that released it died
+    /// before it could record so.
+    #[serde(default)]
+    pub runtime_exe: Option<(u64, u64)>,
     /// The namespace that tells the container's processes apart from the host's, as
     /// `/proc/PID/ns/<kind>` reads (`pid:[4026532…]`): the container's own pid namespace, else
     /// its own mount namespace. Kept so that processes the init left behind are still found
@@ -144,7 +149,7 @@ impl ContainerState {
             {
                 if self.creating {
                     Status::Creating
-                } else if !self.started {
+                } else if !self.started && !self.init_execed() {
                     Status::Created
                 } else if frozen(self) {
                     Status::Paused
@@ -154,6 +159,15 @@ impl ContainerState {
             }
             _ => Status::Stopped,
         }
+    }
+
+    fn init_execed(&self) -> bool {
+        let Some(runtime) = self.runtime_exe else {
+            return false;
+        };
+        // Before exec the init is not dumpable, so only a privileged caller can look; one that
+        // cannot sees `created`, as without this check.
+        exe_id(&format!("/proc/{}/exe", self.pid)).is_some_and(|now| now != runtime)
     }
 
     pub fn oci(&self, status: Status) -> OciState {
@@ -178,6 +192,12 @@ impl ContainerState {
 /// Freezer state comes with cgroup support; until then a container is never paused.
 fn frozen(_state: &ContainerState) -> bool {
     false
+}
+
+/// Device and inode of the file at `path` (following links).
+pub fn exe_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The state (field 3) and start time (field 22) of a process, from /proc/<pid>/stat.

@@ -146,3 +146,22 @@ fn a_connection_to_the_start_socket_without_start_does_not_kill_the_container() 
         "stopped"
     );
 }
+
+#[test]
+fn a_container_released_by_a_start_that_died_reads_as_running() {
+    let mut t = Test::new("rev_start_died");
+    t.args(&["sleep", "100"]);
+    let id = t.id.clone();
+    t.create(&id).0.ok();
+    // Do what `start` does up to the exec, then "die" before recording it.
+    let gate = std::path::Path::new(&t.root_str())
+        .join(&id)
+        .join("start.sock");
+    let mut conn = UnixStream::connect(&gate).unwrap();
+    std::io::Write::write_all(&mut conn, b"s").unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(t.status(&id), "running");
+    t.hull(&["start", &id]).fails();
+}
