@@ -81,17 +81,35 @@ impl fmt::Display for CapList {
 /// Drops every capability not in `caps.bounding` from the bounding set. Runs before the uid
 /// change, while the init still has CAP_SETPCAP.
 pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapsError> {
-    let known = caps::runtime::thread_all_supported();
+    let known = kernel_caps();
     let keep = to_kernel_set(caps.bounding().as_ref(), &known);
-    let current = caps::read(None, CapSet::Bounding).map_err(|source| CapsError::Read {
-        set: "bounding",
-        source,
-    })?;
-    for cap in sorted(current.difference(&keep)) {
-        caps::drop(None, CapSet::Bounding, cap)
-            .map_err(|source| CapsError::DropBounding { cap, source })?;
+    // Dropping a capability the set lacks is a no-op, so nothing is read first: one prctl
+    // per capability not kept.
+    for cap in sorted(known.difference(&keep)) {
+        if let Err(source) = caps::drop(None, CapSet::Bounding, cap) {
+            // Only a capability the set still holds is worth failing for (without
+            // CAP_SETPCAP the kernel refuses even a no-op drop).
+            if caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(true) {
+                return Err(CapsError::DropBounding { cap, source });
+            }
+        }
     }
     Ok(())
+}
+
+/// The capabilities (of those the `caps` crate names) the running kernel knows. The kernel
+/// numbers them densely from 0 and PR_CAPBSET_READ fails past its last one, so one probe of
+/// the highest usually answers, and a binary search (not 41 probes) otherwise.
+fn kernel_caps() -> CapsHashSet {
+    let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    let known = |c: &caps::Capability| caps::has_cap(None, CapSet::Bounding, *c).is_ok();
+    let n = match all.last() {
+        Some(last) if known(last) => all.len(),
+        _ => all.partition_point(known),
+    };
+    all.truncate(n);
+    all.into_iter().collect()
 }
 
 /// Sets the permitted, inheritable, effective and ambient sets. Runs after the uid change
@@ -103,7 +121,7 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapsError> {
 /// to fit the new permitted set, the permitted set, the effective set, and the ambient set
 /// last (an ambient capability must be both permitted and inheritable).
 pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapsError> {
-    let known = caps::runtime::thread_all_supported();
+    let known = kernel_caps();
     let permitted = to_kernel_set(caps.permitted().as_ref(), &known);
     let effective = to_kernel_set(caps.effective().as_ref(), &known);
     let inheritable = to_kernel_set(caps.inheritable().as_ref(), &known);
@@ -116,13 +134,19 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapsError> {
         });
     }
 
-    let bounding = read_set(CapSet::Bounding, "bounding")?;
     let current_inheritable = read_set(CapSet::Inheritable, "inheritable")?;
-    let unbounded: CapsHashSet = inheritable
-        .difference(&bounding)
-        .filter(|c| !current_inheritable.contains(c))
-        .copied()
-        .collect();
+    // Only new inheritable capabilities need the bounding set: read just those.
+    let mut unbounded = CapsHashSet::new();
+    for &cap in inheritable.difference(&current_inheritable) {
+        let bounded =
+            caps::has_cap(None, CapSet::Bounding, cap).map_err(|source| CapsError::Read {
+                set: "bounding",
+                source,
+            })?;
+        if !bounded {
+            unbounded.insert(cap);
+        }
+    }
     if !unbounded.is_empty() {
         return Err(CapsError::InheritableNotBounded {
             missing: CapList::new(&unbounded),
@@ -306,6 +330,11 @@ mod tests {
             let oci: Capability = serde_json::from_str(&format!("\"{kernel}\"")).unwrap();
             assert_eq!(to_kernel(oci), kernel);
         }
+    }
+
+    #[test]
+    fn kernel_caps_are_those_the_bounding_set_can_name() {
+        assert_eq!(kernel_caps(), caps::runtime::thread_all_supported());
     }
 
     #[test]

@@ -494,13 +494,18 @@ fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
 /// The init (while it lives) and every other process in the container's namespace.
 fn container_pids(st: &ContainerState) -> Vec<Pid> {
     let mut pids = Vec::new();
-    if st.status() != Status::Stopped {
+    let init_alive = st.status() != Status::Stopped;
+    if init_alive {
         pids.push(Pid::from_raw(st.pid));
     }
     let Some(ns) = &st.process_ns else {
         return pids;
     };
     let kind = if ns.starts_with("pid:") { "pid" } else { "mnt" };
+    if kind == "pid" && !init_alive {
+        // The kernel ends every process of a pid namespace whose init has died.
+        return pids;
+    }
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {

@@ -2,19 +2,19 @@
 //! /dev/ptmx and /dev/console. Nodes are made with mknod where the kernel lets us; in a user
 //! namespace (or wherever mknod is refused) the host's node is bind-mounted onto an empty file.
 
-use std::fs::Permissions;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::{LinuxDeviceType, Mount};
-use pathrs::{InodeType, Root};
 
+use super::inroot::InRoot;
 use super::mounts::open_or_create;
 use super::options::MountOptions;
-use super::{clean_path, pathrs_errno, resolve_err, sys, RootfsContext, RootfsError};
+use super::{clean_path, sys, RootfsContext, RootfsError};
 use crate::sys::mount::{self as sysmount, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
 
 /// The devices every container gets (runtime-spec "Default Devices").
@@ -55,14 +55,38 @@ pub(super) fn needs_setup(mounts: &[Mount]) -> bool {
 }
 
 /// Creates the default devices and `linux.devices`, then the symlinks and /dev/ptmx.
-pub(super) fn setup(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError> {
+pub(super) fn setup(ctx: &RootfsContext, root: &InRoot) -> Result<(), RootfsError> {
     let devices = wanted(ctx)?;
     // Modes exactly as configured.
     let old = nix::sys::stat::umask(Mode::empty());
-    let made = devices.iter().try_for_each(|d| create(ctx, root, d));
+    let made = create_all(ctx, root, &devices);
     nix::sys::stat::umask(old);
     made?;
     symlinks(root)
+}
+
+fn create_all(ctx: &RootfsContext, root: &InRoot, devices: &[Device]) -> Result<(), RootfsError> {
+    // Most nodes share /dev: its directory is resolved (or made) once, and each node is
+    // made in it with one mknodat.
+    let mut parent: Option<(&Path, OwnedFd)> = None;
+    for d in devices {
+        let (Some(dir), Some(name)) = (d.path.parent(), d.path.file_name()) else {
+            return Err(RootfsError::refused(
+                "create device",
+                d.path.display(),
+                "not a file path",
+            ));
+        };
+        if parent.as_ref().is_none_or(|(p, _)| *p != dir) {
+            let fd = root
+                .mkdir_all(dir, Mode::from_bits_truncate(0o755))
+                .map_err(sys("create directory", dir.display()))?;
+            parent = Some((dir, fd));
+        }
+        let (_, dir) = parent.as_ref().expect("set above");
+        create(ctx, root, dir.as_fd(), name, d)?;
+    }
+    Ok(())
 }
 
 /// `linux.devices`, then each default device the config does not list itself.
@@ -122,39 +146,46 @@ fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
     Ok(out)
 }
 
-fn create(ctx: &RootfsContext, root: &Root, d: &Device) -> Result<(), RootfsError> {
-    let shown = d.path.display();
-    if let Some(parent) = d.path.parent() {
-        root.mkdir_all(parent, &Permissions::from_mode(0o755))
-            .map_err(resolve_err("create directory", parent.display()))?;
-    }
+/// Makes `d` as `name` in `dir` (its parent directory).
+fn create(
+    ctx: &RootfsContext,
+    root: &InRoot,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    d: &Device,
+) -> Result<(), RootfsError> {
     let node_needs_privilege = d.kind != SFlag::S_IFIFO;
     if !(ctx.user_ns && node_needs_privilege) {
-        let perm = Permissions::from_mode(d.mode);
-        let inode = match d.kind {
-            SFlag::S_IFCHR => InodeType::CharacterDevice(perm, d.rdev()),
-            SFlag::S_IFBLK => InodeType::BlockDevice(perm, d.rdev()),
-            _ => InodeType::Fifo(perm),
+        let rdev = if d.kind == SFlag::S_IFIFO {
+            0
+        } else {
+            d.rdev()
         };
-        match root.create(&d.path, &inode) {
-            Ok(()) => return fix_up(root, d),
+        let perm = Mode::from_bits_truncate(d.mode);
+        match nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, d.kind, perm, rdev) {
+            Ok(()) => return fix_up(dir, name, d),
             // A node the rootfs already has is kept, as runc does.
-            Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => return Ok(()),
-            Err(e) if pathrs_errno(&e) == Some(Errno::EPERM) => {}
-            Err(e) => return Err(resolve_err("mknod", shown)(e)),
+            Err(Errno::EEXIST) => return Ok(()),
+            Err(Errno::EPERM) => {}
+            Err(e) => return Err(sys("mknod", d.path.display())(e)),
         }
     }
     bind_host_node(root, d)
 }
 
 /// Checks the new node is what was asked for (nothing swapped it) and gives it its owner.
-fn fix_up(root: &Root, d: &Device) -> Result<(), RootfsError> {
+fn fix_up(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> Result<(), RootfsError> {
     let shown = d.path.display().to_string();
-    let h = root
-        .resolve_nofollow(&d.path)
-        .map_err(resolve_err("open new device", &shown))?;
-    let st =
-        nix::sys::stat::fstat(h.as_fd().as_raw_fd()).map_err(sys("stat new device", &shown))?;
+    let raw = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open new device", &shown))?;
+    // SAFETY: openat just returned this fd and nothing else owns it.
+    let h = unsafe { OwnedFd::from_raw_fd(raw) };
+    let st = nix::sys::stat::fstat(h.as_raw_fd()).map_err(sys("stat new device", &shown))?;
     let kind_ok = st.st_mode & libc::S_IFMT == d.kind.bits();
     let rdev_ok = d.kind == SFlag::S_IFIFO || st.st_rdev == d.rdev();
     if !kind_ok || !rdev_ok {
@@ -166,7 +197,7 @@ fn fix_up(root: &Root, d: &Device) -> Result<(), RootfsError> {
     }
     if (d.uid, d.gid) != (0, 0) || (st.st_uid, st.st_gid) != (0, 0) {
         nix::unistd::fchownat(
-            Some(h.as_fd().as_raw_fd()),
+            Some(h.as_raw_fd()),
             "",
             Some(nix::unistd::Uid::from_raw(d.uid)),
             Some(nix::unistd::Gid::from_raw(d.gid)),
@@ -178,7 +209,7 @@ fn fix_up(root: &Root, d: &Device) -> Result<(), RootfsError> {
 }
 
 /// Bind-mounts the host's node at the same path onto an empty file in the rootfs.
-fn bind_host_node(root: &Root, d: &Device) -> Result<(), RootfsError> {
+fn bind_host_node(root: &InRoot, d: &Device) -> Result<(), RootfsError> {
     let target = open_or_create(root, &d.path, true)?;
     let tree = sysmount::open_tree(None, &d.path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
         .map_err(sys("clone host device", d.path.display()))?;
@@ -187,38 +218,44 @@ fn bind_host_node(root: &Root, d: &Device) -> Result<(), RootfsError> {
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/core (if the host has /proc/kcore) and /dev/ptmx.
-fn symlinks(root: &Root) -> Result<(), RootfsError> {
+fn symlinks(root: &InRoot) -> Result<(), RootfsError> {
+    let dev = root
+        .resolve(Path::new("/dev"))
+        .map_err(sys("resolve", "/dev"))?;
     let mut links = vec![
-        ("/proc/self/fd", "/dev/fd"),
-        ("/proc/self/fd/0", "/dev/stdin"),
-        ("/proc/self/fd/1", "/dev/stdout"),
-        ("/proc/self/fd/2", "/dev/stderr"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
     ];
     if Path::new("/proc/kcore").exists() {
-        links.push(("/proc/kcore", "/dev/core"));
+        links.push(("/proc/kcore", "core"));
     }
     for (target, link) in links {
-        symlink(root, target, link)?;
+        symlink(dev.as_fd(), target, link)?;
     }
     // /dev/ptmx must be the one of the container's devpts instance.
-    match root.remove_file("/dev/ptmx") {
-        Ok(()) => {}
-        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {}
-        Err(e) => return Err(resolve_err("remove", "/dev/ptmx")(e)),
+    match nix::unistd::unlinkat(
+        Some(dev.as_raw_fd()),
+        "ptmx",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(sys("remove", "/dev/ptmx")(e)),
     }
-    symlink(root, "pts/ptmx", "/dev/ptmx")
+    symlink(dev.as_fd(), "pts/ptmx", "ptmx")
 }
 
-fn symlink(root: &Root, target: &str, link: &str) -> Result<(), RootfsError> {
-    match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
-        Ok(()) => Ok(()),
-        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => Ok(()),
-        Err(e) => Err(resolve_err("create symlink", link)(e)),
+/// The symlink /dev/`name` to `target`; one that exists already is kept.
+fn symlink(dev: BorrowedFd<'_>, target: &str, name: &str) -> Result<(), RootfsError> {
+    match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(sys("create symlink", format!("/dev/{name}"))(e)),
     }
 }
 
 /// An empty /dev/console for the console code to bind the pty onto after pivot_root.
-pub(super) fn create_console(root: &Root) -> Result<(), RootfsError> {
+pub(super) fn create_console(root: &InRoot) -> Result<(), RootfsError> {
     open_or_create(root, Path::new("/dev/console"), true).map(drop)
 }
 

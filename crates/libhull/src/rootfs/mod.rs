@@ -6,9 +6,11 @@
 //!
 //! Submodules: `options` (parsing mount options), `mounts` (the `mounts[]` entries),
 //! `devices` (/dev), `pivot` (propagation and entering the rootfs), `paths` (what happens
-//! after pivot), `mountinfo` (reading the mount table).
+//! after pivot), `mountinfo` (reading the mount table), `inroot` (resolving and creating
+//! paths inside the rootfs).
 
 mod devices;
+mod inroot;
 mod mountinfo;
 mod mounts;
 pub mod options;
@@ -23,6 +25,8 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
+use inroot::InRoot;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error("{step} {path}: {source}")]
@@ -31,14 +35,6 @@ pub enum RootfsError {
         path: String,
         #[source]
         source: nix::errno::Errno,
-    },
-    /// Resolving or creating a path inside the rootfs failed (or was refused as unsafe).
-    #[error("{step} {path}: {}", error_chain(source))]
-    Resolve {
-        step: &'static str,
-        path: String,
-        #[source]
-        source: pathrs::error::Error,
     },
     #[error("{step} {path}: {source}")]
     Io {
@@ -75,44 +71,12 @@ fn sys(step: &'static str, path: impl Display) -> impl FnOnce(Errno) -> RootfsEr
     }
 }
 
-/// `map_err` helper: a failed in-rootfs resolution at `step` of `path`.
-fn resolve_err(
-    step: &'static str,
-    path: impl Display,
-) -> impl FnOnce(pathrs::error::Error) -> RootfsError {
-    move |source| RootfsError::Resolve {
-        step,
-        path: path.to_string(),
-        source,
-    }
-}
-
 /// `map_err` helper: a failed std I/O call at `step` on `path`.
 fn io_err(step: &'static str, path: impl Display) -> impl FnOnce(std::io::Error) -> RootfsError {
     move |source| RootfsError::Io {
         step,
         path: path.to_string(),
         source,
-    }
-}
-
-/// pathrs wraps its OS errors in context; show the whole chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// The errno behind a pathrs error, if it is an OS error.
-fn pathrs_errno(e: &pathrs::error::Error) -> Option<Errno> {
-    match e.kind() {
-        pathrs::error::ErrorKind::OsError(Some(n)) => Some(Errno::from_raw(n)),
-        _ => None,
     }
 }
 
@@ -172,8 +136,7 @@ pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
     )
     .map_err(sys("bind rootfs onto itself", ctx.rootfs.display()))?;
     // Opened after the bind, so every path resolves inside the new mount.
-    let root =
-        pathrs::Root::open(ctx.rootfs).map_err(resolve_err("open rootfs", ctx.rootfs.display()))?;
+    let root = InRoot::open(ctx.rootfs).map_err(sys("open rootfs", ctx.rootfs.display()))?;
 
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     let mounter = mounts::Mounter::new(ctx, &root)?;

@@ -19,8 +19,18 @@ pub struct MountEntry {
 
 /// Reads and parses `/proc/self/mountinfo`.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let text = read_proc_file(Path::new("/proc/self/mountinfo"))?;
     Ok(parse(&text))
+}
+
+/// Reads a generated /proc file. Its size shows as 0, so `read_to_string` would start with
+/// 32-byte reads, each of which makes the kernel walk the table again from the start: one
+/// large buffer makes it a single walk.
+pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(64 * 1024);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Parses mountinfo text; malformed lines are skipped.

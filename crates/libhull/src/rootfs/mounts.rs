@@ -3,9 +3,8 @@
 //! filesystems (mount(2) onto the destination's fd), cgroup v1 emulation and cgroup2,
 //! `tmpcopyup` tmpfs. Destinations resolve inside the rootfs; symlinks never lead out of it.
 
-use std::fs::Permissions;
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -14,14 +13,10 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::statfs;
 use oci_spec::runtime::{LinuxNamespaceType, Mount};
-use pathrs::flags::OpenFlags;
-use pathrs::{Handle, Root};
 
+use super::inroot::{self, InRoot};
 use super::options::{propagation_attr, readonly_attr, MountOptions};
-use super::{
-    clean_path, fd_path, io_err, mountinfo, pathrs_errno, resolve_err, sys, RootfsContext,
-    RootfsError,
-};
+use super::{clean_path, fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
 use crate::sys::mount::{
     self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
@@ -46,14 +41,14 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Performs mounts inside one rootfs.
 pub(super) struct Mounter<'a> {
     ctx: &'a RootfsContext<'a>,
-    root: &'a Root,
+    root: &'a InRoot,
     /// The rootfs as the kernel names it (the prefix of every resolved fd's path).
     root_path: PathBuf,
     cgroup_ns: bool,
 }
 
 impl<'a> Mounter<'a> {
-    pub fn new(ctx: &'a RootfsContext<'a>, root: &'a Root) -> Result<Self, RootfsError> {
+    pub fn new(ctx: &'a RootfsContext<'a>, root: &'a InRoot) -> Result<Self, RootfsError> {
         let root_path = nix::fcntl::readlink(&fd_path(root))
             .map(PathBuf::from)
             .map_err(sys("read rootfs path", ctx.rootfs.display()))?;
@@ -123,7 +118,7 @@ impl<'a> Mounter<'a> {
             let target = self
                 .root
                 .resolve(dest)
-                .map_err(resolve_err("resolve mount destination", dest.display()))?;
+                .map_err(sys("resolve mount destination", dest.display()))?;
             return self.set_attrs(target.as_fd(), dest, opts, true);
         }
         let meta =
@@ -139,7 +134,7 @@ impl<'a> Mounter<'a> {
     fn attach_bind(
         &self,
         source: &Path,
-        target: &Handle,
+        target: &OwnedFd,
         dest: &Path,
         opts: &MountOptions,
     ) -> Result<(), RootfsError> {
@@ -240,7 +235,7 @@ impl<'a> Mounter<'a> {
         let mounted = self
             .root
             .resolve(dest)
-            .map_err(resolve_err("reopen mount", dest.display()))?;
+            .map_err(sys("reopen mount", dest.display()))?;
         if special {
             let want = if typ == "proc" {
                 statfs::PROC_SUPER_MAGIC
@@ -263,7 +258,7 @@ impl<'a> Mounter<'a> {
     fn tmpfs_copyup(
         &self,
         source: &str,
-        target: &Handle,
+        target: &OwnedFd,
         dest: &Path,
         opts: &MountOptions,
     ) -> Result<(), RootfsError> {
@@ -298,18 +293,18 @@ impl<'a> Mounter<'a> {
         let attrs = per_mount.bind_attr().map_or(0, |a| a.attr_set);
         let mnt = sysmount::fsmount(fs.as_fd(), attrs)
             .map_err(sys("fsmount tmpfs for", dest.display()))?;
-        let from = target
-            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC)
-            .map_err(resolve_err("open for tmpcopyup", dest.display()))?;
-        let to = nix::fcntl::openat(
-            Some(mnt.as_raw_fd()),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(sys("open new tmpfs for", dest.display()))?;
-        // SAFETY: openat just returned this fd and nothing else owns it.
-        let to = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(to) };
+        let reopen = |fd: BorrowedFd<'_>| -> Result<OwnedFd, Errno> {
+            let raw = nix::fcntl::openat(
+                Some(fd.as_raw_fd()),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            // SAFETY: openat just returned this fd and nothing else owns it.
+            Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+        };
+        let from = reopen(target.as_fd()).map_err(sys("open for tmpcopyup", dest.display()))?;
+        let to = reopen(mnt.as_fd()).map_err(sys("open new tmpfs for", dest.display()))?;
         copy_tree(from.as_fd(), to.as_fd(), dest)?;
         sysmount::move_mount(mnt.as_fd(), target.as_fd())
             .map_err(sys("mount tmpfs onto", dest.display()))?;
@@ -331,14 +326,16 @@ impl<'a> Mounter<'a> {
             Some("mode=755"),
         )
         .map_err(sys("mount", format!("tmpfs at {}", dest.display())))?;
+        // Holding the new tmpfs, each hierarchy's directory and symlinks are made right in
+        // it: nothing else can have put anything there.
         let tmpfs = self
             .root
             .resolve(dest)
-            .map_err(resolve_err("reopen mount", dest.display()))?;
+            .map_err(sys("reopen mount", dest.display()))?;
 
         let table =
             mountinfo::read_self().map_err(io_err("read mount table", "/proc/self/mountinfo"))?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
+        let own = mountinfo::read_proc_file(Path::new("/proc/self/cgroup"))
             .map_err(io_err("read", "/proc/self/cgroup"))?;
         let mut sub_opts = MountOptions {
             flags: base | MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -357,10 +354,8 @@ impl<'a> Mounter<'a> {
             let name = name.to_string_lossy().into_owned();
             let controllers = cgroup_controllers(&h.super_options);
             let sub = dest.join(&name);
-            let dir = self
-                .root
-                .mkdir_all(&sub, &Permissions::from_mode(0o755))
-                .map_err(resolve_err("create cgroup directory", sub.display()))?;
+            let dir = subdir(tmpfs.as_fd(), OsStr::new(&name))
+                .map_err(sys("create cgroup directory", sub.display()))?;
             if self.cgroup_ns {
                 nix::mount::mount(
                     Some("cgroup"),
@@ -381,14 +376,9 @@ impl<'a> Mounter<'a> {
             }
             if name.contains(',') {
                 for c in name.split(',') {
-                    let link = dest.join(c);
-                    match self
-                        .root
-                        .create(&link, &pathrs::InodeType::Symlink(PathBuf::from(&name)))
-                    {
-                        Ok(()) => {}
-                        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => {}
-                        Err(e) => return Err(resolve_err("create symlink", link.display())(e)),
+                    match nix::unistd::symlinkat(name.as_str(), Some(tmpfs.as_raw_fd()), c) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(sys("create symlink", dest.join(c).display())(e)),
                     }
                 }
             }
@@ -435,7 +425,7 @@ impl<'a> Mounter<'a> {
         let mounted = self
             .root
             .resolve(dest)
-            .map_err(resolve_err("reopen mount", dest.display()))?;
+            .map_err(sys("reopen mount", dest.display()))?;
         self.set_attrs(mounted.as_fd(), dest, &opts, false)
     }
 
@@ -482,12 +472,12 @@ impl<'a> Mounter<'a> {
 
     /// Opens the mount point `dest` inside the rootfs, creating it if missing: a directory,
     /// or an empty file when `file` (to bind a file onto).
-    fn mountpoint(&self, dest: &Path, file: bool) -> Result<Handle, RootfsError> {
+    fn mountpoint(&self, dest: &Path, file: bool) -> Result<OwnedFd, RootfsError> {
         open_or_create(self.root, dest, file)
     }
 
     /// The path of an open fd inside the rootfs; a fd outside it is refused.
-    fn in_root(&self, h: &Handle, dest: &Path) -> Result<PathBuf, RootfsError> {
+    fn in_root(&self, h: &OwnedFd, dest: &Path) -> Result<PathBuf, RootfsError> {
         let real =
             nix::fcntl::readlink(&fd_path(h)).map_err(sys("read path of", dest.display()))?;
         match Path::new(&real).strip_prefix(&self.root_path) {
@@ -519,8 +509,8 @@ impl<'a> Mounter<'a> {
                 }
                 Ok(())
             }
-            Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(resolve_err("resolve mount destination", dest.display())(e)),
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(sys("resolve mount destination", dest.display())(e)),
         }
     }
 }
@@ -528,7 +518,7 @@ impl<'a> Mounter<'a> {
 /// Resolves `path` as if the rootfs were `/`: every symlink on the way, dangling ones too,
 /// is followed inside the rootfs and `..` never climbs above it. What comes back has no
 /// symlink in its existing part, so creating the rest cannot leave the rootfs.
-fn in_root_path(root: &Root, path: &Path) -> Result<PathBuf, RootfsError> {
+fn in_root_path(root: &InRoot, path: &Path) -> Result<PathBuf, RootfsError> {
     use std::collections::VecDeque;
     use std::ffi::OsString;
     use std::path::Component;
@@ -558,14 +548,14 @@ fn in_root_path(root: &Root, path: &Path) -> Result<PathBuf, RootfsError> {
         let candidate = resolved.join(&part);
         let handle = match root.resolve_nofollow(&candidate) {
             Ok(h) => h,
-            Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {
+            Err(Errno::ENOENT) => {
                 resolved = candidate;
                 continue;
             }
-            Err(e) => return Err(resolve_err("resolve", candidate.display())(e)),
+            Err(e) => return Err(sys("resolve", candidate.display())(e)),
         };
-        let st = nix::sys::stat::fstat(handle.as_fd().as_raw_fd())
-            .map_err(sys("stat", candidate.display()))?;
+        let st =
+            nix::sys::stat::fstat(handle.as_raw_fd()).map_err(sys("stat", candidate.display()))?;
         if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFLNK {
             resolved = candidate;
             continue;
@@ -574,7 +564,7 @@ fn in_root_path(root: &Root, path: &Path) -> Result<PathBuf, RootfsError> {
         if links > 40 {
             return Err(sys("resolve", path.display())(Errno::ELOOP));
         }
-        let target = nix::fcntl::readlinkat(Some(handle.as_fd().as_raw_fd()), Path::new(""))
+        let target = nix::fcntl::readlinkat(Some(handle.as_raw_fd()), Path::new(""))
             .map_err(sys("readlink", candidate.display()))?;
         let target = PathBuf::from(target);
         if target.is_absolute() {
@@ -587,33 +577,45 @@ fn in_root_path(root: &Root, path: &Path) -> Result<PathBuf, RootfsError> {
 
 /// Opens `path` inside `root`, creating it if missing: a directory (with parents), or an
 /// empty file when `file`. An existing path is used as it is.
-pub(super) fn open_or_create(root: &Root, path: &Path, file: bool) -> Result<Handle, RootfsError> {
-    let path = &in_root_path(root, path)?;
-    match root.resolve(path) {
-        Ok(h) => return Ok(h),
-        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => {}
-        Err(e) => return Err(resolve_err("resolve", path.display())(e)),
+pub(super) fn open_or_create(
+    root: &InRoot,
+    path: &Path,
+    file: bool,
+) -> Result<OwnedFd, RootfsError> {
+    // Usually there: symlinks on the way are followed inside the rootfs by the kernel.
+    if let Some(fd) = root.lookup(path).map_err(sys("resolve", path.display()))? {
+        return Ok(fd);
     }
-    let dir_perm = Permissions::from_mode(0o755);
+    let path = &in_root_path(root, path)?;
+    if let Some(fd) = root.lookup(path).map_err(sys("resolve", path.display()))? {
+        return Ok(fd);
+    }
+    let dir_mode = Mode::from_bits_truncate(0o755);
     if !file {
         return root
-            .mkdir_all(path, &dir_perm)
-            .map_err(resolve_err("create directory", path.display()));
+            .mkdir_all(path, dir_mode)
+            .map_err(sys("create directory", path.display()));
     }
     if let Some(parent) = path.parent() {
-        root.mkdir_all(parent, &dir_perm)
-            .map_err(resolve_err("create directory", parent.display()))?;
+        root.mkdir_all(parent, dir_mode)
+            .map_err(sys("create directory", parent.display()))?;
     }
     // O_EXCL|O_NOFOLLOW: never create (or open) through a symlink someone put there.
-    let flags =
-        OpenFlags::O_RDONLY | OpenFlags::O_EXCL | OpenFlags::O_NOFOLLOW | OpenFlags::O_CLOEXEC;
-    match root.create_file(path, flags, &Permissions::from_mode(0o644)) {
-        Ok(_) => {}
-        Err(e) if pathrs_errno(&e) == Some(Errno::EEXIST) => {}
-        Err(e) => return Err(resolve_err("create file", path.display())(e)),
+    match root.create_file(path, Mode::from_bits_truncate(0o644)) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(sys("create file", path.display())(e)),
     }
-    root.resolve(path)
-        .map_err(resolve_err("resolve", path.display()))
+    root.resolve(path).map_err(sys("resolve", path.display()))
+}
+
+/// The directory `name` in `dir`, made if missing (mode 0755 less the umask); refused if it
+/// is a symlink.
+fn subdir(dir: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
+    match nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    inroot::child(dir, name, OFlag::O_PATH | OFlag::O_DIRECTORY)
 }
 
 /// mount_setattr on the mount `fd` refers to (its whole tree when `recursive`).

@@ -6,20 +6,19 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use pathrs::{Handle, Root};
 
+use super::inroot::InRoot;
 use super::mounts::setattr;
 use super::options::{readonly_attr, MountOptions};
-use super::{clean_path, pathrs_errno, resolve_err, sys, RootfsContext, RootfsError};
+use super::{clean_path, sys, RootfsContext, RootfsError};
 use crate::sys::mount::{
     self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
 
 pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
-    let root = Root::open("/").map_err(resolve_err("open", "/"))?;
+    let root = InRoot::open(Path::new("/")).map_err(sys("open", "/"))?;
     let linux = ctx.spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
@@ -51,16 +50,16 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
 }
 
 /// Resolves `path` in the container; `None` when it does not exist.
-fn existing(root: &Root, path: &Path, step: &'static str) -> Result<Option<Handle>, RootfsError> {
-    match root.resolve(path) {
-        Ok(h) => Ok(Some(h)),
-        Err(e) if pathrs_errno(&e) == Some(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(resolve_err(step, path.display())(e)),
-    }
+fn existing(
+    root: &InRoot,
+    path: &Path,
+    step: &'static str,
+) -> Result<Option<OwnedFd>, RootfsError> {
+    root.lookup(path).map_err(sys(step, path.display()))
 }
 
 /// Binds `path` onto itself and makes the bind (and what is mounted below it) read-only.
-fn readonly_path(root: &Root, path: &Path) -> Result<(), RootfsError> {
+fn readonly_path(root: &InRoot, path: &Path) -> Result<(), RootfsError> {
     let Some(target) = existing(root, path, "resolve read-only path")? else {
         return Ok(());
     };
@@ -77,7 +76,7 @@ fn readonly_path(root: &Root, path: &Path) -> Result<(), RootfsError> {
 }
 
 /// Hides `path`: a directory under an empty read-only tmpfs, anything else under /dev/null.
-fn mask_path(root: &Root, path: &Path, null: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
+fn mask_path(root: &InRoot, path: &Path, null: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
     let Some(target) = existing(root, path, "resolve masked path")? else {
         return Ok(());
     };
@@ -110,10 +109,10 @@ fn mask_path(root: &Root, path: &Path, null: &mut Option<OwnedFd>) -> Result<(),
 
 /// The container's /dev/null, opened without following a symlink and checked to be the 1:3
 /// character device, so masking never binds something the container planted (CVE-2025-31133).
-fn verified_dev_null(root: &Root) -> Result<OwnedFd, RootfsError> {
+fn verified_dev_null(root: &InRoot) -> Result<OwnedFd, RootfsError> {
     let h = root
-        .resolve_nofollow("/dev/null")
-        .map_err(resolve_err("open", "/dev/null"))?;
+        .resolve_nofollow(Path::new("/dev/null"))
+        .map_err(sys("open", "/dev/null"))?;
     let st = nix::sys::stat::fstat(h.as_fd().as_raw_fd()).map_err(sys("stat", "/dev/null"))?;
     let is_chr = st.st_mode & libc::S_IFMT == SFlag::S_IFCHR.bits();
     let rdev = (
@@ -127,12 +126,12 @@ fn verified_dev_null(root: &Root) -> Result<OwnedFd, RootfsError> {
             "it is not the 1:3 character device",
         ));
     }
-    Ok(h.into())
+    Ok(h)
 }
 
 /// tmpfs mounts asked read-only were mounted writable so that what lies below them (mount
 /// points, devices in /dev) could be created; they become read-only now.
-fn readonly_tmpfs(ctx: &RootfsContext, root: &Root) -> Result<(), RootfsError> {
+fn readonly_tmpfs(ctx: &RootfsContext, root: &InRoot) -> Result<(), RootfsError> {
     for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
         let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
         let tmpfs = m.typ().as_deref() == Some("tmpfs") && !opts.is_bind();
