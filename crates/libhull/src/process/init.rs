@@ -42,12 +42,26 @@ pub struct InitArgs<'a> {
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
 pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
-    let result = if single_clone {
-        setup(args, &chan, true, true)
-    } else {
-        enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked, false))
+    // A panic must never unwind out of here: above us is the runtime's code (cleanup that
+    // removes state, for one), which this copy of the process must not run.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if single_clone {
+            setup(args, &chan, true, true)
+        } else {
+            enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked, false))
+        }
+    }));
+    let e = match result {
+        Ok(Err(e)) => e,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            InitError::new("container init panicked", what)
+        }
     };
-    let Err(e) = result;
     let _ = chan.send(&FromInit::Failed(e));
     // SAFETY: _exit ends this forked child without running the parent's atexit handlers or
     // destructors, which belong to the runtime process.

@@ -60,6 +60,7 @@ pub fn spawn(
     opts: SpawnOptions,
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<Pid, SpawnError> {
+    single_threaded()?;
     let plan = opts.init.plan;
     let single = plan.single_clone();
     let (parent, child) = sync::pair()?;
@@ -143,6 +144,25 @@ fn drive(
             FromInit::Failed(e) => return Err(SpawnError::Init(e)),
         }
     }
+}
+
+/// The clone child runs ordinary Rust until exec, which is only sound if no other thread
+/// could hold a lock (malloc's, a logger's) at the moment of the clone.
+fn single_threaded() -> Result<(), SpawnError> {
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+        .unwrap_or(1);
+    if threads > 1 {
+        return Err(SpawnError::Runtime(format!(
+            "the runtime has {threads} threads: it must be single-threaded to clone the container init"
+        )));
+    }
+    Ok(())
 }
 
 /// Waits for `pid` to exit, ignoring EINTR; the status does not matter here.

@@ -179,7 +179,12 @@ pub fn cleanup_host_mounts(rootfs: &Path) -> Result<(), RootfsError> {
     let table =
         mountinfo::read_self().map_err(io_err("read mount table", "/proc/self/mountinfo"))?;
     for m in ours_below(&table, &rootfs).into_iter().rev() {
-        match nix::mount::umount2(&m.mount_point, MntFlags::MNT_DETACH) {
+        // NOFOLLOW: a mount point the container turned into a symlink must not lead the
+        // host's umount elsewhere.
+        match nix::mount::umount2(
+            &m.mount_point,
+            MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW,
+        ) {
             Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
             Err(e) => return Err(sys("unmount", m.mount_point.display())(e)),
         }
