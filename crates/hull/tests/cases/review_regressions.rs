@@ -165,3 +165,41 @@ fn a_container_released_by_a_start_that_died_reads_as_running() {
     assert_eq!(t.status(&id), "running");
     t.hull(&["start", &id]).fails();
 }
+
+/// The config without its /proc mount.
+fn without_proc(t: &mut Test) {
+    t.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    t.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "maskedPaths" && k != "readonlyPaths");
+}
+
+#[test]
+fn a_container_without_proc_runs() {
+    let mut t = Test::new("rev_no_proc");
+    without_proc(&mut t);
+    t.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000, "additionalGids": [10] });
+    t.args(&["id"]);
+    assert_eq!(
+        t.output(),
+        "uid=1000(user) gid=1000(user) groups=10(wheel)\n"
+    );
+}
+
+#[test]
+fn oom_score_adj_without_proc_fails_with_one_clean_error() {
+    let mut t = Test::new("rev_no_proc_oom");
+    without_proc(&mut t);
+    t.config["process"]["oomScoreAdj"] = json!(100);
+    t.args(&["true"]);
+    let id = t.id.clone();
+    let out = t.run_with(&id, &[]);
+    out.fails();
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    t.assert_nothing_left(&id);
+}

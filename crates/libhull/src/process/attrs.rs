@@ -81,6 +81,8 @@ pub enum AttrError {
         #[source]
         source: Errno,
     },
+    #[error("{what}: /proc is not a procfs mount in the container")]
+    NoProcfs { what: String },
     #[error("get a safe procfs handle for {what}: {source}")]
     Procfs {
         what: String,
@@ -199,14 +201,17 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 /// namespace where setgroups is denied and the config asks for none.
 pub fn switch_user(user: &User) -> Result<(), AttrError> {
     let gids = user.additional_gids().clone().unwrap_or_default();
-    if setgroups_allowed()? {
-        let groups: Vec<Gid> = gids.iter().map(|&g| Gid::from_raw(g)).collect();
-        nix::unistd::setgroups(&groups).map_err(|source| AttrError::Setgroups {
-            gids: gids.clone(),
-            source,
-        })?;
-    } else if !gids.is_empty() {
-        return Err(AttrError::SetgroupsDenied { gids });
+    let groups: Vec<Gid> = gids.iter().map(|&g| Gid::from_raw(g)).collect();
+    // Try first: only an EPERM needs /proc (which the container may not even mount) to tell
+    // a user namespace that denies setgroups from a real failure.
+    match nix::unistd::setgroups(&groups) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) if !setgroups_allowed()? => {
+            if !gids.is_empty() {
+                return Err(AttrError::SetgroupsDenied { gids });
+            }
+        }
+        Err(source) => return Err(AttrError::Setgroups { gids, source }),
     }
 
     let gid = Gid::from_raw(user.gid());
@@ -228,9 +233,19 @@ pub fn switch_user(user: &User) -> Result<(), AttrError> {
     Ok(())
 }
 
+/// pathrs panics (0.2.6) rather than failing when no procfs is mounted on /proc, as in a
+/// container whose config mounts none: check first, and fail with an error instead.
+fn require_procfs(what: &str) -> Result<(), AttrError> {
+    match nix::sys::statfs::statfs("/proc") {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC => Ok(()),
+        _ => Err(AttrError::NoProcfs { what: what.into() }),
+    }
+}
+
 /// Whether setgroups(2) may be called: false only in a user namespace whose
 /// /proc/self/setgroups says "deny" (the file is missing before Linux 3.19).
 fn setgroups_allowed() -> Result<bool, AttrError> {
+    require_procfs("/proc/self/setgroups")?;
     let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
         what: "/proc/self/setgroups".into(),
         source,
@@ -361,6 +376,7 @@ pub fn set_oom_score_adj_of(pid: Pid, value: i32) -> Result<(), AttrError> {
 }
 
 fn write_oom_score_adj(base: ProcfsBase, path: &str, value: i32) -> Result<(), AttrError> {
+    require_procfs(path)?;
     let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
         what: path.into(),
         source,
@@ -387,6 +403,7 @@ pub fn set_sysctls(sysctls: &HashMap<String, String>) -> Result<(), AttrError> {
     if sysctls.is_empty() {
         return Ok(());
     }
+    require_procfs("/proc/sys")?;
     // Sysctls live outside /proc/<pid>, so this handle cannot be the cached subset=pid one.
     let proc = ProcfsHandleBuilder::new()
         .unmasked()
@@ -679,6 +696,7 @@ pub fn join_session_keyring(name: &str) -> Result<(), AttrError> {
 /// Whether the caller is in a user namespace other than the initial one, whose uid_map is
 /// the identity over the whole id range.
 fn in_user_namespace() -> Result<bool, String> {
+    require_procfs("/proc/self/uid_map").map_err(|e| e.to_string())?;
     let proc = ProcfsHandle::new().map_err(|e| format!("open procfs: {e}"))?;
     let mut map = String::new();
     proc.open(ProcfsBase::ProcSelf, "uid_map", OpenFlags::O_RDONLY)

@@ -44,6 +44,9 @@ pub struct InitArgs<'a> {
 pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
     // A panic must never unwind out of here: above us is the runtime's code (cleanup that
     // removes state, for one), which this copy of the process must not run.
+    // The failure is reported over the channel; the default hook would print it on the
+    // container's stderr as well.
+    std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if single_clone {
             setup(args, &chan, true, true)
@@ -289,6 +292,11 @@ fn setup(
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
 
+    // Early, as runc does, while /proc is still the runtime's (the keyring code reads it).
+    if !args.no_new_keyring {
+        attrs::join_session_keyring(&format!("_ses.{}", args.id))
+            .map_err(step("session keyring"))?;
+    }
     rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
 
     let runtime_hooks =
@@ -330,10 +338,6 @@ fn setup(
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         attrs::set_domainname(d).map_err(step("domainname"))?;
-    }
-    if !args.no_new_keyring {
-        attrs::join_session_keyring(&format!("_ses.{}", args.id))
-            .map_err(step("session keyring"))?;
     }
     if let Some(p) = linux.personality() {
         attrs::set_personality(p).map_err(step("personality"))?;
