@@ -369,12 +369,6 @@ pub fn set_oom_score_adj(value: i32) -> Result<(), AttrError> {
     write_oom_score_adj(ProcfsBase::ProcSelf, "/proc/self/oom_score_adj", value)
 }
 
-/// Writes `value` to /proc/<pid>/oom_score_adj of a child not yet reaped.
-pub fn set_oom_score_adj_of(pid: Pid, value: i32) -> Result<(), AttrError> {
-    let path = format!("/proc/{pid}/oom_score_adj");
-    write_oom_score_adj(ProcfsBase::ProcPid(pid.as_raw() as u32), &path, value)
-}
-
 fn write_oom_score_adj(base: ProcfsBase, path: &str, value: i32) -> Result<(), AttrError> {
     require_procfs(path)?;
     let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
@@ -1114,14 +1108,6 @@ mod tests {
             }
             Ok(())
         });
-    }
-
-    #[test]
-    fn set_oom_score_adj_of_reaches_another_process() {
-        let sleeper = Sleeper::start();
-        set_oom_score_adj_of(sleeper.pid(), 600).unwrap();
-        let v = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", sleeper.pid())).unwrap();
-        assert_eq!(v.trim(), "600");
     }
 
     #[test]
