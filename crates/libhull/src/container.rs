@@ -100,14 +100,13 @@ pub struct Runtime {
 
 /// The spec state a hook gets on stdin.
 fn hook_state(st: &ContainerState, status: HookStatus) -> State {
-    let mut s = State::default();
-    s.set_version(crate::OCI_VERSION.to_string());
-    s.set_id(st.id.clone());
-    s.set_status(status);
-    s.set_pid((st.pid > 0).then_some(st.pid));
-    s.set_bundle(st.bundle.clone());
-    s.set_annotations(st.config.annotations().clone());
-    s
+    hooks::state(
+        &st.id,
+        st.pid,
+        &st.bundle,
+        st.config.annotations().clone(),
+        status,
+    )
 }
 
 impl Runtime {
@@ -172,7 +171,8 @@ impl Runtime {
             config: spec.clone(),
         };
         let result = (|| {
-            entry.save(&st)?;
+            // state.json is first written once the init exists (SpawnEvent::InitPid): before
+            // that there is only the directory, which `delete --force` removes.
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
             let mut events = |ev: SpawnEvent| match ev {
                 SpawnEvent::InitPid(pid) => {

@@ -63,6 +63,24 @@ pub enum HookFailure {
     Exit { status: String, output: String },
 }
 
+/// The runtime-spec state a hook reads on stdin; a `pid` of 0 (no process) is left out.
+pub fn state(
+    id: &str,
+    pid: i32,
+    bundle: &Path,
+    annotations: Option<std::collections::HashMap<String, String>>,
+    status: oci_spec::runtime::ContainerState,
+) -> State {
+    let mut st = State::default();
+    st.set_version(crate::OCI_VERSION.to_string());
+    st.set_id(id.to_string());
+    st.set_status(status);
+    st.set_pid((pid > 0).then_some(pid));
+    st.set_bundle(bundle.to_path_buf());
+    st.set_annotations(annotations);
+    st
+}
+
 /// Runs `hooks` in order, each with `state` as JSON on stdin; stops at the first failure.
 /// `kind` is the config name of the list ("prestart", "createRuntime", ...). A hook without
 /// `env` gets an empty environment; hooks run in the caller's working directory.

@@ -273,13 +273,7 @@ impl Store {
     /// `hull state` while `create` or `start` holds the lock gets an answer.
     pub fn read(&self, id: &str) -> Result<ContainerState, StateError> {
         validate_id(id)?;
-        let path = self.dir(id).join(STATE_FILE);
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
-            Err(e) => return Err(io("read", &path)(e)),
-        };
-        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+        read_state(self.dir(id).join(STATE_FILE))
     }
 
     /// Opens and locks a container directory whether or not its state was written: what a
@@ -350,13 +344,7 @@ impl Entry {
     }
 
     pub fn load(&self) -> Result<ContainerState, StateError> {
-        let path = self.dir.join(STATE_FILE);
-        let data = match fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
-            Err(e) => return Err(io("read", &path)(e)),
-        };
-        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+        read_state(self.dir.join(STATE_FILE))
     }
 
     /// Writes state.json atomically: a temp file in the same directory, then rename.
@@ -369,6 +357,15 @@ impl Entry {
     pub fn remove(self) -> Result<(), StateError> {
         fs::remove_dir_all(&self.dir).map_err(io("remove state dir", &self.dir))
     }
+}
+
+fn read_state(path: PathBuf) -> Result<ContainerState, StateError> {
+    let data = match fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+        Err(e) => return Err(io("read", &path)(e)),
+    };
+    serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
 }
 
 /// Writes `data` to `path` through a temp file and a rename, so readers never see half of it.

@@ -366,16 +366,19 @@ fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
 /// lowest value a privileged process set (0 unless someone did) needs CAP_SYS_RESOURCE in the
 /// initial user namespace, so runc writes it before the user namespace is entered.
 pub fn set_oom_score_adj(value: i32) -> Result<(), AttrError> {
-    write_oom_score_adj(ProcfsBase::ProcSelf, "/proc/self/oom_score_adj", value)
-}
-
-fn write_oom_score_adj(base: ProcfsBase, path: &str, value: i32) -> Result<(), AttrError> {
+    let path = "/proc/self/oom_score_adj";
     require_procfs(path)?;
     let proc = ProcfsHandle::new().map_err(|source| AttrError::Procfs {
         what: path.into(),
         source,
     })?;
-    match write_proc(&proc, base, "oom_score_adj", path, &value.to_string()) {
+    match write_proc(
+        &proc,
+        ProcfsBase::ProcSelf,
+        "oom_score_adj",
+        path,
+        &value.to_string(),
+    ) {
         Err(AttrError::ProcWrite { path, source, .. })
             if source.raw_os_error() == Some(libc::EACCES) =>
         {

@@ -132,20 +132,20 @@ fn expect_continue(chan: &Channel) -> Result<(), InitError> {
     }
 }
 
+/// The state a hook the init runs reads on stdin.
 fn hook_state(
     id: &str,
     pid: i32,
     bundle: &Bundle,
     status: oci_spec::runtime::ContainerState,
 ) -> State {
-    let mut st = State::default();
-    st.set_version(crate::OCI_VERSION.to_string());
-    st.set_id(id.to_string());
-    st.set_status(status);
-    st.set_pid(Some(pid));
-    st.set_bundle(bundle.dir.clone());
-    st.set_annotations(bundle.spec.annotations().clone());
-    st
+    hooks::state(
+        id,
+        pid,
+        &bundle.dir,
+        bundle.spec.annotations().clone(),
+        status,
+    )
 }
 
 extern "C" fn exit_on_signal(sig: libc::c_int) {
