@@ -203,13 +203,10 @@ fn terminal_without_console_socket_is_refused_by_create() {
     let mut t = Test::new("console_no_socket");
     t.config["process"]["terminal"] = json!(true);
     t.args(&["sh"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails().stderr_has(&format!(
+    t.create_fails().0.stderr_has(&format!(
         "cannot allocate tty if {} will detach without setting console socket",
         runtime_name()
     ));
-    t.assert_nothing_left(&id);
 }
 
 #[test]

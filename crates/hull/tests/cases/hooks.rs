@@ -206,11 +206,8 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
         "createRuntime": [{ "path": "/usr/bin/busybox", "args": ["busybox", "false"] }]
     });
     t.args(&["sleep", "100"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails();
+    let (out, _) = t.create_fails();
     assert!(!out.stderr.is_empty(), "{out}");
-    t.assert_nothing_left(&id);
 }
 
 #[test]
@@ -233,8 +230,5 @@ fn hook_with_a_missing_path_fails_create() {
         "createRuntime": [{ "path": "/nonexistent/hook" }]
     });
     t.args(&["sleep", "100"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails().stderr_has("/nonexistent/hook");
-    t.assert_nothing_left(&id);
+    t.create_fails().0.stderr_has("/nonexistent/hook");
 }

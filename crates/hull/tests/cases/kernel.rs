@@ -147,10 +147,7 @@ fn sysctl_of_a_namespace_the_container_shares_with_the_host_is_refused() {
     t.remove_namespace("network");
     t.config["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" });
     t.args(&["true"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails().stderr_has("net.ipv4.ip_forward");
-    t.assert_nothing_left(&id);
+    t.create_fails().0.stderr_has("net.ipv4.ip_forward");
     assert_eq!(host_sysctl("net/ipv4/ip_forward"), host_forward);
 }
 
@@ -159,8 +156,5 @@ fn non_namespaced_sysctl_is_refused() {
     let mut t = Test::new("kernel_sysctl_global");
     t.config["linux"]["sysctl"] = json!({ "vm.swappiness": "10" });
     t.args(&["true"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails().stderr_has("vm.swappiness");
-    t.assert_nothing_left(&id);
+    t.create_fails().0.stderr_has("vm.swappiness");
 }

@@ -122,10 +122,7 @@ fn invalid_cpu_affinity_fails_create_and_leaves_nothing() {
     let mut t = Test::new("attrs_affinity_bad");
     t.config["process"]["execCPUAffinity"] = json!({ "final": "nonsense" });
     t.args(&["true"]);
-    let id = t.id.clone();
-    let (out, _) = t.create(&id);
-    out.fails().stderr_has("nonsense");
-    t.assert_nothing_left(&id);
+    t.create_fails().0.stderr_has("nonsense");
 }
 
 /// `/proc/keys` unmasked, so that the process can list its keyrings.

@@ -1052,3 +1052,17 @@ impl Pending {
         self.child.id() as i32
     }
 }
+
+impl Test {
+    /// `create` of the test's container that must fail and leave nothing behind; returns
+    /// the call and how long the create took.
+    #[track_caller]
+    pub fn create_fails(&self) -> (Out, Duration) {
+        let started = Instant::now();
+        let (out, _) = self.create(&self.id);
+        let took = started.elapsed();
+        out.fails();
+        self.assert_nothing_left(&self.id);
+        (out, took)
+    }
+}
