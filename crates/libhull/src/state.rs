@@ -406,6 +406,33 @@ mod tests {
         }
     }
 
+    fn live_state(pid: i32, start_time: u64) -> ContainerState {
+        ContainerState {
+            id: "c".into(),
+            pid,
+            pid_start_time: start_time,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: String::new(),
+            owner: String::new(),
+            started: true,
+            creating: false,
+            runtime_exe: None,
+            process_ns: None,
+            config: Spec::default(),
+        }
+    }
+
+    #[test]
+    fn a_recycled_pid_is_not_the_container() {
+        let me = std::process::id() as i32;
+        let (_, start) = proc_stat(me).unwrap();
+        assert_eq!(live_state(me, start).status(), Status::Running);
+        // Same pid, another start time: a different process that got the pid again.
+        assert_eq!(live_state(me, start + 1).status(), Status::Stopped);
+        assert_eq!(live_state(0, start).status(), Status::Stopped);
+    }
+
     #[test]
     fn proc_stat_reads_own_process() {
         let (state, start) = proc_stat(std::process::id() as i32).unwrap();
