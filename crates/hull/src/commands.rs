@@ -8,19 +8,34 @@ use anyhow::{anyhow, bail, Result};
 use libhull::state::OciState;
 use libhull::{CreateOptions, RunOptions, Runtime};
 
-use crate::cli::{Command, CreateArgs, KillArgs, ListArgs, RunArgs, SpecArgs};
+use crate::cli::{Command, CreateArgs, EventsArgs, KillArgs, ListArgs, PsArgs, RunArgs, SpecArgs};
 
 /// Runs `command` against the containers under `root`; returns the exit code.
-pub fn dispatch(command: Command, root: &Path) -> Result<i32> {
+pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i32> {
     let rt = Runtime::new(root);
     match command {
         Command::Create(args) => {
-            let opts = create_options(args)?;
+            let opts = create_options(args, systemd_cgroup)?;
             rt.create(&opts)
                 .map_err(|e| anyhow!("hull create failed: {e}"))?;
             Ok(0)
         }
-        Command::Run(args) => run(&rt, args),
+        Command::Run(args) => run(&rt, args, systemd_cgroup),
+        Command::Pause(a) => {
+            rt.pause(&a.id)?;
+            Ok(0)
+        }
+        Command::Resume(a) => {
+            rt.resume(&a.id)?;
+            Ok(0)
+        }
+        Command::Ps(args) => ps(&rt, args),
+        Command::Events(args) => events(&rt, args),
+        Command::Update(args) => {
+            let res = crate::update::resources(&args)?;
+            rt.update(&args.id, &res)?;
+            Ok(0)
+        }
         Command::Start(a) => {
             rt.start(&a.id)?;
             Ok(0)
@@ -45,18 +60,13 @@ pub fn dispatch(command: Command, root: &Path) -> Result<i32> {
             ))?;
             Ok(0)
         }
-        other @ (Command::Checkpoint(_)
-        | Command::Events(_)
-        | Command::Exec(_)
-        | Command::Pause(_)
-        | Command::Ps(_)
-        | Command::Restore(_)
-        | Command::Resume(_)
-        | Command::Update(_)) => bail!("hull: {} is not implemented yet", other.name()),
+        other @ (Command::Checkpoint(_) | Command::Exec(_) | Command::Restore(_)) => {
+            bail!("hull: {} is not implemented yet", other.name())
+        }
     }
 }
 
-fn create_options(args: CreateArgs) -> Result<CreateOptions> {
+fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
     if args.pidfd_socket.is_some() {
         bail!("hull: --pidfd-socket is not implemented yet");
     }
@@ -71,18 +81,100 @@ fn create_options(args: CreateArgs) -> Result<CreateOptions> {
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
+        systemd_cgroup,
     })
 }
 
-fn run(rt: &Runtime, args: RunArgs) -> Result<i32> {
+fn run(rt: &Runtime, args: RunArgs, systemd_cgroup: bool) -> Result<i32> {
     let run = RunOptions {
         detach: args.detach,
         keep: args.keep,
         no_subreaper: args.no_subreaper,
     };
-    let opts = create_options(args.create)?;
+    let opts = create_options(args.create, systemd_cgroup)?;
     rt.run(&opts, &run)
         .map_err(|e| anyhow!("hull run failed: {e}"))
+}
+
+/// `ps`: the container's pids as JSON, or ps(1)'s output cut to the container's lines.
+fn ps(rt: &Runtime, args: PsArgs) -> Result<i32> {
+    let pids = rt.pids(&args.id)?;
+    match args.format.as_str() {
+        "table" => {}
+        "json" => {
+            let mut text = serde_json::to_vec(&pids)?;
+            text.push(b'\n');
+            print_out(&text)?;
+            return Ok(0);
+        }
+        _ => bail!("invalid format option"),
+    }
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args
+    };
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(|e| anyhow!("exec: \"ps\": {e}"))?;
+    let mut text = out.stdout;
+    text.extend_from_slice(&out.stderr);
+    let text = String::from_utf8_lossy(&text);
+    if !out.status.success() {
+        bail!("{}: {}", exit_text(out.status), text);
+    }
+    let mut lines = text.split('\n');
+    let header = lines.next().unwrap_or_default();
+    let pid_index = header
+        .split_whitespace()
+        .position(|t| t == "PID")
+        .ok_or_else(|| anyhow!("couldn't find PID field in ps output"))?;
+    let mut shown = format!("{header}\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let field = line.split_whitespace().nth(pid_index).unwrap_or_default();
+        let pid: i32 = field
+            .parse()
+            .map_err(|e| anyhow!("unable to parse pid: strconv.Atoi: parsing {field:?}: {e}"))?;
+        if pids.contains(&pid) {
+            shown.push_str(line);
+            shown.push('\n');
+        }
+    }
+    print_out(shown.as_bytes())?;
+    Ok(0)
+}
+
+/// How Go's exec package words a failed command.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("signal: {sig}"),
+        _ => "failed".into(),
+    }
+}
+
+/// `events`: one stats event with `--stats`, else a stream of stats and OOM events until
+/// the container stops.
+fn events(rt: &Runtime, args: EventsArgs) -> Result<i32> {
+    let interval = crate::update::parse_duration(&args.interval).ok_or_else(|| {
+        anyhow!(
+            "invalid value \"{}\" for flag -interval: parse error",
+            args.interval
+        )
+    })?;
+    if interval.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
+    let mut out = std::io::stdout().lock();
+    rt.events(&args.id, interval, args.stats, &mut |event| {
+        let mut line = serde_json::to_vec(event)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        out.flush()
+    })?;
+    Ok(0)
 }
 
 fn kill(rt: &Runtime, args: KillArgs) -> Result<i32> {

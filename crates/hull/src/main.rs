@@ -4,6 +4,7 @@
 mod argv;
 mod cli;
 mod commands;
+mod update;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -63,7 +64,7 @@ fn real_main() -> i32 {
 
     let result = check_rootless(&cli.rootless)
         .and_then(|()| resolve_root(cli.root.as_deref()))
-        .and_then(|root| commands::dispatch(command, &root));
+        .and_then(|root| commands::dispatch(command, &root, cli.systemd_cgroup));
     match result {
         Ok(code) => code,
         Err(e) => fail(to_stderr, &e),

@@ -15,6 +15,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State};
 
+use crate::cgroups::{self, CgroupError, Cgroups};
 use crate::hooks;
 use crate::namespaces::Plan;
 use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions};
@@ -35,6 +36,14 @@ pub enum Error {
     Gate(#[from] gate::GateError),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("container not paused")]
+    NotPaused,
+    #[error("container with id {0} is not running")]
+    EventsNotRunning(String),
+    #[error("container {0} has no cgroups")]
+    NoCgroups(String),
     #[error("container not running")]
     NotRunning,
     #[error("container is still being created")]
@@ -82,6 +91,8 @@ pub struct CreateOptions {
     /// Socket-activation fds handed to us (systemd's LISTEN_FDS): passed on from fd 3, before
     /// the `--preserve-fds` ones, with LISTEN_FDS/LISTEN_PID set for the process.
     pub listen_fds: u32,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name` for systemd's driver.
+    pub systemd_cgroup: bool,
 }
 
 /// The extra flags of `run`.
@@ -155,6 +166,11 @@ impl Runtime {
             );
         }
         let plan = Plan::open(linux)?;
+        let cgroup_dirs = Cgroups::resolve(
+            linux.cgroups_path().as_deref(),
+            &opts.id,
+            opts.systemd_cgroup,
+        )?;
         let entry = self.store.create(&opts.id)?;
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -168,6 +184,7 @@ impl Runtime {
             creating: true,
             runtime_exe: state::exe_id("/proc/self/exe"),
             process_ns: None,
+            cgroups: None,
             config: spec.clone(),
         };
         let result = (|| {
@@ -175,6 +192,18 @@ impl Runtime {
             // that there is only the directory, which `delete --force` removes.
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
             let mut events = |ev: SpawnEvent| match ev {
+                SpawnEvent::Cloned(pid) => {
+                    st.pid = pid.as_raw();
+                    st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+                    let mut cg = cgroup_dirs.clone();
+                    cg.plan().map_err(|e| e.to_string())?;
+                    // Recorded before any directory exists, so nothing made is ever lost.
+                    st.cgroups = Some(cg);
+                    entry.save(&st).map_err(|e| e.to_string())?;
+                    let cg = st.cgroups.as_ref().expect("just set");
+                    enter_cgroups(cg, linux.resources().as_ref(), pid.as_raw())
+                        .map_err(|e| e.to_string())
+                }
                 SpawnEvent::InitPid(pid) => {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
@@ -251,10 +280,7 @@ impl Runtime {
             .as_ref()
             .and_then(|h| h.prestart().as_deref());
         if let Err(e) = run_hooks("prestart", prestart, &st, HookStatus::Created) {
-            for pid in container_pids(&st) {
-                let _ = kill(pid, Signal::SIGKILL);
-            }
-            wait_gone(&st, Duration::from_secs(10));
+            kill_everything(&st);
             release_resources(&st);
             entry.remove()?;
             return Err(e.into());
@@ -332,6 +358,12 @@ impl Runtime {
         if st.status() == Status::Stopped && !all {
             return Err(Error::NotRunning);
         }
+        if all {
+            if let Some(cg) = own_cgroups(&st) {
+                cg.signal_all(signal)?;
+                return Ok(());
+            }
+        }
         let pids = if all {
             container_pids(&st)
         } else {
@@ -378,10 +410,7 @@ impl Runtime {
         }
         // With the init gone its children may live on (no pid namespace of its own): they are
         // the container's too.
-        for pid in container_pids(&st) {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-        wait_gone(&st, Duration::from_secs(10));
+        kill_everything(&st);
         release_resources(&st);
         entry.remove()?;
         let list = st
@@ -391,6 +420,102 @@ impl Runtime {
             .and_then(|h| h.poststop().as_deref());
         warn_hooks("poststop", list, &st, HookStatus::Stopped);
         Ok(())
+    }
+
+    /// Freezes every process of a running (or created) container.
+    pub fn pause(&self, id: &str) -> Result<(), Error> {
+        let entry = self.store.open(id)?;
+        let st = entry.load()?;
+        match st.status() {
+            Status::Running | Status::Created => {}
+            _ => return Err(Error::NotRunning),
+        }
+        self.cgroups_of(&st)?.freeze(true)?;
+        Ok(())
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<(), Error> {
+        let entry = self.store.open(id)?;
+        let st = entry.load()?;
+        if st.status() != Status::Paused {
+            return Err(Error::NotPaused);
+        }
+        self.cgroups_of(&st)?.freeze(false)?;
+        Ok(())
+    }
+
+    /// The host pids of the container's processes (`ps`).
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>, Error> {
+        let st = self.store.read(id)?;
+        let mut pids: Vec<i32> = container_pids(&st).into_iter().map(Pid::as_raw).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Usage statistics of the container's cgroups, as `events --stats` prints them.
+    pub fn stats(&self, id: &str) -> Result<cgroups::stats::Stats, Error> {
+        let st = self.store.read(id)?;
+        if st.status() == Status::Stopped {
+            return Err(Error::EventsNotRunning(id.to_string()));
+        }
+        Ok(cgroups::stats::collect(self.cgroups_of(&st)?))
+    }
+
+    /// `events`: with `stats_only` one stats event; else stats every `interval` and OOM
+    /// events as they happen, until the container stops.
+    pub fn events(
+        &self,
+        id: &str,
+        interval: Duration,
+        stats_only: bool,
+        emit: &mut dyn FnMut(&serde_json::Value) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        let st = self.store.read(id)?;
+        if st.status() == Status::Stopped {
+            return Err(Error::EventsNotRunning(id.to_string()));
+        }
+        let cg = self.cgroups_of(&st)?;
+        loop {
+            let stats = cgroups::stats::collect(cg);
+            let ev = serde_json::json!({"type": "stats", "id": id, "data": stats});
+            emit(&ev).map_err(|source| Error::Sys {
+                step: "write event",
+                source: Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO)),
+            })?;
+            if stats_only {
+                return Ok(());
+            }
+            std::thread::sleep(interval);
+            if st.status() == Status::Stopped {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Changes the limits of a live container: `res` holds only the fields to change.
+    pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+        let entry = self.store.open(id)?;
+        let mut st = entry.load()?;
+        if st.status() == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        let cg = self.cgroups_of(&st)?.clone();
+        cg.check_ownership(true)?;
+        cg.apply(res, true)?;
+        let linux = st.config.linux_mut().get_or_insert_with(Default::default);
+        let mut merged = linux.resources().clone().unwrap_or_default();
+        crate::spec::merge_resources(&mut merged, res);
+        linux.set_resources(Some(merged));
+        entry.save(&st)?;
+        Ok(())
+    }
+
+    fn cgroups_of<'a>(&self, st: &'a ContainerState) -> Result<&'a Cgroups, Error> {
+        st.cgroups
+            .as_ref()
+            .ok_or_else(|| Error::NoCgroups(st.id.clone()))
     }
 
     /// The state of every container, sorted by id.
@@ -461,8 +586,33 @@ fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks:
     }
 }
 
+/// Makes the container's cgroups, writes its limits and moves `pid` in.
+fn enter_cgroups(
+    cg: &Cgroups,
+    res: Option<&oci_spec::runtime::LinuxResources>,
+    pid: i32,
+) -> Result<(), CgroupError> {
+    cg.check_ownership(res.is_some())?;
+    cg.make()?;
+    if let Some(res) = res {
+        cg.apply(res, false)?;
+    }
+    cg.join(pid)
+}
+
+/// The container's cgroups when hull made them, so that every process in them is the
+/// container's: a cgroup given by path that already existed may hold others.
+fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
+    st.cgroups.as_ref().filter(|c| c.owns_procs())
+}
+
 /// What a container holds outside its own namespaces, released on delete and failed create.
 fn release_resources(st: &ContainerState) {
+    if let Some(cg) = &st.cgroups {
+        if let Err(e) = cg.remove() {
+            tracing::warn!("{e}");
+        }
+    }
     let own_mount_ns = st
         .config
         .linux()
@@ -491,12 +641,22 @@ fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// The init (while it lives) and every other process in the container's namespace.
+/// The init (while it lives) and every other process of the container: those in its
+/// cgroups, else those in its namespace.
 fn container_pids(st: &ContainerState) -> Vec<Pid> {
     let mut pids = Vec::new();
     let init_alive = st.status() != Status::Stopped;
     if init_alive {
         pids.push(Pid::from_raw(st.pid));
+    }
+    if let Some(cg) = own_cgroups(st) {
+        pids.extend(
+            cg.procs()
+                .into_iter()
+                .filter(|p| *p != st.pid)
+                .map(Pid::from_raw),
+        );
+        return pids;
     }
     let Some(ns) = &st.process_ns else {
         return pids;
@@ -520,6 +680,23 @@ fn container_pids(st: &ContainerState) -> Vec<Pid> {
         }
     }
     pids
+}
+
+/// SIGKILLs every process of the container and waits until they are gone.
+fn kill_everything(st: &ContainerState) {
+    if let Some(cg) = own_cgroups(st) {
+        let _ = cg.signal_all(libc::SIGKILL);
+    }
+    for pid in container_pids(st) {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    wait_gone(st, Duration::from_secs(10));
+    if let Some(cg) = own_cgroups(st) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cg.procs().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// Polls until the container's init is gone (or a zombie), up to `limit`.

@@ -7,6 +7,7 @@
 //! 4. Leaves: [`spec`], [`state`], [`capabilities`], [`logging`], [`features`], [`sys`].
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod console;
 pub mod container;
 pub mod features;

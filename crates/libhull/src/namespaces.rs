@@ -136,11 +136,13 @@ impl Plan {
     /// pid namespace, which must exist before the init does) come from the clone; the rest are
     /// unshared by the init once it is root in the user namespace, so that they are made with
     /// its credentials (the mqueue root of a new ipc namespace is owned by its creator).
+    /// The cgroup namespace is never made by the clone: it is rooted at the cgroup its
+    /// creator is in, and the init joins the container's cgroups only after the clone.
     pub fn clone_flags(&self) -> CloneFlags {
         if self.new_user() {
             self.new & (CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
         } else {
-            self.new
+            self.new - CloneFlags::CLONE_NEWCGROUP
         }
     }
 

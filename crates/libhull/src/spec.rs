@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 
 /// The name of the config file inside a bundle.
 pub const CONFIG_FILE: &str = "config.json";
@@ -428,4 +428,31 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
         field(),
         "sysctl is not in a separate kernel namespace",
     ))
+}
+
+/// Merges the fields `update` gives into `into` (`hull update`): objects field by field,
+/// anything else (numbers, strings, lists) replaced.
+pub fn merge_resources(into: &mut LinuxResources, update: &LinuxResources) {
+    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(k) {
+                        Some(slot) => merge(slot, v),
+                        None => {
+                            a.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (a, b) => *a = b.clone(),
+        }
+    }
+    let (Ok(mut a), Ok(b)) = (serde_json::to_value(&*into), serde_json::to_value(update)) else {
+        return;
+    };
+    merge(&mut a, &b);
+    if let Ok(merged) = serde_json::from_value(a) {
+        *into = merged;
+    }
 }

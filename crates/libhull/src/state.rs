@@ -116,6 +116,9 @@ pub struct ContainerState {
     /// after it is gone.
     #[serde(default)]
     pub process_ns: Option<String>,
+    /// The container's cgroups, and which of their directories hull made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<crate::cgroups::Cgroups>,
     /// The config the container was created from; hooks and later commands use this, not the
     /// bundle, which may have changed or gone.
     pub config: Spec,
@@ -189,9 +192,9 @@ impl ContainerState {
     }
 }
 
-/// Freezer state comes with cgroup support; until then a container is never paused.
-fn frozen(_state: &ContainerState) -> bool {
-    false
+/// A container is paused while its freezer cgroup is frozen.
+fn frozen(state: &ContainerState) -> bool {
+    state.cgroups.as_ref().is_some_and(|c| c.is_frozen())
 }
 
 /// Device and inode of the file at `path` (following links).

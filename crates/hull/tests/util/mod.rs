@@ -1066,3 +1066,297 @@ impl Test {
         (out, took)
     }
 }
+
+impl Test {
+    /// Like `call`, with `input` on the runtime's stdin (e.g. `update -r -`).
+    pub fn call_stdin(&self, args: &[&str], input: &str) -> Out {
+        let n = {
+            let mut calls = self.calls.borrow_mut();
+            *calls += 1;
+            *calls
+        };
+        let out_dir = self.dir.join("calls");
+        fs::create_dir_all(&out_dir).unwrap();
+        let stdin_path = out_dir.join(format!("{n}.stdin"));
+        let stdout_path = out_dir.join(format!("{n}.stdout"));
+        let stderr_path = out_dir.join(format!("{n}.stderr"));
+        fs::write(&stdin_path, input).unwrap();
+        let bin = runtime();
+        let mut argv = vec!["--root".to_string(), self.root_str()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let child = Command::new(&bin)
+            .process_group(0)
+            .args(&argv)
+            .stdin(fs::File::open(&stdin_path).unwrap())
+            .stdout(fs::File::create(&stdout_path).unwrap())
+            .stderr(fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut shown = vec![bin.to_string_lossy().into_owned()];
+        shown.extend(argv);
+        shown.push(format!("< {input:?}"));
+        Pending {
+            child,
+            args: shown,
+            stdout_path,
+            stderr_path,
+            deadline: Instant::now() + CALL_TIMEOUT,
+        }
+        .wait()
+    }
+}
+
+/// One cgroup hierarchy this (the test) process is in, as /proc/self/cgroup and
+/// /proc/self/mountinfo show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgHierarchy {
+    /// Its controllers as /proc/self/cgroup names them (`memory`, `cpu,cpuacct`,
+    /// `name=systemd`); empty for cgroup2.
+    pub controllers: Vec<String>,
+    /// Where it is mounted on the host (`/sys/fs/cgroup/memory`).
+    pub mount: PathBuf,
+    /// This process's cgroup in it (`/`, `/process_api/…`).
+    pub own: String,
+}
+
+impl CgHierarchy {
+    /// Where a container with `linux.cgroupsPath` `path` lands in this hierarchy, by runc's
+    /// rule: an absolute path from the hierarchy's root, a relative one under the caller's own
+    /// cgroup.
+    pub fn dir_for(&self, path: &str) -> PathBuf {
+        let rel = path.trim_start_matches('/');
+        if path.starts_with('/') {
+            self.mount.join(rel)
+        } else {
+            self.mount.join(self.own.trim_start_matches('/')).join(rel)
+        }
+    }
+
+    /// The name /proc/PID/cgroup gives it (`memory`, `name=systemd`, `` for cgroup2).
+    pub fn name(&self) -> String {
+        self.controllers.join(",")
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+}
+
+/// Every cgroup hierarchy this process is in and that is mounted here.
+pub fn cgroup_hierarchies() -> Vec<CgHierarchy> {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts: Vec<(String, String, String, String)> = info
+        .lines()
+        .filter_map(|l| {
+            let root = l.split(' ').nth(3)?.to_string();
+            let (point, _, fstype, sopts) = parse_mountinfo_line(l)?;
+            Some((root, point, fstype, sopts))
+        })
+        .filter(|(root, _, fstype, _)| root == "/" && (fstype == "cgroup" || fstype == "cgroup2"))
+        .collect();
+    let mut out = Vec::new();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let controllers: Vec<String> = ctrls
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let found = mounts.iter().find(|(_, _, fstype, sopts)| {
+            if controllers.is_empty() {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup" && controllers.iter().all(|c| has_opt(sopts, c))
+            }
+        });
+        if let Some((_, point, _, _)) = found {
+            out.push(CgHierarchy {
+                controllers,
+                mount: PathBuf::from(point),
+                own: path.to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// The v1 hierarchy holding `controller` (`memory`, `pids`, …).
+#[track_caller]
+pub fn cgroup_hierarchy(controller: &str) -> CgHierarchy {
+    cgroup_hierarchies()
+        .into_iter()
+        .find(|h| h.controllers.iter().any(|c| c == controller))
+        .unwrap_or_else(|| panic!("no cgroup hierarchy with {controller} here"))
+}
+
+/// The directory of `linux.cgroupsPath` `path` in the v1 hierarchy of `controller`.
+#[track_caller]
+pub fn cgroup_dir(controller: &str, path: &str) -> PathBuf {
+    cgroup_hierarchy(controller).dir_for(path)
+}
+
+/// A cgroup file of `linux.cgroupsPath` `path`, trimmed (panics if it cannot be read).
+#[track_caller]
+pub fn cgroup_read(controller: &str, path: &str, file: &str) -> String {
+    let p = cgroup_dir(controller, path).join(file);
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// The parent every test container's relative cgroupsPath is under.
+pub const CGROUP_PARENT: &str = "hulltest";
+
+/// Live cgroup guards in this process; `hulltest` parents are removed by the last one.
+static CGROUP_GUARDS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// Makes sure containers in cgroups leave nothing behind: on drop, `delete --force`s its
+/// containers, then removes their leaf cgroups (thawing and killing what is still in them:
+/// only cgroups the test made) in every hierarchy. The `hulltest` parents it made are
+/// removed when the last guard of the process goes, so that no parallel test's create finds
+/// its parent gone between two mkdirs. Declare it after the `Test`, so that it drops first.
+#[derive(Debug)]
+pub struct CgroupGuard {
+    bin: PathBuf,
+    root: PathBuf,
+    ids: RefCell<Vec<String>>,
+    paths: RefCell<Vec<String>>,
+}
+
+impl CgroupGuard {
+    /// Registers a container and its `linux.cgroupsPath` for cleanup.
+    pub fn add(&self, id: &str, path: &str) {
+        self.ids.borrow_mut().push(id.to_string());
+        self.paths.borrow_mut().push(path.to_string());
+    }
+}
+
+impl Test {
+    /// A guard for this test's cgroups; creates the `hulltest` parent in every hierarchy
+    /// (so that no runtime thinks it made it).
+    pub fn cgroup_guard(&self) -> CgroupGuard {
+        let mut live = CGROUP_GUARDS.lock().unwrap_or_else(|e| e.into_inner());
+        *live += 1;
+        for h in cgroup_hierarchies() {
+            let parent = h.dir_for(CGROUP_PARENT);
+            if fs::create_dir(&parent).is_ok() {
+                // A new cpuset starts with no cpus and mems: copy its parent's, as runc does.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let mine = fs::read_to_string(parent.join(f)).unwrap_or_default();
+                    if parent.join(f).exists() && mine.trim().is_empty() {
+                        let above = parent.parent().map(|p| p.join(f)).unwrap();
+                        let v = fs::read_to_string(above).unwrap_or_default();
+                        let _ = fs::write(parent.join(f), v.trim());
+                    }
+                }
+            }
+        }
+        CgroupGuard {
+            bin: runtime(),
+            root: self.root.clone(),
+            ids: RefCell::new(Vec::new()),
+            paths: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Puts container `id` in its own relative cgroup `hulltest/<id>` (set as
+    /// `linux.cgroupsPath` in the config) and registers it with `guard`; returns the path.
+    pub fn in_cgroup(&mut self, guard: &CgroupGuard, id: &str) -> String {
+        let path = format!("{CGROUP_PARENT}/{id}");
+        self.config["linux"]["cgroupsPath"] = json!(path);
+        guard.add(id, &path);
+        path
+    }
+}
+
+/// Pids listed in a cgroup's `cgroup.procs` (none if it is gone).
+pub fn cgroup_procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            if !self.root.join(id).exists() {
+                continue;
+            }
+            let child = Command::new(&self.bin)
+                .process_group(0)
+                .arg("--root")
+                .arg(&self.root)
+                .args(["delete", "--force", id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            if let Ok(child) = child {
+                let _ = Pending {
+                    child,
+                    args: Vec::new(),
+                    stdout_path: PathBuf::new(),
+                    stderr_path: PathBuf::new(),
+                    deadline: Instant::now() + Duration::from_secs(15),
+                }
+                .wait();
+            }
+        }
+        let hierarchies = cgroup_hierarchies();
+        for path in self.paths.borrow().iter() {
+            for h in &hierarchies {
+                remove_test_cgroup(&h.dir_for(path));
+            }
+        }
+        let mut live = CGROUP_GUARDS.lock().unwrap_or_else(|e| e.into_inner());
+        *live = live.saturating_sub(1);
+        if *live == 0 {
+            for h in &hierarchies {
+                // Only if empty: another test binary may still be using it.
+                let _ = fs::remove_dir(h.dir_for(CGROUP_PARENT));
+            }
+        }
+    }
+}
+
+/// Removes a leaf cgroup a test made: thaws it, kills what is still in it, then rmdirs it.
+fn remove_test_cgroup(dir: &Path) {
+    if !dir.exists() {
+        return;
+    }
+    println!("cleanup: cgroup {} left behind", dir.display());
+    let freezer = dir.join("freezer.state");
+    if fs::read_to_string(&freezer).is_ok_and(|s| s.trim() != "THAWED") {
+        let _ = fs::write(&freezer, "THAWED");
+    }
+    if dir.join("cgroup.freeze").exists() {
+        let _ = fs::write(dir.join("cgroup.freeze"), "0");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        for pid in cgroup_procs(dir) {
+            // SAFETY: kill(2) of a process in a cgroup this test made for its container.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                if Instant::now() > deadline {
+                    println!("cleanup: rmdir {}: {e}", dir.display());
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

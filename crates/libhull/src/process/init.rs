@@ -80,6 +80,9 @@ fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError
 /// to be the container's init, saying whether that is a fork of the clone child.
 fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
+    // The runtime first puts us into the container's cgroups: a cgroup namespace made below
+    // is rooted at the cgroup we are in.
+    expect_continue(chan)?;
     args.plan.join_all().map_err(step("join namespaces"))?;
     if args
         .plan

@@ -46,8 +46,12 @@ pub struct SpawnOptions<'a> {
 /// What the runtime is told while the init sets up.
 #[derive(Debug, Clone, Copy)]
 pub enum SpawnEvent {
-    /// The init exists, with this host pid: record it, so that a runtime killed from here on
-    /// leaves a container `delete` can find.
+    /// The clone child exists (the init itself, or the process that joins
+    /// the namespaces and forks the init) and waits: record it, and put it into the
+    /// container's cgroups, before it runs anything.
+    Cloned(Pid),
+    /// The init, forked by the clone child, exists with this host pid: record it, so that a
+    /// runtime killed from here on leaves a container `delete` can find.
     InitPid(Pid),
     /// Run the createRuntime hooks now.
     RuntimeHooks(Pid),
@@ -112,8 +116,11 @@ fn drive(
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
     let linux = bundle.spec.linux().as_ref().expect("validated");
+    events(SpawnEvent::Cloned(clone_pid)).map_err(SpawnError::Runtime)?;
+    if init_pid.is_none() {
+        chan.send(&ToInit::Continue)?;
+    }
     if let Some(pid) = *init_pid {
-        events(SpawnEvent::InitPid(pid)).map_err(SpawnError::Runtime)?;
         if plan.new_user() {
             namespaces::write_id_maps(pid, linux)?;
         }

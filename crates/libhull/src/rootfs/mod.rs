@@ -11,7 +11,7 @@
 
 mod devices;
 mod inroot;
-mod mountinfo;
+pub(crate) mod mountinfo;
 mod mounts;
 pub mod options;
 mod paths;

@@ -1,0 +1,662 @@
+//! cgroups: where a container's cgroups are (v1, hybrid or unified host), making and
+//! removing them, joining the init before it runs container code, freezing, and finding and
+//! signalling the container's processes. Limits are written by [`v1`] and [`v2`]; [`stats`]
+//! reads usage back in the shape of runc's `events --stats`.
+//!
+//! Paths are computed here, per hierarchy, not by libcgroups: its v1 manager uses one path
+//! for every controller and reads an empty path as the caller's own cgroup, while runc nests
+//! a relative or empty `cgroupsPath` under the caller's cgroup of each hierarchy.
+
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A failure to place or limit a container; each names the config field or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// A value in the config the kernel would refuse or that makes no sense.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The host cannot do what a field asks (controller not mounted, file missing).
+    #[error("{field}: {reason}")]
+    Unsupported { field: String, reason: String },
+    /// Writing a limit failed.
+    #[error("{field}: write {value:?} to {}: {source}", path.display())]
+    Write {
+        field: String,
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Any other step on a cgroup file or directory.
+    #[error("{step} {}: {source}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("linux.cgroupsPath {path:?}: {reason}")]
+    Path { path: String, reason: String },
+}
+
+/// One v1 hierarchy the container is in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hierarchy {
+    /// Its controllers as /proc/self/cgroup names them (`cpu`, `memory`, `name=systemd`);
+    /// more than one when co-mounted (`cpu,cpuacct`).
+    pub controllers: Vec<String>,
+    /// The container's cgroup directory in it (absolute, on the host).
+    pub dir: PathBuf,
+}
+
+/// Where one container's cgroups are; kept in its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroups {
+    /// The v1 hierarchies (legacy and hybrid hosts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub v1: Vec<Hierarchy>,
+    /// The cgroup2 directory: the only one on a unified host, the side hierarchy (hugetlb
+    /// here) on a hybrid host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<PathBuf>,
+    /// Whether `unified` is the whole story (a unified host) or a side hierarchy.
+    #[serde(default)]
+    pub unified_only: bool,
+    /// The directories hull made, parents first: only these are ever removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<PathBuf>,
+}
+
+impl Cgroups {
+    /// The container's directory in the v1 hierarchy holding `controller`.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.dir.as_path())
+    }
+}
+
+/// The cgroup filesystems of the host, as mounted where hull runs.
+#[derive(Debug, Clone, Default)]
+struct HostMounts {
+    /// v1 hierarchies: controllers, mount point, and the cgroup the mount's root is.
+    v1: Vec<(Vec<String>, PathBuf, String)>,
+    /// The cgroup2 mount, with the cgroup its root is.
+    unified: Option<(PathBuf, String)>,
+}
+
+fn host_mounts() -> Result<HostMounts, CgroupError> {
+    let table = crate::rootfs::mountinfo::read_self().map_err(|source| CgroupError::Io {
+        step: "read",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let mut out = HostMounts::default();
+    for m in table {
+        match m.fs_type.as_str() {
+            "cgroup" => {
+                let controllers: Vec<String> = m
+                    .super_options
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains("release_agent"))
+                    .filter(|o| !matches!(*o, "clone_children" | "noprefix" | "xattr"))
+                    .filter(|o| !o.starts_with("cpuset_v2_mode"))
+                    .map(str::to_string)
+                    .collect();
+                // A hierarchy mounted twice (bound somewhere else too) counts once.
+                if !controllers.is_empty() && !out.v1.iter().any(|h| h.0 == controllers) {
+                    out.v1.push((controllers, m.mount_point, m.root));
+                }
+            }
+            "cgroup2" if out.unified.is_none() => out.unified = Some((m.mount_point, m.root)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's own cgroups: (controllers field of /proc/self/cgroup, path).
+fn own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
+    let text = crate::rootfs::mountinfo::read_proc_file(Path::new("/proc/self/cgroup")).map_err(
+        |source| CgroupError::Io {
+            step: "read",
+            path: "/proc/self/cgroup".into(),
+            source,
+        },
+    )?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect())
+}
+
+/// Lexically cleans a cgroup path: `.` and empty parts go, `..` never climbs above the start.
+fn clean(path: &str) -> PathBuf {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.iter().collect()
+}
+
+/// `dir` under `mount`, for a cgroup path as the host sees it, given the cgroup at the
+/// mount's root (not `/` where hull itself runs inside a cgroup namespace's view).
+fn under_mount(mount: &Path, mount_root: &str, cgroup: &Path) -> PathBuf {
+    let root = clean(mount_root);
+    let rel = cgroup.strip_prefix(&root).unwrap_or(cgroup);
+    mount.join(rel)
+}
+
+/// Whether `a` is `b` or one of its ancestors.
+fn is_at_or_above(a: &Path, b: &Path) -> bool {
+    b.starts_with(a)
+}
+
+impl Cgroups {
+    /// Where a container's cgroups go. `cgroups_path`: the config's `linux.cgroupsPath`; an
+    /// absolute path is taken as is in every hierarchy, a relative or missing one (then the
+    /// container id) nests under the caller's own cgroup of each hierarchy, as runc does.
+    pub fn resolve(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        systemd: bool,
+    ) -> Result<Cgroups, CgroupError> {
+        let given = cgroups_path
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if systemd {
+            return Err(systemd_unavailable(&given));
+        }
+        let inner = if given.is_empty() {
+            id.to_string()
+        } else {
+            given.clone()
+        };
+        let absolute = inner.starts_with('/');
+        let inner = clean(&inner);
+        let mounts = host_mounts()?;
+        let own = own_cgroups()?;
+        let mut cg = Cgroups::default();
+        let unified_only = mounts.v1.is_empty();
+        for (controllers, mount, root) in &mounts.v1 {
+            let parent = if absolute {
+                PathBuf::new()
+            } else {
+                let mine = own
+                    .iter()
+                    .find(|(names, _)| same_controllers(names, controllers))
+                    .map(|(_, p)| clean(p))
+                    .unwrap_or_default();
+                mine
+            };
+            let dir = under_mount(mount, root, &parent.join(&inner));
+            cg.v1.push(Hierarchy {
+                controllers: controllers.clone(),
+                dir,
+            });
+        }
+        if let Some((mount, root)) = &mounts.unified {
+            let parent = if absolute {
+                PathBuf::new()
+            } else {
+                own.iter()
+                    .find(|(names, _)| names.is_empty())
+                    .map(|(_, p)| clean(p))
+                    .unwrap_or_default()
+            };
+            cg.unified = Some(under_mount(mount, root, &parent.join(&inner)));
+            cg.unified_only = unified_only;
+        }
+        if cg.v1.is_empty() && cg.unified.is_none() {
+            return Err(CgroupError::Path {
+                path: given,
+                reason: "no cgroup filesystem is mounted on this host".into(),
+            });
+        }
+        if inner.as_os_str().is_empty() {
+            return Err(CgroupError::Path {
+                path: given,
+                reason: "names the root cgroup; a container needs a cgroup of its own".into(),
+            });
+        }
+        Ok(cg)
+    }
+
+    /// Every directory of the container (v1 hierarchies, then the cgroup2 one).
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v1
+            .iter()
+            .map(|h| h.dir.as_path())
+            .chain(self.unified.as_deref())
+    }
+
+    /// Records in `created` the directories [`Cgroups::make`] will create (each missing one
+    /// from the hierarchy's root down), so the state can hold them before they exist.
+    pub fn plan(&mut self) -> Result<(), CgroupError> {
+        let mounts = host_mounts()?;
+        let mut roots: Vec<PathBuf> = mounts.v1.iter().map(|h| h.1.clone()).collect();
+        roots.extend(mounts.unified.map(|u| u.0));
+        let mut created = Vec::new();
+        for dir in self.dirs() {
+            let Some(root) = roots.iter().find(|r| dir.starts_with(r)) else {
+                continue;
+            };
+            let mut missing: Vec<PathBuf> = dir
+                .ancestors()
+                .take_while(|a| a != root)
+                .filter(|a| !a.exists())
+                .map(Path::to_path_buf)
+                .collect();
+            missing.reverse();
+            created.extend(missing);
+        }
+        self.created = created;
+        Ok(())
+    }
+
+    /// Whether `dir` is the container's own directory in one of its hierarchies and hull made it.
+    fn made(&self, dir: &Path) -> bool {
+        self.created.iter().any(|c| c == dir)
+    }
+
+    /// Refuses to put limits into a cgroup hull did not make that holds the caller (its own
+    /// cgroup or one above): that would limit the runtime and everything beside it.
+    pub fn check_ownership(&self, limits: bool) -> Result<(), CgroupError> {
+        if !limits {
+            return Ok(());
+        }
+        let own = own_cgroups()?;
+        let mounts = host_mounts()?;
+        for h in &self.v1 {
+            if self.made(&h.dir) {
+                continue;
+            }
+            let Some((_, mount, root)) = mounts.v1.iter().find(|m| m.0 == h.controllers) else {
+                continue;
+            };
+            let mine = own
+                .iter()
+                .find(|(names, _)| same_controllers(names, &h.controllers))
+                .map(|(_, p)| under_mount(mount, root, &clean(p)));
+            if let Some(mine) = mine {
+                if is_at_or_above(&h.dir, &mine) {
+                    return Err(CgroupError::Path {
+                        path: h.dir.display().to_string(),
+                        reason: "is the runtime's own cgroup or one above it: refusing to set limits there".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the directories `plan` recorded. A new v1 cpuset cgroup starts with no CPUs
+    /// and no memory nodes, so it gets its parent's; a new cgroup2 directory gets the
+    /// controllers its parent has.
+    pub fn make(&self) -> Result<(), CgroupError> {
+        for dir in &self.created {
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(CgroupError::Io {
+                        step: "create cgroup",
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            }
+            if dir.join("cpuset.cpus").exists() {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    inherit_cpuset(dir, file)?;
+                }
+            }
+        }
+        if let Some(u) = &self.unified {
+            // Delegate every controller the parent has, down to the container's directory.
+            for dir in self.created.iter().filter(|c| u.starts_with(c) && *c != u) {
+                enable_all_controllers(dir)?;
+            }
+            if let Some(parent) = u.parent() {
+                if !self.created.iter().any(|c| c == parent) && self.made(u) {
+                    enable_all_controllers(parent)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the limits of `res` (on create, before the init joins; on update, live).
+    pub fn apply(
+        &self,
+        res: &oci_spec::runtime::LinuxResources,
+        update: bool,
+    ) -> Result<(), CgroupError> {
+        if !self.v1.is_empty() {
+            v1::apply(self, res, update)?;
+        }
+        if let Some(u) = &self.unified {
+            v2::apply(u, res, self.unified_only, update)?;
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` (and so everything it will fork) into every one of the container's cgroups.
+    pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for dir in self.dirs() {
+            let path = dir.join("cgroup.procs");
+            std::fs::write(&path, &text).map_err(|source| CgroupError::Io {
+                step: "join cgroup",
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The directory whose tree lists the container's processes.
+    fn procs_dir(&self) -> Option<&Path> {
+        if self.unified_only {
+            return self.unified.as_deref();
+        }
+        ["pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|c| self.v1_dir(c))
+            .or_else(|| self.v1.first().map(|h| h.dir.as_path()))
+    }
+
+    /// Whether hull made the directory whose processes [`Cgroups::procs`] lists, so that
+    /// all of them are the container's.
+    pub fn owns_procs(&self) -> bool {
+        self.procs_dir().is_some_and(|d| self.made(d))
+    }
+
+    /// Every process in the container's cgroup and the cgroups below it.
+    pub fn procs(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        if let Some(dir) = self.procs_dir() {
+            collect_procs(dir, &mut out);
+        }
+        out
+    }
+
+    fn freezer_dir(&self) -> Option<&Path> {
+        if self.unified_only {
+            self.unified.as_deref()
+        } else {
+            self.v1_dir("freezer")
+        }
+    }
+
+    /// Freezes (or thaws) every process of the container; returns once the kernel says so.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let Some(dir) = self.freezer_dir() else {
+            return Err(CgroupError::Unsupported {
+                field: "pause".into(),
+                reason: "the freezer controller is not mounted on this host".into(),
+            });
+        };
+        if self.unified_only {
+            return v2_freeze(dir, frozen);
+        }
+        v1_freeze(dir, frozen)
+    }
+
+    /// Whether the container's processes are frozen (or being frozen).
+    pub fn is_frozen(&self) -> bool {
+        match self.freezer_dir() {
+            Some(dir) if self.unified_only => v2_is_frozen(dir),
+            Some(dir) => std::fs::read_to_string(dir.join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED"),
+            None => false,
+        }
+    }
+
+    /// Sends `signal` to every process of the container. Frozen meanwhile, so no process
+    /// forks a child that the signal misses; SIGKILL on cgroup2 uses cgroup.kill.
+    pub fn signal_all(&self, signal: i32) -> Result<(), CgroupError> {
+        if self.unified_only && signal == libc::SIGKILL {
+            if let Some(u) = &self.unified {
+                if u.join("cgroup.kill").exists() {
+                    return write_file(u, "cgroup.kill", "1", "kill");
+                }
+            }
+        }
+        let was_frozen = self.is_frozen();
+        let froze = !was_frozen && self.freeze(true).is_ok();
+        for pid in self.procs() {
+            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+            unsafe { libc::kill(pid, signal) };
+        }
+        if froze || (was_frozen && signal == libc::SIGKILL) {
+            // A frozen process dies of SIGKILL only once thawed.
+            let _ = self.freeze(false);
+        }
+        Ok(())
+    }
+
+    /// Removes the directories hull made, deepest first, with any the container made
+    /// inside its own; the processes must be gone. A directory still busy after a short
+    /// wait, or one another container still uses, is left.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_error = None;
+        for dir in self.created.iter().rev() {
+            if let Err(e) = remove_tree(dir) {
+                // A shared parent (`hulltest` holding another container) is not empty.
+                if self.dirs().any(|d| d == dir) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn same_controllers(field: &str, controllers: &[String]) -> bool {
+    let mut a: Vec<&str> = field.split(',').filter(|s| !s.is_empty()).collect();
+    let mut b: Vec<&str> = controllers.iter().map(String::as_str).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    !a.is_empty() && a == b
+}
+
+fn systemd_unavailable(path: &str) -> CgroupError {
+    let running = Path::new("/run/systemd/system").exists();
+    let form_ok = path.split(':').count() == 3;
+    let reason = if !form_ok {
+        "with --systemd-cgroup it must be of the form slice:prefix:name".to_string()
+    } else if running {
+        "the systemd cgroup driver is not supported by hull yet; run without --systemd-cgroup"
+            .to_string()
+    } else {
+        "--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)".to_string()
+    };
+    CgroupError::Path {
+        path: path.to_string(),
+        reason,
+    }
+}
+
+fn inherit_cpuset(dir: &Path, file: &str) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if !current.trim().is_empty() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir).join(file);
+    let value = std::fs::read_to_string(&parent).map_err(|source| CgroupError::Io {
+        step: "read",
+        path: parent,
+        source,
+    })?;
+    std::fs::write(&path, value.trim()).map_err(|source| CgroupError::Io {
+        step: "write",
+        path,
+        source,
+    })
+}
+
+fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_procs(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// rmdir of `dir` and the cgroups below it, retrying while the kernel still counts exiting
+/// tasks (EBUSY for a moment after they die).
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(CgroupError::Io {
+                    step: "remove cgroup",
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// v1 freezer: writes the state and waits until it holds. FREEZING can stall on a task
+/// stuck in the kernel: the write is repeated, and after a while the cgroup is thawed
+/// again and pause fails rather than leave it half frozen.
+fn v1_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
+    let path = dir.join("freezer.state");
+    let want = if frozen { "FROZEN" } else { "THAWED" };
+    let write = |value: &str| {
+        std::fs::write(&path, value).map_err(|source| CgroupError::Write {
+            field: if frozen { "pause" } else { "resume" }.into(),
+            path: path.clone(),
+            value: value.into(),
+            source,
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut delay = std::time::Duration::from_micros(100);
+    loop {
+        write(want)?;
+        let now = std::fs::read_to_string(&path).unwrap_or_default();
+        if now.trim() == want {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            if frozen {
+                let _ = write("THAWED");
+            }
+            return Err(CgroupError::Io {
+                step: if frozen { "freeze" } else { "thaw" },
+                path: path.clone(),
+                source: io::Error::from_raw_os_error(libc::ETIMEDOUT),
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(10));
+    }
+}
+
+fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|source| CgroupError::Write {
+        field: field.into(),
+        path,
+        value: value.into(),
+        source,
+    })
+}
+
+/// cgroup2: lets the children of `dir` use every controller `dir` has.
+fn enable_all_controllers(dir: &Path) -> Result<(), CgroupError> {
+    let have = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let on = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let missing: Vec<String> = have
+        .split_whitespace()
+        .filter(|c| !on.split_whitespace().any(|o| o == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    write_file(
+        dir,
+        "cgroup.subtree_control",
+        &missing.join(" "),
+        "delegate controllers",
+    )
+}
+
+/// cgroup2 freezer: writes cgroup.freeze and waits until cgroup.events agrees.
+fn v2_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
+    let want = if frozen { "1" } else { "0" };
+    write_file(
+        dir,
+        "cgroup.freeze",
+        want,
+        if frozen { "pause" } else { "resume" },
+    )?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+        if events
+            .lines()
+            .any(|l| l.split_whitespace().eq(["frozen", want]))
+        {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if frozen {
+        let _ = write_file(dir, "cgroup.freeze", "0", "pause");
+    }
+    Err(CgroupError::Io {
+        step: if frozen { "freeze" } else { "thaw" },
+        path: dir.join("cgroup.events"),
+        source: io::Error::from_raw_os_error(libc::ETIMEDOUT),
+    })
+}
+
+fn v2_is_frozen(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+}
