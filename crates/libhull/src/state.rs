@@ -422,6 +422,7 @@ mod tests {
             creating: false,
             runtime_exe: None,
             process_ns: None,
+            cgroups: None,
             config: Spec::default(),
         }
     }

@@ -1360,3 +1360,20 @@ fn remove_test_cgroup(dir: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl Pending {
+    /// What the call has written to stdout so far (e.g. a streaming `events`).
+    pub fn stdout_now(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// SIGKILLs the call (a runtime call this test started) and collects it.
+    pub fn kill(self) -> Out {
+        // SAFETY: kill(2) of the child this Pending owns; it has not been reaped yet, so the
+        // pid cannot have been reused.
+        unsafe {
+            libc::kill(self.pid(), libc::SIGKILL);
+        }
+        self.wait()
+    }
+}
