@@ -165,6 +165,16 @@ state_hull=$(timed state-hull "'$HULL' --root '$root_hull' state state-probe >/d
 state_runc=$(timed state-runc "'$RUNC' --root '$root_runc' state state-probe >/dev/null")
 list_hull=$(timed list-hull "'$HULL' --root '$root_hull' list >/dev/null")
 list_runc=$(timed list-runc "'$RUNC' --root '$root_runc' list >/dev/null")
+# cgroup commands on the same created container: its cgroups exist and its init waits.
+echo "timing update, events --stats, pause+resume ..." >&2
+upd="update --pids-limit 100 --memory 256M --cpu-share 512 state-probe"
+update_hull=$(timed update-hull "'$HULL' --root '$root_hull' $upd")
+update_runc=$(timed update-runc "'$RUNC' --root '$root_runc' $upd")
+events_hull=$(timed events-hull "'$HULL' --root '$root_hull' events --stats state-probe >/dev/null")
+events_runc=$(timed events-runc "'$RUNC' --root '$root_runc' events --stats state-probe >/dev/null")
+pr() { echo "'$1' --root '$2' pause state-probe && '$1' --root '$2' resume state-probe"; }
+pause_hull=$(timed pause-hull "$(pr "$HULL" "$root_hull")")
+pause_runc=$(timed pause-runc "$(pr "$RUNC" "$root_runc")")
 "$HULL" --root "$root_hull" delete --force state-probe >/dev/null 2>&1 || true
 "$RUNC" --root "$root_runc" delete --force state-probe >/dev/null 2>&1 || true
 
@@ -183,6 +193,9 @@ size_runc=$(stat -c %s "$RUNC")
     echo "| create+start+delete (ms) | $csd_hull | $csd_runc | $(ratio "$csd_hull" "$csd_runc") | |"
     echo "| state (ms) | $state_hull | $state_runc | $(ratio "$state_hull" "$state_runc") | |"
     echo "| list (ms) | $list_hull | $list_runc | $(ratio "$list_hull" "$list_runc") | |"
+    echo "| update (ms) | $update_hull | $update_runc | $(ratio "$update_hull" "$update_runc") | |"
+    echo "| events --stats (ms) | $events_hull | $events_runc | $(ratio "$events_hull" "$events_runc") | |"
+    echo "| pause+resume (ms) | $pause_hull | $pause_runc | $(ratio "$pause_hull" "$pause_runc") | |"
     echo "| peak RSS of run true (KiB) | $rss_hull | $rss_runc | $(ratio "$rss_hull" "$rss_runc") | |"
     echo "| binary size (bytes) | $size_hull | $size_runc | $(ratio "$size_hull" "$size_runc") | |"
 } | tee "$out/table.md"

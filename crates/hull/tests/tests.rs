@@ -11,6 +11,7 @@ mod util;
 // Under tests/cases/ so that cargo does not build each module as a test binary of its own.
 mod cases {
     mod bad_input;
+    mod cgroups;
     mod cli;
     mod concurrency;
     mod console;

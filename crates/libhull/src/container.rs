@@ -384,6 +384,12 @@ impl Runtime {
                 }
             }
         }
+        // A frozen process dies of SIGKILL only once thawed.
+        if signal == libc::SIGKILL {
+            if let Some(cg) = st.cgroups.as_ref().filter(|c| c.is_frozen()) {
+                let _ = cg.freeze(false);
+            }
+        }
         Ok(())
     }
 
@@ -460,7 +466,7 @@ impl Runtime {
         if st.status() == Status::Stopped {
             return Err(Error::EventsNotRunning(id.to_string()));
         }
-        Ok(cgroups::stats::collect(self.cgroups_of(&st)?))
+        Ok(cgroups::stats::collect(self.cgroups_of(&st)?)?)
     }
 
     /// `events`: with `stats_only` one stats event; else stats every `interval` and OOM
@@ -470,28 +476,20 @@ impl Runtime {
         id: &str,
         interval: Duration,
         stats_only: bool,
-        emit: &mut dyn FnMut(&serde_json::Value) -> std::io::Result<()>,
+        emit: &mut dyn FnMut(&cgroups::events::Event) -> std::io::Result<()>,
     ) -> Result<(), Error> {
         let st = self.store.read(id)?;
         if st.status() == Status::Stopped {
             return Err(Error::EventsNotRunning(id.to_string()));
         }
         let cg = self.cgroups_of(&st)?;
-        loop {
-            let stats = cgroups::stats::collect(cg);
-            let ev = serde_json::json!({"type": "stats", "id": id, "data": stats});
-            emit(&ev).map_err(|source| Error::Sys {
-                step: "write event",
-                source: Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO)),
-            })?;
-            if stats_only {
-                return Ok(());
-            }
-            std::thread::sleep(interval);
-            if st.status() == Status::Stopped {
-                return Ok(());
-            }
-        }
+        let alive = || {
+            self.store
+                .read(id)
+                .is_ok_and(|now| now.status() != Status::Stopped)
+        };
+        cgroups::events::run(id, cg, interval, stats_only, &alive, emit)?;
+        Ok(())
     }
 
     /// Changes the limits of a live container: `res` holds only the fields to change.

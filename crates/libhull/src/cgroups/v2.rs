@@ -1,20 +1,1214 @@
 //! cgroup v2 limits: `linux.resources` written to the unified hierarchy, on a unified host
-//! (every controller) or beside v1 on a hybrid host (what that hierarchy has, hugetlb here).
+//! (every controller, as runc 1.1.5's fs2 driver writes them, plus cpu burst and idle) or
+//! beside v1 on a hybrid host (hugepage limits and `unified` files the hierarchy has). Also
+//! the cgroup2 primitives the lead's code uses: delegating controllers, freezing, killing.
+//!
+//! Every value is converted and every target file checked before the first write, so a bad
+//! config fails with the field named and nothing changed.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
 
-use super::CgroupError;
+use super::{devices_bpf, CgroupError};
 
-/// Writes `res` into the cgroup2 directory `dir`. `unified_only`: the host is fully unified;
-/// else only what v1 cannot do goes here. `update`: see [`super::v1::apply`].
+/// Writes `res` into the cgroup2 directory `dir`. `unified_only`: the host is fully unified,
+/// so everything goes here; else only what the v1 hierarchies cannot hold. `update`: a live
+/// container's limits change, and fields absent from `res` stay as they are (on create the
+/// device program is attached even without rules: runc's default allow list).
 pub fn apply(
     dir: &Path,
     res: &LinuxResources,
     unified_only: bool,
     update: bool,
 ) -> Result<(), CgroupError> {
-    let _ = (dir, res, unified_only, update);
+    let plan = if unified_only {
+        plan_unified(dir, res, update)?
+    } else {
+        plan_hybrid(dir, res)?
+    };
+    plan.check(dir)?;
+    plan.execute(dir, update)
+}
+
+/// One file write, with the config field it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Write {
+    field: String,
+    file: String,
+    value: String,
+    /// Tried again after the other writes when refused (cpu.max.burst must not exceed the
+    /// quota, so it goes first when lowered and last when raised).
+    retry_later: bool,
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    writes: Vec<Write>,
+    /// The device rules to turn into the cgroup's device program.
+    devices: Option<Vec<oci_spec::runtime::LinuxDeviceCgroup>>,
+}
+
+impl Plan {
+    fn write(&mut self, field: impl Into<String>, file: impl Into<String>, value: impl ToString) {
+        self.writes.push(Write {
+            field: field.into(),
+            file: file.into(),
+            value: value.to_string(),
+            retry_later: false,
+        });
+    }
+
+    /// Every file to write exists: a missing one means its controller is not enabled.
+    fn check(&self, dir: &Path) -> Result<(), CgroupError> {
+        for w in &self.writes {
+            if !dir.join(&w.file).exists() {
+                return Err(missing_file(dir, &w.field, &w.file));
+            }
+        }
+        if let Some(rules) = &self.devices {
+            devices_bpf::Program::from_spec(rules)?;
+        }
+        Ok(())
+    }
+
+    fn execute(&self, dir: &Path, update: bool) -> Result<(), CgroupError> {
+        let mut later = Vec::new();
+        for w in &self.writes {
+            match write_file(dir, &w.file, &w.value, &w.field) {
+                Err(e) if w.retry_later => later.push((w, e)),
+                other => other?,
+            }
+        }
+        for (w, first) in later {
+            write_file(dir, &w.file, &w.value, &w.field).map_err(|_| first)?;
+        }
+        if let Some(rules) = &self.devices {
+            devices_bpf::apply_devices(dir, rules, update)?;
+        }
+        Ok(())
+    }
+}
+
+/// The error for a file that is not in `dir`, saying why when its controller is missing.
+fn missing_file(dir: &Path, field: &str, file: &str) -> CgroupError {
+    let controller = file.split('.').next().unwrap_or(file);
+    let enabled = read(dir, "cgroup.controllers").unwrap_or_default();
+    let reason = if controller != "cgroup" && !enabled.split_whitespace().any(|c| c == controller) {
+        format!(
+            "the {controller} controller is not enabled in {} (cgroup.controllers: {:?})",
+            dir.display(),
+            enabled.trim()
+        )
+    } else {
+        format!("{} does not exist", dir.join(file).display())
+    };
+    CgroupError::Unsupported {
+        field: field.into(),
+        reason,
+    }
+}
+
+// ---- conversions (runc's, so limits read the same as under runc) ----
+
+/// cpu.weight from v1 cpu.shares: runc 1.1.5's linear map of [2, 262144] onto [1, 10000].
+/// Shares outside the v1 range are clamped to it first, as the v1 kernel does.
+pub fn cpu_weight_from_shares(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// io.weight from a v1 blkio weight: runc's linear map of [10, 1000] onto [1, 10000].
+pub fn io_weight_from_blkio(weight: u16) -> Result<u64, String> {
+    if !(10..=1000).contains(&weight) {
+        return Err(format!(
+            "{weight} is outside the blkio weight range 10-1000"
+        ));
+    }
+    Ok(1 + (u64::from(weight) - 10) * 9999 / 990)
+}
+
+/// memory.swap.max from the spec's memory+swap total (`swap`) and the memory limit, as
+/// runc converts them (0 = not set, -1 = unlimited). `None`: leave the file alone.
+pub fn swap_max(swap: i64, limit: i64) -> Result<Option<String>, String> {
+    // Unlimited memory with swap not given: both unlimited, as on v1.
+    if limit == -1 && swap == 0 {
+        return Ok(Some("max".into()));
+    }
+    match swap {
+        0 => return Ok(None),
+        -1 => return Ok(Some("max".into())),
+        s if s < -1 => return Err(format!("{s} is neither a size nor -1 (unlimited)")),
+        _ => {}
+    }
+    if limit == 0 || limit == -1 {
+        return Err("a swap limit needs a memory limit".into());
+    }
+    if limit < 0 {
+        return Err(format!("invalid memory limit {limit}"));
+    }
+    if swap < limit {
+        return Err(format!(
+            "memory+swap limit {swap} is below the memory limit {limit}"
+        ));
+    }
+    Ok(Some((swap - limit).to_string()))
+}
+
+/// A `.max`/`.low` value: -1 is "max"; `None` for 0 (runc's "not set").
+fn limit_value(v: i64, field: &str) -> Result<Option<String>, CgroupError> {
+    match v {
+        0 => Ok(None),
+        -1 => Ok(Some("max".into())),
+        v if v < 0 => Err(CgroupError::Invalid {
+            field: field.into(),
+            reason: format!("{v} is neither a size nor -1 (unlimited)"),
+        }),
+        v => Ok(Some(v.to_string())),
+    }
+}
+
+/// The cgroup file name of a huge page size in kB, as the kernel spells it (2MB, 1GB, 64KB).
+pub fn page_size_name(kb: u64) -> String {
+    if kb >= 1 << 20 {
+        format!("{}GB", kb >> 20)
+    } else if kb >= 1 << 10 {
+        format!("{}MB", kb >> 10)
+    } else {
+        format!("{kb}KB")
+    }
+}
+
+/// The huge page sizes of this host (from /sys/kernel/mm/hugepages), smallest first.
+pub fn host_page_sizes() -> Vec<String> {
+    let mut kbs: Vec<u64> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kbs.sort_unstable();
+    kbs.into_iter().map(page_size_name).collect()
+}
+
+/// `unified` keys that are not limits: they move, kill or freeze processes, or reshape the
+/// tree hull manages. runc writes any file; hull refuses these.
+const UNIFIED_REFUSED: &[&str] = &[
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.subtree_control",
+    "cgroup.kill",
+    "cgroup.freeze",
+    "cgroup.type",
+];
+
+/// A `unified` key must name one file of the cgroup directory, `controller.parameter`.
+pub fn check_unified_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.contains('/') || key == "." || key == ".." || key.contains('\0') {
+        return Err("must be a file name in the cgroup directory".into());
+    }
+    if UNIFIED_REFUSED.contains(&key) {
+        return Err(format!(
+            "{key} is not a resource limit (hull manages it; use pause/resume/kill)"
+        ));
+    }
+    match key.split_once('.') {
+        Some((c, p)) if !c.is_empty() && !p.is_empty() => Ok(()),
+        _ => Err("must be in the form CONTROLLER.PARAMETER".into()),
+    }
+}
+
+fn unified_field(key: &str) -> String {
+    format!("linux.resources.unified[{key:?}]")
+}
+
+/// Checks the page size of each hugepage limit against the host and plans the writes.
+fn plan_hugetlb(plan: &mut Plan, res: &LinuxResources) -> Result<(), CgroupError> {
+    let Some(limits) = res.hugepage_limits() else {
+        return Ok(());
+    };
+    let sizes = host_page_sizes();
+    for (i, l) in limits.iter().enumerate() {
+        let field = format!("linux.resources.hugepageLimits[{i}]");
+        if !sizes.iter().any(|s| s == l.page_size()) {
+            return Err(CgroupError::Invalid {
+                field: format!("{field}.pageSize"),
+                reason: format!(
+                    "unknown page size {} (this host has {})",
+                    l.page_size(),
+                    if sizes.is_empty() {
+                        "none".into()
+                    } else {
+                        sizes.join(", ")
+                    }
+                ),
+            });
+        }
+        let value = match l.limit() {
+            -1 => "max".to_string(),
+            v if v < 0 => {
+                return Err(CgroupError::Invalid {
+                    field: format!("{field}.limit"),
+                    reason: format!("{v} is neither a size nor -1 (unlimited)"),
+                })
+            }
+            v => v.to_string(),
+        };
+        plan.write(field, format!("hugetlb.{}.max", l.page_size()), value);
+    }
     Ok(())
+}
+
+/// Where the kernel has the hugetlb controller: `Some(true)` on a v1 hierarchy,
+/// `Some(false)` on cgroup2, `None` not at all (from /proc/cgroups).
+fn hugetlb_on_v1() -> Option<bool> {
+    let text = std::fs::read_to_string("/proc/cgroups").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["hugetlb", hierarchy, _, enabled] if *enabled == "1" => Some(*hierarchy != "0"),
+            _ => None,
+        }
+    })
+}
+
+/// Hybrid host: hugepage limits when hugetlb lives on cgroup2, and `unified` files that
+/// exist in `dir`; the rest is the v1 writer's.
+fn plan_hybrid(dir: &Path, res: &LinuxResources) -> Result<Plan, CgroupError> {
+    let mut plan = Plan::default();
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        match hugetlb_on_v1() {
+            Some(true) => {}
+            Some(false) => plan_hugetlb(&mut plan, res)?,
+            None => {
+                return Err(CgroupError::Unsupported {
+                    field: "linux.resources.hugepageLimits".into(),
+                    reason: "this host has no hugetlb controller".into(),
+                })
+            }
+        }
+    }
+    for (key, value) in sorted(res.unified()) {
+        check_unified_key(key).map_err(|reason| CgroupError::Invalid {
+            field: unified_field(key),
+            reason,
+        })?;
+        if !dir.join(key).exists() {
+            return Err(CgroupError::Unsupported {
+                field: unified_field(key),
+                reason: format!(
+                    "not available on the cgroup2 hierarchy of a hybrid host ({} has no {key})",
+                    dir.display()
+                ),
+            });
+        }
+        plan.write(unified_field(key), key, value);
+    }
+    Ok(plan)
+}
+
+fn sorted<V>(map: &Option<std::collections::HashMap<String, V>>) -> BTreeMap<&String, &V> {
+    map.iter().flatten().collect()
+}
+
+/// Unified host: every field, as runc's fs2 driver (plus cpu burst and idle).
+fn plan_unified(dir: &Path, res: &LinuxResources, update: bool) -> Result<Plan, CgroupError> {
+    let mut plan = Plan::default();
+    plan_memory(&mut plan, dir, res, update)?;
+    if let Some(p) = res.pids() {
+        // runc: 0 leaves pids.max alone; any negative is unlimited.
+        match p.limit() {
+            0 => {}
+            l if l < 0 => plan.write("linux.resources.pids.limit", "pids.max", "max"),
+            l => plan.write("linux.resources.pids.limit", "pids.max", l),
+        }
+    }
+    plan_cpu(&mut plan, dir, res, update)?;
+    plan_io(&mut plan, dir, res)?;
+    plan_hugetlb(&mut plan, res)?;
+    for (device, limits) in sorted(res.rdma()) {
+        let field = format!("linux.resources.rdma[{device:?}]");
+        if device.is_empty() || device.contains(char::is_whitespace) {
+            return Err(CgroupError::Invalid {
+                field,
+                reason: "not an RDMA device name".into(),
+            });
+        }
+        let mut value = device.clone();
+        if let Some(h) = limits.hca_handles() {
+            value += &format!(" hca_handle={h}");
+        }
+        if let Some(o) = limits.hca_objects() {
+            value += &format!(" hca_object={o}");
+        }
+        if value != *device {
+            plan.write(field, "rdma.max", value);
+        }
+    }
+    if res.network().is_some() {
+        tracing::warn!("linux.resources.network is ignored on cgroup v2 (no net_cls/net_prio)");
+    }
+    if !update || res.devices().is_some() {
+        plan.devices = Some(res.devices().clone().unwrap_or_default());
+    }
+    let enabled = read(dir, "cgroup.controllers").unwrap_or_default();
+    for (key, value) in sorted(res.unified()) {
+        let field = unified_field(key);
+        check_unified_key(key).map_err(|reason| CgroupError::Invalid {
+            field: field.clone(),
+            reason,
+        })?;
+        let controller = key.split('.').next().unwrap_or_default();
+        if controller != "cgroup" && !enabled.split_whitespace().any(|c| c == controller) {
+            return Err(CgroupError::Unsupported {
+                field,
+                reason: format!("controller {controller:?} is not available"),
+            });
+        }
+        plan.write(field, key, value);
+    }
+    Ok(plan)
+}
+
+fn plan_memory(
+    plan: &mut Plan,
+    dir: &Path,
+    res: &LinuxResources,
+    update: bool,
+) -> Result<(), CgroupError> {
+    let Some(m) = res.memory() else {
+        return Ok(());
+    };
+    const F: &str = "linux.resources.memory";
+    if m.kernel().is_some() || m.kernel_tcp().is_some() {
+        tracing::warn!("{F}.kernel and {F}.kernelTCP are ignored on cgroup v2 (as by runc)");
+    }
+    if m.swappiness().is_some() {
+        tracing::warn!("{F}.swappiness is ignored on cgroup v2 (no memory.swappiness)");
+    }
+    if m.disable_oom_killer() == Some(true) {
+        tracing::warn!("{F}.disableOOMKiller is ignored on cgroup v2 (no oom_control)");
+    }
+    if m.use_hierarchy() == Some(false) {
+        tracing::warn!("{F}.useHierarchy false is ignored: cgroup v2 is always hierarchical");
+    }
+    let limit = m.limit().unwrap_or(0);
+    let swap = m.swap().unwrap_or(0);
+    // On update the swap total is relative to the limit in force when no new one is given.
+    let swap_base = if limit == 0 && swap != 0 && update {
+        match read(dir, "memory.max").as_deref().map(str::trim) {
+            Some("max") => -1,
+            Some(n) => n.parse().unwrap_or(0),
+            None => 0,
+        }
+    } else {
+        limit
+    };
+    let swap_value = swap_max(swap, swap_base).map_err(|reason| CgroupError::Invalid {
+        field: format!("{F}.swap"),
+        reason,
+    })?;
+    let max = limit_value(limit, &format!("{F}.limit"))?;
+    let low = limit_value(m.reservation().unwrap_or(0), &format!("{F}.reservation"))?;
+    if update && m.check_before_update() == Some(true) && limit > 0 {
+        let usage: i64 = read(dir, "memory.current")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if limit <= usage {
+            return Err(CgroupError::Invalid {
+                field: format!("{F}.limit"),
+                reason: format!(
+                    "{limit} is not above the current usage {usage} (checkBeforeUpdate)"
+                ),
+            });
+        }
+    }
+    if let Some(v) = swap_value {
+        plan.write(format!("{F}.swap"), "memory.swap.max", v);
+    }
+    if let Some(v) = max {
+        plan.write(format!("{F}.limit"), "memory.max", v);
+    }
+    if let Some(v) = low {
+        plan.write(format!("{F}.reservation"), "memory.low", v);
+    }
+    Ok(())
+}
+
+fn plan_cpu(
+    plan: &mut Plan,
+    dir: &Path,
+    res: &LinuxResources,
+    update: bool,
+) -> Result<(), CgroupError> {
+    let Some(c) = res.cpu() else {
+        return Ok(());
+    };
+    const F: &str = "linux.resources.cpu";
+    if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
+        tracing::warn!("{F}.realtimeRuntime/realtimePeriod are ignored on cgroup v2");
+    }
+    if let Some(idle) = c.idle() {
+        if idle != 0 && idle != 1 {
+            return Err(CgroupError::Invalid {
+                field: format!("{F}.idle"),
+                reason: format!("{idle} is neither 0 nor 1"),
+            });
+        }
+        plan.write(format!("{F}.idle"), "cpu.idle", idle);
+    }
+    if let Some(shares) = c.shares().filter(|s| *s != 0) {
+        if c.idle() == Some(1) {
+            // An idle group has no weight: the kernel refuses one.
+            tracing::debug!("{F}.shares skipped: {F}.idle is 1");
+        } else {
+            plan.write(
+                format!("{F}.shares"),
+                "cpu.weight",
+                cpu_weight_from_shares(shares),
+            );
+        }
+    }
+    let quota = c.quota().filter(|q| *q != 0);
+    let period = c.period().filter(|p| *p != 0);
+    if let Some(burst) = c.burst() {
+        plan.writes.push(Write {
+            field: format!("{F}.burst"),
+            file: "cpu.max.burst".into(),
+            value: burst.to_string(),
+            retry_later: true,
+        });
+    }
+    if quota.is_some() || period.is_some() {
+        let quota = match quota {
+            Some(q) if q > 0 => q.to_string(),
+            Some(_) => "max".into(),
+            // A period alone keeps the quota in force (runc's update merges it the same way).
+            None if update => read(dir, "cpu.max")
+                .and_then(|s| s.split_whitespace().next().map(str::to_string))
+                .unwrap_or_else(|| "max".into()),
+            None => "max".into(),
+        };
+        let value = match period {
+            Some(p) => format!("{quota} {p}"),
+            // The kernel keeps the period when only the quota is written.
+            None => quota,
+        };
+        let field = if c.quota().is_some() {
+            format!("{F}.quota")
+        } else {
+            format!("{F}.period")
+        };
+        plan.write(field, "cpu.max", value);
+    }
+    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        plan.write(format!("{F}.cpus"), "cpuset.cpus", cpus);
+    }
+    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        plan.write(format!("{F}.mems"), "cpuset.mems", mems);
+    }
+    Ok(())
+}
+
+fn plan_io(plan: &mut Plan, dir: &Path, res: &LinuxResources) -> Result<(), CgroupError> {
+    let Some(b) = res.block_io() else {
+        return Ok(());
+    };
+    const F: &str = "linux.resources.blockIO";
+    // BFQ takes v1 weights as they are; without it io.weight gets runc's conversion.
+    let bfq = read(dir, "io.bfq.weight");
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
+        if bfq.is_some() {
+            plan.write(format!("{F}.weight"), "io.bfq.weight", w);
+        } else {
+            let v = io_weight_from_blkio(w).map_err(|reason| CgroupError::Invalid {
+                field: format!("{F}.weight"),
+                reason,
+            })?;
+            plan.write(format!("{F}.weight"), "io.weight", v);
+        }
+    }
+    if b.leaf_weight().is_some() {
+        tracing::warn!("{F}.leafWeight is ignored on cgroup v2");
+    }
+    if let Some(devices) = b.weight_device().as_ref().filter(|d| !d.is_empty()) {
+        // Per-device BFQ weights (kernel 5.4+) show as lines, not one number.
+        let per_device = bfq
+            .as_deref()
+            .is_some_and(|s| s.trim().parse::<u64>().is_err());
+        if per_device {
+            for (i, d) in devices.iter().enumerate() {
+                if let Some(w) = d.weight() {
+                    let value = format!("{}:{} {w}", d.major(), d.minor());
+                    plan.write(format!("{F}.weightDevice[{i}]"), "io.bfq.weight", value);
+                }
+            }
+        } else {
+            tracing::warn!("{F}.weightDevice is ignored: no per-device io.bfq.weight here");
+        }
+    }
+    let throttles: [(&str, &str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
+        (
+            "throttleReadBpsDevice",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
+    ];
+    for (name, key, list) in throttles {
+        for (i, t) in list.iter().flatten().enumerate() {
+            if t.major() < 0 || t.minor() < 0 {
+                return Err(CgroupError::Invalid {
+                    field: format!("{F}.{name}[{i}]"),
+                    reason: format!("{}:{} is not a device number", t.major(), t.minor()),
+                });
+            }
+            // 0 lifts the limit on v1; io.max ignores 0, so say "max".
+            let rate = match t.rate() {
+                0 => "max".to_string(),
+                r => r.to_string(),
+            };
+            let value = format!("{}:{} {key}={rate}", t.major(), t.minor());
+            plan.write(format!("{F}.{name}[{i}]"), "io.max", value);
+        }
+    }
+    Ok(())
+}
+
+// ---- cgroup2 primitives ----
+
+/// Lets the children of `parent` use the `wanted` controllers: writes `+name` to its
+/// cgroup.subtree_control for each one `parent` has (in cgroup.controllers) and has not
+/// delegated yet. Controllers `parent` lacks are skipped: the limits that need them then
+/// fail in [`apply`] with the field named. runc delegates every available controller.
+pub fn enable_controllers(parent: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
+    let have = read(parent, "cgroup.controllers").ok_or_else(|| CgroupError::Io {
+        step: "read",
+        path: parent.join("cgroup.controllers"),
+        source: io::Error::from(io::ErrorKind::NotFound),
+    })?;
+    let on = read(parent, "cgroup.subtree_control").unwrap_or_default();
+    for c in wanted {
+        if on.split_whitespace().any(|o| o == *c) {
+            continue;
+        }
+        if !have.split_whitespace().any(|h| h == *c) {
+            tracing::debug!(parent = %parent.display(), "controller {c} not available");
+            continue;
+        }
+        write_file(
+            parent,
+            "cgroup.subtree_control",
+            &format!("+{c}"),
+            "delegate controllers",
+        )?;
+    }
+    Ok(())
+}
+
+/// How long [`freeze`] waits for cgroup.events to agree (runc waits 10 s too).
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Freezes (or thaws) every process in `dir` and its children through cgroup.freeze, and
+/// waits until cgroup.events says the state holds. A freeze that does not complete in
+/// time is undone, so the container is left running rather than half frozen.
+pub fn freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
+    let step = if frozen { "freeze" } else { "thaw" };
+    if !dir.join("cgroup.freeze").exists() {
+        if !frozen {
+            return Ok(());
+        }
+        return Err(CgroupError::Unsupported {
+            field: "pause".into(),
+            reason: format!("{} has no cgroup.freeze (kernel before 5.2)", dir.display()),
+        });
+    }
+    let want = if frozen { "1" } else { "0" };
+    write_file(dir, "cgroup.freeze", want, step)?;
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let events = read(dir, "cgroup.events").unwrap_or_default();
+        if events
+            .lines()
+            .any(|l| l.split_whitespace().eq(["frozen", want]))
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    if frozen {
+        let _ = write_file(dir, "cgroup.freeze", "0", "thaw");
+    }
+    Err(CgroupError::Io {
+        step,
+        path: dir.join("cgroup.events"),
+        source: io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("not {step}d after {} s", FREEZE_TIMEOUT.as_secs()),
+        ),
+    })
+}
+
+/// Whether `dir` was asked to freeze (cgroup.freeze is 1), as runc reports "paused".
+pub fn is_frozen(dir: &Path) -> bool {
+    read(dir, "cgroup.freeze").is_some_and(|s| s.trim() == "1")
+}
+
+/// SIGKILLs every process in `dir` and its children at once (cgroup.kill, kernel 5.14+).
+/// `Unsupported` where the file is missing: the caller signals the pids instead.
+pub fn kill(dir: &Path) -> Result<(), CgroupError> {
+    if !dir.join("cgroup.kill").exists() {
+        return Err(CgroupError::Unsupported {
+            field: "kill --all".into(),
+            reason: format!("{} has no cgroup.kill (kernel before 5.14)", dir.display()),
+        });
+    }
+    write_file(dir, "cgroup.kill", "1", "kill --all")
+}
+
+// ---- files ----
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok()
+}
+
+/// One write(2) of `value` (cgroup files take a value per write); never creates the file.
+fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<(), CgroupError> {
+    let path: PathBuf = dir.join(file);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|source| CgroupError::Write {
+            field: field.into(),
+            path,
+            value: value.into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::collections::HashMap;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command, Output};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use oci_spec::runtime::{
+        LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder,
+        LinuxPidsBuilder, LinuxRdmaBuilder, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
+    };
+
+    use super::*;
+
+    pub(in crate::cgroups) const UNIFIED_ROOT: &str = "/sys/fs/cgroup/unified";
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+    fn unique(prefix: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{}-{n}", std::process::id())
+    }
+
+    /// A scratch child of the host's cgroup2 hierarchy, removed (after its processes are
+    /// gone) on drop.
+    pub(in crate::cgroups) struct Scratch(pub PathBuf);
+
+    impl Scratch {
+        pub fn new() -> Self {
+            let dir = Path::new(UNIFIED_ROOT).join(unique("hulltest"));
+            std::fs::create_dir(&dir).expect("mkdir scratch cgroup");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            // A process that just exited can keep the cgroup busy for a moment.
+            for _ in 0..200 {
+                if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!("could not remove {}", self.0.display());
+        }
+    }
+
+    fn in_cgroup(dir: &Path, script: &str) -> Command {
+        let procs = dir.join("cgroup.procs");
+        let mut cmd = Command::new("/usr/bin/busybox");
+        cmd.args(["sh", "-c", script]);
+        // SAFETY: the hook runs in the forked child before exec and only opens and writes
+        // one file through a path built before the fork (std's open uses a stack buffer for
+        // short paths), so it neither allocates nor takes locks.
+        unsafe {
+            cmd.pre_exec(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&procs)?
+                    .write_all(b"0")
+            });
+        }
+        cmd
+    }
+
+    /// Runs a busybox shell script in the cgroup `dir` and waits for it.
+    pub(in crate::cgroups) fn run_in(dir: &Path, script: &str) -> Output {
+        in_cgroup(dir, script).output().expect("run busybox")
+    }
+
+    /// A child this test started, SIGKILLed and reaped on drop.
+    struct Started(Child);
+
+    impl Drop for Started {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A plain directory standing in for a cgroup: the files `apply` may write, empty.
+    struct FakeDir(PathBuf);
+
+    impl FakeDir {
+        fn new(controllers: &str, files: &[&str]) -> Self {
+            let dir = std::env::temp_dir().join(unique("hull-v2-test"));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+            for f in files {
+                std::fs::write(dir.join(f), "").unwrap();
+            }
+            FakeDir(dir)
+        }
+
+        fn get(&self, file: &str) -> String {
+            std::fs::read_to_string(self.0.join(file)).unwrap()
+        }
+    }
+
+    impl Drop for FakeDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const ALL_FILES: &[&str] = &[
+        "memory.max",
+        "memory.low",
+        "memory.high",
+        "memory.swap.max",
+        "pids.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpu.max.burst",
+        "cpu.idle",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "io.weight",
+        "io.max",
+        "hugetlb.2MB.max",
+        "rdma.max",
+    ];
+    const ALL_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma";
+
+    #[test]
+    fn cpu_weight_is_runc_linear_map() {
+        assert_eq!(cpu_weight_from_shares(2), 1);
+        assert_eq!(cpu_weight_from_shares(1024), 39);
+        assert_eq!(cpu_weight_from_shares(262_144), 10_000);
+        // Out of the v1 range: clamped as the v1 kernel does, never wrapped.
+        assert_eq!(cpu_weight_from_shares(1), 1);
+        assert_eq!(cpu_weight_from_shares(1 << 40), 10_000);
+    }
+
+    #[test]
+    fn io_weight_is_runc_linear_map() {
+        assert_eq!(io_weight_from_blkio(10), Ok(1));
+        assert_eq!(io_weight_from_blkio(500), Ok(4950));
+        assert_eq!(io_weight_from_blkio(1000), Ok(10_000));
+        assert!(io_weight_from_blkio(9).is_err());
+        assert!(io_weight_from_blkio(1001).is_err());
+    }
+
+    #[test]
+    fn swap_total_becomes_swap_only() {
+        assert_eq!(swap_max(3000, 1000), Ok(Some("2000".into())));
+        // Equal totals: swap disabled.
+        assert_eq!(swap_max(1000, 1000), Ok(Some("0".into())));
+        assert_eq!(swap_max(-1, 1000), Ok(Some("max".into())));
+        assert_eq!(swap_max(0, 1000), Ok(None));
+        assert_eq!(swap_max(0, -1), Ok(Some("max".into())));
+        assert_eq!(swap_max(0, 0), Ok(None));
+        assert!(swap_max(500, 1000).unwrap_err().contains("below"));
+        assert!(swap_max(3000, 0)
+            .unwrap_err()
+            .contains("needs a memory limit"));
+        assert!(swap_max(3000, -1).is_err());
+        assert!(swap_max(-2, 1000).is_err());
+    }
+
+    #[test]
+    fn unified_keys_name_one_file() {
+        assert!(check_unified_key("memory.high").is_ok());
+        assert!(check_unified_key("cgroup.max.descendants").is_ok());
+        assert!(check_unified_key("hugetlb.2MB.max").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../memory.max",
+            "a/b.c",
+            "memory",
+            ".max",
+            "memory.",
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.subtree_control",
+            "cgroup.kill",
+            "cgroup.freeze",
+        ] {
+            assert!(check_unified_key(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn page_sizes_are_spelled_like_the_kernel() {
+        assert_eq!(page_size_name(64), "64KB");
+        assert_eq!(page_size_name(2048), "2MB");
+        assert_eq!(page_size_name(1 << 20), "1GB");
+        assert_eq!(page_size_name(16 << 20), "16GB");
+        let host = host_page_sizes();
+        assert!(host.iter().all(|s| s.ends_with("B")), "{host:?}");
+    }
+
+    fn everything() -> LinuxResources {
+        LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(1_000_000)
+                    .swap(3_000_000)
+                    .reservation(500_000)
+                    .kernel_tcp(1_000_000)
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(10).build().unwrap())
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(1024u64)
+                    .quota(50_000)
+                    .period(100_000u64)
+                    .burst(1000u64)
+                    .cpus("0")
+                    .mems("0")
+                    .build()
+                    .unwrap(),
+            )
+            .block_io(
+                LinuxBlockIoBuilder::default()
+                    .weight(500u16)
+                    .throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default()
+                        .major(8)
+                        .minor(0)
+                        .rate(1000u64)
+                        .build()
+                        .unwrap()])
+                    .build()
+                    .unwrap(),
+            )
+            .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                .page_size("2MB")
+                .limit(2 * 1024 * 1024)
+                .build()
+                .unwrap()])
+            .rdma(HashMap::from([(
+                "mlx5_0".to_string(),
+                LinuxRdmaBuilder::default()
+                    .hca_handles(3u32)
+                    .build()
+                    .unwrap(),
+            )]))
+            .unified(HashMap::from([(
+                "memory.high".to_string(),
+                "900000".to_string(),
+            )]))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn unified_host_gets_every_field() {
+        let d = FakeDir::new(ALL_CONTROLLERS, ALL_FILES);
+        // update = true and no devices: no program to attach to a plain directory.
+        apply(&d.0, &everything(), true, true).unwrap();
+        let expect = [
+            ("memory.max", "1000000"),
+            ("memory.swap.max", "2000000"),
+            ("memory.low", "500000"),
+            ("pids.max", "10"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "50000 100000"),
+            ("cpu.max.burst", "1000"),
+            ("cpu.idle", ""),
+            ("cpuset.cpus", "0"),
+            ("cpuset.mems", "0"),
+            ("io.weight", "4950"),
+            ("io.max", "8:0 rbps=1000"),
+            ("hugetlb.2MB.max", "2097152"),
+            ("rdma.max", "mlx5_0 hca_handle=3"),
+            ("memory.high", "900000"),
+        ];
+        for (file, value) in expect {
+            assert_eq!(d.get(file), value, "{file}");
+        }
+    }
+
+    #[test]
+    fn update_keeps_what_it_does_not_name() {
+        let d = FakeDir::new(ALL_CONTROLLERS, ALL_FILES);
+        std::fs::write(d.0.join("cpu.max"), "30000 100000").unwrap();
+        std::fs::write(d.0.join("memory.max"), "1000").unwrap();
+        let res = LinuxResourcesBuilder::default()
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .period(50_000u64)
+                    .build()
+                    .unwrap(),
+            )
+            .memory(LinuxMemoryBuilder::default().swap(2500).build().unwrap())
+            .build()
+            .unwrap();
+        apply(&d.0, &res, true, true).unwrap();
+        assert_eq!(d.get("cpu.max"), "30000 50000");
+        assert_eq!(d.get("memory.swap.max"), "1500");
+        assert_eq!(d.get("memory.max"), "1000");
+        assert_eq!(d.get("pids.max"), "");
+        // Quota alone: the period stays (the kernel keeps it), unlimited is "max".
+        let res = LinuxResourcesBuilder::default()
+            .cpu(LinuxCpuBuilder::default().quota(-1).build().unwrap())
+            .build()
+            .unwrap();
+        apply(&d.0, &res, true, true).unwrap();
+        assert_eq!(d.get("cpu.max"), "max");
+    }
+
+    #[test]
+    fn errors_name_the_field_and_write_nothing() {
+        let cases: Vec<(LinuxResources, &str)> = vec![
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(LinuxMemoryBuilder::default().limit(1000).build().unwrap())
+                    .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                        .page_size("3MB")
+                        .limit(0)
+                        .build()
+                        .unwrap()])
+                    .build()
+                    .unwrap(),
+                "linux.resources.hugepageLimits[0].pageSize: unknown page size 3MB",
+            ),
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(
+                        LinuxMemoryBuilder::default()
+                            .limit(1000)
+                            .swap(500)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+                "linux.resources.memory.swap: memory+swap limit 500 is below",
+            ),
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(LinuxMemoryBuilder::default().limit(1000).build().unwrap())
+                    .unified(HashMap::from([(
+                        "cgroup.procs".to_string(),
+                        "1".to_string(),
+                    )]))
+                    .build()
+                    .unwrap(),
+                "linux.resources.unified[\"cgroup.procs\"]: cgroup.procs is not a resource limit",
+            ),
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(LinuxMemoryBuilder::default().limit(1000).build().unwrap())
+                    .unified(HashMap::from([("misc.max".to_string(), "x 1".to_string())]))
+                    .build()
+                    .unwrap(),
+                "linux.resources.unified[\"misc.max\"]: controller \"misc\" is not available",
+            ),
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(LinuxMemoryBuilder::default().limit(1000).build().unwrap())
+                    .block_io(LinuxBlockIoBuilder::default().weight(5u16).build().unwrap())
+                    .build()
+                    .unwrap(),
+                "linux.resources.blockIO.weight: 5 is outside",
+            ),
+            (
+                LinuxResourcesBuilder::default()
+                    .memory(LinuxMemoryBuilder::default().limit(1000).build().unwrap())
+                    .cpu(LinuxCpuBuilder::default().idle(2).build().unwrap())
+                    .build()
+                    .unwrap(),
+                "linux.resources.cpu.idle: 2 is neither 0 nor 1",
+            ),
+        ];
+        for (res, want) in cases {
+            let d = FakeDir::new(ALL_CONTROLLERS, ALL_FILES);
+            let err = apply(&d.0, &res, true, true).unwrap_err().to_string();
+            assert!(
+                err.starts_with(want),
+                "{err:?} does not start with {want:?}"
+            );
+            assert_eq!(d.get("memory.max"), "", "written before failing: {want}");
+        }
+    }
+
+    #[test]
+    fn a_controller_not_enabled_is_named() {
+        let d = FakeDir::new("cpu", &["cpu.max"]);
+        let res = LinuxResourcesBuilder::default()
+            .cpu(LinuxCpuBuilder::default().quota(1000).build().unwrap())
+            .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
+            .build()
+            .unwrap();
+        let err = apply(&d.0, &res, true, true).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.resources.pids.limit: the pids controller is not enabled"),
+            "{err}"
+        );
+        assert_eq!(d.get("cpu.max"), "");
+    }
+
+    #[test]
+    fn hybrid_host_writes_only_hugetlb_and_existing_unified_files() {
+        let d = FakeDir::new("hugetlb", &["hugetlb.2MB.max", "hugetlb.1GB.max"]);
+        let mut res = everything();
+        res.set_unified(Some(HashMap::from([(
+            "hugetlb.1GB.max".to_string(),
+            "0".to_string(),
+        )])));
+        apply(&d.0, &res, false, false).unwrap();
+        if hugetlb_on_v1() == Some(false) {
+            assert_eq!(d.get("hugetlb.2MB.max"), "2097152");
+        }
+        assert_eq!(d.get("hugetlb.1GB.max"), "0");
+        assert!(!d.0.join("memory.max").exists());
+
+        res.set_unified(Some(HashMap::from([(
+            "memory.max".to_string(),
+            "1".to_string(),
+        )])));
+        let err = apply(&d.0, &res, false, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.resources.unified[\"memory.max\"]: not available on the cgroup2 hierarchy of a hybrid host"),
+            "{err}"
+        );
+    }
+
+    /// hugetlb on this host's real cgroup2 hierarchy. Delegating hugetlb from the root is
+    /// what `hull create` itself does for hugepage limits here; it is left on.
+    #[test]
+    fn hugetlb_limit_lands_in_a_real_cgroup2_child() {
+        if hugetlb_on_v1() != Some(false) {
+            println!("skipped: hugetlb is not on cgroup2 here");
+            return;
+        }
+        enable_controllers(Path::new(UNIFIED_ROOT), &["hugetlb", "no-such-controller"]).unwrap();
+        let cg = Scratch::new();
+        let res = LinuxResourcesBuilder::default()
+            .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                .page_size("2MB")
+                .limit(4 * 1024 * 1024)
+                .build()
+                .unwrap()])
+            .unified(HashMap::from([(
+                "hugetlb.1GB.max".to_string(),
+                "0".to_string(),
+            )]))
+            .build()
+            .unwrap();
+        apply(&cg.0, &res, false, false).unwrap();
+        assert_eq!(read(&cg.0, "hugetlb.2MB.max").unwrap().trim(), "4194304");
+        assert_eq!(read(&cg.0, "hugetlb.1GB.max").unwrap().trim(), "0");
+        // Unlimited again through -1.
+        let res = LinuxResourcesBuilder::default()
+            .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                .page_size("2MB")
+                .limit(-1)
+                .build()
+                .unwrap()])
+            .build()
+            .unwrap();
+        apply(&cg.0, &res, false, true).unwrap();
+        assert_eq!(read(&cg.0, "hugetlb.2MB.max").unwrap().trim(), "max");
+    }
+
+    #[test]
+    fn freeze_thaw_and_kill_a_real_cgroup() {
+        let cg = Scratch::new();
+        let child = Started(in_cgroup(&cg.0, "exec sleep 30").spawn().unwrap());
+        // Wait for the child to be in the cgroup (pre_exec runs before spawn returns, but
+        // be sure before freezing).
+        assert!(read(&cg.0, "cgroup.procs")
+            .unwrap()
+            .contains(&child.0.id().to_string()));
+        assert!(!is_frozen(&cg.0));
+        freeze(&cg.0, true).unwrap();
+        assert!(is_frozen(&cg.0));
+        assert!(read(&cg.0, "cgroup.events").unwrap().contains("frozen 1"));
+        freeze(&cg.0, false).unwrap();
+        assert!(!is_frozen(&cg.0));
+        assert!(read(&cg.0, "cgroup.events").unwrap().contains("frozen 0"));
+        let mut child = child;
+        kill(&cg.0).unwrap();
+        let status = child.0.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn freeze_without_cgroup_freeze_is_unsupported() {
+        let d = FakeDir::new("", &[]);
+        assert!(freeze(&d.0, false).is_ok());
+        let err = freeze(&d.0, true).unwrap_err();
+        assert!(matches!(err, CgroupError::Unsupported { .. }), "{err}");
+        assert!(matches!(kill(&d.0), Err(CgroupError::Unsupported { .. })));
+    }
 }
