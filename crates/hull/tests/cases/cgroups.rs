@@ -258,6 +258,17 @@ fn with_a_cgroup_namespace_the_process_sees_root_paths() {
     assert!(seen.contains("pids=42\n"), "pids limit inside:\n{seen}");
 }
 
+/// The `type` of each JSON line `events` printed (stats lines are long: not worth showing).
+fn event_types(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(v) => v["type"].as_str().unwrap_or("<no type>").to_string(),
+            Err(_) => format!("<not JSON: {l:.80}>"),
+        })
+        .collect()
+}
+
 #[test]
 fn memory_hog_is_oom_killed_and_events_reports_it() {
     let mut t = Test::new("cg_oom");
@@ -289,7 +300,13 @@ fn memory_hog_is_oom_killed_and_events_reports_it() {
         events.stdout_now().contains("\"type\":\"oom\"")
     });
     let ev = events.kill();
-    assert!(saw_oom, "no oom event:\n{ev}");
+    assert!(
+        saw_oom,
+        "no oom event; `{}` printed types {:?}, stderr {:?}",
+        ev.args.join(" "),
+        event_types(&ev.stdout),
+        ev.stderr
+    );
     let oom: Value = ev
         .stdout
         .lines()
