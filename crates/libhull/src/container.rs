@@ -501,10 +501,16 @@ impl Runtime {
         }
         let cg = self.cgroups_of(&st)?.clone();
         cg.check_ownership(true)?;
-        cg.apply(res, true)?;
+        let mut res = res.clone();
+        if res.devices().is_some() {
+            // As runc: device rules are set at create only.
+            tracing::warn!("update: linux.resources.devices is ignored");
+            res.set_devices(None);
+        }
+        cg.apply(&res, true)?;
         let linux = st.config.linux_mut().get_or_insert_with(Default::default);
         let mut merged = linux.resources().clone().unwrap_or_default();
-        crate::spec::merge_resources(&mut merged, res);
+        crate::spec::merge_resources(&mut merged, &res);
         linux.set_resources(Some(merged));
         entry.save(&st)?;
         Ok(())
@@ -590,11 +596,11 @@ fn enter_cgroups(
     res: Option<&oci_spec::runtime::LinuxResources>,
     pid: i32,
 ) -> Result<(), CgroupError> {
-    cg.check_ownership(res.is_some())?;
+    // Even without `linux.resources` the device rules apply: deny all but hull's defaults.
+    let none = oci_spec::runtime::LinuxResources::default();
+    cg.check_ownership(true)?;
     cg.make()?;
-    if let Some(res) = res {
-        cg.apply(res, false)?;
-    }
+    cg.apply(res.unwrap_or(&none), false)?;
     cg.join(pid)
 }
 

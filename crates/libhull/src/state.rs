@@ -152,10 +152,11 @@ impl ContainerState {
             {
                 if self.creating {
                     Status::Creating
+                } else if frozen(self) {
+                    // Paused wins over created, as in runc: resume brings back `created`.
+                    Status::Paused
                 } else if !self.started && !self.init_execed() {
                     Status::Created
-                } else if frozen(self) {
-                    Status::Paused
                 } else {
                     Status::Running
                 }

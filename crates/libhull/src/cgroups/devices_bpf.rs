@@ -5,14 +5,18 @@
 //! Hand-written rather than libcgroups' `cgroupsv2_devices`: that feature builds libbpf from C
 //! (libelf-dev and zlib1g-dev on every build host), its `apply_devices` raises RLIMIT_MEMLOCK
 //! to 128 MiB and fails without CAP_SYS_RESOURCE (this host's bounding set lacks it), and its
-//! rule merging differs from runc's (a partial-access deny after an allow still allows
-//! `rw`; holes punched in wildcard rules are accepted). What is left to write is small: the
-//! runc rule emulator, a dozen instructions per rule, and five bpf(2) commands.
+//! rule merging is not the v1 kernel's (a partial-access deny after an allow still allows
+//! `rw`). What is left to write is small: a rule folder, a dozen instructions per rule, and
+//! five bpf(2) commands.
 //!
-//! Rules follow runc 1.1.5: the spec's rules, then the default allow list, folded in order
-//! into a default action and a set of exceptions; the program returns the exception's
-//! action when the device type, access, major and minor match one, else the default.
-//! Since kernel 5.11 BPF memory is charged to the memory cgroup, so no rlimit is touched.
+//! The rules are the ones the v1 writer hands the kernel, in the same order
+//! ([`super::v1::effective_device_rules`]: the config's, with hull's defaults after its last
+//! "all devices" rule), folded the way the v1 kernel folds them into a default action and
+//! exceptions, so a container is allowed the same devices on either hierarchy. The program
+//! checks the exceptions as the v1 kernel does: with default deny, one exception must cover
+//! the device and every access asked for; with default allow, an exception that shares any
+//! access denies (runc's program tests "covers all" there too, and so lets `rw` through a
+//! `w` deny). Since kernel 5.11 BPF memory is charged to the memory cgroup: no rlimit change.
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
@@ -28,8 +32,8 @@ use super::CgroupError;
 /// The name hull gives its programs, so an update detaches only those.
 const PROG_NAME: &[u8] = b"hull_devices";
 
-/// Writes the device rules of a container (`rules` from `linux.resources.devices`, then
-/// hull's defaults) as a device program on the cgroup2 directory `dir`. Any program hull
+/// Writes the device rules of a container (`rules` from `linux.resources.devices`, with
+/// hull's defaults as the v1 writer places them) as a device program on the cgroup2 directory `dir`. Any program hull
 /// attached there before is detached once the new one is in place (`update`, or a retried
 /// create); programs attached by others are left alone.
 pub fn apply_devices(
@@ -41,23 +45,6 @@ pub fn apply_devices(
     tracing::debug!(dir = %dir.display(), update, "device program:\n{program}");
     attach(dir, &program)
 }
-
-/// runc's default device rules (`AllowedDevices` of runc 1.1.5): mknod of any device, and
-/// /dev/null, random, full, tty, zero, urandom, pts, ptmx and tun. Appended after the spec's
-/// rules, so a spec cannot take them away (as with runc).
-pub const DEFAULT_ALLOW: &[(DeviceKind, Option<u32>, Option<u32>, &str)] = &[
-    (DeviceKind::Char, None, None, "m"),
-    (DeviceKind::Block, None, None, "m"),
-    (DeviceKind::Char, Some(1), Some(3), "rwm"),
-    (DeviceKind::Char, Some(1), Some(8), "rwm"),
-    (DeviceKind::Char, Some(1), Some(7), "rwm"),
-    (DeviceKind::Char, Some(5), Some(0), "rwm"),
-    (DeviceKind::Char, Some(1), Some(5), "rwm"),
-    (DeviceKind::Char, Some(1), Some(9), "rwm"),
-    (DeviceKind::Char, Some(136), None, "rwm"),
-    (DeviceKind::Char, Some(5), Some(2), "rwm"),
-    (DeviceKind::Char, Some(10), Some(200), "rwm"),
-];
 
 /// A device type a cgroup rule can name (the wildcard `a` is a [`Rule`] without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -164,18 +151,6 @@ impl Rule {
             access,
         })
     }
-
-    fn default_rules() -> impl Iterator<Item = Rule> {
-        DEFAULT_ALLOW
-            .iter()
-            .map(|&(kind, major, minor, access)| Rule {
-                allow: true,
-                kind: Some(kind),
-                major,
-                minor,
-                access: parse_access(access).unwrap_or(ACC_ALL),
-            })
-    }
 }
 
 impl fmt::Display for Rule {
@@ -194,11 +169,11 @@ impl fmt::Display for Rule {
 }
 
 /// Which devices an exception covers; `None` numbers are wildcards (ordered first, as in
-/// runc, though with one action for all exceptions the order cannot change the result).
+/// runc; all exceptions share one action, so their order cannot change the result).
 type Meta = (Option<u32>, Option<u32>, DeviceKind);
 
-/// runc's device emulator: the state a v1 devices cgroup would reach after the rules,
-/// as a default action plus exceptions (each with the access bits it covers).
+/// The state a v1 devices cgroup reaches after the rules are written to devices.allow and
+/// devices.deny in order: a default action plus exceptions (each with its access bits).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Emulator {
     default_allow: bool,
@@ -206,56 +181,26 @@ struct Emulator {
 }
 
 impl Emulator {
-    fn apply(&mut self, rule: &Rule) -> Result<(), String> {
+    fn apply(&mut self, rule: &Rule) {
         let Some(kind) = rule.kind else {
             // `a`: everything allowed or denied, whatever numbers and access it names.
             *self = Emulator {
                 default_allow: rule.allow,
                 exceptions: BTreeMap::new(),
             };
-            return Ok(());
+            return;
         };
         let meta = (rule.major, rule.minor, kind);
-        if rule.allow == self.default_allow {
-            self.remove(meta, rule.access)
-        } else {
+        if rule.allow != self.default_allow {
             *self.exceptions.entry(meta).or_default() |= rule.access;
-            Ok(())
-        }
-    }
-
-    /// Takes `access` out of the exception for `meta`. Refused when a wider exception
-    /// covers it, as the v1 kernel cannot punch a hole in a wildcard rule.
-    fn remove(&mut self, meta: Meta, access: u8) -> Result<(), String> {
-        let (major, minor, kind) = meta;
-        for wider in [(None, minor, kind), (major, None, kind), (None, None, kind)] {
-            if wider == meta {
-                continue;
-            }
-            let held = self.exceptions.get(&wider).copied().unwrap_or(0);
-            if held & access != 0 {
-                let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
-                return Err(format!(
-                    "cannot take {} on {} {}:{} out of the wider rule {} {}:{} {} \
-                     (cgroup v1 cannot punch holes in wildcard rules)",
-                    access_string(access),
-                    kind.letter(),
-                    num(major),
-                    num(minor),
-                    kind.letter(),
-                    num(wider.0),
-                    num(wider.1),
-                    access_string(held)
-                ));
-            }
-        }
-        if let Some(held) = self.exceptions.get_mut(&meta) {
-            *held &= !access;
+        } else if let Some(held) = self.exceptions.get_mut(&meta) {
+            // Like the kernel: only the exception with these very numbers shrinks; a
+            // wildcard exception that also covers the device stays as it is.
+            *held &= !rule.access;
             if *held == 0 {
                 self.exceptions.remove(&meta);
             }
         }
-        Ok(())
     }
 }
 
@@ -278,6 +223,7 @@ impl Insn {
     const ALU32_MOV_X: u8 = 0x04 | 0xb0 | 0x08; // BPF_ALU | BPF_MOV | BPF_X
     const JNE_K: u8 = 0x05 | 0x50; // BPF_JMP | BPF_JNE | BPF_K
     const JNE_X: u8 = 0x05 | 0x50 | 0x08; // BPF_JMP | BPF_JNE | BPF_X
+    const JEQ_K: u8 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
     const EXIT: u8 = 0x05 | 0x90; // BPF_JMP | BPF_EXIT
 
     fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
@@ -313,31 +259,25 @@ pub struct Program {
 }
 
 impl Program {
-    /// The program for `linux.resources.devices` followed by [`DEFAULT_ALLOW`].
+    /// The program for `linux.resources.devices` with hull's default rules.
     pub fn from_spec(rules: &[LinuxDeviceCgroup]) -> Result<Self, CgroupError> {
-        let mut all = rules
+        // Checked one by one first, so an error names the config's own index.
+        for (i, d) in rules.iter().enumerate() {
+            Rule::from_spec(i, d)?;
+        }
+        let all = super::v1::effective_device_rules(rules)
             .iter()
             .enumerate()
             .map(|(i, d)| Rule::from_spec(i, d))
             .collect::<Result<Vec<_>, _>>()?;
-        let user = all.len();
-        all.extend(Rule::default_rules());
-        Self::from_rules(&all).map_err(|(index, reason)| CgroupError::Invalid {
-            field: if index < user {
-                format!("linux.resources.devices[{index}]")
-            } else {
-                "linux.resources.devices (hull's default rules)".into()
-            },
-            reason,
-        })
+        Ok(Self::from_rules(&all))
     }
 
-    /// The program for exactly `rules`, folded as runc does, starting from "deny all".
-    /// Errors carry the index of the rule the emulator refused.
-    pub fn from_rules(rules: &[Rule]) -> Result<Self, (usize, String)> {
+    /// The program for exactly `rules`, folded in order from "deny all".
+    pub fn from_rules(rules: &[Rule]) -> Self {
         let mut emu = Emulator::default();
-        for (i, rule) in rules.iter().enumerate() {
-            emu.apply(rule).map_err(|reason| (i, reason))?;
+        for rule in rules {
+            emu.apply(rule);
         }
         let exceptions: Vec<Rule> = emu
             .exceptions
@@ -371,7 +311,7 @@ impl Program {
                 rule.kind.map_or(0, DeviceKind::bpf),
             ));
             if rule.access != ACC_ALL {
-                // The access asked for must be within the rule's: (R3 & access) == R3.
+                // R1 = the access asked for that the exception names.
                 block.push(Insn::new(Insn::ALU32_MOV_X, 1, 3, 0, 0));
                 block.push(Insn::new(
                     Insn::ALU32_AND_K,
@@ -380,7 +320,13 @@ impl Program {
                     0,
                     i32::from(rule.access),
                 ));
-                block.push(Insn::new(Insn::JNE_X, 1, 3, 0, 0));
+                if rule.allow {
+                    // An allow must cover all of it: skip unless R1 == R3.
+                    block.push(Insn::new(Insn::JNE_X, 1, 3, 0, 0));
+                } else {
+                    // A deny hits on any of it: skip only if R1 == 0.
+                    block.push(Insn::new(Insn::JEQ_K, 1, 0, 0, 0));
+                }
             }
             if let Some(major) = rule.major {
                 block.push(Insn::new(Insn::JNE_K, 4, 0, 0, major as i32));
@@ -392,7 +338,7 @@ impl Program {
             block.push(Insn::new(Insn::EXIT, 0, 0, 0, 0));
             let len = block.len();
             for (i, insn) in block.iter_mut().enumerate() {
-                if insn.code == Insn::JNE_K || insn.code == Insn::JNE_X {
+                if matches!(insn.code, Insn::JNE_K | Insn::JNE_X | Insn::JEQ_K) {
                     // Jump past the rest of the block: offsets count from the next insn.
                     insn.off = (len - i - 1) as i16;
                 }
@@ -407,11 +353,11 @@ impl Program {
             i32::from(emu.default_allow),
         ));
         insns.push(Insn::new(Insn::EXIT, 0, 0, 0, 0));
-        Ok(Program {
+        Program {
             insns,
             default_allow: emu.default_allow,
             exceptions,
-        })
+        }
     }
 
     fn bytecode(&self) -> Vec<[u8; 8]> {
@@ -441,7 +387,8 @@ impl Program {
                 Insn::ALU32_MOV_X => regs[d] = regs[s] & 0xffff_ffff,
                 Insn::JNE_K if regs[d] != imm => pc += insn.off as usize,
                 Insn::JNE_X if regs[d] != regs[s] => pc += insn.off as usize,
-                Insn::JNE_K | Insn::JNE_X => {}
+                Insn::JEQ_K if regs[d] == imm => pc += insn.off as usize,
+                Insn::JNE_K | Insn::JNE_X | Insn::JEQ_K => {}
                 Insn::EXIT => return regs[0] == 1,
                 _ => return false,
             }

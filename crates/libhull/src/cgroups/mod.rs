@@ -310,9 +310,8 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Creates the directories `plan` recorded. A new v1 cpuset cgroup starts with no CPUs
-    /// and no memory nodes, so it gets its parent's; a new cgroup2 directory gets the
-    /// controllers its parent has.
+    /// Creates the directories `plan` recorded; a new cgroup2 directory gets the controllers
+    /// its parent has. (A new v1 cpuset cgroup starts with no CPUs: [`v1::apply`] fills it.)
     pub fn make(&self) -> Result<(), CgroupError> {
         for dir in &self.created {
             match std::fs::create_dir(dir) {
@@ -324,11 +323,6 @@ impl Cgroups {
                         path: dir.clone(),
                         source,
                     })
-                }
-            }
-            if dir.join("cpuset.cpus").exists() {
-                for file in ["cpuset.cpus", "cpuset.mems"] {
-                    inherit_cpuset(dir, file)?;
                 }
             }
         }
@@ -496,25 +490,6 @@ fn systemd_unavailable(path: &str) -> CgroupError {
         path: path.to_string(),
         reason,
     }
-}
-
-fn inherit_cpuset(dir: &Path, file: &str) -> Result<(), CgroupError> {
-    let path = dir.join(file);
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if !current.trim().is_empty() {
-        return Ok(());
-    }
-    let parent = dir.parent().unwrap_or(dir).join(file);
-    let value = std::fs::read_to_string(&parent).map_err(|source| CgroupError::Io {
-        step: "read",
-        path: parent,
-        source,
-    })?;
-    std::fs::write(&path, value.trim()).map_err(|source| CgroupError::Io {
-        step: "write",
-        path,
-        source,
-    })
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {

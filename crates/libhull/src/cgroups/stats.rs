@@ -1496,10 +1496,7 @@ mod tests {
         assert_eq!(s.cpuset, CpuSet::default());
 
         d.write("memory.swap.max", "1000\n");
-        assert_eq!(
-            collect(&cg).unwrap().memory.swap.limit,
-            1000 + (1 << 20)
-        );
+        assert_eq!(collect(&cg).unwrap().memory.swap.limit, 1000 + (1 << 20));
     }
 
     /// On a hybrid host the cgroup2 side only adds hugetlb, and only where the controller is.
