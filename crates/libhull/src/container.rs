@@ -598,9 +598,10 @@ fn enter_cgroups(
 ) -> Result<(), CgroupError> {
     // Even without `linux.resources` the device rules apply: deny all but hull's defaults.
     let none = oci_spec::runtime::LinuxResources::default();
+    let res = res.unwrap_or(&none);
     cg.check_ownership(true)?;
-    cg.make()?;
-    cg.apply(res.unwrap_or(&none), false)?;
+    cg.make(res)?;
+    cg.apply(res, false)?;
     cg.join(pid)
 }
 

@@ -900,10 +900,34 @@ fn hugepage_limit_lands_on_the_unified_hierarchy_of_a_hybrid_host() {
         println!("note: skipped: hugetlb is a v1 hierarchy here");
         return;
     }
+    // An absolute path straight under the root, so that after the container's delete
+    // nothing below the root uses hugetlb and the delegation hull made there can be undone.
+    struct Restore {
+        dirs: Vec<std::path::PathBuf>,
+        undelegate: Option<std::path::PathBuf>,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            for d in &self.dirs {
+                let _ = fs::remove_dir(d);
+            }
+            if let Some(root) = &self.undelegate {
+                let _ = fs::write(root.join("cgroup.subtree_control"), "-hugetlb");
+            }
+        }
+    }
+    let delegated = fs::read_to_string(unified.mount.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == "hugetlb");
     let mut t = Test::new("cg_hugetlb_unified");
-    let g = t.cgroup_guard();
     let id = t.id.clone();
-    let path = t.in_cgroup(&g, &id);
+    let path = format!("/hulltest-hugetlb-{id}");
+    let _restore = Restore {
+        dirs: hierarchies.iter().map(|h| h.dir_for(&path)).collect(),
+        undelegate: (!delegated).then(|| unified.mount.clone()),
+    };
+    t.config["linux"]["cgroupsPath"] = json!(path);
     t.config["linux"]["resources"]["hugepageLimits"] =
         json!([{ "pageSize": "2MB", "limit": 4 * MIB }]);
     t.args(&["sleep", "100"]);
@@ -911,4 +935,6 @@ fn hugepage_limit_lands_on_the_unified_hierarchy_of_a_hybrid_host() {
     let file = unified.dir_for(&path).join("hugetlb.2MB.max");
     let v = fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
     assert_eq!(v.trim(), (4 * MIB).to_string());
+    // The container (and its cgroups) first, then the delegation.
+    drop(t);
 }

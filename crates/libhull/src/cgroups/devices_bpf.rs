@@ -33,9 +33,9 @@ use super::CgroupError;
 const PROG_NAME: &[u8] = b"hull_devices";
 
 /// Writes the device rules of a container (`rules` from `linux.resources.devices`, with
-/// hull's defaults as the v1 writer places them) as a device program on the cgroup2 directory `dir`. Any program hull
-/// attached there before is detached once the new one is in place (`update`, or a retried
-/// create); programs attached by others are left alone.
+/// hull's defaults as the v1 writer places them) as a device program on the cgroup2
+/// directory `dir`. Any program hull attached there before is detached once the new one is
+/// in place (`update`, or a retried create); programs attached by others are left alone.
 pub fn apply_devices(
     dir: &Path,
     rules: &[LinuxDeviceCgroup],
@@ -95,11 +95,11 @@ fn access_string(bits: u8) -> String {
 
 /// One cgroup device rule; `kind: None` is type `a` (every device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    pub allow: bool,
-    pub kind: Option<DeviceKind>,
-    pub major: Option<u32>,
-    pub minor: Option<u32>,
+struct Rule {
+    allow: bool,
+    kind: Option<DeviceKind>,
+    major: Option<u32>,
+    minor: Option<u32>,
     access: u8,
 }
 
@@ -274,7 +274,7 @@ impl Program {
     }
 
     /// The program for exactly `rules`, folded in order from "deny all".
-    pub fn from_rules(rules: &[Rule]) -> Self {
+    fn from_rules(rules: &[Rule]) -> Self {
         let mut emu = Emulator::default();
         for rule in rules {
             emu.apply(rule);
@@ -756,38 +756,55 @@ mod tests {
     }
 
     #[test]
-    fn a_spec_cannot_take_the_defaults_away() {
+    fn defaults_follow_the_last_all_devices_rule() {
+        // As the v1 writer orders them: a deny after the defaults wins, even of a default
+        // device; the wildcard mknod default survives it, as in the v1 kernel.
+        let p = Program::from_spec(&[
+            spec(false, LinuxDeviceType::A, None, "rwm"),
+            spec(false, LinuxDeviceType::C, Some((1, 5)), "rwm"),
+        ])
+        .unwrap();
+        assert!(!p.allows(Char, 1, 5, "r"));
+        assert!(!p.allows(Char, 1, 5, "w"));
+        assert!(p.allows(Char, 1, 5, "m"));
+        assert!(p.allows(Char, 1, 3, "rw"));
+        // After an allow-all the defaults change nothing and the denies stay.
         let p = Program::from_spec(&[
             spec(true, LinuxDeviceType::A, None, "rwm"),
             spec(false, LinuxDeviceType::C, Some((1, 5)), "rwm"),
             spec(false, LinuxDeviceType::C, Some((1, 11)), "rwm"),
         ])
         .unwrap();
-        assert!(
-            p.allows(Char, 1, 5, "r"),
-            "runc appends its defaults after the spec"
-        );
+        assert!(!p.allows(Char, 1, 5, "r"));
         assert!(!p.allows(Char, 1, 11, "r"));
         assert!(p.allows(Block, 8, 0, "rw"));
     }
 
     #[test]
-    fn partial_access_is_folded_like_runc() {
+    fn partial_access_is_folded_like_the_v1_kernel() {
         let p = Program::from_rules(&[
             rule(true, Some(Char), Some(1), Some(5), "rw"),
             rule(false, Some(Char), Some(1), Some(5), "w"),
-        ])
-        .unwrap();
+        ]);
         assert!(p.allows(Char, 1, 5, "r"));
         assert!(!p.allows(Char, 1, 5, "w"));
         assert!(!p.allows(Char, 1, 5, "rw"));
         assert!(!p.allows(Char, 1, 5, "m"));
+        // Default allow: a deny of some access refuses any request that includes it.
+        let p = Program::from_rules(&[
+            rule(true, None, None, None, "rwm"),
+            rule(false, Some(Char), Some(1), Some(5), "w"),
+        ]);
+        assert!(p.allows(Char, 1, 5, "r"));
+        assert!(p.allows(Char, 1, 5, "m"));
+        assert!(!p.allows(Char, 1, 5, "w"));
+        assert!(!p.allows(Char, 1, 5, "rw"));
+        assert!(p.allows(Char, 1, 6, "rw"));
         // Wildcards in allow-list mode.
         let p = Program::from_rules(&[
             rule(true, Some(Char), Some(4), None, "rw"),
             rule(true, Some(Block), None, Some(0), "r"),
-        ])
-        .unwrap();
+        ]);
         assert!(p.allows(Char, 4, 63, "rw"));
         assert!(!p.allows(Char, 5, 63, "r"));
         assert!(p.allows(Block, 259, 0, "r"));
@@ -796,17 +813,19 @@ mod tests {
     }
 
     #[test]
-    fn a_hole_in_a_wildcard_rule_is_refused() {
-        let err = Program::from_spec(&[
-            spec(true, LinuxDeviceType::C, None, "rwm"),
-            spec(false, LinuxDeviceType::C, Some((1, 5)), "r"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.starts_with("linux.resources.devices[1]: cannot take r on c 1:5"),
-            "{err}"
-        );
+    fn a_deny_inside_a_wildcard_allow_keeps_the_wildcard() {
+        // The v1 kernel only shrinks the exception with the same numbers.
+        let p = Program::from_rules(&[
+            rule(true, Some(Char), None, None, "rwm"),
+            rule(false, Some(Char), Some(1), Some(5), "r"),
+        ]);
+        assert!(p.allows(Char, 1, 5, "r"));
+        let p = Program::from_rules(&[
+            rule(true, Some(Char), Some(1), Some(5), "rwm"),
+            rule(false, Some(Char), Some(1), Some(5), "r"),
+        ]);
+        assert!(!p.allows(Char, 1, 5, "r"));
+        assert!(p.allows(Char, 1, 5, "wm"));
     }
 
     #[test]
@@ -853,6 +872,11 @@ mod tests {
         for rules in [
             vec![],
             vec![spec(true, LinuxDeviceType::A, None, "rwm")],
+            vec![
+                spec(true, LinuxDeviceType::A, None, "rwm"),
+                spec(false, LinuxDeviceType::C, Some((1, 5)), "w"),
+                spec(false, LinuxDeviceType::B, None, "m"),
+            ],
             many,
         ] {
             let p = Program::from_spec(&rules).unwrap();
@@ -870,8 +894,7 @@ mod tests {
         let p = Program::from_rules(&[
             rule(true, None, None, None, "rwm"),
             rule(false, Some(Char), Some(1), Some(5), "rwm"),
-        ])
-        .unwrap();
+        ]);
         attach(&cg.0, &p).unwrap();
         let out = run_in(&cg.0, &format!("{OPEN_NULL_AND}/dev/zero"));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -883,6 +906,27 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// A deny of write access in an allow-all program refuses a read-write open and lets a
+    /// read-only one through (the kernel's v1 rule; runc's program lets both through).
+    #[test]
+    fn a_write_deny_stops_read_write_opens() {
+        let cg = Scratch::new();
+        let p = Program::from_rules(&[
+            rule(true, None, None, None, "rwm"),
+            rule(false, Some(Char), Some(1), Some(5), "w"),
+        ]);
+        attach(&cg.0, &p).unwrap();
+        let out = run_in(&cg.0, &format!("{OPEN_NULL_AND}/dev/zero"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run_in(&cg.0, ": <>/dev/zero");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Operation not permitted"), "{err}");
     }
 
     /// apply_devices with defaults, then an update that replaces hull's program (one stays).

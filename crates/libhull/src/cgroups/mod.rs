@@ -310,9 +310,12 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Creates the directories `plan` recorded; a new cgroup2 directory gets the controllers
-    /// its parent has. (A new v1 cpuset cgroup starts with no CPUs: [`v1::apply`] fills it.)
-    pub fn make(&self) -> Result<(), CgroupError> {
+    /// Creates the directories `plan` recorded, and on cgroup2 delegates the controllers
+    /// down to the container's directory. Cgroups above those hull made are asked to
+    /// delegate only when the container needs controllers there: always on a unified host (as
+    /// runc does), on a hybrid host only for limits that live on the cgroup2 side.
+    /// (A new v1 cpuset cgroup starts with no CPUs: [`v1::apply`] fills it.)
+    pub fn make(&self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         for dir in &self.created {
             match std::fs::create_dir(dir) {
                 Ok(()) => {}
@@ -326,16 +329,36 @@ impl Cgroups {
                 }
             }
         }
-        if let Some(u) = &self.unified {
-            // Delegate every controller the parent has, down to the container's directory.
-            for dir in self.created.iter().filter(|c| u.starts_with(c) && *c != u) {
-                enable_all_controllers(dir)?;
+        let Some(u) = &self.unified else {
+            return Ok(());
+        };
+        let needed = self.unified_only
+            || res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+            || res.unified().as_ref().is_some_and(|m| !m.is_empty());
+        let mut parents: Vec<&Path> = self
+            .created
+            .iter()
+            .filter(|c| u.starts_with(c) && *c != u)
+            .map(PathBuf::as_path)
+            .collect();
+        if let Some(first) = self.created.iter().find(|c| u.starts_with(c)) {
+            if needed {
+                // From the hierarchy's root down: a controller reaches a cgroup only if
+                // every ancestor delegates it.
+                let root = host_mounts()?.unified.map(|m| m.0).unwrap_or_default();
+                let mut above: Vec<&Path> = first
+                    .ancestors()
+                    .skip(1)
+                    .take_while(|a| a.starts_with(&root))
+                    .collect();
+                above.reverse();
+                parents.splice(0..0, above);
             }
-            if let Some(parent) = u.parent() {
-                if !self.created.iter().any(|c| c == parent) && self.made(u) {
-                    enable_all_controllers(parent)?;
-                }
-            }
+        }
+        for dir in parents {
+            let have = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let wanted: Vec<&str> = have.split_whitespace().collect();
+            v2::enable_controllers(dir, &wanted)?;
         }
         Ok(())
     }
@@ -412,7 +435,7 @@ impl Cgroups {
             });
         };
         if self.unified_only {
-            return v2_freeze(dir, frozen);
+            return v2::freeze(dir, frozen);
         }
         v1_freeze(dir, frozen)
     }
@@ -420,7 +443,7 @@ impl Cgroups {
     /// Whether the container's processes are frozen (or being frozen).
     pub fn is_frozen(&self) -> bool {
         match self.freezer_dir() {
-            Some(dir) if self.unified_only => v2_is_frozen(dir),
+            Some(dir) if self.unified_only => v2::is_frozen(dir),
             Some(dir) => std::fs::read_to_string(dir.join("freezer.state"))
                 .is_ok_and(|s| s.trim() != "THAWED"),
             None => false,
@@ -432,8 +455,9 @@ impl Cgroups {
     pub fn signal_all(&self, signal: i32) -> Result<(), CgroupError> {
         if self.unified_only && signal == libc::SIGKILL {
             if let Some(u) = &self.unified {
-                if u.join("cgroup.kill").exists() {
-                    return write_file(u, "cgroup.kill", "1", "kill");
+                match v2::kill(u) {
+                    Err(CgroupError::Unsupported { .. }) => {}
+                    done => return done,
                 }
             }
         }
@@ -572,68 +596,4 @@ fn v1_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         std::thread::sleep(delay);
         delay = (delay * 2).min(std::time::Duration::from_millis(10));
     }
-}
-
-fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<(), CgroupError> {
-    let path = dir.join(file);
-    std::fs::write(&path, value).map_err(|source| CgroupError::Write {
-        field: field.into(),
-        path,
-        value: value.into(),
-        source,
-    })
-}
-
-/// cgroup2: lets the children of `dir` use every controller `dir` has.
-fn enable_all_controllers(dir: &Path) -> Result<(), CgroupError> {
-    let have = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let on = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-    let missing: Vec<String> = have
-        .split_whitespace()
-        .filter(|c| !on.split_whitespace().any(|o| o == *c))
-        .map(|c| format!("+{c}"))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    write_file(
-        dir,
-        "cgroup.subtree_control",
-        &missing.join(" "),
-        "delegate controllers",
-    )
-}
-
-/// cgroup2 freezer: writes cgroup.freeze and waits until cgroup.events agrees.
-fn v2_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
-    let want = if frozen { "1" } else { "0" };
-    write_file(
-        dir,
-        "cgroup.freeze",
-        want,
-        if frozen { "pause" } else { "resume" },
-    )?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events
-            .lines()
-            .any(|l| l.split_whitespace().eq(["frozen", want]))
-        {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    if frozen {
-        let _ = write_file(dir, "cgroup.freeze", "0", "pause");
-    }
-    Err(CgroupError::Io {
-        step: if frozen { "freeze" } else { "thaw" },
-        path: dir.join("cgroup.events"),
-        source: io::Error::from_raw_os_error(libc::ETIMEDOUT),
-    })
-}
-
-fn v2_is_frozen(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
 }

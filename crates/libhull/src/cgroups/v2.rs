@@ -676,7 +676,11 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         path: dir.join("cgroup.events"),
         source: io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("not {step}d after {} s", FREEZE_TIMEOUT.as_secs()),
+            format!(
+                "still not {} after {} s",
+                if frozen { "frozen" } else { "thawed" },
+                FREEZE_TIMEOUT.as_secs()
+            ),
         ),
     })
 }
