@@ -333,7 +333,10 @@ impl Cgroups {
             return Ok(());
         };
         let needed = self.unified_only
-            || res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+            || res
+                .hugepage_limits()
+                .as_ref()
+                .is_some_and(|h| !h.is_empty())
             || res.unified().as_ref().is_some_and(|m| !m.is_empty());
         let mut parents: Vec<&Path> = self
             .created
