@@ -64,7 +64,7 @@ pub fn features() -> Value {
                 "v2": true,
                 "systemd": false,
                 "systemdUser": false,
-                "rdma": false
+                "rdma": true
             },
             "seccomp": { "enabled": false },
             "apparmor": { "enabled": false },
@@ -114,6 +114,12 @@ mod tests {
         assert_eq!(caps[0], "CAP_CHOWN");
         assert!(caps.contains(&json!("CAP_CHECKPOINT_RESTORE")));
         assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+        // Both cgroup versions are driven by hull's own writers; there is no systemd driver.
+        let cg = &f["linux"]["cgroup"];
+        assert_eq!(
+            (&cg["v1"], &cg["v2"], &cg["systemd"]),
+            (&json!(true), &json!(true), &json!(false))
+        );
     }
 
     #[test]
