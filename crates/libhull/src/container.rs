@@ -3,7 +3,7 @@
 //! Each command locks the container's state entry, derives the status from the live init,
 //! acts, and writes the state back. A create that fails removes everything it made.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -188,21 +188,23 @@ impl Runtime {
             config: spec.clone(),
         };
         let result = (|| {
-            // state.json is first written once the init exists (SpawnEvent::InitPid): before
-            // that there is only the directory, which `delete --force` removes.
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
+            // The cgroups hull is about to make go into state.json before the first mkdir
+            // (the init does not exist yet: pid 0), so `delete --force` after a runtime killed
+            // from here on finds and removes them.
+            let mut cg = cgroup_dirs;
+            cg.plan()?;
+            st.cgroups = Some(cg.clone());
+            entry.save(&st)?;
+            let cgroup_fd = prepare_cgroups(&cg, linux.resources().as_ref())?;
             let mut events = |ev: SpawnEvent| match ev {
                 SpawnEvent::Cloned(pid) => {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
-                    let mut cg = cgroup_dirs.clone();
-                    cg.plan().map_err(|e| e.to_string())?;
-                    // Recorded before any directory exists, so nothing made is ever lost.
-                    st.cgroups = Some(cg);
                     entry.save(&st).map_err(|e| e.to_string())?;
-                    let cg = st.cgroups.as_ref().expect("just set");
-                    enter_cgroups(cg, linux.resources().as_ref(), pid.as_raw())
-                        .map_err(|e| e.to_string())
+                    // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
+                    // is harmless and covers a kernel that refused that.
+                    cg.join(pid.as_raw()).map_err(|e| e.to_string())
                 }
                 SpawnEvent::InitPid(pid) => {
                     st.pid = pid.as_raw();
@@ -232,6 +234,7 @@ impl Runtime {
                         listen_fds: opts.listen_fds,
                     },
                     lock: entry.dir_fd().as_raw_fd(),
+                    cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
                 },
                 &mut events,
             )?;
@@ -590,19 +593,19 @@ fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks:
     }
 }
 
-/// Makes the container's cgroups, writes its limits and moves `pid` in.
-fn enter_cgroups(
+/// Makes the container's cgroups and writes its limits; returns the cgroup2 directory
+/// opened for the init to be cloned into, where there is one.
+fn prepare_cgroups(
     cg: &Cgroups,
     res: Option<&oci_spec::runtime::LinuxResources>,
-    pid: i32,
-) -> Result<(), CgroupError> {
+) -> Result<Option<OwnedFd>, CgroupError> {
     // Even without `linux.resources` the device rules apply: deny all but hull's defaults.
     let none = oci_spec::runtime::LinuxResources::default();
     let res = res.unwrap_or(&none);
     cg.check_ownership(true)?;
     cg.make(res)?;
     cg.apply(res, false)?;
-    cg.join(pid)
+    cg.open_unified()
 }
 
 /// The container's cgroups when hull made them, so that every process in them is the

@@ -381,6 +381,24 @@ impl Cgroups {
         Ok(())
     }
 
+    /// The cgroup2 directory, opened for `CLONE_INTO_CGROUP`.
+    pub fn open_unified(&self) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(dir) = &self.unified else {
+            return Ok(None);
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|source| CgroupError::Io {
+                step: "open cgroup",
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(Some(file.into()))
+    }
+
     /// Moves `pid` (and so everything it will fork) into every one of the container's cgroups.
     pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
         let text = pid.to_string();

@@ -41,6 +41,8 @@ pub struct SpawnOptions<'a> {
     pub init: InitArgs<'a>,
     /// The state entry's locked fd: the child must not keep the lock alive by holding a copy.
     pub lock: std::os::fd::RawFd,
+    /// The container's cgroup2 directory: the init is born in it (`CLONE_INTO_CGROUP`).
+    pub cgroup: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// What the runtime is told while the init sets up.
@@ -71,13 +73,19 @@ pub fn spawn(
     let flags = if single { plan.clone_flags().bits() } else { 0 };
     // SAFETY: hull is single-threaded until here (the CLI starts no thread), and the child
     // only runs the init, which execs or _exits.
-    let forked = unsafe { clone_fork(flags) }.map_err(SpawnError::Clone)?;
+    let forked = unsafe { clone_fork(flags, opts.cgroup) }.map_err(SpawnError::Clone)?;
     let clone_pid = match forked {
         Forked::Child => {
             drop(parent);
-            // SAFETY: the lock fd is a copy that this child owns and never uses; closing it
-            // only drops the child's reference to the open file description.
+            // SAFETY: the lock fd and the cgroup directory fd are copies that this child owns
+            // and never uses; closing them only drops the child's references (a host cgroupfs
+            // directory must not stay open in the container).
             unsafe { libc::close(opts.lock) };
+            if let Some(fd) = opts.cgroup {
+                use std::os::fd::AsRawFd;
+                // SAFETY: as above.
+                unsafe { libc::close(fd.as_raw_fd()) };
+            }
             init::child_main(opts.init, child, single)
         }
         Forked::Parent(pid) => pid,

@@ -1,7 +1,7 @@
 //! Process creation and fd-table syscalls: `clone3` with fork semantics, `close_range`,
 //! `pidfd_open`.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -14,6 +14,7 @@ pub enum Forked {
 }
 
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[repr(C)]
 #[derive(Default)]
@@ -32,29 +33,43 @@ struct CloneArgs {
 }
 
 /// `clone3(2)` with fork semantics (no new stack, no shared memory): the new process starts
-/// as a copy of this one, inside the namespaces `flags` asks for. Falls back to `clone(2)`
-/// where clone3 is missing. `CLONE_CLEAR_SIGHAND` is added when the kernel knows it, so the
-/// child starts with default signal handlers.
+/// as a copy of this one, inside the namespaces `flags` asks for and, with `cgroup` (a
+/// cgroup2 directory), born in that cgroup (`CLONE_INTO_CGROUP`). Falls back to `clone(2)`
+/// where clone3 is missing, and to a clone outside `cgroup` where the kernel refuses it:
+/// the caller moves the child in then. `CLONE_CLEAR_SIGHAND` is added so the child starts
+/// with default signal handlers.
 ///
 /// # Safety
 /// As for `fork(2)`: the caller must be single-threaded, and the child must only do what is
 /// safe after fork before it execs or exits.
-pub unsafe fn clone_fork(flags: libc::c_int) -> Result<Forked, Errno> {
+pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<Forked, Errno> {
     let mut args = CloneArgs {
         flags: (flags as u64) | CLONE_CLEAR_SIGHAND,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    // SAFETY: args is a valid clone_args of the size we pass; with no stack and no CLONE_VM
-    // the kernel duplicates the address space as fork does, so returning twice is sound for
-    // a single-threaded caller (the caller's contract).
-    let mut ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    let clone3 = |args: &mut CloneArgs| {
+        // SAFETY: args is a valid clone_args of the size we pass; with no stack and no
+        // CLONE_VM the kernel duplicates the address space as fork does, so returning twice
+        // is sound for a single-threaded caller (the caller's contract).
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        }
     };
+    let mut ret = clone3(&mut args);
+    if ret < 0 && cgroup.is_some() && Errno::last() != Errno::ENOSYS {
+        args.flags &= !CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        ret = clone3(&mut args);
+    }
     if ret < 0 && matches!(Errno::last(), Errno::ENOSYS | Errno::EINVAL) {
         // SAFETY: clone(2) with a NULL stack and no CLONE_VM is fork(2) with namespace flags.
         ret = unsafe {
