@@ -118,12 +118,18 @@ fn ps(rt: &Runtime, args: PsArgs) -> Result<i32> {
         .args(&ps_args)
         .output()
         .map_err(|e| anyhow!("exec: \"ps\": {e}"))?;
-    let mut text = out.stdout;
-    text.extend_from_slice(&out.stderr);
-    let text = String::from_utf8_lossy(&text);
     if !out.status.success() {
-        bail!("{}: {}", exit_text(out.status), text);
+        let mut all = out.stdout;
+        all.extend_from_slice(&out.stderr);
+        bail!(
+            "{}: {}",
+            exit_text(out.status),
+            String::from_utf8_lossy(&all)
+        );
     }
+    // Only stdout is ps's table: a warning on stderr is passed on, not parsed as a line.
+    std::io::stderr().write_all(&out.stderr)?;
+    let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.split('\n');
     let header = lines.next().unwrap_or_default();
     let pid_index = header

@@ -196,7 +196,20 @@ impl Runtime {
             cg.plan()?;
             st.cgroups = Some(cg.clone());
             entry.save(&st)?;
-            let cgroup_fd = prepare_cgroups(&cg, linux.resources().as_ref())?;
+            // Even without `linux.resources` the device rules apply: deny all but hull's
+            // defaults.
+            let none = oci_spec::runtime::LinuxResources::default();
+            let res = linux.resources().as_ref().unwrap_or(&none);
+            cg.check_ownership(true)?;
+            cg.check_not_frozen()?;
+            cg.warn_if_shared();
+            let made = cg.make(res);
+            // What was really made (nothing that appeared meanwhile is hull's).
+            st.cgroups = Some(cg.clone());
+            entry.save(&st)?;
+            made?;
+            cg.apply(res, false)?;
+            let cgroup_fd = cg.open_unified()?;
             let mut events = |ev: SpawnEvent| match ev {
                 SpawnEvent::Cloned(pid) => {
                     st.pid = pid.as_raw();
@@ -254,10 +267,10 @@ impl Runtime {
         match result {
             Ok(()) => Ok(st),
             Err(e) => {
-                if st.pid > 0 {
-                    let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+                kill_everything(&st);
+                if let Err(e) = release_resources(&st) {
+                    tracing::warn!("{e}");
                 }
-                release_resources(&st);
                 let _ = entry.remove();
                 Err(e)
             }
@@ -284,7 +297,9 @@ impl Runtime {
             .and_then(|h| h.prestart().as_deref());
         if let Err(e) = run_hooks("prestart", prestart, &st, HookStatus::Created) {
             kill_everything(&st);
-            release_resources(&st);
+            if let Err(e) = release_resources(&st) {
+                tracing::warn!("{e}");
+            }
             entry.remove()?;
             return Err(e.into());
         }
@@ -358,7 +373,7 @@ impl Runtime {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
         // --all still reaches what a dead init left behind.
-        if st.status() == Status::Stopped && !all {
+        if !st.has_init() && !all {
             return Err(Error::NotRunning);
         }
         if all {
@@ -420,7 +435,7 @@ impl Runtime {
         // With the init gone its children may live on (no pid namespace of its own): they are
         // the container's too.
         kill_everything(&st);
-        release_resources(&st);
+        release_resources(&st)?;
         entry.remove()?;
         let list = st
             .config
@@ -593,21 +608,6 @@ fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks:
     }
 }
 
-/// Makes the container's cgroups and writes its limits; returns the cgroup2 directory
-/// opened for the init to be cloned into, where there is one.
-fn prepare_cgroups(
-    cg: &Cgroups,
-    res: Option<&oci_spec::runtime::LinuxResources>,
-) -> Result<Option<OwnedFd>, CgroupError> {
-    // Even without `linux.resources` the device rules apply: deny all but hull's defaults.
-    let none = oci_spec::runtime::LinuxResources::default();
-    let res = res.unwrap_or(&none);
-    cg.check_ownership(true)?;
-    cg.make(res)?;
-    cg.apply(res, false)?;
-    cg.open_unified()
-}
-
 /// The container's cgroups when hull made them, so that every process in them is the
 /// container's: a cgroup given by path that already existed may hold others.
 fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
@@ -615,12 +615,10 @@ fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
 }
 
 /// What a container holds outside its own namespaces, released on delete and failed create.
-fn release_resources(st: &ContainerState) {
-    if let Some(cg) = &st.cgroups {
-        if let Err(e) = cg.remove() {
-            tracing::warn!("{e}");
-        }
-    }
+/// Everything is tried; the first cgroup that could not be removed is returned (delete then
+/// keeps the state, so that it can be tried again).
+fn release_resources(st: &ContainerState) -> Result<(), CgroupError> {
+    let cgroups = st.cgroups.as_ref().map_or(Ok(()), Cgroups::remove);
     let own_mount_ns = st
         .config
         .linux()
@@ -632,6 +630,7 @@ fn release_resources(st: &ContainerState) {
             tracing::warn!("{e}");
         }
     }
+    cgroups
 }
 
 /// The namespace kind whose members are the container's processes, and its id: the own pid
@@ -653,7 +652,7 @@ fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
 /// cgroups, else those in its namespace.
 fn container_pids(st: &ContainerState) -> Vec<Pid> {
     let mut pids = Vec::new();
-    let init_alive = st.status() != Status::Stopped;
+    let init_alive = st.has_init();
     if init_alive {
         pids.push(Pid::from_raw(st.pid));
     }
@@ -710,7 +709,7 @@ fn kill_everything(st: &ContainerState) {
 /// Polls until the container's init is gone (or a zombie), up to `limit`.
 fn wait_gone(st: &ContainerState, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while st.status() != Status::Stopped && Instant::now() < deadline {
+    while st.has_init() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -144,7 +144,12 @@ impl ContainerState {
     /// Derives the status from the init process: gone, a zombie or a recycled pid means stopped.
     pub fn status(&self) -> Status {
         if self.pid <= 0 {
-            return Status::Stopped;
+            // Recorded before the clone (its cgroups), no init yet.
+            return if self.creating {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
         }
         match proc_stat(self.pid) {
             Some((state, start))
@@ -163,6 +168,11 @@ impl ContainerState {
             }
             _ => Status::Stopped,
         }
+    }
+
+    /// Whether the init exists and lives (a state recorded before the clone has none).
+    pub fn has_init(&self) -> bool {
+        self.pid > 0 && self.status() != Status::Stopped
     }
 
     fn init_execed(&self) -> bool {

@@ -216,12 +216,15 @@ impl Cgroups {
             });
         }
         if let Some((mount, root)) = &mounts.unified {
+            // On cgroup2 the caller's own cgroup holds the caller, so it cannot delegate
+            // controllers to a child (no internal processes): nest under its parent, as runc.
             let parent = if absolute {
                 PathBuf::new()
             } else {
                 own.iter()
                     .find(|(names, _)| names.is_empty())
                     .map(|(_, p)| clean(p))
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
                     .unwrap_or_default()
             };
             cg.unified = Some(under_mount(mount, root, &parent.join(&inner)));
@@ -300,10 +303,18 @@ impl Cgroups {
                 .map(|(_, p)| under_mount(mount, root, &clean(p)));
             if let Some(mine) = mine {
                 if is_at_or_above(&h.dir, &mine) {
-                    return Err(CgroupError::Path {
-                        path: h.dir.display().to_string(),
-                        reason: "is the runtime's own cgroup or one above it: refusing to set limits there".into(),
-                    });
+                    return Err(own_cgroup_refused(&h.dir));
+                }
+            }
+        }
+        if let (Some(u), Some((mount, root))) = (&self.unified, &mounts.unified) {
+            let mine = own
+                .iter()
+                .find(|(names, _)| names.is_empty())
+                .map(|(_, p)| under_mount(mount, root, &clean(p)));
+            if let Some(mine) = mine {
+                if !self.made(u) && is_at_or_above(u, &mine) {
+                    return Err(own_cgroup_refused(u));
                 }
             }
         }
@@ -315,21 +326,46 @@ impl Cgroups {
     /// delegate only when the container needs controllers there: always on a unified host (as
     /// runc does), on a hybrid host only for limits that live on the cgroup2 side.
     /// (A new v1 cpuset cgroup starts with no CPUs: [`v1::apply`] fills it.)
-    pub fn make(&self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
-        for dir in &self.created {
-            match std::fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(CgroupError::Io {
-                        step: "create cgroup",
-                        path: dir.clone(),
-                        source,
-                    })
+    pub fn make(&mut self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        // Only what this call really creates is hull's: a directory that appeared since
+        // `plan` (another container's, made meanwhile) is not.
+        let planned = std::mem::take(&mut self.created);
+        for dir in &planned {
+            let mut tries = 0;
+            loop {
+                match std::fs::create_dir(dir) {
+                    Ok(()) => {
+                        self.created.push(dir.clone());
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
+                    // A parent another container made and has just removed: make it again.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => {
+                        tries += 1;
+                        let mut missing: Vec<&Path> = dir
+                            .ancestors()
+                            .skip(1)
+                            .take_while(|a| !a.exists())
+                            .collect();
+                        missing.reverse();
+                        for m in missing {
+                            if std::fs::create_dir(m).is_ok() {
+                                self.created.push(m.to_path_buf());
+                            }
+                        }
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Io {
+                            step: "create cgroup",
+                            path: dir.clone(),
+                            source,
+                        })
+                    }
                 }
             }
         }
-        let Some(u) = &self.unified else {
+        self.created.sort_by_key(|d| d.components().count());
+        let Some(u) = self.unified.clone() else {
             return Ok(());
         };
         let needed = self.unified_only
@@ -338,30 +374,38 @@ impl Cgroups {
                 .as_ref()
                 .is_some_and(|h| !h.is_empty())
             || res.unified().as_ref().is_some_and(|m| !m.is_empty());
-        let mut parents: Vec<&Path> = self
+        let mut parents: Vec<PathBuf> = self
             .created
             .iter()
-            .filter(|c| u.starts_with(c) && *c != u)
-            .map(PathBuf::as_path)
+            .filter(|c| u.starts_with(c) && **c != u)
+            .cloned()
             .collect();
         if let Some(first) = self.created.iter().find(|c| u.starts_with(c)) {
             if needed {
                 // From the hierarchy's root down: a controller reaches a cgroup only if
                 // every ancestor delegates it.
                 let root = host_mounts()?.unified.map(|m| m.0).unwrap_or_default();
-                let mut above: Vec<&Path> = first
+                let mut above: Vec<PathBuf> = first
                     .ancestors()
                     .skip(1)
                     .take_while(|a| a.starts_with(&root))
+                    .map(Path::to_path_buf)
                     .collect();
                 above.reverse();
                 parents.splice(0..0, above);
             }
         }
-        for dir in parents {
+        for dir in &parents {
             let have = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
             let wanted: Vec<&str> = have.split_whitespace().collect();
-            v2::enable_controllers(dir, &wanted)?;
+            let result = v2::enable_controllers(dir, &wanted);
+            if self.made(dir) {
+                result?;
+            } else if let Err(e) = result {
+                // Best effort above what hull made (runc too): a limit that needs a missing
+                // controller then fails naming its field.
+                tracing::debug!("{e}");
+            }
         }
         Ok(())
     }
@@ -501,14 +545,64 @@ impl Cgroups {
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
         for dir in self.created.iter().rev() {
-            if let Err(e) = remove_tree(dir) {
-                // A shared parent (`hulltest` holding another container) is not empty.
-                if self.dirs().any(|d| d == dir) {
+            if self.dirs().any(|d| d == dir) {
+                if let Err(e) = remove_tree(dir) {
                     first_error.get_or_insert(e);
                 }
+            } else {
+                // A parent hull made may hold other containers by now: one try, and busy or
+                // not empty means still in use.
+                let _ = std::fs::remove_dir(dir);
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Warns, as runc does, when the container joins a cgroup that already holds processes:
+    /// they are not its own, so hull does not treat that cgroup as the container's (`ps`,
+    /// `kill --all` and `delete` go by namespace instead).
+    pub fn warn_if_shared(&self) {
+        if let Some(dir) = self.procs_dir().filter(|d| !self.made(d)) {
+            let mut pids = Vec::new();
+            collect_procs(dir, &mut pids);
+            if !pids.is_empty() {
+                tracing::warn!(
+                    "cgroup {} is not empty ({} processes): the container shares it",
+                    dir.display(),
+                    pids.len()
+                );
+            }
+        }
+    }
+
+    /// Refuses a cgroup that is frozen already: the init would freeze on joining it and
+    /// create would never hear from it again.
+    pub fn check_not_frozen(&self) -> Result<(), CgroupError> {
+        let frozen = match self.freezer_dir() {
+            Some(dir) if self.made(dir) => false,
+            Some(dir) if self.unified_only => v2::is_frozen(dir),
+            Some(dir) => std::fs::read_to_string(dir.join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED"),
+            None => false,
+        };
+        if frozen {
+            return Err(CgroupError::Path {
+                path: self
+                    .freezer_dir()
+                    .unwrap_or(Path::new(""))
+                    .display()
+                    .to_string(),
+                reason: "container's cgroup unexpectedly frozen".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn own_cgroup_refused(dir: &Path) -> CgroupError {
+    CgroupError::Path {
+        path: dir.display().to_string(),
+        reason: "is the runtime's own cgroup or one above it: refusing to set limits there".into(),
     }
 }
 

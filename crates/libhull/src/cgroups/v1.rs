@@ -724,8 +724,9 @@ impl<'a> Plan<'a> {
     }
 
     fn pids(&mut self, limit: i64) -> Result<(), CgroupError> {
-        if limit <= 0 && self.cg.v1_dir("pids").is_none() {
-            // No limit asked, none to lift.
+        // 0 is "not set", as in runc (and as on cgroup2): an update with 0 leaves the
+        // current limit; a negative value lifts it.
+        if limit == 0 || (limit < 0 && self.cg.v1_dir("pids").is_none()) {
             return Ok(());
         }
         let dir = self.dir("pids", "pids.limit")?;
@@ -1785,9 +1786,11 @@ mod tests {
         let cg = s.cgroups();
         apply(&cg, &res(r#"{"pids":{"limit":10}}"#), false).unwrap();
         assert_eq!(s.read("pids.max"), "10");
+        // 0 is "not set": the limit stays.
         apply(&cg, &res(r#"{"pids":{"limit":0}}"#), true).unwrap();
-        assert_eq!(s.read("pids.max"), "max");
+        assert_eq!(s.read("pids.max"), "10");
         apply(&cg, &res(r#"{"pids":{"limit":7}}"#), true).unwrap();
+        assert_eq!(s.read("pids.max"), "7");
         apply(&cg, &res(r#"{"pids":{"limit":-1}}"#), true).unwrap();
         assert_eq!(s.read("pids.max"), "max");
     }
