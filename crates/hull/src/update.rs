@@ -20,8 +20,10 @@ pub fn resources(args: &UpdateArgs) -> Result<LinuxResources> {
                 .read_to_string(&mut text)
                 .context("read resources from standard input")?;
         } else {
-            text = std::fs::read_to_string(path)
-                .with_context(|| format!("open {}", path.display()))?;
+            text = std::fs::read_to_string(path).map_err(|e| {
+                let why = libhull::logging::go_error_text(&e.to_string());
+                anyhow!("open {}: {why}", path.display())
+            })?;
         }
         let what = if path.as_os_str() == "-" {
             "standard input".to_string()

@@ -12,6 +12,7 @@ mod util;
 mod cases {
     mod bad_input;
     mod cgroups;
+    mod cgroups_lifecycle;
     mod cli;
     mod concurrency;
     mod console;

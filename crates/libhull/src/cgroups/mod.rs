@@ -515,26 +515,36 @@ impl Cgroups {
         }
     }
 
-    /// Sends `signal` to every process of the container. Frozen meanwhile, so no process
-    /// forks a child that the signal misses; SIGKILL on cgroup2 uses cgroup.kill.
+    /// Sends `signal` to every process of the container, as runc does: SIGKILL through
+    /// cgroup.kill where the cgroup2 directory is hull's (a hybrid host's too); else frozen
+    /// meanwhile, so no process forks a child that the signal misses, and thawed after,
+    /// so that the signal is acted on (a paused container resumes, as with runc).
     pub fn signal_all(&self, signal: i32) -> Result<(), CgroupError> {
-        if self.unified_only && signal == libc::SIGKILL {
-            if let Some(u) = &self.unified {
+        if signal == libc::SIGKILL {
+            if let Some(u) = self.unified.as_deref().filter(|u| self.made(u)) {
                 match v2::kill(u) {
                     Err(CgroupError::Unsupported { .. }) => {}
-                    done => return done,
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        // A task frozen by the v1 freezer (hybrid) acts on SIGKILL only
+                        // once thawed.
+                        if self.is_frozen() {
+                            self.freeze(false)?;
+                        }
+                        return Ok(());
+                    }
                 }
             }
         }
-        let was_frozen = self.is_frozen();
-        let froze = !was_frozen && self.freeze(true).is_ok();
+        if let Err(e) = self.freeze(true) {
+            tracing::warn!("{e}");
+        }
         for pid in self.procs() {
             // SAFETY: kill(2) with a pid and a signal number has no memory effects.
             unsafe { libc::kill(pid, signal) };
         }
-        if froze || (was_frozen && signal == libc::SIGKILL) {
-            // A frozen process dies of SIGKILL only once thawed.
-            let _ = self.freeze(false);
+        if let Err(e) = self.freeze(false) {
+            tracing::warn!("{e}");
         }
         Ok(())
     }
@@ -616,7 +626,8 @@ fn same_controllers(field: &str, controllers: &[String]) -> bool {
 
 fn systemd_unavailable(path: &str) -> CgroupError {
     let running = Path::new("/run/systemd/system").exists();
-    let form_ok = path.split(':').count() == 3;
+    // No path: runc's default, system.slice:runc:<id>.
+    let form_ok = path.is_empty() || path.split(':').count() == 3;
     let reason = if !form_ok {
         "with --systemd-cgroup it must be of the form slice:prefix:name".to_string()
     } else if running {
