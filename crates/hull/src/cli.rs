@@ -339,7 +339,7 @@ pub struct UpdateArgs {
     pub blkio_weight: Option<u16>,
 
     /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long, value_name = "USECS")]
+    #[arg(long, value_name = "USECS", allow_negative_numbers = true)]
     pub cpu_period: Option<String>,
 
     /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
@@ -348,15 +348,15 @@ pub struct UpdateArgs {
 
     /// CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for
     /// burst a given period
-    #[arg(long, value_name = "USECS")]
+    #[arg(long, value_name = "USECS", allow_negative_numbers = true)]
     pub cpu_burst: Option<String>,
 
     /// CPU shares (relative weight vs. other containers)
-    #[arg(long, value_name = "SHARES")]
+    #[arg(long, value_name = "SHARES", allow_negative_numbers = true)]
     pub cpu_share: Option<String>,
 
     /// CPU realtime period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long, value_name = "USECS")]
+    #[arg(long, value_name = "USECS", allow_negative_numbers = true)]
     pub cpu_rt_period: Option<String>,
 
     /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
@@ -384,7 +384,7 @@ pub struct UpdateArgs {
     pub memory: Option<String>,
 
     /// Set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
-    #[arg(long, value_name = "0|1")]
+    #[arg(long, value_name = "0|1", allow_negative_numbers = true)]
     pub cpu_idle: Option<String>,
 
     /// Memory reservation or soft_limit (in bytes)

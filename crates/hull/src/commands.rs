@@ -32,6 +32,8 @@ pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i
         Command::Ps(args) => ps(&rt, args),
         Command::Events(args) => events(&rt, args),
         Command::Update(args) => {
+            // runc looks the container up before it reads the new values.
+            rt.state(&args.id)?;
             let res = crate::update::resources(&args)?;
             rt.update(&args.id, &res)?;
             Ok(0)
