@@ -207,9 +207,21 @@ impl Runtime {
             // What was really made (nothing that appeared meanwhile is hull's).
             st.cgroups = Some(cg.clone());
             entry.save(&st)?;
-            made?;
-            cg.apply(res, false)?;
-            let cgroup_fd = cg.open_unified()?;
+            // Without the right to make cgroups (rootless, a read-only cgroupfs) a container
+            // that asks for no limit runs in the caller's cgroups, as with runc.
+            let active = match made {
+                Err(e) if e.is_permission() && !cgroups::has_limits(res) => {
+                    tracing::warn!("running without cgroups of its own: {e}");
+                    false
+                }
+                other => other.map(|()| true)?,
+            };
+            let cgroup_fd = if active {
+                cg.apply(res, false)?;
+                cg.open_unified()?
+            } else {
+                None
+            };
             let mut events = |ev: SpawnEvent| match ev {
                 SpawnEvent::Cloned(pid) => {
                     st.pid = pid.as_raw();
@@ -217,6 +229,9 @@ impl Runtime {
                     entry.save(&st).map_err(|e| e.to_string())?;
                     // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
                     // is harmless and covers a kernel that refused that.
+                    if !active {
+                        return Ok(());
+                    }
                     cg.join(pid.as_raw()).map_err(|e| e.to_string())
                 }
                 SpawnEvent::InitPid(pid) => {

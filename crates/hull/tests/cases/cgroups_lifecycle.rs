@@ -1045,3 +1045,92 @@ fn ps_passes_a_custom_format_on_and_reports_ps_errors() {
         .fails()
         .stderr_has("invalid format option");
 }
+
+/// Runs the runtime as `nobody`, root only in a user namespace of its own (`unshare -Ur`): a
+/// rootless caller that may not make cgroups.
+fn rootless(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-Ur",
+        ])
+        .arg(crate::util::runtime())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn rootless_runs_without_cgroups_unless_limits_are_asked_for() {
+    // runc 1.1.5 fails before cgroups here: "failed to setns to host mntns" as nobody.
+    if skip_on_runc("runc 1.1.5 cannot run as nobody under unshare -Ur") {
+        return;
+    }
+    let t = Test::new("cgl_rootless");
+    let probe = rootless(&["--version"]);
+    if !probe.status.success() {
+        println!(
+            "note: skipped: nobody cannot run the runtime here: {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        );
+        return;
+    }
+    let bundle = t.dir.join("rootless");
+    let state = t.dir.join("rootless-state");
+    fs::create_dir_all(&bundle).unwrap();
+    fs::create_dir_all(&state).unwrap();
+    fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let spec = Command::new(crate::util::runtime())
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(spec.status.success(), "spec --rootless: {spec:?}");
+    let path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["true"]);
+    config["root"]["path"] = json!(t.rootfs);
+    fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let bundle_arg = bundle.to_str().unwrap();
+    let state_arg = state.to_str().unwrap();
+
+    let id = t.new_id();
+    let out = rootless(&["--root", state_arg, "run", "--bundle", bundle_arg, &id]);
+    assert!(
+        out.status.success(),
+        "rootless run without limits: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in cgroup_hierarchies() {
+        let dir = h.dir_for(&id);
+        assert!(!dir.exists(), "{} made by a rootless run", dir.display());
+    }
+
+    config["linux"]["resources"] = json!({ "pids": { "limit": 5 } });
+    fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = t.new_id();
+    let out = rootless(&["--root", state_arg, "run", "--bundle", bundle_arg, &id]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a rootless pids limit must fail");
+    assert!(
+        stderr.to_lowercase().contains("permission denied"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        !state.join(&id).exists(),
+        "state left by a failed rootless run"
+    );
+    for h in cgroup_hierarchies() {
+        let dir = h.dir_for(&id);
+        assert!(
+            !dir.exists(),
+            "{} left by a failed rootless run",
+            dir.display()
+        );
+    }
+}

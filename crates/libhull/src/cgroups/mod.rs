@@ -48,6 +48,27 @@ pub enum CgroupError {
     Path { path: String, reason: String },
 }
 
+impl CgroupError {
+    /// Whether the kernel refused for lack of rights (not a bad value).
+    pub fn is_permission(&self) -> bool {
+        let source = match self {
+            CgroupError::Write { source, .. } | CgroupError::Io { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EROFS)
+        )
+    }
+}
+
+/// Whether `res` asks for any limit beyond device rules (which every config carries).
+pub fn has_limits(res: &oci_spec::runtime::LinuxResources) -> bool {
+    let mut rest = res.clone();
+    rest.set_devices(None);
+    rest != oci_spec::runtime::LinuxResources::default()
+}
+
 /// One v1 hierarchy the container is in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
