@@ -7,31 +7,15 @@
 //! even when a test fails. Nothing is written to a cgroup the tests did not make.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::util::{
-    cgroup_dir, cgroup_hierarchies, cgroup_procs, cgroup_read, skip_on_runc, status_field, Out,
-    Test,
+    assert_cgroups_exist, assert_cgroups_gone, cgroup_dir, cgroup_hierarchies, cgroup_procs,
+    cgroup_read, is_gone, proc_state, skip_on_runc, split_table, status_field, still_alive,
+    wait_until, Out, Test, MIB, STOP_TIMEOUT,
 };
-
-const MIB: u64 = 1024 * 1024;
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits until the container output of `create` holds `needle`; the output then.
 #[track_caller]
@@ -43,19 +27,6 @@ fn wait_output(create: &Out, needle: &str, timeout: Duration) -> String {
     });
     assert!(found, "no {needle:?} in the container's output:\n{text}");
     text
-}
-
-/// The state letter of /proc/PID/stat (`R`, `S`, `D`, `T`, `Z`, …); `?` if it is gone.
-fn proc_state(pid: i32) -> char {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
-        .unwrap_or('?')
-}
-
-/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
-fn is_gone(pid: i32) -> bool {
-    matches!(proc_state(pid), '?' | 'Z' | 'X')
 }
 
 /// The cgroup path /proc/PID/cgroup shows (from the host's cgroup namespace) for
@@ -101,36 +72,6 @@ fn assert_in_cgroup(text: &str, path: &str) {
     }
 }
 
-/// The container's leaf directories that exist, in every hierarchy.
-fn existing_dirs(path: &str) -> Vec<std::path::PathBuf> {
-    cgroup_hierarchies()
-        .iter()
-        .map(|h| h.dir_for(path))
-        .filter(|d| d.is_dir())
-        .collect()
-}
-
-/// Asserts the container has a directory in every hierarchy this process is in.
-#[track_caller]
-fn assert_dirs_exist(path: &str) {
-    for h in cgroup_hierarchies() {
-        let d = h.dir_for(path);
-        assert!(
-            d.is_dir(),
-            "no cgroup {} for {path} in hierarchy {:?}",
-            d.display(),
-            h.name()
-        );
-    }
-}
-
-/// Asserts no hierarchy has a directory for the container.
-#[track_caller]
-fn assert_dirs_gone(path: &str) {
-    let left = existing_dirs(path);
-    assert!(left.is_empty(), "cgroups left behind: {left:?}");
-}
-
 fn read_u64(controller: &str, path: &str, file: &str) -> u64 {
     let v = cgroup_read(controller, path, file);
     v.parse()
@@ -143,16 +84,6 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
     })
-}
-
-/// `create` + `start` of `id` with the current config; the create call (whose stdout file
-/// the container writes to) and the init's host pid.
-#[track_caller]
-fn start(t: &Test, id: &str) -> (Out, i32) {
-    let (out, pid) = t.create(id);
-    out.ok();
-    t.hull(&["start", id]).ok();
-    (out, pid.expect("pid file"))
 }
 
 #[test]
@@ -178,7 +109,7 @@ fn limits_land_in_the_cgroup_files_and_the_process_sees_its_cgroup() {
     let pid = pid.expect("pid file");
 
     // The limits are in place before the process starts.
-    assert_dirs_exist(&path);
+    assert_cgroups_exist(&path);
     assert_eq!(read_u64("memory", &path, "memory.limit_in_bytes"), 64 * MIB);
     assert_eq!(
         read_u64("memory", &path, "memory.soft_limit_in_bytes"),
@@ -283,7 +214,7 @@ fn memory_hog_is_oom_killed_and_events_reports_it() {
         "while [ ! -e /tmp/go ]; do sleep 0.05; done; tail /dev/zero; echo rc=$?; \
          exec sleep 100",
     );
-    let (out, _) = start(&t, &id);
+    let (out, _) = t.create_and_start(&id);
 
     let events = t.spawn_call(&["events", "--interval", "1s", &id]);
     // The first stats line shows `events` is up and listening.
@@ -338,7 +269,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
         "sh -c 'for i in $(seq 50); do sleep 60 & done' 2>&1; echo done; \
          exec sleep 100",
     );
-    let (out, _) = start(&t, &id);
+    let (out, _) = t.create_and_start(&id);
     let text = wait_output(&out, "done\n", STOP_TIMEOUT);
     assert!(
         text.contains("can't fork") || text.contains("Resource temporarily unavailable"),
@@ -368,7 +299,7 @@ fn update_changes_the_limits_of_a_running_container() {
     t.config["linux"]["resources"]["cpu"] = json!({ "quota": 10000, "period": 100000 });
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 10 });
     t.args(&["sleep", "100"]);
-    let (_, pid) = start(&t, &id);
+    let (_, pid) = t.create_and_start(&id);
 
     t.hull(&["update", "--memory", "64M", &id]).ok();
     assert_eq!(read_u64("memory", &path, "memory.limit_in_bytes"), 64 * MIB);
@@ -440,7 +371,7 @@ fn pause_freezes_the_processes_and_resume_thaws_them() {
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
     t.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done");
-    let (_, pid) = start(&t, &id);
+    let (_, pid) = t.create_and_start(&id);
     assert!(
         wait_until(STOP_TIMEOUT, || tick(&t) > 0),
         "the loop never ticked"
@@ -493,7 +424,7 @@ fn pause_and_resume_of_created_and_stopped_containers_behave_as_runc() {
     let stopped = t.new_id();
     t.in_cgroup(&g, &stopped);
     t.args(&["true"]);
-    start(&t, &stopped);
+    t.create_and_start(&stopped);
     assert_eq!(t.wait_status(&stopped, "stopped", STOP_TIMEOUT), "stopped");
     t.hull(&["pause", &stopped])
         .fails()
@@ -522,12 +453,7 @@ fn ps_json(t: &Test, id: &str) -> Vec<i64> {
 
 /// The values of the `PID` column of a ps table.
 fn pid_column(out: &Out) -> Vec<i64> {
-    let mut lines = out.stdout.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let (header, lines) = split_table(&out.stdout);
     let col = header
         .iter()
         .position(|h| *h == "PID")
@@ -544,7 +470,7 @@ fn ps_lists_the_processes_of_the_container() {
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
     t.sh("sleep 100 & exec sleep 101");
-    let (_, pid) = start(&t, &id);
+    let (_, pid) = t.create_and_start(&id);
 
     let mut pids = Vec::new();
     assert!(
@@ -592,7 +518,7 @@ fn events_stats_prints_one_json_line_of_usage_and_limits() {
     t.config["linux"]["resources"]["memory"] = json!({ "limit": 64 * MIB });
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 42 });
     t.args(&["sleep", "100"]);
-    start(&t, &id);
+    t.create_and_start(&id);
 
     let out = t.hull(&["events", "--stats", &id]);
     out.ok();
@@ -732,27 +658,12 @@ fn kill_all_reaches_every_process_without_a_pid_namespace() {
     t.remove_namespace("pid");
     // The trailing command keeps sh from exec-ing the second sleep.
     t.sh("sleep 100 & sleep 100; exit 0");
-    let (_, pid) = start(&t, &id);
+    let (_, pid) = t.create_and_start(&id);
+    let procs = t.wait_cgroup_procs(&path, pid, 3);
     let dir = cgroup_dir("pids", &path);
-    let mut procs = Vec::new();
-    assert!(
-        wait_until(STOP_TIMEOUT, || {
-            procs = cgroup_procs(&dir);
-            procs.len() == 3
-        }),
-        "processes in the cgroup: {procs:?}"
-    );
-    assert!(procs.contains(&pid), "{procs:?} lacks init {pid}");
-    for p in &procs {
-        t.track_pid(*p);
-    }
 
     t.hull(&["kill", "--all", &id, "KILL"]).ok();
-    let left: Vec<i32> = procs
-        .iter()
-        .copied()
-        .filter(|p| !wait_until(STOP_TIMEOUT, || is_gone(*p)))
-        .collect();
+    let left = still_alive(&procs, STOP_TIMEOUT);
     assert!(left.is_empty(), "still alive after kill --all: {left:?}");
     assert!(
         wait_until(STOP_TIMEOUT, || cgroup_procs(&dir).is_empty()),
@@ -771,29 +682,29 @@ fn delete_removes_the_cgroups_of_the_container() {
     // A container that stopped, then `delete`.
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
-    start(&t, &id);
-    assert_dirs_exist(&path);
+    t.create_and_start(&id);
+    assert_cgroups_exist(&path);
     t.hull(&["kill", &id, "KILL"]).ok();
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     t.hull(&["delete", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
     assert!(!t.root.join(&id).exists(), "state dir left after delete");
 
     // A running one, `delete --force`.
     let id2 = t.new_id();
     let path2 = t.in_cgroup(&g, &id2);
-    start(&t, &id2);
-    assert_dirs_exist(&path2);
+    t.create_and_start(&id2);
+    assert_cgroups_exist(&path2);
     t.hull(&["delete", "--force", &id2]).ok();
-    assert_dirs_gone(&path2);
+    assert_cgroups_gone(&path2);
 
     // A created one, never started.
     let id3 = t.new_id();
     let path3 = t.in_cgroup(&g, &id3);
     t.create(&id3).0.ok();
-    assert_dirs_exist(&path3);
+    assert_cgroups_exist(&path3);
     t.hull(&["delete", "--force", &id3]).ok();
-    assert_dirs_gone(&path3);
+    assert_cgroups_gone(&path3);
 }
 
 #[test]
@@ -805,7 +716,7 @@ fn invalid_swappiness_fails_create_and_leaves_no_cgroup() {
     t.config["linux"]["resources"]["memory"] = json!({ "swappiness": 200 });
     let (out, _) = t.create_fails();
     out.stderr_has("swappiness").stderr_has("200");
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out}");
 }
 
@@ -818,7 +729,7 @@ fn invalid_cpus_fails_create_and_leaves_no_cgroup() {
     t.config["linux"]["resources"]["cpu"] = json!({ "cpus": "abc" });
     let (out, _) = t.create_fails();
     out.stderr_has("cpus").stderr_has("abc");
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
     // runc 1.1.5 also warns that it could not read the OOM count of the removed cgroup.
     if !skip_on_runc("runc 1.1.5 prints a warning line too") {
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out}");
@@ -852,7 +763,7 @@ fn absolute_cgroups_path_is_taken_from_each_hierarchys_root() {
     }
 
     t.hull(&["delete", "--force", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
 }
 
 #[test]

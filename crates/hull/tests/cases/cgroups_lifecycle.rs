@@ -15,68 +15,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::util::{
-    cgroup_dir, cgroup_hierarchies, cgroup_procs, cgroup_read, is_runc, pids_with_env,
-    skip_on_runc, CgroupGuard, Out, Pending, Test,
+    assert_cgroups_exist, assert_cgroups_gone, cgroup_dir, cgroup_hierarchies, cgroup_procs,
+    cgroup_read, existing_cgroups, is_gone, is_runc, pids_with_env, skip_on_runc, split_table,
+    still_alive, wait_until, CgroupGuard, Out, Pending, Test, MIB, STOP_TIMEOUT,
 };
-
-const MIB: u64 = 1024 * 1024;
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Polls `cond` every 10 ms until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The state letter of /proc/PID/stat; `?` once it is gone.
-fn proc_state(pid: i32) -> char {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
-        .unwrap_or('?')
-}
-
-/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
-fn is_gone(pid: i32) -> bool {
-    matches!(proc_state(pid), '?' | 'Z' | 'X')
-}
-
-/// Waits until every pid has exited; the ones still alive at the timeout.
-fn still_alive(pids: &[i32], timeout: Duration) -> Vec<i32> {
-    wait_until(timeout, || pids.iter().all(|p| is_gone(*p)));
-    pids.iter().copied().filter(|p| !is_gone(*p)).collect()
-}
-
-/// The container's directories that exist, in every hierarchy this process is in.
-fn existing_dirs(path: &str) -> Vec<PathBuf> {
-    cgroup_hierarchies()
-        .iter()
-        .map(|h| h.dir_for(path))
-        .filter(|d| d.is_dir())
-        .collect()
-}
-
-#[track_caller]
-fn assert_dirs_exist(path: &str) {
-    for h in cgroup_hierarchies() {
-        let d = h.dir_for(path);
-        assert!(d.is_dir(), "no cgroup {} for {path}", d.display());
-    }
-}
-
-#[track_caller]
-fn assert_dirs_gone(path: &str) {
-    let left = existing_dirs(path);
-    assert!(left.is_empty(), "cgroups left behind: {left:?}");
-}
 
 /// The runtime's own state file of `id`, parsed (hull's or runc's shape), if there is one.
 fn state_file(t: &Test, id: &str) -> Option<Value> {
@@ -112,32 +54,9 @@ fn saved_cpu_shares(state: &Value) -> Option<u64> {
     }
 }
 
-/// `create` + `start` of `id` with the current config; the init's host pid.
-#[track_caller]
-fn start(t: &Test, id: &str) -> i32 {
-    let (out, pid) = t.create(id);
-    out.ok();
-    t.hull(&["start", id]).ok();
-    pid.expect("pid file")
-}
-
 /// Starts `create --bundle B ID` in the background (the config must be written).
 fn spawn_create(t: &Test, id: &str) -> Pending {
     t.spawn_call(&["create", "--bundle", &t.bundle_str(), id])
-}
-
-/// Waits until the processes of container `id` are gone; panics naming those left.
-#[track_caller]
-fn assert_no_processes(t: &Test, id: &str) {
-    let left = t.wait_no_processes(id, STOP_TIMEOUT);
-    let desc: Vec<String> = left
-        .iter()
-        .map(|p| {
-            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
-        })
-        .collect();
-    assert!(left.is_empty(), "processes of {id} left: {desc:?}");
 }
 
 /// Kills, on drop, the host processes (hooks) that carry an env entry of this test.
@@ -224,7 +143,7 @@ fn systemd_create_fails(
     );
     t.assert_nothing_left(&id);
     for c in &candidates {
-        let left = existing_dirs(c);
+        let left = existing_cgroups(c);
         assert!(left.is_empty(), "{left:?} made by a failed create:\n{out}");
     }
     (out, path)
@@ -333,7 +252,7 @@ fn killed_during_hook(name: &str, kind: &str, hook_inside: bool) {
         panic!("the {kind} hook never ran:\n{}", create.kill());
     }
     // By now the cgroups are made and the init is in them.
-    assert_dirs_exist(&path);
+    assert_cgroups_exist(&path);
     let state = state_file(&t, &id).expect("state.json while the hook runs");
     let init = recorded_init(&state).expect("init pid in state.json while the hook runs");
     t.track_pid(init);
@@ -357,14 +276,14 @@ fn killed_during_hook(name: &str, kind: &str, hook_inside: bool) {
 
     t.hull(&["delete", "--force", &id]).ok();
     assert!(!t.root.join(&id).exists(), "state dir left after delete -f");
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
     let left = still_alive(&[init], STOP_TIMEOUT);
     assert!(left.is_empty(), "init {init} still alive after delete -f");
     if hook_inside {
         let left = still_alive(&hooks, STOP_TIMEOUT);
         assert!(left.is_empty(), "{kind} hook still alive: {left:?}");
     }
-    assert_no_processes(&t, &id);
+    t.assert_no_processes(&id, STOP_TIMEOUT);
     t.assert_nothing_left(&id);
 }
 
@@ -397,7 +316,7 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
     spawn_create(&t, &id).wait().ok();
     let full = started.elapsed();
     t.hull(&["delete", "--force", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
 
     let mut delays: Vec<Duration> = [0u32, 5, 10, 15, 20]
         .iter()
@@ -417,7 +336,7 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
             "create killed at {delay:?} (exit {}): state.json {}, init {init:?}, {} cgroups",
             killed.code,
             if state.is_some() { "written" } else { "absent" },
-            existing_dirs(&path).len()
+            existing_cgroups(&path).len()
         );
         let del = t.hull(&["delete", "--force", &id]);
         assert!(
@@ -428,7 +347,7 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
             !t.root.join(&id).exists(),
             "state dir left (create killed at {delay:?})"
         );
-        let left = existing_dirs(&path);
+        let left = existing_cgroups(&path);
         assert!(
             left.is_empty(),
             "cgroups left (create killed at {delay:?}): {left:?}"
@@ -439,7 +358,7 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
                 "init {p} alive (create killed at {delay:?})"
             );
         }
-        assert_no_processes(&t, &id);
+        t.assert_no_processes(&id, STOP_TIMEOUT);
 
         // The same id works again from scratch.
         let again = spawn_create(&t, &id).wait();
@@ -449,7 +368,7 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
         );
         assert_eq!(cgroup_read("pids", &path, "pids.max"), "20");
         t.hull(&["delete", "--force", &id]).ok();
-        assert_dirs_gone(&path);
+        assert_cgroups_gone(&path);
     }
 }
 
@@ -463,7 +382,7 @@ fn update_and_events_stats_of_a_stopped_container_fail() {
     t.in_cgroup(&g, &id);
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 20 });
     t.args(&["true"]);
-    start(&t, &id);
+    t.create_and_start(&id);
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     let before = fs::read_to_string(t.root.join(&id).join("state.json")).unwrap();
 
@@ -490,7 +409,7 @@ fn limited(t: &mut Test, g: &CgroupGuard) -> String {
         json!({ "quota": 20000, "period": 100000, "shares": 512 });
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 50 });
     t.args(&["sleep", "100"]);
-    start(t, &id);
+    t.create_and_start(&id);
     path
 }
 
@@ -791,20 +710,8 @@ const TRAPPING_INIT: &str = "trap 'exit 0' TERM; sleep 100 & sleep 101 & wait";
 fn start_three(t: &mut Test, g: &CgroupGuard, id: &str) -> (String, Vec<i32>) {
     let path = t.in_cgroup(g, id);
     t.sh(TRAPPING_INIT);
-    let init = start(t, id);
-    let dir = cgroup_dir("pids", &path);
-    let mut procs = Vec::new();
-    assert!(
-        wait_until(STOP_TIMEOUT, || {
-            procs = cgroup_procs(&dir);
-            procs.len() == 3
-        }),
-        "processes in the cgroup: {procs:?}"
-    );
-    assert!(procs.contains(&init), "{procs:?} lacks init {init}");
-    for p in &procs {
-        t.track_pid(*p);
-    }
+    let (_, init) = t.create_and_start(id);
+    let procs = t.wait_cgroup_procs(&path, init, 3);
     (path, procs)
 }
 
@@ -819,7 +726,7 @@ fn kill_all_term_ends_every_process_of_a_pid_namespace() {
     assert!(left.is_empty(), "alive after kill --all TERM: {left:?}");
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     t.hull(&["delete", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
 }
 
 #[test]
@@ -841,7 +748,7 @@ fn kill_all_term_ends_a_paused_container() {
     );
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     t.hull(&["delete", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
 }
 
 #[test]
@@ -858,7 +765,7 @@ fn kill_sigkill_ends_a_paused_container() {
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     assert_eq!(cgroup_read("freezer", &path, "freezer.state"), "THAWED");
     t.hull(&["delete", &id]).ok();
-    assert_dirs_gone(&path);
+    assert_cgroups_gone(&path);
 }
 
 #[test]
@@ -873,8 +780,8 @@ fn delete_force_of_a_paused_container_removes_it_and_its_cgroups() {
     let left = still_alive(&procs, STOP_TIMEOUT);
     assert!(left.is_empty(), "alive after delete -f: {left:?}");
     assert!(!t.root.join(&id).exists(), "state dir left after delete -f");
-    assert_dirs_gone(&path);
-    assert_no_processes(&t, &id);
+    assert_cgroups_gone(&path);
+    t.assert_no_processes(&id, STOP_TIMEOUT);
 }
 
 // --- a cgroup the test made, joined by absolute path ------------------------------------
@@ -937,7 +844,7 @@ fn container_in_an_existing_cgroup_spares_it_and_its_other_processes() {
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 30 });
     t.sh("sleep 100 & exec sleep 101");
 
-    let init = start(&t, &id);
+    let (_, init) = t.create_and_start(&id);
     for d in &dirs {
         let procs = cgroup_procs(d);
         assert!(procs.contains(&init), "init {init} not in {}", d.display());
@@ -977,7 +884,7 @@ fn container_in_an_existing_cgroup_spares_it_and_its_other_processes() {
 
     // A running one, `delete --force`.
     let id2 = t.new_id();
-    let init2 = start(&t, &id2);
+    let (_, init2) = t.create_and_start(&id2);
     t.hull(&["delete", "--force", &id2]).ok();
     assert!(still_alive(&[init2], STOP_TIMEOUT).is_empty(), "init alive");
     assert!(
@@ -1000,7 +907,7 @@ fn ps_passes_a_custom_format_on_and_reports_ps_errors() {
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
     t.sh("sleep 100 & exec sleep 101");
-    start(&t, &id);
+    t.create_and_start(&id);
     let mut pids: Vec<i64> = Vec::new();
     assert!(
         wait_until(STOP_TIMEOUT, || {
@@ -1014,12 +921,7 @@ fn ps_passes_a_custom_format_on_and_reports_ps_errors() {
 
     let out = t.hull(&["ps", &id, "-o", "pid,args"]);
     out.ok();
-    let mut lines = out.stdout.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let (header, lines) = split_table(&out.stdout);
     assert_eq!(header, ["PID", "COMMAND"], "{out}");
     let mut rows: Vec<(i64, String)> = lines
         .map(|l| {

@@ -4,31 +4,27 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::util::{host_ns, ns_link, pids_in_ns, Test};
+use crate::util::{host_ns, ns_link, pids_in_ns, wait_until, Test};
 
 /// Polls until the mount namespace `mnt` (a container's) holds at least `n` live processes;
 /// the processes at the end.
 fn wait_members(mnt: &str, n: usize) -> Vec<i32> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = pids_in_ns("mnt", mnt);
-        if found.len() >= n || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut found = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        found = pids_in_ns("mnt", mnt);
+        found.len() >= n
+    });
+    found
 }
 
 /// Polls until the mount namespace `mnt` holds at most `n` live processes; those left.
 fn wait_at_most(mnt: &str, n: usize, timeout: Duration) -> Vec<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = pids_in_ns("mnt", mnt);
-        if found.len() <= n || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut found = Vec::new();
+    wait_until(timeout, || {
+        found = pids_in_ns("mnt", mnt);
+        found.len() <= n
+    });
+    found
 }
 
 /// Creates and starts the test's container; its init pid and mount namespace, once it has

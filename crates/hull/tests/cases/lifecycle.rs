@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::Test;
-
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::util::{is_gone, split_table, wait_until, Test, STOP_TIMEOUT};
 
 #[test]
 fn create_start_kill_delete_walk_through_the_states() {
@@ -95,12 +93,7 @@ fn list_shows_the_container_as_table_and_json() {
 
     let table = t.hull(&["list"]);
     table.ok();
-    let mut lines = table.stdout.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let (header, mut lines) = split_table(&table.stdout);
     assert_eq!(
         header,
         ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
@@ -157,7 +150,7 @@ fn delete_force_removes_a_running_container() {
         .fails()
         .stderr_has("container does not exist");
     assert!(
-        wait_gone(pid, STOP_TIMEOUT),
+        wait_until(STOP_TIMEOUT, || is_gone(pid)),
         "process {pid} still alive after delete -f"
     );
 }
@@ -282,26 +275,6 @@ fn create_and_start_show_the_output_of_the_process() {
     t.hull(&["start", &id]).ok();
     assert_eq!(t.wait_status(&id, "stopped", STOP_TIMEOUT), "stopped");
     assert_eq!(create.stdout_now(), "started\n");
-}
-
-/// Whether `pid` is gone (or a zombie) within the timeout.
-fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let gone = match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(s) => s
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-        };
-        if gone {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub const BUSYBOX: &str = "/usr/bin/busybox";
 /// How long one runtime call may take before it is killed and the test fails.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a container's processes get to exit, or its state to change, before a test fails.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One mebibyte, for memory limits.
+pub const MIB: u64 = 1024 * 1024;
+
 /// The runtime binary under test.
 pub fn runtime() -> PathBuf {
     match std::env::var_os("HULL_TEST_RUNTIME") {
@@ -305,6 +311,11 @@ impl Test {
     /// Runs a runtime call with stdio redirected to files (so a container that inherits
     /// them cannot hold the call open), killing it at the deadline.
     pub fn call(&self, args: &[&str], c: &Call) -> Out {
+        self.launch(args, c, None).wait()
+    }
+
+    /// Starts a runtime call as `call` does (stdin from `input`, or none) without waiting.
+    fn launch(&self, args: &[&str], c: &Call, input: Option<&str>) -> Pending {
         let bin = c.bin.clone().unwrap_or_else(runtime);
         let n = {
             let mut calls = self.calls.borrow_mut();
@@ -315,8 +326,6 @@ impl Test {
         fs::create_dir_all(&out_dir).unwrap();
         let stdout_path = out_dir.join(format!("{n}.stdout"));
         let stderr_path = out_dir.join(format!("{n}.stderr"));
-        let stdout = fs::File::create(&stdout_path).unwrap();
-        let stderr = fs::File::create(&stderr_path).unwrap();
 
         let mut argv: Vec<String> = Vec::new();
         match &c.root {
@@ -337,9 +346,18 @@ impl Test {
         // then fails that call instead of killing the whole test binary.
         cmd.process_group(0);
         cmd.args(&argv)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+            .stdout(fs::File::create(&stdout_path).unwrap())
+            .stderr(fs::File::create(&stderr_path).unwrap());
+        match input {
+            Some(text) => {
+                let stdin_path = out_dir.join(format!("{n}.stdin"));
+                fs::write(&stdin_path, text).unwrap();
+                cmd.stdin(fs::File::open(&stdin_path).unwrap());
+            }
+            None => {
+                cmd.stdin(Stdio::null());
+            }
+        }
         if let Some(cwd) = &c.cwd {
             cmd.current_dir(cwd);
         }
@@ -351,35 +369,20 @@ impl Test {
                 cmd.pre_exec(move || hand_over_fds(&fds));
             }
         }
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let deadline = Instant::now() + c.timeout.unwrap_or(CALL_TIMEOUT);
-        let mut timed_out = false;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         let mut shown = vec![bin.to_string_lossy().into_owned()];
         shown.extend(argv);
-        Out {
+        if let Some(text) = input {
+            shown.push(format!("< {text:?}"));
+        }
+        Pending {
+            child,
             args: shown,
-            code,
-            stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
-            stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
             stdout_path,
             stderr_path,
-            timed_out,
+            deadline: Instant::now() + c.timeout.unwrap_or(CALL_TIMEOUT),
         }
     }
 
@@ -449,17 +452,15 @@ impl Test {
 
     /// Polls `state` until the status is `want` or the timeout passes; the last status.
     pub fn wait_status(&self, id: &str, want: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let st = self
+        let mut st = String::new();
+        wait_until(timeout, || {
+            st = self
                 .state(id)
                 .map(|s| s["status"].as_str().unwrap_or_default().to_string())
                 .unwrap_or_else(|| "<no state>".to_string());
-            if st == want || Instant::now() > deadline {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            st == want
+        });
+        st
     }
 
     /// Mount points at or under the test directory, as this process sees them.
@@ -483,15 +484,10 @@ impl Test {
             if pid == me {
                 continue;
             }
-            let p = e.path();
-            // Zombies are gone for our purposes.
-            if let Ok(stat) = fs::read_to_string(p.join("stat")) {
-                if let Some(rest) = stat.rsplit_once(") ") {
-                    if rest.1.starts_with('Z') || rest.1.starts_with('X') {
-                        continue;
-                    }
-                }
+            if is_gone(pid) {
+                continue;
             }
+            let p = e.path();
             let cg = fs::read_to_string(p.join("cgroup")).unwrap_or_default();
             let in_cgroup = cg.lines().any(|l| {
                 l.splitn(3, ':')
@@ -528,24 +524,19 @@ impl Test {
         let mounts = self.mounts_left();
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
         // The runtime may take a moment to reap a failed init.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let procs = self.processes_of(id);
-            if procs.is_empty() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let desc: Vec<String> = procs
-                    .iter()
-                    .map(|p| {
-                        let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                        format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
-                    })
-                    .collect();
-                panic!("processes left behind: {desc:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.assert_no_processes(id, Duration::from_secs(3));
+    }
+
+    /// Waits until no process of container `id` is left (see `processes_of`); panics naming
+    /// those left at the timeout.
+    #[track_caller]
+    pub fn assert_no_processes(&self, id: &str, timeout: Duration) {
+        let left = self.wait_no_processes(id, timeout);
+        assert!(
+            left.is_empty(),
+            "processes of {id} left behind: {:?}",
+            describe_pids(&left)
+        );
     }
 }
 
@@ -898,6 +889,17 @@ pub fn mount_entry(mountinfo: &str, mount_point: &str) -> Option<(String, String
         .rfind(|e| e.0 == mount_point)
 }
 
+/// A table's header words and the lines below it (`list`, `ps`).
+pub fn split_table(text: &str) -> (Vec<&str>, std::str::Lines<'_>) {
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    (header, lines)
+}
+
 /// Whether a comma-separated option list contains `opt`.
 pub fn has_opt(opts: &str, opt: &str) -> bool {
     opts.split(',').any(|o| o == opt)
@@ -946,49 +948,62 @@ impl Test {
     /// Starts `RUNTIME --root ROOT ARGS…` without waiting for it, so that several calls can
     /// run at the same time; stdio goes to files as in `call`.
     pub fn spawn_call(&self, args: &[&str]) -> Pending {
-        let n = {
-            let mut calls = self.calls.borrow_mut();
-            *calls += 1;
-            *calls
-        };
-        let out_dir = self.dir.join("calls");
-        fs::create_dir_all(&out_dir).unwrap();
-        let stdout_path = out_dir.join(format!("{n}.stdout"));
-        let stderr_path = out_dir.join(format!("{n}.stderr"));
-        let bin = runtime();
-        let mut argv = vec!["--root".to_string(), self.root_str()];
-        argv.extend(args.iter().map(|a| a.to_string()));
-        let child = Command::new(&bin)
-            .process_group(0)
-            .args(&argv)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout_path).unwrap())
-            .stderr(fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut shown = vec![bin.to_string_lossy().into_owned()];
-        shown.extend(argv);
-        Pending {
-            child,
-            args: shown,
-            stdout_path,
-            stderr_path,
-            deadline: Instant::now() + CALL_TIMEOUT,
-        }
+        self.launch(args, &Call::default(), None)
     }
 
     /// Polls until no process of container `id` is left (see `processes_of`); the ones left
     /// at the timeout.
     pub fn wait_no_processes(&self, id: &str, timeout: Duration) -> Vec<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let procs = self.processes_of(id);
-            if procs.is_empty() || Instant::now() > deadline {
-                return procs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut procs = Vec::new();
+        wait_until(timeout, || {
+            procs = self.processes_of(id);
+            procs.is_empty()
+        });
+        procs
     }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The state letter of /proc/PID/stat (`R`, `S`, `D`, `T`, `Z`, …); `?` once it is gone.
+pub fn proc_state(pid: i32) -> char {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+        .unwrap_or('?')
+}
+
+/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
+pub fn is_gone(pid: i32) -> bool {
+    matches!(proc_state(pid), '?' | 'Z' | 'X')
+}
+
+/// Waits until every pid has exited; the ones still alive at the timeout.
+pub fn still_alive(pids: &[i32], timeout: Duration) -> Vec<i32> {
+    wait_until(timeout, || pids.iter().all(|p| is_gone(*p)));
+    pids.iter().copied().filter(|p| !is_gone(*p)).collect()
+}
+
+/// `PID: command line` of each pid, for a failure message.
+pub fn describe_pids(pids: &[i32]) -> Vec<String> {
+    pids.iter()
+        .map(|p| {
+            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect()
 }
 
 /// Live (not zombie) processes whose environment holds the exact `VAR=value` entry: finds a
@@ -1003,13 +1018,10 @@ pub fn pids_with_env(entry: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != me)
+        .filter(|&pid| !is_gone(pid))
         .filter(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
             let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            !zombie && environ.split(|b| *b == 0).any(|v| v == entry.as_bytes())
+            environ.split(|b| *b == 0).any(|v| v == entry.as_bytes())
         })
         .collect()
 }
@@ -1032,14 +1044,9 @@ pub fn pids_in_ns(kind: &str, link: &str) -> Vec<i32> {
     let mut pids: Vec<i32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| !is_gone(pid))
         .filter(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
-            !zombie
-                && fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-                    .is_ok_and(|l| l.as_os_str() == link)
+            fs::read_link(format!("/proc/{pid}/ns/{kind}")).is_ok_and(|l| l.as_os_str() == link)
         })
         .collect();
     pids.sort();
@@ -1070,39 +1077,7 @@ impl Test {
 impl Test {
     /// Like `call`, with `input` on the runtime's stdin (e.g. `update -r -`).
     pub fn call_stdin(&self, args: &[&str], input: &str) -> Out {
-        let n = {
-            let mut calls = self.calls.borrow_mut();
-            *calls += 1;
-            *calls
-        };
-        let out_dir = self.dir.join("calls");
-        fs::create_dir_all(&out_dir).unwrap();
-        let stdin_path = out_dir.join(format!("{n}.stdin"));
-        let stdout_path = out_dir.join(format!("{n}.stdout"));
-        let stderr_path = out_dir.join(format!("{n}.stderr"));
-        fs::write(&stdin_path, input).unwrap();
-        let bin = runtime();
-        let mut argv = vec!["--root".to_string(), self.root_str()];
-        argv.extend(args.iter().map(|a| a.to_string()));
-        let child = Command::new(&bin)
-            .process_group(0)
-            .args(&argv)
-            .stdin(fs::File::open(&stdin_path).unwrap())
-            .stdout(fs::File::create(&stdout_path).unwrap())
-            .stderr(fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut shown = vec![bin.to_string_lossy().into_owned()];
-        shown.extend(argv);
-        shown.push(format!("< {input:?}"));
-        Pending {
-            child,
-            args: shown,
-            stdout_path,
-            stderr_path,
-            deadline: Instant::now() + CALL_TIMEOUT,
-        }
-        .wait()
+        self.launch(args, &Call::default(), Some(input)).wait()
     }
 }
 
@@ -1281,6 +1256,68 @@ pub fn cgroup_procs(dir: &Path) -> Vec<i32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// The directories of `linux.cgroupsPath` `path` that exist, in every hierarchy.
+pub fn existing_cgroups(path: &str) -> Vec<PathBuf> {
+    cgroup_hierarchies()
+        .iter()
+        .map(|h| h.dir_for(path))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// Asserts `linux.cgroupsPath` `path` has a directory in every hierarchy this process is in.
+#[track_caller]
+pub fn assert_cgroups_exist(path: &str) {
+    for h in cgroup_hierarchies() {
+        let d = h.dir_for(path);
+        assert!(
+            d.is_dir(),
+            "no cgroup {} for {path} in hierarchy {:?}",
+            d.display(),
+            h.name()
+        );
+    }
+}
+
+/// Asserts no hierarchy has a directory for `linux.cgroupsPath` `path`.
+#[track_caller]
+pub fn assert_cgroups_gone(path: &str) {
+    let left = existing_cgroups(path);
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+impl Test {
+    /// `create` + `start` of `id` with the current config; the create call (whose stdout
+    /// file the container writes to) and the init's host pid.
+    #[track_caller]
+    pub fn create_and_start(&self, id: &str) -> (Out, i32) {
+        let (out, pid) = self.create(id);
+        out.ok();
+        self.hull(&["start", id]).ok();
+        (out, pid.expect("pid file"))
+    }
+
+    /// Waits until the pids cgroup of `linux.cgroupsPath` `path` holds `n` processes, `init`
+    /// among them; records them all for the guard to kill and returns them.
+    #[track_caller]
+    pub fn wait_cgroup_procs(&self, path: &str, init: i32, n: usize) -> Vec<i32> {
+        let dir = cgroup_dir("pids", path);
+        let mut procs = Vec::new();
+        assert!(
+            wait_until(STOP_TIMEOUT, || {
+                procs = cgroup_procs(&dir);
+                procs.len() == n
+            }),
+            "processes in the cgroup: {procs:?}"
+        );
+        assert!(procs.contains(&init), "{procs:?} lacks init {init}");
+        for p in &procs {
+            self.track_pid(*p);
+        }
+        procs
+    }
 }
 
 impl Drop for CgroupGuard {
