@@ -10,7 +10,7 @@
 //! five bpf(2) commands.
 //!
 //! The rules are the ones the v1 writer hands the kernel, in the same order
-//! ([`super::v1::effective_device_rules`]: the config's, with hull's defaults after its last
+//! ([`devices::effective_rules`]: the config's, with hull's defaults after its last
 //! "all devices" rule), folded the way the v1 kernel folds them into a default action and
 //! exceptions, so a container is allowed the same devices on either hierarchy. The program
 //! checks the exceptions as the v1 kernel does: with default deny, one exception must cover
@@ -25,8 +25,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::LinuxDeviceCgroup;
 
+use super::devices::{self, DeviceKind, Node, Rule};
 use super::CgroupError;
 
 /// The name hull gives its programs, so an update detaches only those.
@@ -46,159 +47,46 @@ pub fn apply_devices(
     attach(dir, &program)
 }
 
-/// A device type a cgroup rule can name (the wildcard `a` is a [`Rule`] without one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum DeviceKind {
-    Char,
-    Block,
-}
-
-impl DeviceKind {
-    /// `BPF_DEVCG_DEV_CHAR` / `BPF_DEVCG_DEV_BLOCK`.
-    fn bpf(self) -> i32 {
-        match self {
-            DeviceKind::Block => 1,
-            DeviceKind::Char => 2,
-        }
-    }
-
-    fn letter(self) -> char {
-        match self {
-            DeviceKind::Char => 'c',
-            DeviceKind::Block => 'b',
-        }
+/// `BPF_DEVCG_DEV_CHAR` / `BPF_DEVCG_DEV_BLOCK`.
+fn bpf_type(kind: DeviceKind) -> i32 {
+    match kind {
+        DeviceKind::Block => 1,
+        DeviceKind::Char => 2,
     }
 }
-
-/// Access bits as the kernel passes them: `BPF_DEVCG_ACC_{MKNOD,READ,WRITE}`.
-const ACC_MKNOD: u8 = 1;
-const ACC_READ: u8 = 2;
-const ACC_WRITE: u8 = 4;
-const ACC_ALL: u8 = ACC_MKNOD | ACC_READ | ACC_WRITE;
-
-fn parse_access(access: &str) -> Result<u8, char> {
-    access.chars().try_fold(0, |acc, c| match c {
-        'r' => Ok(acc | ACC_READ),
-        'w' => Ok(acc | ACC_WRITE),
-        'm' => Ok(acc | ACC_MKNOD),
-        other => Err(other),
-    })
-}
-
-fn access_string(bits: u8) -> String {
-    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, c)| *c)
-        .collect()
-}
-
-/// One cgroup device rule; `kind: None` is type `a` (every device).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Rule {
-    allow: bool,
-    kind: Option<DeviceKind>,
-    major: Option<u32>,
-    minor: Option<u32>,
-    access: u8,
-}
-
-impl Rule {
-    /// Converts `linux.resources.devices[index]` as runc does: no type is `a`, no or a
-    /// negative major/minor is a wildcard, access must be a non-empty subset of `rwm`.
-    fn from_spec(index: usize, d: &LinuxDeviceCgroup) -> Result<Self, CgroupError> {
-        let field = |name: &str| format!("linux.resources.devices[{index}]{name}");
-        let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
-            LinuxDeviceType::A => None,
-            LinuxDeviceType::C => Some(DeviceKind::Char),
-            LinuxDeviceType::B => Some(DeviceKind::Block),
-            other => {
-                return Err(CgroupError::Invalid {
-                    field: field(".type"),
-                    reason: format!(
-                        "{:?} is not a cgroup device type (a, b or c)",
-                        other.as_str()
-                    ),
-                })
-            }
-        };
-        let number = |value: Option<i64>, name: &str| match value {
-            None => Ok(None),
-            Some(v) if v < 0 => Ok(None),
-            // JNE compares with a sign-extended 32-bit immediate; real numbers are far smaller.
-            Some(v) if v > i64::from(i32::MAX) => Err(CgroupError::Invalid {
-                field: field(name),
-                reason: format!("{v} is not a device number"),
-            }),
-            Some(v) => Ok(Some(v as u32)),
-        };
-        let access = d.access().as_deref().unwrap_or_default();
-        if access.is_empty() {
-            return Err(CgroupError::Invalid {
-                field: field(".access"),
-                reason: "must not be empty".into(),
-            });
-        }
-        let access = parse_access(access).map_err(|c| CgroupError::Invalid {
-            field: field(".access"),
-            reason: format!("unknown access {c:?} in {access:?} (only r, w and m)"),
-        })?;
-        Ok(Rule {
-            allow: d.allow(),
-            kind,
-            major: number(d.major(), ".major")?,
-            minor: number(d.minor(), ".minor")?,
-            access,
-        })
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
-        write!(
-            f,
-            "{} {} {}:{} {}",
-            if self.allow { "allow" } else { "deny" },
-            self.kind.map_or('a', DeviceKind::letter),
-            num(self.major),
-            num(self.minor),
-            access_string(self.access)
-        )
-    }
-}
-
-/// Which devices an exception covers; `None` numbers are wildcards (ordered first, as in
-/// runc; all exceptions share one action, so their order cannot change the result).
-type Meta = (Option<u32>, Option<u32>, DeviceKind);
 
 /// The state a v1 devices cgroup reaches after the rules are written to devices.allow and
 /// devices.deny in order: a default action plus exceptions (each with its access bits).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Emulator {
     default_allow: bool,
-    exceptions: BTreeMap<Meta, u8>,
+    /// Keyed by [`Node`], whose order puts wildcards first, as runc does; all exceptions
+    /// share one action, so their order cannot change the result.
+    exceptions: BTreeMap<Node, u8>,
 }
 
 impl Emulator {
     fn apply(&mut self, rule: &Rule) {
-        let Some(kind) = rule.kind else {
-            // `a`: everything allowed or denied, whatever numbers and access it names.
+        if rule.is_reset() {
+            // `a *:* rwm`: everything allowed or denied from here on.
             *self = Emulator {
                 default_allow: rule.allow,
                 exceptions: BTreeMap::new(),
             };
             return;
-        };
-        let meta = (rule.major, rule.minor, kind);
-        if rule.allow != self.default_allow {
-            *self.exceptions.entry(meta).or_default() |= rule.access;
-        } else if let Some(held) = self.exceptions.get_mut(&meta) {
-            // Like the kernel: only the exception with these very numbers shrinks; a
-            // wildcard exception that also covers the device stays as it is.
-            *held &= !rule.access;
-            if *held == 0 {
-                self.exceptions.remove(&meta);
+        }
+        // Any other rule, type `a` included (one `b` and one `c` node), acts per node, as
+        // the v1 writer writes it, so both cgroup versions allow the same devices.
+        for node in rule.nodes() {
+            if rule.allow != self.default_allow {
+                *self.exceptions.entry(node).or_default() |= rule.access;
+            } else if let Some(held) = self.exceptions.get_mut(&node) {
+                // Like the kernel: only the exception with these very numbers shrinks; a
+                // wildcard exception that also covers the device stays as it is.
+                *held &= !rule.access;
+                if *held == 0 {
+                    self.exceptions.remove(&node);
+                }
             }
         }
     }
@@ -261,15 +149,10 @@ pub struct Program {
 impl Program {
     /// The program for `linux.resources.devices` with hull's default rules.
     pub fn from_spec(rules: &[LinuxDeviceCgroup]) -> Result<Self, CgroupError> {
-        // Checked one by one first, so an error names the config's own index.
-        for (i, d) in rules.iter().enumerate() {
-            Rule::from_spec(i, d)?;
-        }
-        let all = super::v1::effective_device_rules(rules)
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Rule::from_spec(i, d))
-            .collect::<Result<Vec<_>, _>>()?;
+        let all: Vec<Rule> = devices::effective_rules(rules)?
+            .into_iter()
+            .map(|(_, rule)| rule)
+            .collect();
         Ok(Self::from_rules(&all))
     }
 
@@ -282,11 +165,11 @@ impl Program {
         let exceptions: Vec<Rule> = emu
             .exceptions
             .iter()
-            .map(|(&(major, minor, kind), &access)| Rule {
+            .map(|(node, &access)| Rule {
                 allow: !emu.default_allow,
-                kind: Some(kind),
-                major,
-                minor,
+                kind: Some(node.kind),
+                major: node.major,
+                minor: node.minor,
                 access,
             })
             .collect();
@@ -308,9 +191,9 @@ impl Program {
                 2,
                 0,
                 0,
-                rule.kind.map_or(0, DeviceKind::bpf),
+                rule.kind.map_or(0, bpf_type),
             ));
-            if rule.access != ACC_ALL {
+            if rule.access != devices::ALL {
                 // R1 = the access asked for that the exception names.
                 block.push(Insn::new(Insn::ALU32_MOV_X, 1, 3, 0, 0));
                 block.push(Insn::new(
@@ -328,6 +211,8 @@ impl Program {
                     block.push(Insn::new(Insn::JEQ_K, 1, 0, 0, 0));
                 }
             }
+            // A number past i32::MAX sign-extends to one no 32-bit register holds, so it
+            // matches nothing: right, as no device has it (majors have 12 bits, minors 20).
             if let Some(major) = rule.major {
                 block.push(Insn::new(Insn::JNE_K, 4, 0, 0, major as i32));
             }
@@ -367,10 +252,10 @@ impl Program {
     /// Runs the program as the kernel would for one access (`kind`, major, minor, `access`
     /// as r/w/m letters): true = allowed. A tiny interpreter of just the opcodes emitted here.
     pub fn allows(&self, kind: DeviceKind, major: u32, minor: u32, access: &str) -> bool {
-        let acc = u64::from(parse_access(access).unwrap_or(0));
+        let acc = u64::from(devices::parse_access(access).unwrap_or(0));
         let mut regs = [0u64; 11];
         let ctx = [
-            (acc << 16) | kind.bpf() as u64,
+            (acc << 16) | bpf_type(kind) as u64,
             u64::from(major),
             u64::from(minor),
         ];
@@ -678,7 +563,7 @@ mod bpf {
 
 #[cfg(test)]
 mod tests {
-    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxResources};
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
 
     use super::super::v2::tests::{run_in, Scratch};
     use super::*;
@@ -712,7 +597,7 @@ mod tests {
             kind,
             major,
             minor,
-            access: parse_access(access).unwrap(),
+            access: devices::parse_access(access).unwrap(),
         }
     }
 
@@ -737,6 +622,19 @@ mod tests {
             Insn::new(Insn::EXIT, 0, 0, 0, 0).encode(),
             [0x95, 0, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn a_type_a_rule_short_of_a_reset_acts_per_node_as_on_v1() {
+        // deny all, then allow reading every device of major 1, block and char.
+        let p = Program::from_rules(&[
+            rule(false, None, None, None, "rwm"),
+            rule(true, None, Some(1), None, "r"),
+        ]);
+        assert!(p.allows(Char, 1, 5, "r"));
+        assert!(p.allows(Block, 1, 0, "r"));
+        assert!(!p.allows(Char, 1, 5, "w"));
+        assert!(!p.allows(Char, 2, 0, "r"));
     }
 
     #[test]
@@ -829,32 +727,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_rules_name_their_field() {
-        let cases = [
-            (
-                spec(true, LinuxDeviceType::C, Some((1, 5)), ""),
-                "linux.resources.devices[0].access: must not be empty",
-            ),
-            (
-                spec(true, LinuxDeviceType::C, Some((1, 5)), "rx"),
-                "linux.resources.devices[0].access: unknown access 'x'",
-            ),
-            (
-                spec(true, LinuxDeviceType::U, Some((1, 5)), "r"),
-                "linux.resources.devices[0].type: \"u\"",
-            ),
-            (
-                spec(true, LinuxDeviceType::C, Some((1 << 40, 5)), "r"),
-                "linux.resources.devices[0].major",
-            ),
-        ];
-        for (d, want) in cases {
-            let err = Program::from_spec(&[d]).unwrap_err().to_string();
-            assert!(
-                err.starts_with(want),
-                "{err:?} does not start with {want:?}"
-            );
-        }
+    fn numbers_past_i32_match_no_device() {
+        // No device has such a number; the sign-extended compare must not match 0 or -1.
+        let p = Program::from_rules(&[
+            rule(true, None, None, None, "rwm"),
+            rule(false, Some(Char), Some(u32::MAX), None, "rwm"),
+            rule(false, Some(Char), Some(1), Some(1 << 31), "rwm"),
+        ]);
+        assert!(p.allows(Char, 1, 3, "rw"));
+        assert!(p.allows(Char, 0, 0, "rw"));
+        let p = Program::from_rules(&[rule(true, Some(Char), Some(u32::MAX), None, "rwm")]);
+        assert!(!p.allows(Char, 0, 0, "r"));
+        assert!(!p.allows(Char, 1, 3, "r"));
     }
 
     #[test]
@@ -876,6 +760,12 @@ mod tests {
                 spec(true, LinuxDeviceType::A, None, "rwm"),
                 spec(false, LinuxDeviceType::C, Some((1, 5)), "w"),
                 spec(false, LinuxDeviceType::B, None, "m"),
+                spec(
+                    false,
+                    LinuxDeviceType::C,
+                    Some((i64::from(u32::MAX), 1)),
+                    "r",
+                ),
             ],
             many,
         ] {

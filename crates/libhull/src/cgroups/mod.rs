@@ -7,6 +7,7 @@
 //! for every controller and reads an empty path as the caller's own cgroup, while runc nests
 //! a relative or empty `cgroupsPath` under the caller's cgroup of each hierarchy.
 
+pub mod devices;
 pub mod devices_bpf;
 pub mod events;
 pub mod stats;

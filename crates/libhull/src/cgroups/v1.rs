@@ -1,6 +1,6 @@
 //! cgroup v1 limits: every `linux.resources` field written to the per-controller
-//! hierarchies of a legacy or hybrid host, and the device rules every container gets
-//! ([`default_device_rules`], [`effective_device_rules`], shared with the v2 eBPF writer).
+//! hierarchies of a legacy or hybrid host, the device rules of [`super::devices`] among them
+//! (as the devices.allow and devices.deny writes that take `devices.list` to their state).
 //!
 //! [`apply`] works in two passes. The first checks every value and reads what the order of
 //! the writes depends on (current limits, `devices.list`) into a list of steps; only then are
@@ -11,10 +11,11 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
-    LinuxNetwork, LinuxRdma, LinuxResources,
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
+    LinuxRdma, LinuxResources,
 };
 
+use super::devices::{self, access_string, DeviceKind, Node, Rule};
 use super::{CgroupError, Cgroups};
 
 /// What the kernel prints for "no limit" in a v1 `*limit_in_bytes` file on 4 KiB pages.
@@ -25,7 +26,7 @@ const MEMORY_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
 ///
 /// On create (`update == false`) absent fields are left at the kernel's defaults too, with
 /// two exceptions that follow runc: the device list is always written (an absent
-/// `devices` means "only the default devices", see [`effective_device_rules`]), and a
+/// `devices` means "only the default devices", see [`devices::effective_rules`]), and a
 /// cpuset left empty is filled from its parent, since a v1 cpuset child starts empty and
 /// takes no task. Call it on create even when the config has no `linux.resources`.
 pub fn apply(cg: &Cgroups, res: &LinuxResources, update: bool) -> Result<(), CgroupError> {
@@ -1096,149 +1097,6 @@ fn in_user_namespace() -> bool {
 
 // ---- devices ----------------------------------------------------------------------------
 
-const READ: u8 = 1;
-const WRITE: u8 = 2;
-const MKNOD: u8 = 4;
-const RWM: u8 = READ | WRITE | MKNOD;
-
-/// The devices every container may use whatever its config says (those hull creates in
-/// /dev, plus mknod of any node), as runc 1.1.5 allows them. A config's explicit deny of
-/// one of them still wins: see [`effective_device_rules`].
-pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_owned()));
-        r
-    };
-    use LinuxDeviceType::{B, C};
-    vec![
-        rule(C, None, None, "m"),
-        rule(B, None, None, "m"),
-        rule(C, Some(1), Some(3), "rwm"),    // /dev/null
-        rule(C, Some(1), Some(8), "rwm"),    // /dev/random
-        rule(C, Some(1), Some(7), "rwm"),    // /dev/full
-        rule(C, Some(5), Some(0), "rwm"),    // /dev/tty
-        rule(C, Some(1), Some(5), "rwm"),    // /dev/zero
-        rule(C, Some(1), Some(9), "rwm"),    // /dev/urandom
-        rule(C, Some(136), None, "rwm"),     // /dev/pts/*
-        rule(C, Some(5), Some(2), "rwm"),    // /dev/ptmx
-        rule(C, Some(10), Some(200), "rwm"), // /dev/net/tun, which runc allows too
-    ]
-}
-
-/// The rules in the order they take effect, for a writer that evaluates them one after the
-/// other from "deny everything" (the v1 kernel list here, the v2 eBPF program): the config's
-/// rules with [`default_device_rules`] put right after the config's last "all devices" rule
-/// (or first, if it has none). So a leading deny-all keeps the defaults, and a deny of a
-/// default device that follows it wins. runc instead puts the defaults last, where they
-/// override such a deny.
-pub fn effective_device_rules(rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
-    let split = rules
-        .iter()
-        .rposition(
-            |r| matches!(DeviceRule::parse(r, ""), Ok(p) if p.len() == 1 && p[0].node.is_none()),
-        )
-        .map_or(0, |i| i + 1);
-    let mut out = rules[..split].to_vec();
-    out.extend(default_device_rules());
-    out.extend_from_slice(&rules[split..]);
-    out
-}
-
-/// A device node or a wildcard over some of its numbers (`None` = `*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Node {
-    kind: char,
-    major: Option<u32>,
-    minor: Option<u32>,
-}
-
-impl std::fmt::Display for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let num = |n: Option<u32>| n.map_or("*".to_owned(), |n| n.to_string());
-        write!(f, "{} {}:{}", self.kind, num(self.major), num(self.minor))
-    }
-}
-
-fn access_str(access: u8) -> String {
-    [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')]
-        .iter()
-        .filter(|(bit, _)| access & bit != 0)
-        .map(|(_, c)| *c)
-        .collect()
-}
-
-/// One config rule as the kernel sees it; `node: None` is "all devices" (a reset).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct DeviceRule {
-    allow: bool,
-    node: Option<Node>,
-    access: u8,
-}
-
-impl DeviceRule {
-    /// Rules of type "a" that name numbers or fewer than all of rwm cannot be written as
-    /// "a" (the kernel reads any "a" line as "every device, rwm"): they become a "b" and
-    /// a "c" rule. runc resets on them, which for an allow means allowing everything.
-    fn parse(d: &LinuxDeviceCgroup, at: &str) -> Result<Vec<DeviceRule>, CgroupError> {
-        let number = |v: Option<i64>, what: &str| match v {
-            None | Some(-1) => Ok(None),
-            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(Some(n as u32)),
-            Some(n) => Err(invalid(
-                field(&format!("{at}.{what}")),
-                format!("{n} is neither -1 (any) nor a device number"),
-            )),
-        };
-        let major = number(d.major(), "major")?;
-        let minor = number(d.minor(), "minor")?;
-        // runc refuses a rule without access; so does the v2 eBPF writer.
-        let access = match d.access().as_deref() {
-            None | Some("") => {
-                return Err(invalid(field(&format!("{at}.access")), "must not be empty"))
-            }
-            Some(s) => s.chars().try_fold(0, |acc, c| match c {
-                'r' => Ok(acc | READ),
-                'w' => Ok(acc | WRITE),
-                'm' => Ok(acc | MKNOD),
-                _ => Err(invalid(
-                    field(&format!("{at}.access")),
-                    format!("{s:?} has a letter other than r, w, m"),
-                )),
-            })?,
-        };
-        let kinds: &[char] = match d.typ().unwrap_or_default() {
-            LinuxDeviceType::A if major.is_none() && minor.is_none() && access == RWM => {
-                return Ok(vec![DeviceRule {
-                    allow: d.allow(),
-                    node: None,
-                    access,
-                }])
-            }
-            LinuxDeviceType::A => &['b', 'c'],
-            LinuxDeviceType::B => &['b'],
-            LinuxDeviceType::C => &['c'],
-            other => {
-                return Err(invalid(
-                    field(&format!("{at}.type")),
-                    format!("{:?} is not a, b or c", other.as_str()),
-                ))
-            }
-        };
-        Ok(kinds
-            .iter()
-            .map(|&kind| DeviceRule {
-                allow: d.allow(),
-                node: Some(Node { kind, major, minor }),
-                access,
-            })
-            .collect())
-    }
-}
-
 /// One exception in a device cgroup: allowed in a deny-by-default cgroup, denied in an
 /// allow-by-default one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1263,40 +1121,33 @@ impl DeviceState {
     /// The state the config's rules plus the defaults ask for, starting from "deny all" as
     /// runc does.
     fn target(rules: &[LinuxDeviceCgroup]) -> Result<DeviceState, CgroupError> {
-        let parsed = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| DeviceRule::parse(r, &format!("devices[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let split = parsed
-            .iter()
-            .rposition(|p| p.len() == 1 && p[0].node.is_none())
-            .map_or(0, |i| i + 1);
         let mut state = DeviceState::default();
-        for (i, p) in parsed[..split].iter().enumerate() {
-            state.apply_all(p, Some(i))?;
-        }
-        for d in default_device_rules() {
-            state.apply_all(&DeviceRule::parse(&d, "")?, None)?;
-        }
-        for (i, p) in parsed.iter().enumerate().skip(split) {
-            state.apply_all(p, Some(i))?;
+        for (index, rule) in devices::effective_rules(rules)? {
+            state.apply(&rule, index)?;
         }
         Ok(state)
     }
 
-    fn apply_all(&mut self, rules: &[DeviceRule], index: Option<usize>) -> Result<(), CgroupError> {
-        rules.iter().try_for_each(|r| self.apply(r, index))
-    }
-
     /// Applies one rule as the kernel would: `index` is the config rule it comes from,
     /// `None` for a default.
-    fn apply(&mut self, rule: &DeviceRule, index: Option<usize>) -> Result<(), CgroupError> {
-        let Some(node) = rule.node else {
+    fn apply(&mut self, rule: &Rule, index: Option<usize>) -> Result<(), CgroupError> {
+        if rule.is_reset() {
             self.allow_all = rule.allow;
             self.exceptions.clear();
             return Ok(());
-        };
+        }
+        rule.nodes()
+            .into_iter()
+            .try_for_each(|node| self.apply_node(rule, node, index))
+    }
+
+    /// Applies `rule` to one of its nodes.
+    fn apply_node(
+        &mut self,
+        rule: &Rule,
+        node: Node,
+        index: Option<usize>,
+    ) -> Result<(), CgroupError> {
         let from_config = if index.is_some() { rule.access } else { 0 };
         if rule.allow != self.allow_all {
             match self.exceptions.iter_mut().find(|e| e.node == node) {
@@ -1341,17 +1192,16 @@ impl DeviceState {
             }
             // A default "c *:* m" still allowing mknod of a node the config denies is
             // harmless: the node cannot be opened. Anything else is refused, as in runc.
-            if self.allow_all || e.from_config & overlap != 0 || overlap != MKNOD {
+            if self.allow_all || e.from_config & overlap != 0 || overlap != devices::MKNOD {
                 let verb = if rule.allow { "allow" } else { "deny" };
-                let at = index.map_or("devices".to_owned(), |i| format!("devices[{i}]"));
                 return Err(invalid(
-                    field(&at),
+                    index.map_or(field("devices"), |i| devices::field(i, "")),
                     format!(
                         "cannot {verb} {node} {}: the rule {} {} covers it, and a v1 device \
                          cgroup cannot make an exception inside a wildcard rule",
-                        access_str(rule.access),
+                        access_string(rule.access),
                         e.node,
-                        access_str(e.access)
+                        access_string(e.access)
                     ),
                 ));
             }
@@ -1404,8 +1254,8 @@ impl DeviceState {
                 });
             }
             let kind = match kind {
-                "b" => 'b',
-                "c" => 'c',
+                "b" => DeviceKind::Block,
+                "c" => DeviceKind::Char,
                 _ => return Err(bad()),
             };
             let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
@@ -1418,12 +1268,7 @@ impl DeviceState {
                 major: number(major)?,
                 minor: number(minor)?,
             };
-            let access = access.chars().try_fold(0, |acc, c| match c {
-                'r' => Ok(acc | READ),
-                'w' => Ok(acc | WRITE),
-                'm' => Ok(acc | MKNOD),
-                _ => Err(bad()),
-            })?;
+            let access = devices::parse_access(access).map_err(|_| bad())?;
             state.exceptions.push(Exception {
                 node,
                 access,
@@ -1451,7 +1296,7 @@ impl DeviceState {
             for e in &self.exceptions {
                 let dropped = e.access & !want.access_of(e.node);
                 if dropped != 0 {
-                    out.push((drop_file, format!("{} {}", e.node, access_str(dropped))));
+                    out.push((drop_file, format!("{} {}", e.node, access_string(dropped))));
                 }
             }
         }
@@ -1462,7 +1307,7 @@ impl DeviceState {
                 e.access & !self.access_of(e.node)
             };
             if gained != 0 {
-                out.push((add_file, format!("{} {}", e.node, access_str(gained))));
+                out.push((add_file, format!("{} {}", e.node, access_string(gained))));
             }
         }
         out
@@ -1488,7 +1333,7 @@ impl DeviceState {
         }
         self.exceptions
             .iter()
-            .map(|e| format!("{} {}", e.node, access_str(e.access)))
+            .map(|e| format!("{} {}", e.node, access_string(e.access)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -2017,21 +1862,10 @@ mod tests {
                 r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"b","access":"rwm"},{"allow":false,"type":"b","major":8,"minor":0,"access":"m"}]"#,
                 "linux.resources.devices[2]",
             ),
+            // A rule the shared parser refuses (devices.rs tests each field).
             (
                 r#"[{"allow":true,"type":"p","access":"rwm"}]"#,
                 "linux.resources.devices[0].type",
-            ),
-            (
-                r#"[{"allow":true,"type":"c","major":1,"minor":3,"access":"rx"}]"#,
-                "linux.resources.devices[0].access",
-            ),
-            (
-                r#"[{"allow":true,"type":"c","major":1,"minor":3}]"#,
-                "linux.resources.devices[0].access",
-            ),
-            (
-                r#"[{"allow":true,"type":"c","major":-3,"access":"r"}]"#,
-                "linux.resources.devices[0].major",
             ),
         ];
         for (rules, want) in cases {
@@ -2045,32 +1879,6 @@ mod tests {
         let r = r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"m"}]}"#;
         apply(&cg, &res(r), false).unwrap();
         assert!(devices_list(&s).contains(&"c 1:3 rw".to_owned()));
-    }
-
-    #[test]
-    fn effective_rules_put_the_defaults_after_the_last_reset() {
-        let rules: Vec<LinuxDeviceCgroup> = serde_json::from_str(
-            r#"[{"allow":true,"type":"c","major":1,"minor":1,"access":"r"},
-                {"allow":false,"access":"rwm"},
-                {"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
-        )
-        .unwrap();
-        let effective = effective_device_rules(&rules);
-        let defaults = default_device_rules();
-        assert_eq!(effective.len(), rules.len() + defaults.len());
-        assert_eq!(effective[..2], rules[..2]);
-        assert_eq!(effective[2..2 + defaults.len()], defaults[..]);
-        assert_eq!(effective.last(), rules.last());
-        // No reset: defaults first.
-        assert_eq!(
-            effective_device_rules(&rules[2..])[..defaults.len()],
-            defaults[..]
-        );
-        // A type-a rule with numbers is no reset.
-        let typed: Vec<LinuxDeviceCgroup> =
-            serde_json::from_str(r#"[{"allow":true,"type":"a","major":1,"access":"rwm"}]"#)
-                .unwrap();
-        assert_eq!(effective_device_rules(&typed)[0], defaults[0]);
     }
 
     #[test]
