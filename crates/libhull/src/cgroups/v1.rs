@@ -5,6 +5,13 @@
 //! [`apply`] works in two passes. The first checks every value and reads what the order of
 //! the writes depends on (current limits, `devices.list`) into a list of steps; only then are
 //! the steps run, so a config with a bad value leaves no half-written limits.
+//!
+//! Written here rather than through libcgroups 0.7: its v1 controllers are private, and its
+//! public v1 `Manager` puts every controller at one path (hull nests a relative path under
+//! the caller's cgroup of each hierarchy, which differ: memory is elsewhere on this project's
+//! hosts), reads an empty path as the caller's own cgroup, writes kernel memory whether or not
+//! the file works, and has no `checkBeforeUpdate`, kernelTCP order or wildcard checks of device
+//! rules. libcgroups still provides the stats parsers [`super::stats`] uses.
 
 use std::fs;
 use std::io::{self, Write as _};

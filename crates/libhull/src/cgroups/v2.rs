@@ -5,6 +5,11 @@
 //!
 //! Every value is converted and every target file checked before the first write, so a bad
 //! config fails with the field named and nothing changed.
+//!
+//! Not libcgroups' v2 `Manager`: it knows nothing of a hybrid host's cgroup2 side, gets
+//! device rules only with its `cgroupsv2_devices` feature (see [`super::devices_bpf`] for why
+//! that is not used), and delegates controllers itself, where hull must decide which cgroups
+//! it may write to.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
