@@ -185,6 +185,7 @@ impl Runtime {
             runtime_exe: state::exe_id("/proc/self/exe"),
             process_ns: None,
             cgroups: None,
+            creator_gone: false,
             config: spec.clone(),
         };
         let result = (|| {
@@ -201,22 +202,35 @@ impl Runtime {
             let none = oci_spec::runtime::LinuxResources::default();
             let res = linux.resources().as_ref().unwrap_or(&none);
             cg.check_ownership(true)?;
-            cg.check_not_frozen()?;
             cg.warn_if_shared();
             let made = cg.make(res);
             // What was really made (nothing that appeared meanwhile is hull's).
             st.cgroups = Some(cg.clone());
             entry.save(&st)?;
-            // Without the right to make cgroups (rootless, a read-only cgroupfs) a container
-            // that asks for no limit runs in the caller's cgroups, as with runc.
+            // A rootless caller, not allowed to make cgroups, runs a container that names no
+            // cgroup and asks for no limit in its own cgroups, as runc does.
             let active = match made {
-                Err(e) if e.is_permission() && !cgroups::has_limits(res) => {
+                Err(e)
+                    if e.is_permission()
+                        && cgroups::rootless()
+                        && linux
+                            .cgroups_path()
+                            .as_ref()
+                            .is_none_or(|p| p.as_os_str().is_empty())
+                        && !cgroups::has_limits(res) =>
+                {
                     tracing::warn!("running without cgroups of its own: {e}");
+                    if let Err(e) = cg.remove() {
+                        tracing::warn!("{e}");
+                    }
+                    st.cgroups = None;
+                    entry.save(&st)?;
                     false
                 }
                 other => other.map(|()| true)?,
             };
             let cgroup_fd = if active {
+                cg.check_not_frozen()?;
                 cg.apply(res, false)?;
                 cg.open_unified()?
             } else {
@@ -452,6 +466,10 @@ impl Runtime {
         kill_everything(&st);
         release_resources(&st)?;
         entry.remove()?;
+        if st.creating {
+            // Its create died: it never was a container, so no poststop.
+            return Ok(());
+        }
         let list = st
             .config
             .hooks()

@@ -119,6 +119,10 @@ pub struct ContainerState {
     /// The container's cgroups, and which of their directories hull made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups: Option<crate::cgroups::Cgroups>,
+    /// `creating`, but the `create` that holds the lock throughout is gone (found by whoever
+    /// got the lock): the container never became one.
+    #[serde(skip)]
+    pub creator_gone: bool,
     /// The config the container was created from; hooks and later commands use this, not the
     /// bundle, which may have changed or gone.
     pub config: Spec,
@@ -143,36 +147,35 @@ pub struct OciState {
 impl ContainerState {
     /// Derives the status from the init process: gone, a zombie or a recycled pid means stopped.
     pub fn status(&self) -> Status {
-        if self.pid <= 0 {
-            // Recorded before the clone (its cgroups), no init yet.
-            return if self.creating {
-                Status::Creating
-            } else {
+        if self.creating {
+            // No init yet (pid 0: recorded before the clone) or one still being set up; a
+            // create that died leaves a container that never was.
+            return if self.creator_gone {
                 Status::Stopped
+            } else {
+                Status::Creating
             };
         }
-        match proc_stat(self.pid) {
-            Some((state, start))
-                if start == self.pid_start_time && state != 'Z' && state != 'X' =>
-            {
-                if self.creating {
-                    Status::Creating
-                } else if frozen(self) {
-                    // Paused wins over created, as in runc: resume brings back `created`.
-                    Status::Paused
-                } else if !self.started && !self.init_execed() {
-                    Status::Created
-                } else {
-                    Status::Running
-                }
-            }
-            _ => Status::Stopped,
+        if !self.has_init() {
+            return Status::Stopped;
+        }
+        if frozen(self) {
+            // Paused wins over created, as in runc: resume brings back `created`.
+            Status::Paused
+        } else if !self.started && !self.init_execed() {
+            Status::Created
+        } else {
+            Status::Running
         }
     }
 
-    /// Whether the init exists and lives (a state recorded before the clone has none).
+    /// Whether the init exists and lives: not a state recorded before the clone (pid 0), not
+    /// gone, a zombie or a recycled pid.
     pub fn has_init(&self) -> bool {
-        self.pid > 0 && self.status() != Status::Stopped
+        self.pid > 0
+            && proc_stat(self.pid).is_some_and(|(state, start)| {
+                start == self.pid_start_time && state != 'Z' && state != 'X'
+            })
     }
 
     fn init_execed(&self) -> bool {
@@ -287,7 +290,12 @@ impl Store {
     /// `hull state` while `create` or `start` holds the lock gets an answer.
     pub fn read(&self, id: &str) -> Result<ContainerState, StateError> {
         validate_id(id)?;
-        read_state(self.dir(id).join(STATE_FILE))
+        let dir = self.dir(id);
+        let mut st = read_state(dir.join(STATE_FILE))?;
+        if st.creating {
+            st.creator_gone = lock_is_free(&dir);
+        }
+        Ok(st)
     }
 
     /// Opens and locks a container directory whether or not its state was written: what a
@@ -357,8 +365,12 @@ impl Entry {
         &self.lock
     }
 
+    /// Reads the state. Holding the lock, which `create` keeps until it is done, a state
+    /// still marked `creating` is one whose create died.
     pub fn load(&self) -> Result<ContainerState, StateError> {
-        read_state(self.dir.join(STATE_FILE))
+        let mut st = read_state(self.dir.join(STATE_FILE))?;
+        st.creator_gone = st.creating;
+        Ok(st)
     }
 
     /// Writes state.json atomically: a temp file in the same directory, then rename.
@@ -371,6 +383,19 @@ impl Entry {
     pub fn remove(self) -> Result<(), StateError> {
         fs::remove_dir_all(&self.dir).map_err(io("remove state dir", &self.dir))
     }
+}
+
+/// Whether nobody holds the lock of `dir` (probed without waiting, and let go at once).
+fn lock_is_free(dir: &Path) -> bool {
+    let Ok(f) = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+    else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; it only takes an advisory lock, dropped with the fd.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 fn read_state(path: PathBuf) -> Result<ContainerState, StateError> {
@@ -434,6 +459,7 @@ mod tests {
             runtime_exe: None,
             process_ns: None,
             cgroups: None,
+            creator_gone: false,
             config: Spec::default(),
         }
     }

@@ -274,8 +274,16 @@ fn killed_during_hook(name: &str, kind: &str, hook_inside: bool) {
     let killed = create.kill();
     assert_eq!(killed.code, 128 + libc::SIGKILL, "{killed}");
 
-    t.hull(&["delete", "--force", &id]).ok();
-    assert!(!t.root.join(&id).exists(), "state dir left after delete -f");
+    // A create that died leaves a container that never was: `stopped`, which a plain
+    // delete removes (clients do not always force).
+    assert_eq!(t.status(&id), "stopped");
+    let delete: &[&str] = if hook_inside {
+        &["delete", "--force", &id]
+    } else {
+        &["delete", &id]
+    };
+    t.hull(delete).ok();
+    assert!(!t.root.join(&id).exists(), "state dir left after delete");
     assert_cgroups_gone(&path);
     let left = still_alive(&[init], STOP_TIMEOUT);
     assert!(left.is_empty(), "init {init} still alive after delete -f");
@@ -1033,6 +1041,54 @@ fn rootless_runs_without_cgroups_unless_limits_are_asked_for() {
             !dir.exists(),
             "{} left by a failed rootless run",
             dir.display()
+        );
+    }
+}
+
+#[test]
+fn create_under_a_frozen_parent_fails_instead_of_hanging() {
+    // runc 1.1.5 checks only the leaf's own state, joins and waits for the frozen init.
+    if skip_on_runc("runc 1.1.5 does not see a frozen parent and hangs") {
+        return;
+    }
+    let mut t = Test::new("cgl_frozen_parent");
+    let id = t.id.clone();
+    let freezer = cgroup_hierarchies()
+        .into_iter()
+        .find(|h| h.controllers.iter().any(|c| c == "freezer"));
+    let Some(freezer) = freezer else {
+        println!("note: skipped: no v1 freezer here");
+        return;
+    };
+    // A parent the test makes and freezes; the container's cgroup is born frozen below it.
+    let parent_path = format!("/hulltest-frozen-{id}");
+    let parent = freezer.dir_for(&parent_path);
+    fs::create_dir(&parent).unwrap();
+    struct Thaw(PathBuf);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _thaw = Thaw(parent.clone());
+    fs::write(parent.join("freezer.state"), "FROZEN").unwrap();
+    let path = format!("{parent_path}/c");
+    t.config["linux"]["cgroupsPath"] = json!(path);
+    t.args(&["true"]);
+    let (out, took) = t.create_fails();
+    assert!(took < STOP_TIMEOUT, "create took {took:?}");
+    assert!(out.stderr.contains("frozen"), "{out}");
+    assert!(
+        !freezer.dir_for(&path).exists(),
+        "the container's cgroup is left"
+    );
+    for h in cgroup_hierarchies() {
+        // The parents hull made in the other hierarchies go with the failed create.
+        assert!(
+            !h.dir_for(&path).exists(),
+            "{} left",
+            h.dir_for(&path).display()
         );
     }
 }

@@ -63,11 +63,34 @@ impl CgroupError {
     }
 }
 
-/// Whether `res` asks for any limit beyond device rules (which every config carries).
+/// Whether hull runs without the rights of the host's root: not uid 0, or uid 0 of a user
+/// namespace (whose uid map is not the whole range).
+pub fn rootless() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
+/// Whether `res` asks for any limit beyond device rules (which every config carries): a
+/// field that is there with a value other than 0, false or empty.
 pub fn has_limits(res: &oci_spec::runtime::LinuxResources) -> bool {
+    fn set(v: &serde_json::Value) -> bool {
+        use serde_json::Value::*;
+        match v {
+            Null | Bool(false) => false,
+            Number(n) => n.as_f64() != Some(0.0),
+            String(s) => !s.is_empty(),
+            Array(a) => a.iter().any(set),
+            Object(o) => o.values().any(set),
+            Bool(true) => true,
+        }
+    }
     let mut rest = res.clone();
     rest.set_devices(None);
-    rest != oci_spec::runtime::LinuxResources::default()
+    serde_json::to_value(&rest).is_ok_and(|v| set(&v))
 }
 
 /// One v1 hierarchy the container is in.
@@ -93,9 +116,15 @@ pub struct Cgroups {
     /// Whether `unified` is the whole story (a unified host) or a side hierarchy.
     #[serde(default)]
     pub unified_only: bool,
-    /// The directories hull made, parents first: only these are ever removed.
+    /// The directories hull made, parents first: only these are the container's own (their
+    /// processes are its processes) and removed with what is below them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<PathBuf>,
+    /// The directories `plan` found missing, recorded before `make` creates them so that a
+    /// runtime killed in between leaves them findable. Until `make` says which it really
+    /// made, they grant nothing: `remove` only tries an rmdir of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<PathBuf>,
 }
 
 impl Cgroups {
@@ -275,7 +304,7 @@ impl Cgroups {
             .chain(self.unified.as_deref())
     }
 
-    /// Records in `created` the directories [`Cgroups::make`] will create (each missing one
+    /// Records in `planned` the directories [`Cgroups::make`] will create (each missing one
     /// from the hierarchy's root down), so the state can hold them before they exist.
     pub fn plan(&mut self) -> Result<(), CgroupError> {
         let mounts = host_mounts()?;
@@ -295,7 +324,7 @@ impl Cgroups {
             missing.reverse();
             created.extend(missing);
         }
-        self.created = created;
+        self.planned = created;
         Ok(())
     }
 
@@ -351,7 +380,7 @@ impl Cgroups {
     pub fn make(&mut self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         // Only what this call really creates is hull's: a directory that appeared since
         // `plan` (another container's, made meanwhile) is not.
-        let planned = std::mem::take(&mut self.created);
+        let planned = std::mem::take(&mut self.planned);
         for dir in &planned {
             let mut tries = 0;
             loop {
@@ -558,6 +587,9 @@ impl Cgroups {
                 }
             }
         }
+        if self.procs().is_empty() {
+            return Ok(());
+        }
         if let Err(e) = self.freeze(true) {
             tracing::warn!("{e}");
         }
@@ -575,6 +607,9 @@ impl Cgroups {
     /// inside its own; the processes must be gone. A directory still busy after a short
     /// wait, or one another container still uses, is left.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        for dir in self.planned.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
         let mut first_error = None;
         for dir in self.created.iter().rev() {
             if self.dirs().any(|d| d == dir) {
@@ -607,27 +642,28 @@ impl Cgroups {
         }
     }
 
-    /// Refuses a cgroup that is frozen already: the init would freeze on joining it and
-    /// create would never hear from it again.
+    /// Refuses cgroups that are frozen (pre-existing ones, or new ones below a frozen
+    /// parent, which are born frozen): the init would freeze on joining and `create` would
+    /// never hear from it again. Checked once the directories exist.
     pub fn check_not_frozen(&self) -> Result<(), CgroupError> {
-        let frozen = match self.freezer_dir() {
-            Some(dir) if self.made(dir) => false,
-            Some(dir) if self.unified_only => v2::is_frozen(dir),
-            Some(dir) => std::fs::read_to_string(dir.join("freezer.state"))
-                .is_ok_and(|s| s.trim() != "THAWED"),
-            None => false,
-        };
-        if frozen {
-            return Err(CgroupError::Path {
-                path: self
-                    .freezer_dir()
-                    .unwrap_or(Path::new(""))
-                    .display()
-                    .to_string(),
-                reason: "container's cgroup unexpectedly frozen".into(),
+        let frozen_dir = self
+            .v1_dir("freezer")
+            .filter(|d| {
+                std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+            })
+            .or_else(|| {
+                self.unified.as_deref().filter(|u| {
+                    std::fs::read_to_string(u.join("cgroup.events"))
+                        .is_ok_and(|e| e.lines().any(|l| l.trim() == "frozen 1"))
+                })
             });
+        match frozen_dir {
+            Some(dir) => Err(CgroupError::Path {
+                path: dir.display().to_string(),
+                reason: "container's cgroup unexpectedly frozen".into(),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -666,7 +702,13 @@ fn systemd_unavailable(path: &str) -> CgroupError {
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
     if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        // cgroup2 lists 0 for a process outside the reader's pid namespace: never a pid to
+        // signal (kill(0) is our own process group).
+        out.extend(
+            text.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .filter(|p| *p > 0),
+        );
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -725,6 +767,17 @@ fn v1_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut delay = std::time::Duration::from_micros(100);
+    if !frozen
+        && std::fs::read_to_string(dir.join("freezer.parent_freezing"))
+            .is_ok_and(|s| s.trim() == "1")
+    {
+        // Frozen from above: nothing written here can thaw it.
+        return Err(CgroupError::Io {
+            step: "thaw",
+            path: dir.to_path_buf(),
+            source: io::Error::other("a parent cgroup is frozen"),
+        });
+    }
     loop {
         write(want)?;
         let now = std::fs::read_to_string(&path).unwrap_or_default();

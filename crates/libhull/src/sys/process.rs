@@ -65,7 +65,15 @@ pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Resu
         }
     };
     let mut ret = clone3(&mut args);
-    if ret < 0 && cgroup.is_some() && Errno::last() != Errno::ENOSYS {
+    // Refused for the cgroup (a domain it cannot join, an old kernel's EINVAL): clone
+    // outside it. Not for EAGAIN: a full pids.max must not be bypassed.
+    if ret < 0
+        && cgroup.is_some()
+        && matches!(
+            Errno::last(),
+            Errno::EOPNOTSUPP | Errno::EBUSY | Errno::EINVAL | Errno::EACCES | Errno::EPERM
+        )
+    {
         args.flags &= !CLONE_INTO_CGROUP;
         args.cgroup = 0;
         ret = clone3(&mut args);
