@@ -146,7 +146,18 @@ struct HostMounts {
     unified: Option<(PathBuf, String)>,
 }
 
+/// The host's cgroup mounts, read once per process: one command asks several times, and
+/// they do not change under it.
 fn host_mounts() -> Result<HostMounts, CgroupError> {
+    static MOUNTS: std::sync::OnceLock<HostMounts> = std::sync::OnceLock::new();
+    if let Some(m) = MOUNTS.get() {
+        return Ok(m.clone());
+    }
+    let m = read_host_mounts()?;
+    Ok(MOUNTS.get_or_init(|| m).clone())
+}
+
+fn read_host_mounts() -> Result<HostMounts, CgroupError> {
     let table = crate::rootfs::mountinfo::read_self().map_err(|source| CgroupError::Io {
         step: "read",
         path: "/proc/self/mountinfo".into(),
@@ -177,7 +188,17 @@ fn host_mounts() -> Result<HostMounts, CgroupError> {
 }
 
 /// The caller's own cgroups: (controllers field of /proc/self/cgroup, path).
+/// The caller's own cgroups, read once per process (hull never moves itself).
 fn own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
+    static OWN: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    if let Some(o) = OWN.get() {
+        return Ok(o.clone());
+    }
+    let o = read_own_cgroups()?;
+    Ok(OWN.get_or_init(|| o).clone())
+}
+
+fn read_own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
     let text = crate::rootfs::mountinfo::read_proc_file(Path::new("/proc/self/cgroup")).map_err(
         |source| CgroupError::Io {
             step: "read",
