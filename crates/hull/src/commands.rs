@@ -62,7 +62,8 @@ pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i
             ))?;
             Ok(0)
         }
-        other @ (Command::Checkpoint(_) | Command::Exec(_) | Command::Restore(_)) => {
+        Command::Exec(args) => exec(&rt, args),
+        other @ (Command::Checkpoint(_) | Command::Restore(_)) => {
             bail!("hull: {} is not implemented yet", other.name())
         }
     }
@@ -96,6 +97,86 @@ fn run(rt: &Runtime, args: RunArgs, systemd_cgroup: bool) -> Result<i32> {
     let opts = create_options(args.create, systemd_cgroup)?;
     rt.run(&opts, &run)
         .map_err(|e| anyhow!("hull run failed: {e}"))
+}
+
+/// An error that ends the command with this exit code instead of 1.
+#[derive(Debug)]
+pub struct ExitWith(pub i32, pub String);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// `exec`: the flags as runc reads them; the process's exit code unless detached. A failure
+/// exits 255 with "exec failed: …", as runc.
+fn exec(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+    exec_inner(rt, args).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
+}
+
+fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+    if args.pidfd_socket.is_some() {
+        bail!("hull: --pidfd-socket is not implemented yet");
+    }
+    if !args.cgroup.is_empty() {
+        bail!("hull: exec --cgroup is not implemented yet");
+    }
+    let mut rest = args.args.into_iter();
+    let id = rest.next().unwrap_or_default();
+    let process = match &args.process {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                let why = libhull::logging::go_error_text(&e.to_string());
+                anyhow!("open {}: {why}", path.display())
+            })?;
+            Some(
+                serde_json::from_slice(&text)
+                    .map_err(|e| anyhow!("process {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let user = match args.user.as_deref() {
+        None | Some("") => None,
+        Some(u) => {
+            let parse = |s: &str| {
+                s.parse::<u32>()
+                    .map_err(|_| anyhow!("parsing {u} as int: invalid syntax"))
+            };
+            Some(match u.split_once(':') {
+                Some((uid, gid)) => (parse(uid)?, Some(parse(gid)?)),
+                None => (parse(u)?, None),
+            })
+        }
+    };
+    let additional_gids = args
+        .additional_gids
+        .iter()
+        .map(|g| u32::try_from(*g).map_err(|_| anyhow!("invalid additional-gids value {g}")))
+        .collect::<Result<Vec<_>>>()?;
+    let opts = libhull::ExecOptions {
+        id,
+        process,
+        args: rest.collect(),
+        env: args.env,
+        cwd: args.cwd.map(PathBuf::from),
+        tty: args.tty,
+        user,
+        additional_gids,
+        caps: args.cap,
+        no_new_privs: args.no_new_privs.then_some(true),
+        apparmor: args.apparmor,
+        process_label: args.process_label,
+        console_socket: args.console_socket,
+        pid_file: args.pid_file.map(|p| absolute(&p)).transpose()?,
+        detach: args.detach,
+        preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
+    };
+    Ok(rt.exec(&opts)?)
 }
 
 /// `ps`: the container's pids as JSON, or ps(1)'s output cut to the container's lines.

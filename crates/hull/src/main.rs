@@ -79,7 +79,7 @@ fn fail(to_stderr: bool, err: &anyhow::Error) -> i32 {
     if !to_stderr {
         let _ = writeln!(std::io::stderr(), "{msg}");
     }
-    1
+    err.downcast_ref::<commands::ExitWith>().map_or(1, |e| e.0)
 }
 
 /// Logs to stderr, for errors that happen before (or instead of) the requested logger.

@@ -40,6 +40,16 @@ pub enum Error {
     Cgroup(#[from] CgroupError),
     #[error("container not paused")]
     NotPaused,
+    #[error("cannot exec in a stopped container")]
+    ExecStopped,
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    ExecPaused,
+    #[error("exec args cannot be empty")]
+    ExecNoArgs,
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("hull: exec with a terminal in the foreground is not implemented yet: pass --console-socket")]
+    ExecForegroundTty,
     #[error("container with id {0} is not running")]
     EventsNotRunning(String),
     #[error("container {0} has no cgroups")]
@@ -101,6 +111,33 @@ pub struct RunOptions {
     pub detach: bool,
     pub keep: bool,
     pub no_subreaper: bool,
+}
+
+/// Flags of `exec`: `process` (`-p FILE`) is the whole process; without it the container's
+/// own process is taken with the other fields laid over it, as runc does.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub id: String,
+    pub process: Option<oci_spec::runtime::Process>,
+    pub args: Vec<String>,
+    /// Added to the container's environment.
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub tty: bool,
+    /// `-u uid[:gid]`.
+    pub user: Option<(u32, Option<u32>)>,
+    pub additional_gids: Vec<u32>,
+    /// Added to the bounding, effective and permitted sets, never to the inheritable set
+    /// (CVE-2022-29162).
+    pub caps: Vec<String>,
+    pub no_new_privs: Option<bool>,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
 }
 
 /// The containers under one `--root`.
@@ -268,12 +305,13 @@ impl Runtime {
                         id: &opts.id,
                         bundle: &bundle,
                         plan: &plan,
-                        gate: &gate_fd,
+                        gate: Some(&gate_fd),
                         console,
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
                         preserve_fds: opts.preserve_fds,
                         listen_fds: opts.listen_fds,
+                        exec: None,
                     },
                     lock: entry.dir_fd().as_raw_fd(),
                     cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
@@ -479,6 +517,123 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs a process in a running container: in all its namespaces and cgroups, with its
+    /// process attributes unless overridden. Detached it returns once the process has exec'd
+    /// (0); else it waits and returns the exit code (128+N for a death by signal N).
+    pub fn exec(&self, opts: &ExecOptions) -> Result<i32, Error> {
+        let st = self.store.read(&opts.id)?;
+        match st.status() {
+            Status::Stopped | Status::Creating => return Err(Error::ExecStopped),
+            Status::Paused if !opts.ignore_paused => return Err(Error::ExecPaused),
+            _ => {}
+        }
+        let process = exec_process(&st.config, opts)?;
+        let terminal = process.terminal() == Some(true);
+        if terminal && opts.console_socket.is_none() {
+            return Err(if opts.detach {
+                Error::NoConsoleSocket
+            } else {
+                Error::ExecForegroundTty
+            });
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::ConsoleSocketWithoutTerminal);
+        }
+        let linux = st.config.linux().as_ref().expect("validated");
+        let plan = Plan::of_running(st.pid, linux)?;
+        let bundle = Bundle {
+            dir: st.bundle.clone(),
+            rootfs: st.rootfs.clone(),
+            spec: st.config.clone(),
+        };
+        let console = match &opts.console_socket {
+            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                |source| Error::ConsoleSocket {
+                    path: path.clone(),
+                    source,
+                },
+            )?)),
+            None => None,
+        };
+        // The container's cgroups, as far as they exist (none for a rootless container).
+        let cg = st
+            .cgroups
+            .clone()
+            .filter(|c| c.dirs().next().is_some_and(Path::exists));
+        let cgroup_fd = match &cg {
+            Some(c) => c.open_unified().ok().flatten(),
+            None => None,
+        };
+        if !opts.detach {
+            // The process may be a grandchild (the pid namespace is entered by a fork).
+            // SAFETY: prctl with integer arguments only changes this process's flags.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        }
+        let sfd = if opts.detach {
+            None
+        } else {
+            let signals = forwarded_signals();
+            signals.thread_block().map_err(|source| Error::Sys {
+                step: "block signals",
+                source,
+            })?;
+            Some(
+                SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
+                    Error::Sys {
+                        step: "signalfd",
+                        source,
+                    }
+                })?,
+            )
+        };
+        let mut pid = None;
+        let mut events = |ev: SpawnEvent| match ev {
+            SpawnEvent::Cloned(p) => {
+                pid = Some(p);
+                cg.as_ref()
+                    .map_or(Ok(()), |c| c.join(p.as_raw()))
+                    .map_err(|e| e.to_string())
+            }
+            SpawnEvent::InitPid(p) => {
+                pid = Some(p);
+                Ok(())
+            }
+            SpawnEvent::RuntimeHooks(_) => Ok(()),
+        };
+        process::spawn(
+            SpawnOptions {
+                init: InitArgs {
+                    id: &opts.id,
+                    bundle: &bundle,
+                    plan: &plan,
+                    gate: None,
+                    console,
+                    no_pivot: false,
+                    no_new_keyring: true,
+                    preserve_fds: opts.preserve_fds,
+                    listen_fds: 0,
+                    exec: Some(&process),
+                },
+                lock: -1,
+                cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
+            },
+            &mut events,
+        )?;
+        let pid = pid.expect("spawn reports the process");
+        if let Some(path) = &opts.pid_file {
+            state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
+                Error::PidFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        let Some(sfd) = sfd else {
+            return Ok(0);
+        };
+        Ok(wait_forwarding(pid, &sfd))
+    }
+
     /// Freezes every process of a running (or created) container.
     pub fn pause(&self, id: &str) -> Result<(), Error> {
         let entry = self.store.open(id)?;
@@ -639,6 +794,69 @@ fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks:
         default_env: env,
         cwd: Some(&st.bundle),
     }
+}
+
+/// The process `exec` runs: `-p`'s, or the container's with the flags laid over it.
+fn exec_process(
+    config: &oci_spec::runtime::Spec,
+    opts: &ExecOptions,
+) -> Result<oci_spec::runtime::Process, Error> {
+    if let Some(p) = &opts.process {
+        return Ok(p.clone());
+    }
+    if opts.args.is_empty() {
+        return Err(Error::ExecNoArgs);
+    }
+    let mut p = config.process().clone().unwrap_or_default();
+    p.set_args(Some(opts.args.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(opts.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &opts.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    p.set_terminal(Some(opts.tty));
+    if let Some(a) = &opts.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &opts.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if let Some(nnp) = opts.no_new_privs {
+        p.set_no_new_privileges(Some(nnp));
+    }
+    let mut user = p.user().clone();
+    if let Some((uid, gid)) = opts.user {
+        user.set_uid(uid);
+        if let Some(gid) = gid {
+            user.set_gid(gid);
+        }
+    }
+    if !opts.additional_gids.is_empty() {
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(&opts.additional_gids);
+        user.set_additional_gids(Some(gids));
+    }
+    p.set_user(user);
+    if !opts.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut bounding = caps.bounding().clone().unwrap_or_default();
+        let mut effective = caps.effective().clone().unwrap_or_default();
+        let mut permitted = caps.permitted().clone().unwrap_or_default();
+        for name in &opts.caps {
+            let cap: oci_spec::runtime::Capability = name
+                .parse()
+                .map_err(|_| Error::UnknownCapability(name.clone()))?;
+            bounding.insert(cap);
+            effective.insert(cap);
+            permitted.insert(cap);
+        }
+        caps.set_bounding(Some(bounding));
+        caps.set_effective(Some(effective));
+        caps.set_permitted(Some(permitted));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
 }
 
 /// The container's cgroups when hull made them, so that every process in them is the

@@ -20,7 +20,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 
-pub use container::{CreateOptions, Error, RunOptions, Runtime};
+pub use container::{CreateOptions, Error, ExecOptions, RunOptions, Runtime};
 
 /// The runtime-spec version hull implements.
 pub const OCI_VERSION: &str = "1.2.1";

@@ -117,6 +117,46 @@ impl Plan {
         Ok(Plan { new, join })
     }
 
+    /// What a process joining the running container `pid` (`exec`) enters: the namespace of
+    /// every kind the config names, as that process has it now; kinds it shares with the
+    /// runtime are left as they are (joining one's own user namespace is an error).
+    pub fn of_running(pid: i32, linux: &Linux) -> Result<Plan, NsError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut join = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            let name = kind(ns.typ());
+            let file_name = match ns.typ() {
+                LinuxNamespaceType::Network => "net",
+                LinuxNamespaceType::Mount => "mnt",
+                _ => name,
+            };
+            let path = PathBuf::from(format!("/proc/{pid}/ns/{file_name}"));
+            let file = File::open(&path).map_err(|source| NsError::Open {
+                kind: name,
+                path: path.clone(),
+                source,
+            })?;
+            let theirs = file.metadata().map(|m| (m.dev(), m.ino()));
+            let ours =
+                std::fs::metadata(format!("/proc/self/ns/{file_name}")).map(|m| (m.dev(), m.ino()));
+            if let (Ok(a), Ok(b)) = (&theirs, &ours) {
+                if a == b {
+                    continue;
+                }
+            }
+            join.push(JoinNs {
+                typ: ns.typ(),
+                path,
+                fd: file.into(),
+            });
+        }
+        join.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
+        Ok(Plan {
+            new: CloneFlags::empty(),
+            join,
+        })
+    }
+
     pub fn has(&self, t: LinuxNamespaceType) -> bool {
         self.new.contains(clone_flag(t)) || self.join.iter().any(|j| j.typ == t)
     }

@@ -32,12 +32,15 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub plan: &'a Plan,
     /// Listening socket `start` connects to.
-    pub gate: &'a OwnedFd,
+    pub gate: Option<&'a OwnedFd>,
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub listen_fds: u32,
+    /// `exec`: run this process in the running container (whose namespaces `plan` joins)
+    /// instead of setting up a new container.
+    pub exec: Option<&'a Process>,
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
@@ -48,10 +51,16 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
     // container's stderr as well.
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if single_clone {
-            setup(args, &chan, true, true)
-        } else {
-            enter_namespaces(&args, &chan).and_then(|forked| setup(args, &chan, !forked, false))
+        match (single_clone, args.exec.is_some()) {
+            (true, false) => setup(args, &chan, true, true),
+            (true, true) => exec_process(args, &chan, true),
+            (false, exec) => enter_namespaces(&args, &chan).and_then(|forked| {
+                if exec {
+                    exec_process(args, &chan, !forked)
+                } else {
+                    setup(args, &chan, !forked, false)
+                }
+            }),
         }
     }));
     let e = match result {
@@ -363,7 +372,10 @@ fn setup(
     // usual stop signals one, so `kill` of a created container ends it. execve resets them.
     catch_stop_signals()?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
-    let mut conn = super::gate::wait(args.gate).map_err(step("wait for start"))?;
+    let gate = args
+        .gate
+        .ok_or_else(|| InitError::new("wait for start", "no start gate"))?;
+    let mut conn = super::gate::wait(gate).map_err(step("wait for start"))?;
     let Some(exec) = exec else {
         // No process to run (the validation suite's `start` test expects start to succeed
         // and the container to stop): the init just ends.
@@ -375,6 +387,53 @@ fn setup(
     let _ = write!(conn, "{}", e.message);
     // SAFETY: see child_main.
     unsafe { libc::_exit(1) }
+}
+
+/// `exec`: in the container's namespaces (joined by now), becomes the process `args.exec`
+/// describes and execs it. Ready goes to the runtime just before execve; an execve that
+/// fails still reports over the channel, which closes on a successful exec.
+fn exec_process(
+    mut args: InitArgs,
+    chan: &Channel,
+    child_of_runtime: bool,
+) -> Result<Infallible, InitError> {
+    let process = args.exec.expect("exec mode");
+    if child_of_runtime {
+        parent_death_signal(libc::SIGKILL)?;
+    }
+    // Until exec, nothing in the container may ptrace us or open our /proc files.
+    // SAFETY: prctl with integer arguments only changes this process's flags.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(InitError::new(
+            "set non-dumpable",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    match chan.recv::<ToInit>().map_err(step("sync"))? {
+        ToInit::Go { .. } => {}
+        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
+    }
+    if let Some(sock) = args.console.take() {
+        console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
+    }
+    let exec = prepare_process(process, args.preserve_fds, 0)?;
+    if child_of_runtime {
+        parent_death_signal(0)?;
+    }
+    if let Some(cpus) = &exec.final_affinity {
+        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
+    }
+    reset_signals()?;
+    chan.send(&FromInit::Ready).map_err(step("sync"))?;
+    let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+    Err(InitError::new(
+        "unable to start container process",
+        format!(
+            "exec: {:?}: {}",
+            exec.argv[0].to_string_lossy(),
+            e.desc().to_lowercase()
+        ),
+    ))
 }
 
 /// The resolved program, argv and env of the user process.

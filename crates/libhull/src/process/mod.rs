@@ -99,6 +99,7 @@ pub fn spawn(
         plan,
         clone_pid,
         &mut init_pid,
+        opts.init.exec.is_some(),
         events,
     );
     if let Err(e) = result {
@@ -121,6 +122,7 @@ fn drive(
     plan: &Plan,
     clone_pid: Pid,
     init_pid: &mut Option<Pid>,
+    exec: bool,
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
     let linux = bundle.spec.linux().as_ref().expect("validated");
@@ -154,6 +156,15 @@ fn drive(
                 let pid = init_pid.expect("init pid known before hooks");
                 events(SpawnEvent::RuntimeHooks(pid)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Continue)?;
+            }
+            FromInit::Ready if exec => {
+                // An exec'd process: the channel closes on its execve, or the error comes.
+                return match chan.recv::<FromInit>() {
+                    Err(sync::SyncError::Closed) => Ok(()),
+                    Ok(FromInit::Failed(e)) => Err(SpawnError::Init(e)),
+                    Ok(_) => Err(SpawnError::Runtime("sync: unexpected message".into())),
+                    Err(e) => Err(e.into()),
+                };
             }
             FromInit::Ready => return Ok(()),
             FromInit::Failed(e) => return Err(SpawnError::Init(e)),
