@@ -121,9 +121,6 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
     if args.pidfd_socket.is_some() {
         bail!("hull: --pidfd-socket is not implemented yet");
     }
-    if !args.cgroup.is_empty() {
-        bail!("hull: exec --cgroup is not implemented yet");
-    }
     let mut rest = args.args.into_iter();
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {
@@ -175,8 +172,25 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
         detach: args.detach,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        cgroups: args
+            .cgroup
+            .iter()
+            .map(|c| sub_cgroup(c))
+            .collect::<Result<_>>()?,
     };
     Ok(rt.exec(&opts)?)
+}
+
+/// One `exec --cgroup` value: `path` or `controller[,controller]:path`, as runc reads it.
+fn sub_cgroup(value: &str) -> Result<(Option<String>, PathBuf)> {
+    match value.split_once(':') {
+        Some((ctrl, path)) if !ctrl.is_empty() && !path.is_empty() => {
+            Ok((Some(ctrl.to_string()), PathBuf::from(path)))
+        }
+        Some(_) => bail!("invalid --cgroup argument: {value}"),
+        None if value.is_empty() => bail!("invalid --cgroup argument: {value}"),
+        None => Ok((None, PathBuf::from(value))),
+    }
 }
 
 /// `ps`: the container's pids as JSON, or ps(1)'s output cut to the container's lines.

@@ -138,6 +138,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup [controller:]path`: existing sub-cgroups of the container's to run in.
+    pub cgroups: Vec<(Option<String>, PathBuf)>,
 }
 
 /// The containers under one `--root`.
@@ -560,6 +562,11 @@ impl Runtime {
             .cgroups
             .clone()
             .filter(|c| c.dirs().next().is_some_and(Path::exists));
+        let cg = match (cg, opts.cgroups.is_empty()) {
+            (cg, true) => cg,
+            (Some(c), false) => Some(c.sub(&opts.cgroups)?),
+            (None, false) => return Err(Error::NoCgroups(opts.id.clone())),
+        };
         let cgroup_fd = match &cg {
             Some(c) => c.open_unified().ok().flatten(),
             None => None,

@@ -497,6 +497,53 @@ impl Cgroups {
         Ok(())
     }
 
+    /// `exec --cgroup`: the same cgroups with existing sub-cgroups put in their place, per
+    /// controller (`Some("cpu,cpuacct")`) or, with no controller named, in every hierarchy
+    /// that has no path of its own. Nothing is made: the sub-cgroups must exist.
+    pub fn sub(&self, specs: &[(Option<String>, PathBuf)]) -> Result<Cgroups, CgroupError> {
+        let bad = |path: &Path, reason: &str| CgroupError::Invalid {
+            field: format!("--cgroup {}", path.display()),
+            reason: reason.into(),
+        };
+        for (_, path) in specs {
+            if path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad(path, "must be a path below the container's cgroup"));
+            }
+        }
+        let plain = specs.iter().find(|(c, _)| c.is_none()).map(|(_, p)| p);
+        let mut out = self.clone();
+        for h in &mut out.v1 {
+            let own = specs.iter().find_map(|(c, p)| {
+                c.as_ref()
+                    .filter(|c| c.split(',').any(|c| h.controllers.iter().any(|h| h == c)))
+                    .map(|_| p)
+            });
+            if let Some(p) = own.or(plain) {
+                h.dir = h.dir.join(p);
+            }
+        }
+        if let (Some(u), Some(p)) = (&mut out.unified, plain) {
+            *u = u.join(p);
+        }
+        for dir in out.dirs() {
+            if !dir.is_dir() {
+                return Err(bad(dir, "no such sub-cgroup (it must exist)"));
+            }
+        }
+        for (c, p) in specs {
+            if let Some(c) = c {
+                if !c.split(',').all(|c| self.v1.iter().any(|h| h.controllers.iter().any(|h| h == c))) {
+                    return Err(bad(p, &format!("controller {c:?} is not mounted")));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The cgroup2 directory, opened for `CLONE_INTO_CGROUP`.
     pub fn open_unified(&self) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
         use std::os::unix::fs::OpenOptionsExt;
