@@ -70,9 +70,6 @@ pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i
 }
 
 fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
-    if args.pidfd_socket.is_some() {
-        bail!("hull: --pidfd-socket is not implemented yet");
-    }
     // The pid file is relative to where we were started, whatever the library chdirs to.
     let pid_file = args.pid_file.map(|p| absolute(&p)).transpose()?;
     Ok(CreateOptions {
@@ -85,6 +82,7 @@ fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOption
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
         systemd_cgroup,
+        pidfd_socket: args.pidfd_socket.map(|p| absolute(&p)).transpose()?,
     })
 }
 
@@ -118,9 +116,6 @@ fn exec(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
 }
 
 fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
-    if args.pidfd_socket.is_some() {
-        bail!("hull: --pidfd-socket is not implemented yet");
-    }
     let mut rest = args.args.into_iter();
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {
@@ -177,6 +172,7 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
             .iter()
             .map(|c| sub_cgroup(c))
             .collect::<Result<_>>()?,
+        pidfd_socket: args.pidfd_socket,
     };
     Ok(rt.exec(&opts)?)
 }

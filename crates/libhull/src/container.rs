@@ -68,6 +68,12 @@ pub enum Error {
     NoConsoleSocket,
     #[error("cannot use console socket if hull will not detach or allocate tty")]
     ConsoleSocketWithoutTerminal,
+    #[error("pidfd socket {path}: {source}")]
+    PidfdSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("console socket {path}: {source}")]
     ConsoleSocket {
         path: PathBuf,
@@ -103,6 +109,8 @@ pub struct CreateOptions {
     pub listen_fds: u32,
     /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name` for systemd's driver.
     pub systemd_cgroup: bool,
+    /// `--pidfd-socket`: a unix socket that gets a pidfd of the init.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// The extra flags of `run`.
@@ -140,6 +148,8 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// `--cgroup [controller:]path`: existing sub-cgroups of the container's to run in.
     pub cgroups: Vec<(Option<String>, PathBuf)>,
+    /// `--pidfd-socket`: a unix socket that gets a pidfd of the process.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// The containers under one `--root`.
@@ -199,6 +209,9 @@ impl Runtime {
             )?)),
             _ => None,
         };
+        let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
+        let want_pidfd = pidfd_socket.is_some();
+        let mut pidfd = None;
         if linux.seccomp().is_some() {
             tracing::warn!(
                 "linux.seccomp is not supported yet: the container runs without a seccomp filter"
@@ -279,6 +292,9 @@ impl Runtime {
                 SpawnEvent::Cloned(pid) => {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+                    if want_pidfd {
+                        pidfd = crate::sys::process::pidfd_open(pid).ok();
+                    }
                     entry.save(&st).map_err(|e| e.to_string())?;
                     // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
                     // is harmless and covers a kernel that refused that.
@@ -290,6 +306,9 @@ impl Runtime {
                 SpawnEvent::InitPid(pid) => {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
+                    if want_pidfd {
+                        pidfd = crate::sys::process::pidfd_open(pid).ok();
+                    }
                     entry.save(&st).map_err(|e| e.to_string())
                 }
                 SpawnEvent::RuntimeHooks(_) => {
@@ -331,6 +350,7 @@ impl Runtime {
                     },
                 )?;
             }
+            send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "standard")?;
             Ok(())
         })();
         match result {
@@ -593,16 +613,27 @@ impl Runtime {
                 })?,
             )
         };
+        let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let mut pid = None;
+        let mut pidfd = None;
+        let want_pidfd = pidfd_socket.is_some();
+        // The pidfd is opened while the process waits for its first message: it cannot be
+        // gone (and its pid reused) yet.
         let mut events = |ev: SpawnEvent| match ev {
             SpawnEvent::Cloned(p) => {
                 pid = Some(p);
+                if want_pidfd {
+                    pidfd = crate::sys::process::pidfd_open(p).ok();
+                }
                 cg.as_ref()
                     .map_or(Ok(()), |c| c.join(p.as_raw()))
                     .map_err(|e| e.to_string())
             }
             SpawnEvent::InitPid(p) => {
                 pid = Some(p);
+                if want_pidfd {
+                    pidfd = crate::sys::process::pidfd_open(p).ok();
+                }
                 Ok(())
             }
             SpawnEvent::RuntimeHooks(_) => Ok(()),
@@ -627,6 +658,7 @@ impl Runtime {
             &mut events,
         )?;
         let pid = pid.expect("spawn reports the process");
+        send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "setns")?;
         if let Some(path) = &opts.pid_file {
             state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
                 Error::PidFile {
@@ -801,6 +833,38 @@ fn runtime_hook_options<'a>(st: &'a ContainerState, env: &'a [String]) -> hooks:
         default_env: env,
         cwd: Some(&st.bundle),
     }
+}
+
+/// Connects to a `--pidfd-socket` before anything is made, so a wrong path fails early.
+fn connect_pidfd_socket(path: &Option<PathBuf>) -> Result<Option<UnixStream>, Error> {
+    path.as_ref()
+        .map(|p| {
+            UnixStream::connect(p).map_err(|source| Error::PidfdSocket {
+                path: p.clone(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Sends a pidfd of `pid` over the `--pidfd-socket`, named as runc names it (`standard` for a
+/// container's init, `setns` for an exec'd process).
+fn send_pidfd(
+    socket: Option<UnixStream>,
+    path: &Option<PathBuf>,
+    pidfd: Option<&OwnedFd>,
+    name: &str,
+) -> Result<(), Error> {
+    let (Some(socket), Some(path)) = (socket, path) else {
+        return Ok(());
+    };
+    let err = |source: std::io::Error| Error::PidfdSocket {
+        path: path.clone(),
+        source,
+    };
+    let pidfd = pidfd.ok_or_else(|| err(std::io::Error::from_raw_os_error(libc::ESRCH)))?;
+    crate::console::send_fd(socket.as_fd(), name, pidfd.as_fd())
+        .map_err(|e| err(std::io::Error::other(e.to_string())))
 }
 
 /// The process `exec` runs: `-p`'s, or the container's with the flags laid over it.

@@ -536,7 +536,10 @@ impl Cgroups {
         }
         for (c, p) in specs {
             if let Some(c) = c {
-                if !c.split(',').all(|c| self.v1.iter().any(|h| h.controllers.iter().any(|h| h == c))) {
+                if !c
+                    .split(',')
+                    .all(|c| self.v1.iter().any(|h| h.controllers.iter().any(|h| h == c)))
+                {
                     return Err(bad(p, &format!("controller {c:?} is not mounted")));
                 }
             }
