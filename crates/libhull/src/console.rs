@@ -719,3 +719,41 @@ mod tests {
         assert!(send_fd(c.as_fd(), "", d.as_fd()).is_err());
     }
 }
+
+/// The caller's terminal in raw mode while a foreground container owns it (keys go to the
+/// container's pty as typed); the old mode comes back on drop, however the run ends.
+#[derive(Debug)]
+pub struct RawMode {
+    fd: BorrowedFd<'static>,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// Raw mode on stdin, if stdin is a terminal.
+    pub fn on_stdin() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        // SAFETY: fd 0 stays open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        let saved = tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Gives the container's pty the size of the caller's terminal (stdin), if it is one.
+pub fn copy_window_size(master: BorrowedFd<'_>) {
+    // SAFETY: fd 0 stays open for the life of the process.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    if let Ok((rows, cols)) = pty::window_size(stdin) {
+        let _ = pty::set_window_size(master, rows, cols);
+    }
+}

@@ -48,8 +48,6 @@ pub enum Error {
     ExecNoArgs,
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
-    #[error("hull: exec with a terminal in the foreground is not implemented yet: pass --console-socket")]
-    ExecForegroundTty,
     #[error("container with id {0} is not running")]
     EventsNotRunning(String),
     #[error("container {0} has no cgroups")]
@@ -178,10 +176,16 @@ impl Runtime {
 
     /// Creates the container; returns once its init has done all setup and waits for `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<(), Error> {
-        self.create_container(opts).map(drop)
+        self.create_container(opts, false).map(drop)
     }
 
-    fn create_container(&self, opts: &CreateOptions) -> Result<ContainerState, Error> {
+    /// `own_tty`: a foreground `run` whose process wants a terminal and has no console
+    /// socket: hull takes the pty master itself, over the returned socket.
+    fn create_container(
+        &self,
+        opts: &CreateOptions,
+        own_tty: bool,
+    ) -> Result<(ContainerState, Option<UnixStream>), Error> {
         state::validate_id(&opts.id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
@@ -190,7 +194,7 @@ impl Runtime {
             .process()
             .as_ref()
             .is_some_and(|p| p.terminal() == Some(true));
-        if terminal && opts.console_socket.is_none() {
+        if terminal && opts.console_socket.is_none() && !own_tty {
             return Err(Error::NoConsoleSocket);
         }
         if !terminal && opts.console_socket.is_some() {
@@ -200,6 +204,7 @@ impl Runtime {
             .pid_file
             .as_deref()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let mut tty_end = None;
         let console = match (&opts.console_socket, terminal) {
             (Some(path), true) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
                 |source| Error::ConsoleSocket {
@@ -207,6 +212,11 @@ impl Runtime {
                     source,
                 },
             )?)),
+            (None, true) => {
+                let (ours, theirs) = own_tty_pair()?;
+                tty_end = Some(ours);
+                Some(theirs)
+            }
             _ => None,
         };
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
@@ -354,7 +364,7 @@ impl Runtime {
             Ok(())
         })();
         match result {
-            Ok(()) => Ok(st),
+            Ok(()) => Ok((st, tty_end)),
             Err(e) => {
                 kill_everything(&st);
                 if let Err(e) = release_resources(&st) {
@@ -416,7 +426,7 @@ impl Runtime {
             // SAFETY: prctl with integer arguments only changes this process's flags.
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         }
-        let st = self.create_container(opts)?;
+        let (st, tty) = self.create_container(opts, !run.detach)?;
         let pid = Pid::from_raw(st.pid);
         // Block the signals we forward before the init can exit, so no SIGCHLD is lost.
         let signals = forwarded_signals();
@@ -443,7 +453,10 @@ impl Runtime {
         let Some(sfd) = sfd else {
             return Ok(0);
         };
-        let code = wait_forwarding(pid, &sfd);
+        let code = match tty {
+            Some(sock) => wait_tty(pid, &sfd, &sock)?,
+            None => wait_forwarding(pid, &sfd),
+        };
         if !run.keep {
             self.delete(&opts.id, true)?;
         }
@@ -551,12 +564,8 @@ impl Runtime {
         }
         let process = exec_process(&st.config, opts)?;
         let terminal = process.terminal() == Some(true);
-        if terminal && opts.console_socket.is_none() {
-            return Err(if opts.detach {
-                Error::NoConsoleSocket
-            } else {
-                Error::ExecForegroundTty
-            });
+        if terminal && opts.console_socket.is_none() && opts.detach {
+            return Err(Error::NoConsoleSocket);
         }
         if !terminal && opts.console_socket.is_some() {
             return Err(Error::ConsoleSocketWithoutTerminal);
@@ -568,6 +577,7 @@ impl Runtime {
             rootfs: st.rootfs.clone(),
             spec: st.config.clone(),
         };
+        let mut tty_end = None;
         let console = match &opts.console_socket {
             Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
                 |source| Error::ConsoleSocket {
@@ -575,6 +585,11 @@ impl Runtime {
                     source,
                 },
             )?)),
+            None if terminal => {
+                let (ours, theirs) = own_tty_pair()?;
+                tty_end = Some(ours);
+                Some(theirs)
+            }
             None => None,
         };
         // The container's cgroups, as far as they exist (none for a rootless container).
@@ -670,7 +685,10 @@ impl Runtime {
         let Some(sfd) = sfd else {
             return Ok(0);
         };
-        Ok(wait_forwarding(pid, &sfd))
+        match tty_end {
+            Some(sock) => wait_tty(pid, &sfd, &sock),
+            None => Ok(wait_forwarding(pid, &sfd)),
+        }
     }
 
     /// Freezes every process of a running (or created) container.
@@ -1087,6 +1105,132 @@ fn wait_forwarding(init: Pid, sfd: &SignalFd) -> i32 {
         }
         if init_is_foreign(init) {
             return 0;
+        }
+    }
+}
+
+/// The socket pair over which the init (or exec'd process) hands hull its pty master in a
+/// foreground run with a terminal: (hull's end, the process's end).
+fn own_tty_pair() -> Result<(UnixStream, OwnedFd), Error> {
+    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::Sys {
+        step: "console socket pair",
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    Ok((ours, OwnedFd::from(theirs)))
+}
+
+/// A foreground process with a terminal: relays the caller's stdin to the pty master and the
+/// master to stdout (the caller's terminal raw meanwhile), resizes the pty with the caller's
+/// window, forwards the other signals, and returns the exit code like [`wait_forwarding`].
+fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::BorrowedFd;
+    let (_, master) = crate::console::recv_fd(sock.as_fd()).map_err(|e| {
+        tracing::debug!("{e}");
+        Error::Sys {
+            step: "receive the console from the container",
+            source: Errno::EIO,
+        }
+    })?;
+    let _ = nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    crate::console::copy_window_size(master.as_fd());
+    let _raw = crate::console::RawMode::on_stdin();
+    // SAFETY: fd 0 stays open for the life of the process.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    // SAFETY: as fd 0, fd 1.
+    let stdout = unsafe { BorrowedFd::borrow_raw(1) };
+    let mut stdin_open = true;
+    let mut master_open = true;
+    let mut code = None;
+    let mut buf = [0u8; 8192];
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, c)) if p == init => code = Some(c),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == init => code = Some(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        if code.is_none() && init_is_foreign(init) {
+            code = Some(0);
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if master_open {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open && code.is_none() {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        // Once the process is gone, only what the pty still holds is read.
+        let timeout = if code.is_some() {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(code.unwrap_or(0)),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return Ok(code.unwrap_or(255)),
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (sig_ready, master_ready, stdin_ready) = (
+            ready(0),
+            master_open && ready(1),
+            stdin_open && code.is_none() && ready(if master_open { 2 } else { 1 }),
+        );
+        drop(fds);
+        if sig_ready {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                match info.ssi_signo as i32 {
+                    libc::SIGCHLD => {}
+                    libc::SIGWINCH => crate::console::copy_window_size(master.as_fd()),
+                    signo => {
+                        if let Ok(sig) = Signal::try_from(signo) {
+                            let _ = kill(init, sig);
+                        }
+                    }
+                }
+            }
+        }
+        if master_ready {
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(Errno::EIO) => master_open = false,
+                Ok(n) => write_all(stdout, &buf[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => master_open = false,
+            }
+        } else if let Some(code) = code {
+            return Ok(code);
+        }
+        if stdin_ready {
+            match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(Errno::EIO) => stdin_open = false,
+                Ok(n) => write_all(master.as_fd(), &buf[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => stdin_open = false,
+            }
+        }
+        if let (false, Some(code)) = (master_open, code) {
+            return Ok(code);
+        }
+    }
+}
+
+/// Writes all of `data`, waiting out a full non-blocking fd; gives up on an error.
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EAGAIN | Errno::EINTR) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => return,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Pseudo-terminal ioctls nix lacks or only offers on its own `PtyMaster` type: `TIOCGPTPEER`,
-//! `TIOCGPTN`, `TIOCSPTLCK`, `TIOCSCTTY`, `TIOCSWINSZ`. See ioctl_tty(2) and pty(7).
+//! `TIOCGPTN`, `TIOCSPTLCK`, `TIOCSCTTY`, `TIOCSWINSZ`, `TIOCGWINSZ`. See ioctl_tty(2) and pty(7).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -52,4 +52,17 @@ pub fn set_window_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), 
     // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer, which outlives the call.
     let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     Errno::result(ret).map(drop)
+}
+
+/// `ioctl(tty, TIOCGWINSZ)`: the window size of a terminal, as (rows, columns).
+pub fn window_size(tty: BorrowedFd<'_>) -> Result<(u16, u16), Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one struct winsize through the pointer, which outlives the call.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
 }
