@@ -176,6 +176,18 @@ pr() { echo "'$1' --root '$2' pause state-probe && '$1' --root '$2' resume state
 pause_hull=$(timed pause-hull "$(pr "$HULL" "$root_hull")")
 pause_runc=$(timed pause-runc "$(pr "$RUNC" "$root_runc")")
 "$HULL" --root "$root_hull" delete --force state-probe >/dev/null 2>&1 || true
+
+# exec into a running container: a second bundle on the same rootfs whose process sleeps.
+echo "timing exec true ..." >&2
+sleeper=$scratch/sleeper
+mkdir -p "$sleeper"
+sed -e 's|"args": \["/bin/true"|"args": ["/bin/sleep", "1000"|' -e "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" \
+    "$bundle/config.json" >"$sleeper/config.json"
+grep -q '"/bin/sleep", "1000"' "$sleeper/config.json" || die "could not make the sleeper bundle"
+"$HULL" --root "$root_hull" run -d --bundle "$sleeper" exec-probe </dev/null >/dev/null 2>&1 || die "$HULL run -d failed"
+"$RUNC" --root "$root_runc" run -d --bundle "$sleeper" exec-probe </dev/null >/dev/null 2>&1 || die "$RUNC run -d failed"
+exec_hull=$(timed exec-hull "'$HULL' --root '$root_hull' exec exec-probe /bin/true </dev/null")
+exec_runc=$(timed exec-runc "'$RUNC' --root '$root_runc' exec exec-probe /bin/true </dev/null")
 "$RUNC" --root "$root_runc" delete --force state-probe >/dev/null 2>&1 || true
 
 echo "measuring peak RSS ..." >&2
@@ -196,6 +208,7 @@ size_runc=$(stat -c %s "$RUNC")
     echo "| update (ms) | $update_hull | $update_runc | $(ratio "$update_hull" "$update_runc") | |"
     echo "| events --stats (ms) | $events_hull | $events_runc | $(ratio "$events_hull" "$events_runc") | |"
     echo "| pause+resume (ms) | $pause_hull | $pause_runc | $(ratio "$pause_hull" "$pause_runc") | |"
+    echo "| exec true (ms) | $exec_hull | $exec_runc | $(ratio "$exec_hull" "$exec_runc") | |"
     echo "| peak RSS of run true (KiB) | $rss_hull | $rss_runc | $(ratio "$rss_hull" "$rss_runc") | |"
     echo "| binary size (bytes) | $size_hull | $size_runc | $(ratio "$size_hull" "$size_runc") | |"
 } | tee "$out/table.md"
