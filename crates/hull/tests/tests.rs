@@ -17,6 +17,7 @@ mod cases {
     mod concurrency;
     mod console;
     mod differential;
+    mod exec;
     mod hook_failures;
     mod hooks;
     mod kernel;

@@ -1414,3 +1414,163 @@ impl Pending {
         self.wait()
     }
 }
+
+// --- console sockets and pty masters (shared by exec tests; same protocol as create) -----
+
+/// Waits for the runtime to connect to the console socket `listener`, failing early with
+/// the call's output if it finished without connecting.
+pub fn console_accept(
+    listener: &std::os::unix::net::UnixListener,
+    call: Pending,
+) -> (std::os::unix::net::UnixStream, Pending) {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return (s, call);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept on the console socket: {e}"),
+        }
+        if Instant::now() > deadline {
+            panic!("nobody connected to the console socket:\n{}", call.wait());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Receives one message from a console (or pidfd) socket: the name in its data and every fd
+/// passed with SCM_RIGHTS (room for several, so that a runtime sending more is caught).
+pub fn recv_fds(stream: &std::os::unix::net::UnixStream) -> (String, Vec<std::os::fd::OwnedFd>) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut name = [0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: name.as_mut_ptr().cast(),
+        iov_len: name.len(),
+    };
+    const MAX_FDS: usize = 8;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg points at iov and control, which outlive the call and are as large as the
+    // header says.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        msg.msg_flags & libc::MSG_CTRUNC,
+        0,
+        "control data truncated"
+    );
+    let mut fds = Vec::new();
+    // SAFETY: msg was filled in by recvmsg; its control buffer is live.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR only return headers within msg_controllen.
+        let hdr = unsafe { cmsg.read_unaligned() };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN only computes a size.
+            let header = unsafe { libc::CMSG_LEN(0) } as usize;
+            let count = (hdr.cmsg_len as usize - header) / size_of::<RawFd>();
+            // SAFETY: cmsg is a valid header; its payload follows it in the buffer.
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<RawFd>();
+            for i in 0..count {
+                // SAFETY: i < count, so the offset stays within this payload.
+                let at = unsafe { data.add(i) };
+                // SAFETY: `at` points at one fd number of the payload (maybe unaligned).
+                let fd = unsafe { at.read_unaligned() };
+                // SAFETY: the kernel installed this fd in our table for us; nothing else owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR; cmsg is a header of this message.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    let name = String::from_utf8_lossy(&name[..n as usize])
+        .trim_end_matches('\0')
+        .to_string();
+    (name, fds)
+}
+
+/// Writes all of `data` to a pty master.
+pub fn pty_write(fd: &std::os::fd::OwnedFd, data: &[u8]) {
+    let mut done = 0;
+    while done < data.len() {
+        // SAFETY: writes from a live slice into an fd we own.
+        let n = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                data[done..].as_ptr().cast(),
+                data.len() - done,
+            )
+        };
+        assert!(
+            n > 0,
+            "write to the pty master: {}",
+            std::io::Error::last_os_error()
+        );
+        done += n as usize;
+    }
+}
+
+/// Reads a pty master until what was read contains `needle`, the slave side is gone (EIO)
+/// or `timeout` passes; everything read.
+pub fn pty_read_until(fd: &std::os::fd::OwnedFd, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        if String::from_utf8_lossy(&out).contains(needle) {
+            break;
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd that lives across the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if r <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a live buffer of the given size.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Live (not zombie) processes of the runtime binary under test (argv[0]) whose command
+/// line names `needle` (e.g. a test's `--root`): runtime calls, or forks of them, that are
+/// still around.
+pub fn runtime_processes_naming(needle: &str) -> Vec<i32> {
+    let bin = runtime();
+    let bin = bin.to_string_lossy();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| !is_gone(pid))
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let mut argv = cmdline.split(|b| *b == 0);
+            argv.next() == Some(bin.as_bytes()) && argv.any(|a| a == needle.as_bytes())
+        })
+        .collect()
+}
