@@ -413,6 +413,15 @@ fn exec_process(
         ToInit::Go { .. } => {}
         ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
     }
+    if !args.plan.has(LinuxNamespaceType::Mount) {
+        // No mount namespace to join (the container shares the runtime's): its root is the
+        // chroot the init made, which setns did not give us.
+        nix::unistd::chroot(&args.bundle.rootfs)
+            .and_then(|()| chdir("/"))
+            .map_err(|e| {
+                InitError::new("chroot", format!("{}: {e}", args.bundle.rootfs.display()))
+            })?;
+    }
     if let Some(sock) = args.console.take() {
         console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
     }
