@@ -48,6 +48,8 @@ pub enum Error {
     ExecNoArgs,
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
+    #[error("{0}")]
+    LsmUnavailable(String),
     #[error("container with id {0} is not running")]
     EventsNotRunning(String),
     #[error("container {0} has no cgroups")]
@@ -890,8 +892,29 @@ fn exec_process(
     config: &oci_spec::runtime::Spec,
     opts: &ExecOptions,
 ) -> Result<oci_spec::runtime::Process, Error> {
+    if let Some(label) = &opts.apparmor {
+        return Err(Error::LsmUnavailable(format!(
+            "apparmor profile {label:?} requested, but hull cannot apply AppArmor profiles yet"
+        )));
+    }
+    if opts.process_label.is_some() {
+        return Err(Error::LsmUnavailable(
+            "selinux label is specified, but hull cannot apply SELinux labels yet".into(),
+        ));
+    }
     if let Some(p) = &opts.process {
-        return Ok(p.clone());
+        let mut p = p.clone();
+        // As runc: a process file without capabilities gets the container's, never the
+        // runtime's full set.
+        if p.capabilities().is_none() {
+            p.set_capabilities(
+                config
+                    .process()
+                    .as_ref()
+                    .and_then(|c| c.capabilities().clone()),
+            );
+        }
+        return Ok(p);
     }
     if opts.args.is_empty() {
         return Err(Error::ExecNoArgs);
@@ -899,7 +922,12 @@ fn exec_process(
     let mut p = config.process().clone().unwrap_or_default();
     p.set_args(Some(opts.args.clone()));
     let mut env = p.env().clone().unwrap_or_default();
-    env.extend(opts.env.iter().cloned());
+    for var in &opts.env {
+        // The last value of a name wins, as in runc.
+        let name = var.split_once('=').map_or(var.as_str(), |(n, _)| n);
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+        env.push(var.clone());
+    }
     p.set_env(Some(env));
     if let Some(cwd) = &opts.cwd {
         p.set_cwd(cwd.clone());
@@ -933,7 +961,9 @@ fn exec_process(
         let mut effective = caps.effective().clone().unwrap_or_default();
         let mut permitted = caps.permitted().clone().unwrap_or_default();
         for name in &opts.caps {
-            let cap: oci_spec::runtime::Capability = name
+            // `CAP_NET_ADMIN` as in a config, or `NET_ADMIN`.
+            let bare = name.strip_prefix("CAP_").unwrap_or(name);
+            let cap: oci_spec::runtime::Capability = bare
                 .parse()
                 .map_err(|_| Error::UnknownCapability(name.clone()))?;
             bounding.insert(cap);
