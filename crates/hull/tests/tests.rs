@@ -27,4 +27,5 @@ mod cases {
     mod process_attrs;
     mod review_regressions;
     mod rootfs;
+    mod terminal;
 }

@@ -720,40 +720,57 @@ mod tests {
     }
 }
 
-/// The caller's terminal in raw mode while a foreground container owns it (keys go to the
-/// container's pty as typed); the old mode comes back on drop, however the run ends.
+/// The caller's terminal while a foreground container owns it: the first of stderr, stdout
+/// and stdin that is a terminal, else the controlling terminal (`/dev/tty`), as runc picks it.
+/// It is put in raw mode (keys go to the container's pty as typed) and gives the pty its size;
+/// the old mode comes back on drop, however the run ends.
 #[derive(Debug)]
-pub struct RawMode {
-    fd: BorrowedFd<'static>,
-    saved: nix::sys::termios::Termios,
+pub struct HostTerminal {
+    fd: OwnedFd,
+    saved: Option<nix::sys::termios::Termios>,
 }
 
-impl RawMode {
-    /// Raw mode on stdin, if stdin is a terminal.
-    pub fn on_stdin() -> Option<RawMode> {
+impl HostTerminal {
+    /// The caller's terminal in raw mode; None if it has none (the pty is relayed all the
+    /// same).
+    pub fn raw() -> Option<HostTerminal> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        // SAFETY: fd 0 stays open for the life of the process.
-        let fd = unsafe { BorrowedFd::borrow_raw(0) };
-        let saved = tcgetattr(fd).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { fd, saved })
+        let fd = [2, 1, 0]
+            .into_iter()
+            .find(|fd| nix::unistd::isatty(*fd).unwrap_or(false))
+            .and_then(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok())
+            // SAFETY: F_DUPFD_CLOEXEC just returned this fd and nothing else owns it.
+            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            .or_else(|| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/tty")
+                    .ok()
+                    .map(OwnedFd::from)
+            })?;
+        let saved = tcgetattr(&fd).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(&fd, SetArg::TCSANOW, &raw);
+        }
+        Some(HostTerminal { fd, saved })
+    }
+
+    /// Gives the container's pty this terminal's size.
+    pub fn copy_size_to(&self, master: BorrowedFd<'_>) {
+        if let Ok((rows, cols)) = pty::window_size(self.fd.as_fd()) {
+            let _ = pty::set_window_size(master, rows, cols);
+        }
     }
 }
 
-impl Drop for RawMode {
+impl Drop for HostTerminal {
     fn drop(&mut self) {
         use nix::sys::termios::{tcsetattr, SetArg};
-        let _ = tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
-    }
-}
-
-/// Gives the container's pty the size of the caller's terminal (stdin), if it is one.
-pub fn copy_window_size(master: BorrowedFd<'_>) {
-    // SAFETY: fd 0 stays open for the life of the process.
-    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    if let Ok((rows, cols)) = pty::window_size(stdin) {
-        let _ = pty::set_window_size(master, rows, cols);
+        if let Some(saved) = &self.saved {
+            let _ = tcsetattr(&self.fd, SetArg::TCSANOW, saved);
+        }
     }
 }

@@ -1166,8 +1166,10 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
         master.as_raw_fd(),
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
-    crate::console::copy_window_size(master.as_fd());
-    let _raw = crate::console::RawMode::on_stdin();
+    let host = crate::console::HostTerminal::raw();
+    if let Some(t) = &host {
+        t.copy_size_to(master.as_fd());
+    }
     // SAFETY: fd 0 stays open for the life of the process.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
     // SAFETY: as fd 0, fd 1.
@@ -1221,7 +1223,11 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
             if let Ok(Some(info)) = sfd.read_signal() {
                 match info.ssi_signo as i32 {
                     libc::SIGCHLD => {}
-                    libc::SIGWINCH => crate::console::copy_window_size(master.as_fd()),
+                    libc::SIGWINCH => {
+                        if let Some(t) = &host {
+                            t.copy_size_to(master.as_fd());
+                        }
+                    }
                     signo => {
                         if let Ok(sig) = Signal::try_from(signo) {
                             let _ = kill(init, sig);
