@@ -574,6 +574,11 @@ impl Runtime {
         }
         let linux = st.config.linux().as_ref().expect("validated");
         let plan = Plan::of_running(st.pid, linux)?;
+        // The namespaces are open now: if the init is still the one recorded (pid and start
+        // time), they are the container's and not those of a process that reused its pid.
+        if !st.has_init() {
+            return Err(Error::ExecStopped);
+        }
         let bundle = Bundle {
             dir: st.bundle.clone(),
             rootfs: st.rootfs.clone(),
