@@ -50,6 +50,8 @@ pub enum Error {
     UnknownCapability(String),
     #[error("{0}")]
     LsmUnavailable(String),
+    #[error("{0}")]
+    ExecInvalid(String),
     #[error("container with id {0} is not running")]
     EventsNotRunning(String),
     #[error("container {0} has no cgroups")]
@@ -456,7 +458,13 @@ impl Runtime {
             return Ok(0);
         };
         let code = match tty {
-            Some(sock) => wait_tty(pid, &sfd, &sock)?,
+            Some(sock) => match wait_tty(pid, &sfd, &sock) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = self.delete(&opts.id, true);
+                    return Err(e);
+                }
+            },
             None => wait_forwarding(pid, &sfd),
         };
         if !run.keep {
@@ -680,22 +688,29 @@ impl Runtime {
             &mut events,
         )?;
         let pid = pid.expect("spawn reports the process");
-        send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "setns")?;
-        if let Some(path) = &opts.pid_file {
-            state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
-                Error::PidFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        let result = (|| {
+            send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "setns")?;
+            if let Some(path) = &opts.pid_file {
+                state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
+                    Error::PidFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            }
+            let Some(sfd) = sfd else {
+                return Ok(0);
+            };
+            match tty_end {
+                Some(sock) => wait_tty(pid, &sfd, &sock),
+                None => Ok(wait_forwarding(pid, &sfd)),
+            }
+        })();
+        if result.is_err() {
+            // The caller is told the exec failed: the process must not run on unseen.
+            let _ = kill(pid, Signal::SIGKILL);
         }
-        let Some(sfd) = sfd else {
-            return Ok(0);
-        };
-        match tty_end {
-            Some(sock) => wait_tty(pid, &sfd, &sock),
-            None => Ok(wait_forwarding(pid, &sfd)),
-        }
+        result
     }
 
     /// Freezes every process of a running (or created) container.
@@ -908,6 +923,19 @@ fn exec_process(
         ));
     }
     if let Some(p) = &opts.process {
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::ExecInvalid("args must not be empty".into()));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::ExecInvalid("Cwd must be an absolute path".into()));
+        }
+        if p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())
+            || p.selinux_label().as_ref().is_some_and(|l| !l.is_empty())
+        {
+            return Err(Error::LsmUnavailable(
+                "the process asks for an AppArmor profile or SELinux label, which hull cannot apply yet".into(),
+            ));
+        }
         let mut p = p.clone();
         // As runc: a process file without capabilities gets the container's, never the
         // runtime's full set.
@@ -961,7 +989,18 @@ fn exec_process(
     }
     p.set_user(user);
     if !opts.caps.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
+        // No capabilities field: as runc, the sets are only what --cap adds; never oci-spec's
+        // default, which fills inheritable and ambient (CVE-2022-29162).
+        let mut caps = p.capabilities().clone().unwrap_or_else(|| {
+            let none = oci_spec::runtime::Capabilities::new();
+            let mut c = oci_spec::runtime::LinuxCapabilities::default();
+            c.set_bounding(Some(none.clone()));
+            c.set_effective(Some(none.clone()));
+            c.set_permitted(Some(none.clone()));
+            c.set_inheritable(Some(none.clone()));
+            c.set_ambient(Some(none));
+            c
+        });
         let mut bounding = caps.bounding().clone().unwrap_or_default();
         let mut effective = caps.effective().clone().unwrap_or_default();
         let mut permitted = caps.permitted().clone().unwrap_or_default();
@@ -1183,6 +1222,9 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
     let mut master_open = true;
     let mut code = None;
     let mut buf = [0u8; 8192];
+    // Input read but not yet taken by the pty: while it waits, stdin is not read, and
+    // nothing here blocks on the master (the process may be blocked writing to us).
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -1197,9 +1239,14 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
         }
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if master_open {
-            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+            let mut events = PollFlags::POLLIN;
+            if !pending.is_empty() {
+                events |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(master.as_fd(), events));
         }
-        if stdin_open && code.is_none() {
+        let read_stdin = stdin_open && code.is_none() && pending.is_empty();
+        if read_stdin {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
         // Once the process is gone, only what the pty still holds is read.
@@ -1221,7 +1268,7 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
         let (sig_ready, master_ready, stdin_ready) = (
             ready(0),
             master_open && ready(1),
-            stdin_open && code.is_none() && ready(if master_open { 2 } else { 1 }),
+            read_stdin && ready(if master_open { 2 } else { 1 }),
         );
         drop(fds);
         if sig_ready {
@@ -1254,9 +1301,18 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
         if stdin_ready {
             match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(Errno::EIO) => stdin_open = false,
-                Ok(n) => write_all(master.as_fd(), &buf[..n]),
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(_) => stdin_open = false,
+            }
+        }
+        if master_open && !pending.is_empty() {
+            match nix::unistd::write(master.as_fd(), &pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => pending.clear(),
             }
         }
         if let (false, Some(code)) = (master_open, code) {

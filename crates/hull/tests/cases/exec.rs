@@ -851,3 +851,72 @@ fn exec_in_the_foreground_forwards_signals_to_the_process() {
         "SIGTERM did not reach the process's trap:\n{out}"
     );
 }
+
+#[test]
+fn exec_cap_into_a_container_without_capabilities_adds_nothing_inheritable() {
+    if skip_on_runc("runc 1.1.5 fills the sets from its defaults when the config has none") {
+        return;
+    }
+    // CVE-2022-29162: with no `capabilities` field in the config, `--cap` must not bring in
+    // oci-spec's default sets, which put capabilities into inheritable and ambient.
+    let mut t = Test::new("exec_cap_nocaps");
+    t.config["process"]
+        .as_object_mut()
+        .unwrap()
+        .remove("capabilities");
+    t.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    start_sleeper(&mut t);
+    let out = exec(&t, &["-c", "CAP_NET_RAW"], &["cat", "/proc/self/status"]);
+    out.ok();
+    assert_eq!(caps_field(&out.stdout, "CapInh"), 0, "{out}");
+    assert_eq!(caps_field(&out.stdout, "CapAmb"), 0, "{out}");
+}
+
+#[test]
+fn exec_process_file_without_args_or_with_a_relative_cwd_is_refused() {
+    let mut t = Test::new("exec_process_bad");
+    start_sleeper(&mut t);
+    for (process, needle) in [
+        (
+            json!({ "user": { "uid": 0, "gid": 0 }, "args": [], "cwd": "/" }),
+            "args must not be empty",
+        ),
+        (
+            json!({ "user": { "uid": 0, "gid": 0 }, "args": ["true"], "cwd": "tmp" }),
+            "Cwd must be an absolute path",
+        ),
+    ] {
+        let file = t.path("process.json");
+        write(&file, &process.to_string());
+        let out = exec(&t, &["--process", &file.to_string_lossy()], &[]);
+        assert_exec_refused(&out, needle);
+    }
+}
+
+#[test]
+fn exec_that_fails_after_the_process_started_leaves_it_not_running() {
+    // The pid file cannot be written: the caller is told exec failed, so the process that
+    // was already running must be gone too, as with runc.
+    let mut t = Test::new("exec_fail_late");
+    let init = start_sleeper(&mut t);
+    let out = exec(
+        &t,
+        &["-d", "--pid-file", "/nonexistent-hull-dir/exec.pid"],
+        &["sleep", "77"],
+    );
+    assert_eq!(out.code, 255, "{out}");
+    let gone = wait_until(STOP_TIMEOUT, || {
+        let ours = fs::read_link(format!("/proc/{init}/ns/pid")).ok();
+        !fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().unwrap_or(0);
+            pid > 0
+                && pid != init
+                && !is_gone(pid)
+                && fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == ours
+        })
+    });
+    assert!(
+        gone,
+        "a process of the failed exec still runs in the container"
+    );
+}

@@ -50,6 +50,12 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
     // The failure is reported over the channel; the default hook would print it on the
     // container's stderr as well.
     std::panic::set_hook(Box::new(|_| {}));
+    if args.exec.is_some() {
+        // Before any namespace of the running container is joined: nothing in it may ptrace
+        // this copy of hull or open its /proc files (CVE-2016-9962, CVE-2019-5736).
+        // SAFETY: prctl with integer arguments only changes this process's flags.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match (single_clone, args.exec.is_some()) {
             (true, false) => setup(args, &chan, true, true),
