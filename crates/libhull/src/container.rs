@@ -433,22 +433,10 @@ impl Runtime {
         let (st, tty) = self.create_container(opts, !run.detach)?;
         let pid = Pid::from_raw(st.pid);
         // Block the signals we forward before the init can exit, so no SIGCHLD is lost.
-        let signals = forwarded_signals();
         let sfd = if run.detach {
             None
         } else {
-            signals.thread_block().map_err(|source| Error::Sys {
-                step: "block signals",
-                source,
-            })?;
-            Some(
-                SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
-                    Error::Sys {
-                        step: "signalfd",
-                        source,
-                    }
-                })?,
-            )
+            Some(forwarding_signalfd()?)
         };
         if let Err(e) = self.start(&opts.id) {
             let _ = self.delete(&opts.id, true);
@@ -629,19 +617,7 @@ impl Runtime {
         let sfd = if opts.detach {
             None
         } else {
-            let signals = forwarded_signals();
-            signals.thread_block().map_err(|source| Error::Sys {
-                step: "block signals",
-                source,
-            })?;
-            Some(
-                SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
-                    Error::Sys {
-                        step: "signalfd",
-                        source,
-                    }
-                })?,
-            )
+            Some(forwarding_signalfd()?)
         };
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let mut pid = None;
@@ -1126,6 +1102,20 @@ fn wait_gone(st: &ContainerState, limit: Duration) {
     while st.has_init() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Blocks the signals a foreground process gets passed on (before it can exit, so no
+/// SIGCHLD is lost) and returns a signalfd that reads them.
+fn forwarding_signalfd() -> Result<SignalFd, Error> {
+    let signals = forwarded_signals();
+    signals.thread_block().map_err(|source| Error::Sys {
+        step: "block signals",
+        source,
+    })?;
+    SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| Error::Sys {
+        step: "signalfd",
+        source,
+    })
 }
 
 /// The signals a foreground `run` passes on to the container, plus SIGCHLD.

@@ -2,117 +2,14 @@
 //! socket, and the process talks through it; the flag combinations that cannot work are
 //! refused.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::util::{runtime_name, Pending, Test};
-
-/// Waits for the runtime to connect to `listener`, failing early with the call's output if it
-/// finished without connecting.
-fn accept(listener: &UnixListener, call: Pending) -> (UnixStream, Pending) {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).unwrap();
-                return (s, call);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("accept on the console socket: {e}"),
-        }
-        if Instant::now() > deadline {
-            panic!("nobody connected to the console socket:\n{}", call.wait());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Receives one message: the name in its data and every fd passed with SCM_RIGHTS.
-fn recv_fds(stream: &UnixStream) -> (String, Vec<OwnedFd>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut name = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: name.as_mut_ptr().cast(),
-        iov_len: name.len(),
-    };
-    // Room for several fds, so that a runtime sending more than one is caught.
-    const MAX_FDS: usize = 8;
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
-    // u64 elements keep the control buffer aligned for cmsghdr.
-    let mut control = vec![0u64; space.div_ceil(8)];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg points at iov and control, which outlive the call and are as large as the
-    // header says.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n >= 0, "recvmsg: {}", io::Error::last_os_error());
-    assert_eq!(
-        msg.msg_flags & libc::MSG_CTRUNC,
-        0,
-        "control data truncated"
-    );
-    let mut fds = Vec::new();
-    // SAFETY: msg was filled in by recvmsg; its control buffer is live.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !cmsg.is_null() {
-        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR only return headers that lie within msg_controllen.
-        let hdr = unsafe { cmsg.read_unaligned() };
-        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
-            // SAFETY: CMSG_LEN only computes a size.
-            let header = unsafe { libc::CMSG_LEN(0) } as usize;
-            let count = (hdr.cmsg_len as usize - header) / size_of::<RawFd>();
-            // SAFETY: cmsg is a valid header; its payload follows it in the buffer.
-            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<RawFd>();
-            for i in 0..count {
-                // SAFETY: i < count, so the offset stays within this payload.
-                let at = unsafe { data.add(i) };
-                // SAFETY: `at` points at one fd number of the payload (maybe unaligned).
-                let fd = unsafe { at.read_unaligned() };
-                // SAFETY: the kernel installed this fd in our table for us; nothing else owns it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-        // SAFETY: as for CMSG_FIRSTHDR; cmsg is a header of this message.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
-    }
-    let name = String::from_utf8_lossy(&name[..n as usize])
-        .trim_end_matches('\0')
-        .to_string();
-    (name, fds)
-}
-
-fn write_all(fd: &OwnedFd, data: &[u8]) {
-    let mut done = 0;
-    while done < data.len() {
-        // SAFETY: writes from a live slice into an fd we own.
-        let n = unsafe {
-            libc::write(
-                fd.as_raw_fd(),
-                data[done..].as_ptr().cast(),
-                data.len() - done,
-            )
-        };
-        assert!(
-            n > 0,
-            "write to the pty master: {}",
-            io::Error::last_os_error()
-        );
-        done += n as usize;
-    }
-}
+use crate::util::{console_accept as accept, pty_write as write_all, recv_fds, runtime_name, Test};
 
 /// Reads the master until the slave side is gone (EIO) or `timeout` passes.
 fn read_until_hangup(fd: &OwnedFd, timeout: Duration) -> String {

@@ -52,9 +52,9 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
     std::panic::set_hook(Box::new(|_| {}));
     if args.exec.is_some() {
         // Before any namespace of the running container is joined: nothing in it may ptrace
-        // this copy of hull or open its /proc files (CVE-2016-9962, CVE-2019-5736).
-        // SAFETY: prctl with integer arguments only changes this process's flags.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        // this copy of hull or open its /proc files (CVE-2016-9962, CVE-2019-5736). A
+        // failure is reported by exec_process, which sets it again.
+        let _ = non_dumpable();
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match (single_clone, args.exec.is_some()) {
@@ -248,6 +248,18 @@ fn become_root() -> Result<(), InitError> {
         .map_err(step("setresuid 0 in user namespace"))
 }
 
+/// Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
+fn non_dumpable() -> Result<(), InitError> {
+    // SAFETY: prctl with integer arguments only changes this process's flags.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(InitError::new(
+            "set non-dumpable",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// Sets (or with 0 clears) the signal this process gets when its parent dies.
 fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
     // SAFETY: prctl with integer arguments only changes this process's flags.
@@ -275,14 +287,7 @@ fn setup(
     if child_of_runtime {
         parent_death_signal(libc::SIGKILL)?;
     }
-    // Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
-    // SAFETY: prctl with integer arguments only changes this process's flags.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(InitError::new(
-            "set non-dumpable",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    non_dumpable()?;
     let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
         ToInit::Go { host_pid } => host_pid,
         ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
@@ -407,14 +412,7 @@ fn exec_process(
     if child_of_runtime {
         parent_death_signal(libc::SIGKILL)?;
     }
-    // Until exec, nothing in the container may ptrace us or open our /proc files.
-    // SAFETY: prctl with integer arguments only changes this process's flags.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(InitError::new(
-            "set non-dumpable",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    non_dumpable()?;
     match chan.recv::<ToInit>().map_err(step("sync"))? {
         ToInit::Go { .. } => {}
         ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
