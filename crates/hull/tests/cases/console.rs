@@ -2,39 +2,20 @@
 //! socket, and the process talks through it; the flag combinations that cannot work are
 //! refused.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::util::{console_accept as accept, pty_write as write_all, recv_fds, runtime_name, Test};
+use crate::util::{
+    console_accept as accept, pty_read_while, pty_write as write_all, recv_fds, runtime_name, Test,
+};
 
 /// Reads the master until the slave side is gone (EIO) or `timeout` passes.
 fn read_until_hangup(fd: &OwnedFd, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    while Instant::now() < deadline {
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd that lives across the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, 100) };
-        if r <= 0 {
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        // SAFETY: reads into a live buffer of the given size.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n as usize]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    pty_read_while(fd, timeout, |_| true)
 }
 
 fn create_args<'a>(t: &'a Test, socket: &'a str, pid_file: &'a str) -> Vec<&'a str> {

@@ -1527,10 +1527,20 @@ pub fn pty_write(fd: &std::os::fd::OwnedFd, data: &[u8]) {
 /// Reads a pty master until what was read contains `needle`, the slave side is gone (EIO)
 /// or `timeout` passes; everything read.
 pub fn pty_read_until(fd: &std::os::fd::OwnedFd, needle: &str, timeout: Duration) -> String {
+    pty_read_while(fd, timeout, |text| !text.contains(needle))
+}
+
+/// Reads a pty master while `more` says so of what came so far, until the other side hangs
+/// up or `timeout` passes.
+pub fn pty_read_while(
+    fd: &std::os::fd::OwnedFd,
+    timeout: Duration,
+    more: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while Instant::now() < deadline {
-        if String::from_utf8_lossy(&out).contains(needle) {
+        if !more(&String::from_utf8_lossy(&out)) {
             break;
         }
         let mut pfd = libc::pollfd {

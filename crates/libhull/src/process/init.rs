@@ -438,15 +438,20 @@ fn exec_process(
     }
     reset_signals()?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
+    Err(execve_failed(&exec))
+}
+
+/// Execs the user process; returns only if execve failed, with runc's wording of the error.
+fn execve_failed(exec: &Exec) -> InitError {
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
-    Err(InitError::new(
+    InitError::new(
         "unable to start container process",
         format!(
             "exec: {:?}: {}",
             exec.argv[0].to_string_lossy(),
             e.desc().to_lowercase()
         ),
-    ))
+    )
 }
 
 /// The resolved program, argv and env of the user process.
@@ -580,15 +585,7 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
         attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
     }
     reset_signals()?;
-    let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
-    Err(InitError::new(
-        "unable to start container process",
-        format!(
-            "exec: {:?}: {}",
-            exec.argv[0].to_string_lossy(),
-            e.desc().to_lowercase()
-        ),
-    ))
+    Err(execve_failed(&exec))
 }
 
 /// The home directory of `uid` in the container's /etc/passwd, "/" if it has none.
