@@ -32,6 +32,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 fn interactive_sh(t: &mut Test) {
     t.config["process"]["terminal"] = json!(true);
     t.args(&["sh"]);
+    with_prompt(t);
+}
+
+/// Our prompt in the container's environment, so a shell `exec`'d into it shows it too.
+fn with_prompt(t: &mut Test) {
     t.config["process"]["env"]
         .as_array_mut()
         .unwrap()
@@ -427,10 +432,7 @@ fn exec_tty_in_a_terminal_runs_an_interactive_shell_and_returns_its_code() {
     let mut t = Test::new("term_exec");
     let id = t.id.clone();
     t.args(&["sleep", "100"]);
-    t.config["process"]["env"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!(format!("PS1={PROMPT}")));
+    with_prompt(&mut t);
     let (_, init) = t.create_and_start(&id);
 
     let mut term = Term::spawn(&t, 33, 101, &["exec", "-t", &id, "sh"]);
@@ -504,10 +506,7 @@ fn exec_tty_killed_by_a_signal_exits_128_plus_it_after_relaying_all_output() {
     let mut t = Test::new("term_exec_killed");
     let id = t.id.clone();
     t.args(&["sleep", "100"]);
-    t.config["process"]["env"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!(format!("PS1={PROMPT}")));
+    with_prompt(&mut t);
     t.create_and_start(&id);
 
     let mut term = Term::spawn(&t, 24, 80, &["exec", "-t", &id, "sh"]);
