@@ -205,6 +205,90 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn update_args(flags: &[&str]) -> UpdateArgs {
+        use clap::Parser;
+        let mut argv = vec!["hull", "update"];
+        argv.extend_from_slice(flags);
+        argv.push("id");
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            Some(crate::cli::Command::Update(a)) => a,
+            other => panic!("not update: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_single_value_flag_lands_in_its_field() {
+        let args = update_args(&[
+            "--blkio-weight",
+            "500",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "-1",
+            "--cpu-burst",
+            "1000",
+            "--cpu-share",
+            "512",
+            "--cpu-rt-period",
+            "1000000",
+            "--cpu-rt-runtime",
+            "950000",
+            "--cpuset-cpus",
+            "0-1",
+            "--cpuset-mems",
+            "0",
+            "--cpu-idle",
+            "1",
+            "--memory",
+            "64M",
+            "--memory-reservation",
+            "32m",
+            "--memory-swap",
+            "-1",
+            "--kernel-memory",
+            "1g",
+            "--kernel-memory-tcp",
+            "2k",
+            "--pids-limit",
+            "20",
+        ]);
+        let res = serde_json::to_value(resources(&args).unwrap()).unwrap();
+        let want = serde_json::json!({
+            "blockIO": { "weight": 500 },
+            "cpu": {
+                "period": 100000, "quota": -1, "burst": 1000, "shares": 512,
+                "realtimePeriod": 1000000, "realtimeRuntime": 950000,
+                "cpus": "0-1", "mems": "0", "idle": 1
+            },
+            "memory": {
+                "limit": 64 << 20, "reservation": 32 << 20, "swap": -1,
+                "kernel": 1 << 30, "kernelTCP": 2048
+            },
+            "pids": { "limit": 20 }
+        });
+        for (section, fields) in want.as_object().unwrap() {
+            for (k, v) in fields.as_object().unwrap() {
+                assert_eq!(&res[section][k], v, "{section}.{k} in {res}");
+            }
+        }
+    }
+
+    #[test]
+    fn flags_runc_fills_in_are_filled() {
+        // memory -1 alone also lifts swap; idle alone resets shares, as runc does.
+        let res = serde_json::to_value(
+            resources(&update_args(&["--memory", "-1", "--cpu-idle", "0"])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(res["memory"]["swap"], 0);
+        assert_eq!(res["cpu"]["shares"], 0);
+        let err = resources(&update_args(&["--cpu-share", "1.5"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for cpu-share: strconv.ParseUint: parsing \"1.5\": invalid syntax"
+        );
+    }
+
     #[test]
     fn sizes_as_docker_reads_them() {
         assert_eq!(ram_in_bytes("64M"), Ok(64 << 20));
