@@ -15,7 +15,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use libhull::logging::{self, Format};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 
 fn main() {
     let code = real_main();
@@ -30,6 +30,15 @@ fn real_main() -> i32 {
     let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&table, &args, e),
+    };
+
+    // Before anything else happens in this process: the commands that run code in a
+    // container continue from a sealed copy of this binary.
+    let sealed = match cli.command {
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_)) => {
+            libhull::process::sealed::ensure()
+        }
+        _ => Ok(()),
     };
 
     // runc checks the format before it opens the log file; a bad one is reported on stderr.
@@ -62,6 +71,9 @@ fn real_main() -> i32 {
         };
     };
 
+    if let Err(e) = sealed {
+        return fail(to_stderr, &e.into());
+    }
     let result = check_rootless(&cli.rootless)
         .and_then(|()| resolve_root(cli.root.as_deref()))
         .and_then(|root| commands::dispatch(command, &root, cli.systemd_cgroup));

@@ -1,12 +1,14 @@
 //! The container process: spawning the init (clone, sync channel, id maps, runtime hooks)
 //! and, in [`init`], the ordered setup it runs before exec.
 //!
-//! No re-exec of the runtime: the init is a clone of the `create` process itself, which is
-//! single-threaded at that point, so the child can use ordinary Rust until it execs.
+//! The init is a clone of the `create` process itself, which is single-threaded at that
+//! point, so the child can use ordinary Rust until it execs; that process runs from the
+//! sealed copy of the binary [`sealed`] makes.
 
 pub mod attrs;
 pub mod gate;
 pub mod init;
+pub mod sealed;
 pub mod sync;
 
 use nix::sys::signal::{kill, Signal};
