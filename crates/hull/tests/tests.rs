@@ -27,5 +27,6 @@ mod cases {
     mod process_attrs;
     mod review_regressions;
     mod rootfs;
+    mod seccomp;
     mod terminal;
 }

@@ -33,6 +33,8 @@ pub enum Error {
     #[error(transparent)]
     Spawn(#[from] SpawnError),
     #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
     Gate(#[from] gate::GateError),
     #[error(transparent)]
     Hook(#[from] hooks::HookError),
@@ -226,11 +228,7 @@ impl Runtime {
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let want_pidfd = pidfd_socket.is_some();
         let mut pidfd = None;
-        if linux.seccomp().is_some() {
-            tracing::warn!(
-                "linux.seccomp is not supported yet: the container runs without a seccomp filter"
-            );
-        }
+        let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
         let cgroup_dirs = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
@@ -333,6 +331,9 @@ impl Runtime {
                     run_hooks("createRuntime", list, &st, HookStatus::Creating)
                         .map_err(|e| e.to_string())
                 }
+                SpawnEvent::SeccompListener(pid, fd) => {
+                    send_seccomp_listener(linux, &st, pid, fd).map_err(|e| e.to_string())
+                }
             };
             let pid = process::spawn(
                 SpawnOptions {
@@ -347,6 +348,7 @@ impl Runtime {
                         preserve_fds: opts.preserve_fds,
                         listen_fds: opts.listen_fds,
                         exec: None,
+                        seccomp: filter.as_ref(),
                     },
                     lock: entry.dir_fd().as_raw_fd(),
                     cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
@@ -569,6 +571,7 @@ impl Runtime {
             return Err(Error::ConsoleSocketWithoutTerminal);
         }
         let linux = st.config.linux().as_ref().expect("validated");
+        let filter = self.seccomp_filter(linux)?;
         let plan = Plan::of_running(st.pid, linux)?;
         // The namespaces are open now: if the init is still the one recorded (pid and start
         // time), they are the container's and not those of a process that reused its pid.
@@ -643,6 +646,9 @@ impl Runtime {
                 Ok(())
             }
             SpawnEvent::RuntimeHooks(_) => Ok(()),
+            SpawnEvent::SeccompListener(p, fd) => {
+                send_seccomp_listener(linux, &st, p, fd).map_err(|e| e.to_string())
+            }
         };
         process::spawn(
             SpawnOptions {
@@ -657,6 +663,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     listen_fds: 0,
                     exec: Some(&process),
+                    seccomp: filter.as_ref(),
                 },
                 lock: -1,
                 cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
@@ -687,6 +694,19 @@ impl Runtime {
             let _ = kill(pid, Signal::SIGKILL);
         }
         result
+    }
+
+    /// The container's seccomp filter, compiled (or taken from the cache under the root).
+    fn seccomp_filter(
+        &self,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<Option<crate::seccomp::Filter>, Error> {
+        let Some(profile) = linux.seccomp() else {
+            return Ok(None);
+        };
+        // Not a valid container id, so never mistaken for a container.
+        let cache = self.store.root().join("~seccomp-cache");
+        Ok(Some(crate::seccomp::compile(profile, Some(&cache))?))
     }
 
     /// Freezes every process of a running (or created) container.
@@ -1326,4 +1346,29 @@ fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) {
 /// it is gone.
 fn init_is_foreign(init: Pid) -> bool {
     !Path::new(&format!("/proc/{init}")).exists()
+}
+
+/// Hands a seccomp notify listener to the agent at `linux.seccomp.listenerPath`, with the
+/// container's state as the runtime-spec describes.
+fn send_seccomp_listener(
+    linux: &oci_spec::runtime::Linux,
+    st: &ContainerState,
+    pid: Pid,
+    fd: OwnedFd,
+) -> Result<(), Error> {
+    let profile = linux.seccomp().as_ref().expect("a listener comes from a filter");
+    let path = profile
+        .listener_path()
+        .as_deref()
+        .expect("checked by seccomp::compile");
+    let mut state = st.oci(st.status());
+    state.pid = pid.as_raw();
+    crate::seccomp::send_listener(
+        path,
+        fd.as_fd(),
+        pid.as_raw(),
+        profile.listener_metadata().as_deref(),
+        &state,
+    )?;
+    Ok(())
 }

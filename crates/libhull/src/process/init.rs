@@ -21,7 +21,7 @@ use super::sync::{Channel, FromInit, InitError, ToInit};
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, RootfsContext};
 use crate::spec::Bundle;
-use crate::{capabilities, console, hooks};
+use crate::{capabilities, console, hooks, seccomp};
 
 use super::attrs;
 
@@ -41,6 +41,8 @@ pub struct InitArgs<'a> {
     /// `exec`: run this process in the running container (whose namespaces `plan` joins)
     /// instead of setting up a new container.
     pub exec: Option<&'a Process>,
+    /// The container's seccomp filter, compiled by the runtime.
+    pub seccomp: Option<&'a seccomp::Filter>,
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
@@ -371,6 +373,8 @@ fn setup(
             process,
             args.preserve_fds,
             args.listen_fds,
+            args.seccomp,
+            chan,
         )?),
         None => None,
     };
@@ -429,7 +433,7 @@ fn exec_process(
     if let Some(sock) = args.console.take() {
         console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
     }
-    let exec = prepare_process(process, args.preserve_fds, 0)?;
+    let exec = prepare_process(process, args.preserve_fds, 0, args.seccomp, chan)?;
     if child_of_runtime {
         parent_death_signal(0)?;
     }
@@ -468,6 +472,8 @@ fn prepare_process(
     process: &Process,
     preserve_fds: u32,
     listen_fds: u32,
+    filter: Option<&seccomp::Filter>,
+    chan: &Channel,
 ) -> Result<Exec, InitError> {
     if let Some(s) = process.scheduler() {
         attrs::set_scheduler(s).map_err(step("scheduler"))?;
@@ -497,12 +503,6 @@ fn prepare_process(
     }
     attrs::chown_stdio(process.user().uid()).map_err(step("chown stdio"))?;
     attrs::switch_user(process.user()).map_err(step("user"))?;
-    if let Some(caps) = caps {
-        capabilities::apply(caps).map_err(step("capabilities"))?;
-    }
-    if process.no_new_privileges() == Some(true) {
-        attrs::set_no_new_privileges().map_err(step("noNewPrivileges"))?;
-    }
 
     chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
     // The cwd must be inside the container: a leaked host fd or a racing mount could leave
@@ -551,7 +551,50 @@ fn prepare_process(
         final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
     };
     crate::sys::process::cloexec_from(3 + listen_fds + preserve_fds).map_err(step("close fds"))?;
+
+    // The filter goes on as late as it can, so the profile need not allow our own setup
+    // (the cwd check above calls getcwd, which some profiles deny). Loading it takes
+    // no_new_privs or CAP_SYS_ADMIN: a process left without both gets it before its final
+    // capabilities, with CAP_SYS_ADMIN raised for that moment.
+    let nnp = process.no_new_privileges() == Some(true);
+    let keeps_sys_admin = caps.is_none_or(|c| {
+        c.effective()
+            .as_ref()
+            .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin))
+    });
+    let early = filter.filter(|_| !nnp && !keeps_sys_admin);
+    if let Some(filter) = early {
+        // Without it in the permitted set the load below fails and says why.
+        let _ = caps::raise(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN);
+        load_seccomp(filter, chan)?;
+    }
+    if let Some(caps) = caps {
+        capabilities::apply(caps).map_err(step("capabilities"))?;
+    }
+    if nnp {
+        attrs::set_no_new_privileges().map_err(step("noNewPrivileges"))?;
+    }
+    if let Some(filter) = filter.filter(|_| early.is_none()) {
+        load_seccomp(filter, chan)?;
+    }
     Ok(exec)
+}
+
+/// Loads the filter; a notify listener goes to the runtime, which hands it to the agent at
+/// `listenerPath` before we go on (a notified syscall of ours would wait for it).
+fn load_seccomp(filter: &seccomp::Filter, chan: &Channel) -> Result<(), InitError> {
+    let Some(listener) = filter.load().map_err(step("seccomp"))? else {
+        return Ok(());
+    };
+    chan.send(&FromInit::SeccompListener)
+        .map_err(step("sync"))?;
+    console::send_fd(
+        std::os::fd::AsFd::as_fd(chan),
+        "seccomp",
+        std::os::fd::AsFd::as_fd(&listener),
+    )
+    .map_err(step("send seccomp listener"))?;
+    expect_continue(chan)
 }
 
 /// After `start`: the startContainer hooks, then exec.

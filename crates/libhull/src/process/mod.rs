@@ -48,7 +48,7 @@ pub struct SpawnOptions<'a> {
 }
 
 /// What the runtime is told while the init sets up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum SpawnEvent {
     /// The clone child exists (the init itself, or the process that joins
     /// the namespaces and forks the init) and waits: record it, and put it into the
@@ -59,6 +59,9 @@ pub enum SpawnEvent {
     InitPid(Pid),
     /// Run the createRuntime hooks now.
     RuntimeHooks(Pid),
+    /// The init (this pid) loaded a seccomp filter with notify rules: send its listener to
+    /// the agent.
+    SeccompListener(Pid, std::os::fd::OwnedFd),
 }
 
 /// Clones the container init and drives its setup until it waits for `start`, telling
@@ -157,6 +160,13 @@ fn drive(
             FromInit::RunRuntimeHooks => {
                 let pid = init_pid.expect("init pid known before hooks");
                 events(SpawnEvent::RuntimeHooks(pid)).map_err(SpawnError::Runtime)?;
+                chan.send(&ToInit::Continue)?;
+            }
+            FromInit::SeccompListener => {
+                let (_, fd) = crate::console::recv_fd(std::os::fd::AsFd::as_fd(chan))
+                    .map_err(|e| SpawnError::Runtime(format!("receive seccomp listener: {e}")))?;
+                let pid = init_pid.unwrap_or(clone_pid);
+                events(SpawnEvent::SeccompListener(pid, fd)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Continue)?;
             }
             FromInit::Ready if exec => {

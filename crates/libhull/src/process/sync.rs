@@ -35,6 +35,9 @@ pub enum FromInit {
     InitPid(i32),
     /// Mounts are done: run the prestart and createRuntime hooks now.
     RunRuntimeHooks,
+    /// The seccomp notify listener follows in the next packet (SCM_RIGHTS): send it to the
+    /// agent, then continue.
+    SeccompListener,
     /// Setup is complete; the init waits for `start`.
     Ready,
     Failed(InitError),
