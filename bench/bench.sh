@@ -190,6 +190,26 @@ exec_hull=$(timed exec-hull "'$HULL' --root '$root_hull' exec exec-probe /bin/tr
 exec_runc=$(timed exec-runc "'$RUNC' --root '$root_runc' exec exec-probe /bin/true </dev/null")
 "$RUNC" --root "$root_runc" delete --force state-probe >/dev/null 2>&1 || true
 
+# run true with docker's default seccomp profile: hull with its filter cache (warm after the
+# warm-up runs) and without it (HULL_SECCOMP_CACHE=0), runc compiling every time.
+echo "timing run true with a seccomp profile ..." >&2
+command -v python3 >/dev/null || die "python3 is needed to add the seccomp profile to the bundle"
+seccomp_bundle=$scratch/seccomp
+mkdir -p "$seccomp_bundle"
+python3 - "$bundle/config.json" "$repo/crates/hull/tests/fixtures/seccomp-docker-default.json" \
+    "$rootfs" "$seccomp_bundle/config.json" <<'PY'
+import json, sys
+config, profile, rootfs, out = sys.argv[1:]
+c = json.load(open(config))
+c["linux"]["seccomp"] = json.load(open(profile))
+c["root"]["path"] = rootfs
+json.dump(c, open(out, "w"), indent=2)
+PY
+cmd_sc() { echo "'$1' --root '$2' run --bundle '$seccomp_bundle' sc-\$\$ </dev/null"; }
+sc_hull=$(timed run-seccomp-hull "$(cmd_sc "$HULL" "$root_hull")")
+sc_nocache=$(timed run-seccomp-hull-nocache "HULL_SECCOMP_CACHE=0 $(cmd_sc "$HULL" "$root_hull")")
+sc_runc=$(timed run-seccomp-runc "$(cmd_sc "$RUNC" "$root_runc")")
+
 echo "measuring peak RSS ..." >&2
 rss_hull=$(peak_rss "$HULL" "$root_hull")
 rss_runc=$(peak_rss "$RUNC" "$root_runc")
@@ -209,6 +229,8 @@ size_runc=$(stat -c %s "$RUNC")
     echo "| events --stats (ms) | $events_hull | $events_runc | $(ratio "$events_hull" "$events_runc") | |"
     echo "| pause+resume (ms) | $pause_hull | $pause_runc | $(ratio "$pause_hull" "$pause_runc") | |"
     echo "| exec true (ms) | $exec_hull | $exec_runc | $(ratio "$exec_hull" "$exec_runc") | |"
+    echo "| run true, docker seccomp profile (ms) | $sc_hull | $sc_runc | $(ratio "$sc_hull" "$sc_runc") | |"
+    echo "| the same, hull without its filter cache (ms) | $sc_nocache | $sc_runc | $(ratio "$sc_nocache" "$sc_runc") | |"
     echo "| peak RSS of run true (KiB) | $rss_hull | $rss_runc | $(ratio "$rss_hull" "$rss_runc") | |"
     echo "| binary size (bytes) | $size_hull | $size_runc | $(ratio "$size_hull" "$size_runc") | |"
 } | tee "$out/table.md"
