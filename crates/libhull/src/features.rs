@@ -44,6 +44,41 @@ fn capabilities() -> Vec<String> {
     all.iter().map(|c| c.to_string()).collect()
 }
 
+/// The architectures libseccomp 2.5 knows (2.6 adds loongarch64, m68k and sh).
+const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+
+/// What `linux.seccomp` accepts here; the flags the running kernel takes are probed.
+fn seccomp() -> Value {
+    json!({
+        "enabled": true,
+        "actions": crate::seccomp::ACTIONS,
+        "operators": crate::seccomp::OPERATORS,
+        "archs": SECCOMP_ARCHS,
+        "knownFlags": crate::seccomp::FLAGS,
+        "supportedFlags": crate::seccomp::supported_flags(),
+    })
+}
+
 /// The features document as JSON, keys in the order of the runtime-spec's Go structs.
 pub fn features() -> Value {
     let mut namespaces: Vec<&str> = NAMESPACES
@@ -66,7 +101,7 @@ pub fn features() -> Value {
                 "systemdUser": false,
                 "rdma": true
             },
-            "seccomp": { "enabled": false },
+            "seccomp": seccomp(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
@@ -113,7 +148,10 @@ mod tests {
         let caps = f["linux"]["capabilities"].as_array().unwrap();
         assert_eq!(caps[0], "CAP_CHOWN");
         assert!(caps.contains(&json!("CAP_CHECKPOINT_RESTORE")));
-        assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+        let sc = &f["linux"]["seccomp"];
+        assert_eq!(sc["enabled"], true);
+        assert!(sc["actions"].as_array().unwrap().contains(&json!("SCMP_ACT_NOTIFY")));
+        assert!(sc["supportedFlags"].as_array().unwrap().contains(&json!("SECCOMP_FILTER_FLAG_TSYNC")));
         // Both cgroup versions are driven by hull's own writers; there is no systemd driver.
         let cg = &f["linux"]["cgroup"];
         assert_eq!(
