@@ -50,8 +50,8 @@ pub enum Error {
     ExecNoArgs,
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
-    #[error("{0}")]
-    LsmUnavailable(String),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     #[error("{0}")]
     ExecInvalid(String),
     #[error("container with id {0} is not running")]
@@ -196,6 +196,14 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
         let linux = spec.linux().as_ref().expect("validated");
+        // As runc: a mount label without SELinux is ignored, a process label is an error.
+        if let Some(p) = spec.process() {
+            crate::lsm::check(
+                p.apparmor_profile().as_deref(),
+                p.selinux_label().as_deref(),
+                None,
+            )?;
+        }
         let terminal = spec
             .process()
             .as_ref()
@@ -908,29 +916,25 @@ fn exec_process(
     config: &oci_spec::runtime::Spec,
     opts: &ExecOptions,
 ) -> Result<oci_spec::runtime::Process, Error> {
-    if let Some(label) = &opts.apparmor {
-        return Err(Error::LsmUnavailable(format!(
-            "apparmor profile {label:?} requested, but hull cannot apply AppArmor profiles yet"
-        )));
-    }
-    if opts.process_label.is_some() {
-        return Err(Error::LsmUnavailable(
-            "selinux label is specified, but hull cannot apply SELinux labels yet".into(),
-        ));
-    }
+    let p = exec_process_unchecked(config, opts)?;
+    crate::lsm::check(
+        p.apparmor_profile().as_deref(),
+        p.selinux_label().as_deref(),
+        None,
+    )?;
+    Ok(p)
+}
+
+fn exec_process_unchecked(
+    config: &oci_spec::runtime::Spec,
+    opts: &ExecOptions,
+) -> Result<oci_spec::runtime::Process, Error> {
     if let Some(p) = &opts.process {
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::ExecInvalid("args must not be empty".into()));
         }
         if !p.cwd().is_absolute() {
             return Err(Error::ExecInvalid("Cwd must be an absolute path".into()));
-        }
-        if p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())
-            || p.selinux_label().as_ref().is_some_and(|l| !l.is_empty())
-        {
-            return Err(Error::LsmUnavailable(
-                "the process asks for an AppArmor profile or SELinux label, which hull cannot apply yet".into(),
-            ));
         }
         let mut p = p.clone();
         // As runc: a process file without capabilities gets the container's, never the

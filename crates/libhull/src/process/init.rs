@@ -501,6 +501,12 @@ fn prepare_process(
     if let Some(caps) = caps {
         capabilities::drop_bounding(caps).map_err(step("capabilities"))?;
     }
+    // Takes effect at execve; written while we still hold every capability, as runc does.
+    crate::lsm::apply_exec_labels(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+    )
+    .map_err(step("lsm labels"))?;
     attrs::chown_stdio(process.user().uid()).map_err(step("chown stdio"))?;
     attrs::switch_user(process.user()).map_err(step("user"))?;
 
