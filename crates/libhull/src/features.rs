@@ -67,6 +67,9 @@ const SECCOMP_ARCHS: &[&str] = &[
     "SCMP_ARCH_X86_64",
 ];
 
+// apparmor and selinux: hull can apply both (as runc, this says what the runtime supports, not
+// whether this host runs them).
+
 /// What `linux.seccomp` accepts here; the flags the running kernel takes are probed.
 fn seccomp() -> Value {
     json!({
@@ -102,8 +105,8 @@ pub fn features() -> Value {
                 "rdma": true
             },
             "seccomp": seccomp(),
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         }
