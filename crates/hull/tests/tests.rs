@@ -16,12 +16,15 @@ mod cases {
     mod cli;
     mod concurrency;
     mod console;
+    mod cve;
     mod differential;
     mod exec;
     mod hook_failures;
     mod hooks;
     mod kernel;
     mod lifecycle;
+    mod load;
+    mod malformed;
     mod namespaces;
     mod process;
     mod process_attrs;

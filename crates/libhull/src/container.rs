@@ -1360,7 +1360,10 @@ fn send_seccomp_listener(
     pid: Pid,
     fd: OwnedFd,
 ) -> Result<(), Error> {
-    let profile = linux.seccomp().as_ref().expect("a listener comes from a filter");
+    let profile = linux
+        .seccomp()
+        .as_ref()
+        .expect("a listener comes from a filter");
     let path = profile
         .listener_path()
         .as_deref()

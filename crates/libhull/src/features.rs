@@ -153,8 +153,14 @@ mod tests {
         assert!(caps.contains(&json!("CAP_CHECKPOINT_RESTORE")));
         let sc = &f["linux"]["seccomp"];
         assert_eq!(sc["enabled"], true);
-        assert!(sc["actions"].as_array().unwrap().contains(&json!("SCMP_ACT_NOTIFY")));
-        assert!(sc["supportedFlags"].as_array().unwrap().contains(&json!("SECCOMP_FILTER_FLAG_TSYNC")));
+        assert!(sc["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ACT_NOTIFY")));
+        assert!(sc["supportedFlags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SECCOMP_FILTER_FLAG_TSYNC")));
         // Both cgroup versions are driven by hull's own writers; there is no systemd driver.
         let cg = &f["linux"]["cgroup"];
         assert_eq!(

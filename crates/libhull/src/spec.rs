@@ -187,6 +187,31 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
     }
+    if let Some(process) = spec.process() {
+        let user = process.user();
+        let ids = [
+            ("process.user.uid".to_string(), user.uid()),
+            ("process.user.gid".to_string(), user.gid()),
+        ]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, g)| (format!("process.user.additionalGids[{i}]"), *g)),
+        );
+        for (field, id) in ids {
+            // setresuid(-1) means "unchanged": 4294967295 would leave the process root.
+            if id > i32::MAX as u32 {
+                return Err(SpecError::invalid(
+                    field,
+                    format!("{id} is out of range: uids and gids must be in range 0-2147483647"),
+                ));
+            }
+        }
+    }
+    refuse_nul_bytes(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(SpecError::invalid(
@@ -225,6 +250,53 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     validate_linux(spec)
+}
+
+/// Paths, arguments and values reach the kernel as C strings, which end at a NUL byte: one
+/// inside would make the kernel see another value than the config says. Annotations are the
+/// runtime's only free-form data and may hold anything.
+fn refuse_nul_bytes(spec: &Spec) -> Result<(), SpecError> {
+    fn walk(v: &serde_json::Value, path: &mut String) -> Result<(), SpecError> {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => {
+                Err(SpecError::invalid(path.clone(), "contains a NUL byte"))
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    if path.is_empty() && k == "annotations" {
+                        continue;
+                    }
+                    let len = path.len();
+                    if k.contains('\0') {
+                        return Err(SpecError::invalid(
+                            format!("{path}{}{k:?}", if path.is_empty() { "" } else { "." }),
+                            "key contains a NUL byte",
+                        ));
+                    }
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    walk(item, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    let value =
+        serde_json::to_value(spec).map_err(|e| SpecError::invalid("config", e.to_string()))?;
+    walk(&value, &mut String::new())
 }
 
 fn has_bind_option(options: Option<&[String]>) -> bool {

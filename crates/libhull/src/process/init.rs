@@ -571,7 +571,11 @@ fn prepare_process(
     let early = filter.filter(|_| !nnp && !keeps_sys_admin);
     if let Some(filter) = early {
         // Without it in the permitted set the load below fails and says why.
-        let _ = caps::raise(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN);
+        let _ = caps::raise(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        );
         load_seccomp(filter, chan)?;
     }
     if let Some(caps) = caps {

@@ -16,11 +16,24 @@ pub struct InitError {
     pub message: String,
 }
 
+/// Longest message that goes over the channel; a packet holds 64 KiB and a longer error
+/// (a huge hostname quoted back) would arrive cut inside its JSON.
+const MAX_ERROR: usize = 4096;
+
 impl InitError {
     pub fn new(step: impl Into<String>, err: impl std::fmt::Display) -> InitError {
+        let mut message = err.to_string();
+        if message.len() > MAX_ERROR {
+            let mut end = MAX_ERROR;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         InitError {
             step: step.into(),
-            message: err.to_string(),
+            message,
         }
     }
 }
