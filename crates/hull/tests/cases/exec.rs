@@ -949,3 +949,15 @@ fn exec_that_fails_after_the_process_started_leaves_it_not_running() {
         "a process of the failed exec still runs in the container"
     );
 }
+
+#[test]
+fn detached_exec_without_a_pid_namespace_returns_at_once() {
+    // The clone child is the process itself then: `exec -d` must not wait for it.
+    let mut t = Test::new("exec_d_nopidns");
+    t.remove_namespace("pid");
+    start_sleeper(&mut t);
+    let started = std::time::Instant::now();
+    exec(&t, &["-d"], &["sleep", "5"]).ok();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "exec -d took {took:?}");
+}

@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -375,6 +375,10 @@ fn setup(
             args.listen_fds,
             args.seccomp,
             chan,
+            &[
+                chan.as_fd().as_raw_fd(),
+                args.gate.map_or(-1, |g| g.as_raw_fd()),
+            ],
         )?),
         None => None,
     };
@@ -433,7 +437,14 @@ fn exec_process(
     if let Some(sock) = args.console.take() {
         console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
     }
-    let exec = prepare_process(process, args.preserve_fds, 0, args.seccomp, chan)?;
+    let exec = prepare_process(
+        process,
+        args.preserve_fds,
+        0,
+        args.seccomp,
+        chan,
+        &[chan.as_fd().as_raw_fd()],
+    )?;
     if child_of_runtime {
         parent_death_signal(0)?;
     }
@@ -474,6 +485,7 @@ fn prepare_process(
     listen_fds: u32,
     filter: Option<&seccomp::Filter>,
     chan: &Channel,
+    keep: &[i32],
 ) -> Result<Exec, InitError> {
     if let Some(s) = process.scheduler() {
         attrs::set_scheduler(s).map_err(step("scheduler"))?;
@@ -556,7 +568,11 @@ fn prepare_process(
             .collect::<Result<_, _>>()?,
         final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
     };
-    crate::sys::process::cloexec_from(3 + listen_fds + preserve_fds).map_err(step("close fds"))?;
+    // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
+    // the fd table as it is, so a host directory fd the caller leaked would let the program
+    // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
+    crate::sys::process::close_from_except(3 + listen_fds + preserve_fds, keep)
+        .map_err(step("close fds"))?;
 
     // The filter goes on as late as it can, so the profile need not allow our own setup
     // (the cwd check above calls getcwd, which some profiles deny). Loading it takes

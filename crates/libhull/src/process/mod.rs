@@ -114,8 +114,9 @@ pub fn spawn(
         reap(clone_pid);
         return Err(e);
     }
-    if !single {
-        // The intermediate process exits once it has forked the init.
+    if init_pid != Some(clone_pid) {
+        // The intermediate process exits once it has forked the init. (Without a pid or time
+        // namespace to enter, the clone child is the process itself: not waited for here.)
         reap(clone_pid);
     }
     Ok(init_pid.expect("set by drive"))

@@ -98,18 +98,31 @@ pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Resu
     }
 }
 
-/// `close_range(first, u32::MAX, CLOSE_RANGE_CLOEXEC)`: marks every fd from `first` up
-/// close-on-exec, so they vanish at execve while setup can still use them.
-pub fn cloexec_from(first: u32) -> Result<(), Errno> {
-    // SAFETY: close_range only changes flags on this process's fd table.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+/// Closes every fd from `first` up, except those in `keep`, which stay open (and are marked
+/// close-on-exec).
+pub fn close_from_except(first: u32, keep: &[i32]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = first;
+    for &fd in &keep {
+        if fd > lo {
+            close_range(lo, fd - 1, 0)?;
+        }
+        close_range(fd, fd, libc::CLOSE_RANGE_CLOEXEC)?;
+        lo = fd + 1;
+    }
+    close_range(lo, u32::MAX, 0)
+}
+
+fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), Errno> {
+    // SAFETY: close_range only closes or flags entries of this process's fd table; the caller
+    // keeps what it still uses out of the range.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
     Errno::result(ret).map(drop)
 }
 
