@@ -17,6 +17,7 @@ mod cases {
     mod concurrency;
     mod console;
     mod cve;
+    mod cve_mounts;
     mod differential;
     mod exec;
     mod hook_failures;

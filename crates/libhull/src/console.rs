@@ -150,20 +150,15 @@ pub fn allocate() -> Result<Pty, ConsoleError> {
 }
 
 fn open_ptmx() -> Result<OwnedFd, ConsoleError> {
-    let handle = open_fd(
-        PTMX_PATH,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(at("open", PTMX_PATH))?;
+    let handle = open_no_symlinks(PTMX_PATH, OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .map_err(at("open", PTMX_PATH))?;
     let expected = fstat_fd(handle.as_fd()).map_err(at("stat", PTMX_PATH))?;
     check_ptmx(handle.as_fd(), &expected)?;
     // Opening a device can have side effects, so it happens only once the O_PATH handle is
     // known to be a ptmx; the opened fd must then be that same inode.
-    let master = open_fd(
+    let master = open_no_symlinks(
         PTMX_PATH,
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
     )
     .map_err(at("open", PTMX_PATH))?;
     let opened = fstat_fd(master.as_fd()).map_err(at("stat", PTMX_PATH))?;
@@ -425,6 +420,19 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<(String, OwnedFd), ConsoleError
 fn open_fd<P: AsRef<Path>>(path: P, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
     let fd = nix::fcntl::open(path.as_ref(), flags, mode)?;
     // SAFETY: open just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens `path` refusing a symlink in any component, not only the last: a /dev/pts that is a
+/// symlink (through /proc/PID/root to the host's devpts, without a pid namespace) must not
+/// give the container a pty of someone else's devpts (CVE-2025-52565).
+fn open_no_symlinks(path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(libc::AT_FDCWD, path, how)?;
+    // SAFETY: openat2 just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
