@@ -223,3 +223,101 @@ fn notify_rules_reach_the_agent_with_the_state_and_its_answers_count() {
     assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{state}");
     assert!(state["ociVersion"].is_string(), "{state}");
 }
+
+/// Notify rules on the memory syscalls every allocation may make: the init must hand the
+/// listener over without allocating, or it waits forever for an agent that has no listener.
+#[test]
+fn notify_rules_on_allocation_syscalls_do_not_hold_the_init() {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut t = Test::new("sc_notify_mem");
+    let sock = t.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let memory = ["brk", "mmap", "munmap", "mprotect", "mremap", "madvise"];
+    t.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [
+            { "names": memory, "action": "SCMP_ACT_NOTIFY" },
+            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }
+        ]
+    });
+    t.sh("mkdir /tmp/notified && echo made; test -d /tmp/notified && echo exists || echo absent");
+    let done = Arc::new(AtomicBool::new(false));
+    let agent_done = done.clone();
+    let agent = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if agent_done.load(Ordering::Relaxed) => return (0, 0),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        let (_, mut fds) = recv_fds(&stream);
+        let fd = fds.remove(0);
+        let (mut memory_calls, mut mkdirs) = (0, 0);
+        loop {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut p, 1, 100) };
+            if n == 0 {
+                if agent_done.load(Ordering::Relaxed) {
+                    break;
+                }
+                continue;
+            }
+            if p.revents & libc::POLLIN == 0 {
+                break;
+            }
+            let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) else {
+                continue;
+            };
+            let name = req.data.syscall.get_name().unwrap_or_default();
+            let resp = if name.starts_with("mkdir") {
+                mkdirs += 1;
+                libseccomp::ScmpNotifResp::new_val(req.id, 0, libseccomp::ScmpNotifRespFlags::empty())
+            } else {
+                memory_calls += 1;
+                libseccomp::ScmpNotifResp::new_continue(req.id, libseccomp::ScmpNotifRespFlags::empty())
+            };
+            let _ = resp.respond(fd.as_raw_fd());
+        }
+        (memory_calls, mkdirs)
+    });
+    // Every malloc of the runtime's own code then mmaps: an allocation between the load and
+    // the handoff would hang the init (the call's deadline would end it).
+    let wrapper = t.dir.join("hull-mmap-malloc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nMALLOC_MMAP_THRESHOLD_=0 exec {} \"$@\"\n",
+            crate::util::runtime().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    t.write_config();
+    let call = crate::util::Call {
+        bin: Some(wrapper),
+        timeout: Some(std::time::Duration::from_secs(20)),
+        ..Default::default()
+    };
+    let out = t.call(&["run", "--bundle", &t.bundle_str(), &t.id], &call);
+    done.store(true, Ordering::Relaxed);
+    let (memory_calls, mkdirs) = agent.join().expect("agent");
+    out.ok();
+    assert!(
+        out.stdout.contains("made") && out.stdout.contains("absent"),
+        "{out}"
+    );
+    assert_eq!(mkdirs, 1, "the mkdir went to the agent");
+    assert!(memory_calls > 0, "no memory syscall reached the agent");
+}

@@ -608,18 +608,21 @@ fn prepare_process(
 
 /// Loads the filter; a notify listener goes to the runtime, which hands it to the agent at
 /// `listenerPath` before we go on (a notified syscall of ours would wait for it).
+/// Between the load and the listener's send nothing may allocate: a notify rule on brk or
+/// mmap would hold the init for an agent that has no listener yet.
 fn load_seccomp(filter: &seccomp::Filter, chan: &Channel) -> Result<(), InitError> {
+    let announce = if filter.wants_listener() {
+        Channel::encode(&FromInit::SeccompListener).map_err(step("sync"))?
+    } else {
+        Vec::new()
+    };
     let Some(listener) = filter.load().map_err(step("seccomp"))? else {
         return Ok(());
     };
-    chan.send(&FromInit::SeccompListener)
-        .map_err(step("sync"))?;
-    console::send_fd(
-        std::os::fd::AsFd::as_fd(chan),
-        "seccomp",
-        std::os::fd::AsFd::as_fd(&listener),
-    )
-    .map_err(step("send seccomp listener"))?;
+    chan.send_encoded(&announce).map_err(step("sync"))?;
+    chan.send_fd_no_alloc("seccomp", std::os::fd::AsFd::as_fd(&listener))
+        .map_err(step("send seccomp listener"))?;
+    drop(listener);
     expect_continue(chan)
 }
 
