@@ -367,6 +367,11 @@ fn create_killed_at_any_moment_is_cleaned_up_and_the_id_reusable() {
             );
         }
         t.assert_no_processes(&id, STOP_TIMEOUT);
+        let mounts = t.mounts_left();
+        assert!(
+            mounts.is_empty(),
+            "mounts left (create killed at {delay:?}): {mounts:?}"
+        );
 
         // The same id works again from scratch.
         let again = spawn_create(&t, &id).wait();
