@@ -1,0 +1,500 @@
+//! What every client test needs: a private directory, a busybox image in the forms the
+//! clients import (a rootfs tarball, an OCI archive), daemons that stop on drop, commands run
+//! under a deadline with their output, and a teardown that leaves no process, mount or cgroup.
+
+#![allow(dead_code)]
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util;
+
+/// The hull binary under test.
+pub fn hull() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hull"))
+}
+
+/// How long one client command may take.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// One client test's world: a fresh directory named after the test. On drop, everything
+/// that mentions the directory is torn down: processes (shims, containers, daemons' children)
+/// killed by pid, mounts under it unmounted, cgroups registered with [`Scratch::cgroup`]
+/// removed, and the directory deleted.
+#[derive(Debug)]
+pub struct Scratch {
+    pub name: String,
+    pub dir: PathBuf,
+    cgroups: std::cell::RefCell<Vec<String>>,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{name}-{}-{n}", std::process::id());
+        // Short: daemons put unix sockets under it (108-byte limit).
+        let dir = PathBuf::from("/tmp/hull-e2e").join(&name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).unwrap();
+        Scratch {
+            name,
+            dir,
+            cgroups: Default::default(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// A cgroup path (absolute, as clients pass it) unique to this test; removed from every
+    /// v1 hierarchy and cgroup2 on drop, deepest first.
+    pub fn cgroup(&self, leaf: &str) -> String {
+        let path = format!("/hull-e2e-{}/{leaf}", self.name);
+        self.cgroups.borrow_mut().push(path.clone());
+        path
+    }
+
+    /// The cgroup parent every cgroup of [`Scratch::cgroup`] lies under.
+    pub fn cgroup_parent(&self) -> String {
+        let path = format!("/hull-e2e-{}", self.name);
+        self.cgroups.borrow_mut().push(path.clone());
+        path
+    }
+
+    /// A busybox rootfs directory at `rel`.
+    pub fn rootfs(&self, rel: &str) -> PathBuf {
+        let dir = self.path(rel);
+        util::make_rootfs(&dir);
+        dir
+    }
+
+    /// The busybox rootfs as a plain tarball (`docker import`, `podman import`).
+    pub fn rootfs_tar(&self) -> PathBuf {
+        let rootfs = self.rootfs("image-rootfs");
+        let tar = self.path("busybox-rootfs.tar");
+        run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("--numeric-owner")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        );
+        tar
+    }
+
+    /// The busybox rootfs as an OCI image archive named `reference`
+    /// (`ctr image import --index-name`): oci-layout, index.json and the blobs, one
+    /// uncompressed layer.
+    pub fn oci_archive(&self, reference: &str, cmd: &[&str]) -> PathBuf {
+        let layer = self.rootfs_tar();
+        let layout = self.path("oci-layout");
+        let blobs = layout.join("blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        let (layer_digest, layer_size) = add_blob_file(&blobs, &layer);
+        let config = json!({
+            "architecture": oci_arch(),
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": cmd,
+                "WorkingDir": "/"
+            },
+            "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{layer_digest}")] },
+            "history": [{ "created_by": "hull e2e test" }]
+        });
+        let (config_digest, config_size) = add_blob(&blobs, config.to_string().as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": format!("sha256:{config_digest}"),
+                "size": config_size
+            },
+            "layers": [{
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": format!("sha256:{layer_digest}"),
+                "size": layer_size
+            }]
+        });
+        let (manifest_digest, manifest_size) = add_blob(&blobs, manifest.to_string().as_bytes());
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{manifest_digest}"),
+                "size": manifest_size,
+                "annotations": { "org.opencontainers.image.ref.name": reference }
+            }]
+        });
+        fs::write(layout.join("index.json"), index.to_string()).unwrap();
+        fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let tar = self.path("busybox-oci.tar");
+        run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&layout)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        );
+        tar
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        kill_processes_under(&self.dir);
+        util::unmount_all_under(&self.dir);
+        for path in self.cgroups.borrow().iter().rev() {
+            remove_cgroup_tree(path);
+        }
+        if std::env::var_os("HULL_E2E_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(path));
+    out.stdout
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_owned()
+}
+
+fn add_blob_file(blobs: &Path, file: &Path) -> (String, u64) {
+    let digest = sha256_of(file);
+    fs::copy(file, blobs.join(&digest)).unwrap();
+    (digest, fs::metadata(file).unwrap().len())
+}
+
+fn add_blob(blobs: &Path, data: &[u8]) -> (String, u64) {
+    let tmp = blobs.join("tmp");
+    fs::write(&tmp, data).unwrap();
+    let digest = sha256_of(&tmp);
+    fs::rename(&tmp, blobs.join(&digest)).unwrap();
+    (digest, data.len() as u64)
+}
+
+/// Kills (SIGKILL, by pid) every process whose command line, cwd or root mentions `dir`,
+/// and waits for them to go. Shims and containers are not children of the test, so they
+/// are found by what they point at.
+pub fn kill_processes_under(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id() as i32;
+    for _ in 0..50 {
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == me || util::is_gone(pid) {
+                continue;
+            }
+            let p = e.path();
+            let cmdline = fs::read(p.join("cmdline")).unwrap_or_default();
+            let on_cmdline = String::from_utf8_lossy(&cmdline).contains(&needle);
+            let under = |link: &str| {
+                fs::read_link(p.join(link))
+                    .map(|l| l.starts_with(dir))
+                    .unwrap_or(false)
+            };
+            if on_cmdline || under("cwd") || under("root") {
+                found.push(pid);
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        for pid in found {
+            // SAFETY: kill(2) on a pid we just found pointing into our own directory.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Removes `path` and everything below it from every cgroup hierarchy, deepest first; a
+/// frozen cgroup is thawed first so its processes can die.
+pub fn remove_cgroup_tree(path: &str) {
+    for h in util::cgroup_hierarchies() {
+        let top = h.dir_for(path);
+        if !top.exists() {
+            continue;
+        }
+        let mut dirs = Vec::new();
+        collect_dirs(&top, &mut dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            for pid in util::cgroup_procs(&d) {
+                // SAFETY: kill(2) on a process left in a cgroup this test's client made.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            let _ = fs::write(d.join("freezer.state"), "THAWED");
+            let _ = fs::write(d.join("cgroup.freeze"), "0");
+            util::wait_until(Duration::from_secs(5), || fs::remove_dir(&d).is_ok());
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub cmd: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == 0 && !self.timed_out
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "$ {}", self.cmd)?;
+        writeln!(
+            f,
+            "  status: {}{}",
+            self.code,
+            if self.timed_out { " (timed out)" } else { "" }
+        )?;
+        writeln!(f, "  stdout: {}", self.stdout.trim_end())?;
+        write!(f, "  stderr: {}", self.stderr.trim_end())
+    }
+}
+
+/// Runs `cmd` to completion under `timeout` (killing its process group at the deadline),
+/// stdin from /dev/null unless the command set one.
+pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let shown = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out_file = tempfile("stdout");
+    let err_file = tempfile("stderr");
+    cmd.process_group(0)
+        .stdout(out_file.0.try_clone().unwrap())
+        .stderr(err_file.0.try_clone().unwrap());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            // SAFETY: kill(2) on the process group of the child we spawned.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        cmd: shown,
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        stdout: fs::read_to_string(&out_file.1).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_file.1).unwrap_or_default(),
+        timed_out,
+    }
+}
+
+/// Runs `cmd` under [`CMD_TIMEOUT`].
+pub fn run(cmd: &mut Command) -> Output {
+    if cmd.get_program() != "sh" {
+        cmd.stdin(Stdio::null());
+    }
+    run_timeout(cmd, CMD_TIMEOUT)
+}
+
+/// Runs `cmd` and panics with its output unless it succeeded.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(out.success(), "{out}");
+    out
+}
+
+/// An unlinked-on-drop temp file for a command's output.
+struct TempOut(fs::File, PathBuf);
+
+fn tempfile(what: &str) -> TempOut {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("hull-e2e-{}-{n}.{what}", std::process::id()));
+    let f = fs::File::create(&path).unwrap();
+    TempOut(f, path)
+}
+
+impl Drop for TempOut {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.1);
+    }
+}
+
+/// A daemon this test started, output to `log`. Dropping it sends SIGTERM, waits up to
+/// 20 s, then SIGKILLs its process group.
+#[derive(Debug)]
+pub struct Daemon {
+    pub name: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts `cmd` in a process group of its own with output to `<dir>/<name>.log`, then
+    /// waits until `ready` holds (panicking with the log if it does not within 60 s).
+    pub fn start(
+        name: &str,
+        dir: &Path,
+        cmd: &mut Command,
+        ready: impl FnMut() -> bool,
+    ) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
+        let f = fs::File::create(&log).unwrap();
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut d = Daemon {
+            name: name.to_owned(),
+            log,
+            child: Some(child),
+        };
+        if !util::wait_until(Duration::from_secs(60), ready) {
+            let exited = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            panic!(
+                "{name} did not become ready (exit: {exited:?}):\n{}",
+                d.log_text()
+            );
+        }
+        d
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Stops the daemon (SIGTERM, then SIGKILL to its group after 20 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on the daemon we spawned.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: kill(2) on the process group of the daemon we spawned.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes an executable shell script.
+pub fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A hull wrapper at `path` that logs every call (arguments, one line each) to `calls`
+/// and then execs hull: tests check which runtime a client really ran.
+pub fn hull_wrapper(path: &Path, calls: &Path) {
+    write_script(
+        path,
+        &format!(
+            "echo \"$*\" >> {}\nexec {} \"$@\"",
+            calls.display(),
+            hull().display()
+        ),
+    );
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: real clients (containerd with `ctr`, docker, podman), installed from
+//! Debian's packages, drive the built `hull` exactly as they drive runc. Each test starts its
+//! own private daemon (state dirs and sockets under its own directory), imports an image made
+//! from busybox-static, and tears everything down even when it fails.
+//!
+//! `.ci/run` installs the clients; without them these tests fail, they do not skip.
+
+#[path = "../util/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod util;
+
+mod common;
