@@ -30,8 +30,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub root: Option<PathBuf>,
 
-    /// Obsolete; ignored
-    #[arg(long, hide = true, value_name = "PATH")]
+    /// Path to the criu binary used for checkpoint and restore (accepted; hull has no
+    /// checkpoint/restore yet)
+    #[arg(long, value_name = "PATH")]
     pub criu: Option<String>,
 
     /// Enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name"

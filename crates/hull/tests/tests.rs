@@ -14,6 +14,7 @@ mod cases {
     mod cgroups;
     mod cgroups_lifecycle;
     mod cli;
+    mod compat;
     mod concurrency;
     mod console;
     mod cve;

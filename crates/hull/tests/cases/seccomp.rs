@@ -282,10 +282,17 @@ fn notify_rules_on_allocation_syscalls_do_not_hold_the_init() {
             let name = req.data.syscall.get_name().unwrap_or_default();
             let resp = if name.starts_with("mkdir") {
                 mkdirs += 1;
-                libseccomp::ScmpNotifResp::new_val(req.id, 0, libseccomp::ScmpNotifRespFlags::empty())
+                libseccomp::ScmpNotifResp::new_val(
+                    req.id,
+                    0,
+                    libseccomp::ScmpNotifRespFlags::empty(),
+                )
             } else {
                 memory_calls += 1;
-                libseccomp::ScmpNotifResp::new_continue(req.id, libseccomp::ScmpNotifRespFlags::empty())
+                libseccomp::ScmpNotifResp::new_continue(
+                    req.id,
+                    libseccomp::ScmpNotifRespFlags::empty(),
+                )
             };
             let _ = resp.respond(fd.as_raw_fd());
         }
@@ -302,8 +309,11 @@ fn notify_rules_on_allocation_syscalls_do_not_hold_the_init() {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     t.write_config();
     let call = crate::util::Call {
         bin: Some(wrapper),

@@ -330,9 +330,7 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     cmd.process_group(0)
         .stdout(out_file.0.try_clone().unwrap())
         .stderr(err_file.0.try_clone().unwrap());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
     let status = loop {
@@ -404,21 +402,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cmd` in a process group of its own with output to `<dir>/<name>.log`, then
     /// waits until `ready` holds (panicking with the log if it does not within 60 s).
-    pub fn start(
-        name: &str,
-        dir: &Path,
-        cmd: &mut Command,
-        ready: impl FnMut() -> bool,
-    ) -> Daemon {
+    pub fn start(name: &str, dir: &Path, cmd: &mut Command, ready: impl FnMut() -> bool) -> Daemon {
         let log = dir.join(format!("{name}.log"));
         let f = fs::File::create(&log).unwrap();
         cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         let mut d = Daemon {
             name: name.to_owned(),
             log,

@@ -6,7 +6,7 @@
 //! `.ci/run` installs the clients; without them these tests fail, they do not skip.
 
 #[path = "../util/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod util;
 
 mod common;
