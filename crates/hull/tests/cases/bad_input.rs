@@ -127,6 +127,15 @@ fn missing_absolute_executable_is_reported_as_no_such_file() {
 }
 
 #[test]
+fn a_program_without_execute_bits_is_refused_at_create() {
+    // runc's lookup refuses it before `start`; podman then reports runc's text.
+    let mut t = Test::new("bad_exec_noexec");
+    t.args(&["/etc/passwd"]);
+    let out = refused(&t, "permission denied");
+    out.stderr_has("/etc/passwd");
+}
+
+#[test]
 fn unknown_capability_is_refused() {
     // Known to fail on runc 1.1.5: it only warns about unknown capabilities.
     if skip_on_runc("runc 1.1.5 only warns about unknown capabilities") {

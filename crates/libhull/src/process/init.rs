@@ -684,6 +684,10 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
         if meta.is_dir() {
             return Err(exec_err(format!("exec: {arg0:?}: is a directory")));
         }
+        // Refused at create, as runc's lookup does, rather than by execve after `start`.
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(exec_err(format!("exec: {arg0:?}: permission denied")));
+        }
         return Ok(PathBuf::from(arg0));
     }
     let path = env
