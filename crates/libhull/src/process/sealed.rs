@@ -1,134 +1,265 @@
-//! The runtime's own binary, sealed (CVE-2019-5736).
+//! The runtime's own binary, out of a container's reach (CVE-2019-5736).
 //!
-//! Until the init execs the user's program it is a copy of this process, so its
-//! `/proc/self/exe` is whatever file the runtime runs from. A container that makes the init
-//! exec `/proc/self/exe` (as its program, a `#!` interpreter or an ELF interpreter) gets a
-//! process inside the container running that file, and through `/proc/<pid>/exe` a handle it
-//! can reopen for writing once the runtime has exited. So every command that runs code in a
-//! container first re-executes itself from a sealed in-memory copy: the file such a process
-//! reaches is private to this invocation and refuses every write.
+//! Until the init execs the user's program it is a copy of this process. A container that
+//! makes it exec `/proc/self/exe` (as its program, a `#!` or an ELF interpreter) runs this
+//! process's binary inside the container, and through `/proc/<pid>/exe` holds a handle on it
+//! that it could reopen for writing. So create, run and exec first re-execute themselves
+//! (same argv, environment, descriptors and pid) from a file no such handle can write to.
+//! [`ensure`] tries, in this order:
+//!
+//! 1. **Read-only overlay**: the binary's directory as the lower layer of an overlayfs made
+//!    with `fsmount` and attached nowhere. No copy. Opening the file for writing fails with
+//!    EROFS, always: an overlayfs without an upper layer is read-only whatever its mount
+//!    flags, and the mount is in no mount namespace where anyone could reach it. Needs
+//!    CAP_SYS_ADMIN. Only such a detached overlay counts as protected, not any read-only one.
+//! 2. **Sealed memfd**: a copy in memory whose seals refuse writes, resizes and new seals,
+//!    always. Refused where `vm.memfd_noexec` is 2.
+//! 3. **O_TMPFILE copy**: an unnamed file (O_EXCL: it can never be linked), mode 0500,
+//!    reopened read-only and its writable descriptor closed before the exec. The kernel
+//!    refuses write opens of a file some process is running (ETXTBSY). A handle that
+//!    outlives every such process could then write to the copy, which nothing can run
+//!    again; on tmpfs, with CAP_LINUX_IMMUTABLE, the copy is made immutable as well.
+//!
+//! The re-executed process checks that it runs from one of these; if it does not, it fails
+//! instead of re-executing again.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::{fstatvfs, FsFlags};
 
-/// The seals of the copy: no write, no resize, and no way to lift them.
+/// The seals of a memfd copy: no write, no resize, and no way to lift them.
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
+/// Set for the re-executed process only, and removed from the environment as soon as it
+/// reads it: `<pid>.<start time>:<protection code><comm>`. The pid and start time (execve
+/// keeps both) make a marker that came from any other process count for nothing.
+const MARKER: &str = "_HULL_SEALED_REEXEC";
+
 #[derive(Debug, thiserror::Error)]
-#[error("protect the runtime binary (CVE-2019-5736): {step}: {errno}")]
-pub struct SealError {
-    step: &'static str,
-    errno: Errno,
+pub enum SealError {
+    #[error("protect the runtime binary (CVE-2019-5736): {step}: {errno}")]
+    Step { step: &'static str, errno: Errno },
+    /// No way worked; one reason per way tried, in order.
+    #[error("protect the runtime binary (CVE-2019-5736): no protected copy to run: {}", .0.join("; "))]
+    NoProtection(Vec<String>),
+    #[error(
+        "protect the runtime binary (CVE-2019-5736): re-executed from a {via}, but \
+         /proc/self/exe ({exe}) is still not protected; not re-executing again"
+    )]
+    StillExposed { via: &'static str, exe: String },
 }
 
-fn fail(step: &'static str) -> impl FnOnce(Errno) -> SealError {
-    move |errno| SealError { step, errno }
+/// The ways to run the binary out of a container's reach, in the order [`ensure`] tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protection {
+    Overlay,
+    Memfd,
+    Tmpfile,
 }
 
-/// Returns when this process runs from a sealed copy of its binary; otherwise makes one and
-/// re-executes itself from it with the same arguments, environment and open descriptors
-/// (then it does not return).
+impl Protection {
+    const ALL: [Protection; 3] = [Self::Overlay, Self::Memfd, Self::Tmpfile];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Overlay => "read-only overlay",
+            Self::Memfd => "sealed memfd",
+            Self::Tmpfile => "O_TMPFILE copy",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Overlay => b'o',
+            Self::Memfd => b'm',
+            Self::Tmpfile => b't',
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+}
+
+/// Returns when this process runs from a protected binary; otherwise re-executes itself
+/// from one (then it does not return). Call it first thing in `main`, before any thread
+/// starts: it edits the environment.
 pub fn ensure() -> Result<(), SealError> {
-    let exe = File::open("/proc/self/exe").map_err(|e| SealError {
+    ensure_with(&Protection::ALL)
+}
+
+fn ensure_with(order: &[Protection]) -> Result<(), SealError> {
+    let marker = take_marker();
+    let exe = File::open("/proc/self/exe").map_err(|e| SealError::Step {
         step: "open /proc/self/exe",
-        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        errno: io_errno(&e),
     })?;
-    if is_sealed(&exe) || is_read_only_overlay(&exe) {
-        name_after_argv0();
+    if protection(&exe).is_some() {
+        if let Some(marker) = &marker {
+            set_comm(&marker.comm);
+        }
         return Ok(());
     }
-    let view = match read_only_view() {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::debug!("no read-only overlay of the binary ({e}): using a sealed copy");
-            sealed_copy(&exe)?
-        }
+    if let Some(marker) = marker {
+        return Err(SealError::StillExposed {
+            via: marker.via.map_or("protected copy", Protection::name),
+            exe: std::fs::read_link("/proc/self/exe")
+                .map_or_else(|e| format!("unreadable: {e}"), |p| p.display().to_string()),
+        });
+    }
+    let exec = Exec::new()?;
+    let mut failures = Vec::new();
+    for &via in order {
+        let failure = match make(via, &exe) {
+            Ok(fd) => exec.run(&fd, via),
+            Err(e) => e,
+        };
+        failures.push(format!("{}: {failure}", via.name()));
+    }
+    Err(SealError::NoProtection(failures))
+}
+
+/// How `file` is protected, if it is one of the files [`make`] makes.
+fn protection(file: &File) -> Option<Protection> {
+    if is_sealed(file) {
+        Some(Protection::Memfd)
+    } else if is_private_tmpfile(file) {
+        Some(Protection::Tmpfile)
+    } else if is_detached_read_only_overlay(file) {
+        Some(Protection::Overlay)
+    } else {
+        None
+    }
+}
+
+/// A protected file with the running binary's content; the failed step if it cannot.
+fn make(via: Protection, exe: &File) -> Result<OwnedFd, String> {
+    match via {
+        Protection::Overlay => overlay_view(exe),
+        Protection::Memfd => sealed_copy(exe),
+        Protection::Tmpfile => tmpfile_copy(exe),
+    }
+}
+
+fn step(what: impl std::fmt::Display) -> impl FnOnce(Errno) -> String {
+    move |errno| format!("{what}: {errno}")
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+// --- 1. read-only overlay ------------------------------------------------------------------
+
+/// Whether `file` lies on a read-only overlayfs whose mount is attached nowhere in this
+/// mount namespace, as [`overlay_view`] makes. An attached one (an admin's read-only image,
+/// say) could be remounted read-write by whoever sees it, so it does not count.
+fn is_detached_read_only_overlay(file: &File) -> bool {
+    let on_overlay = nix::sys::statfs::fstatfs(file)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
+    on_overlay
+        && fstatvfs(file).is_ok_and(|v| v.flags().contains(FsFlags::ST_RDONLY))
+        && mount_id(file).is_some_and(|id| !mounted_here(id))
+}
+
+/// The id of the mount `file` was opened through, from `/proc/self/fdinfo`.
+fn mount_id(file: &File) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).ok()?;
+    let value = info.lines().find_map(|l| l.strip_prefix("mnt_id:"))?;
+    value.trim().parse().ok()
+}
+
+/// Whether mount `id` appears in this process's mountinfo; true when that cannot be read,
+/// so that doubt means "not protected".
+fn mounted_here(id: u64) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
     };
-    drop(exe);
-    reexec(&view)
+    info.lines()
+        .any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id))
 }
 
-const OVERLAYFS_SUPER_MAGIC: libc::c_long = 0x794c_7630;
-
-/// Whether `file` lies on a read-only overlayfs, as [`read_only_view`] makes: writes through
-/// any handle on it fail with EROFS.
-fn is_read_only_overlay(file: &File) -> bool {
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs fills the struct we pass for an fd we own.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } != 0 {
-        return false;
+/// The running binary seen through a read-only overlayfs of its directory, mounted nowhere.
+fn overlay_view(exe: &File) -> Result<OwnedFd, String> {
+    let path = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| step("read /proc/self/exe")(io_errno(&e)))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(step(format!("split {}", path.display()))(Errno::EINVAL));
+    };
+    let mnt = overlay_of(dir)?;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let view = nix::fcntl::openat(Some(mnt.as_raw_fd()), name, flags, Mode::empty())
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .map_err(step(format!("open {} in the overlay", path.display())))?;
+    // The path may name another file by now (an upgrade renamed a new binary over it):
+    // run only the very file this process runs.
+    if !same_file(exe, &view) {
+        return Err(step(format!(
+            "{} is no longer the running binary",
+            path.display()
+        ))(Errno::ESTALE));
     }
-    // SAFETY: fstatfs succeeded, so the struct is initialised.
-    let fs = unsafe { fs.assume_init() };
-    if fs.f_type as libc::c_long != OVERLAYFS_SUPER_MAGIC {
-        return false;
-    }
-    nix::sys::statvfs::fstatvfs(file)
-        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    Ok(view)
 }
 
-/// The binary as seen through a read-only overlayfs mount that is attached nowhere: no copy,
-/// and a process that gets a handle on it can neither write through it nor remount the
-/// mount (it is in no mount namespace). Needs CAP_SYS_ADMIN; rootless callers copy instead.
-fn read_only_view() -> Result<OwnedFd, Errno> {
+/// A read-only overlayfs mount of `dir` and nothing else, attached nowhere.
+fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
     use crate::sys::mount::{fsconfig_create, fsconfig_set, fsmount, fsopen};
     use std::os::fd::AsFd;
-    let path = std::fs::read_link("/proc/self/exe").map_err(|_| Errno::ENOENT)?;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Errno::ENOENT);
-    };
-    let dir = dir.to_str().ok_or(Errno::EINVAL)?;
-    if path.to_string_lossy().ends_with(" (deleted)") {
-        return Err(Errno::ENOENT);
-    }
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| step(format!("{} is not UTF-8", dir.display()))(Errno::EINVAL))?;
     // overlayfs wants two layers when it has no upper one, and refuses a layer twice: the
     // second is an empty tmpfs, itself attached nowhere.
-    let empty = fsopen("tmpfs")?;
-    fsconfig_create(empty.as_fd())?;
-    let empty = fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY)?;
+    let empty = fsopen("tmpfs").map_err(step("fsopen tmpfs"))?;
+    fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
+    let empty =
+        fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(step("fsmount the empty layer"))?;
     let escaped = dir.replace('\\', "\\\\").replace(':', "\\:");
-    let fs = fsopen("overlay")?;
+    let fs = fsopen("overlay").map_err(step("fsopen overlay"))?;
     let layers = format!("{escaped}:/proc/self/fd/{}", empty.as_raw_fd());
-    fsconfig_set(fs.as_fd(), "lowerdir", Some(&layers))?;
-    // Inode numbers as the lower layer has them; nothing to gain from xino here.
+    fsconfig_set(fs.as_fd(), "lowerdir", Some(&layers))
+        .map_err(step(format!("overlay lowerdir {dir}")))?;
+    // Inode numbers as the lower layer has them (`same_file` compares them); nothing to gain
+    // from xino here.
     let _ = fsconfig_set(fs.as_fd(), "xino", Some("off"));
-    fsconfig_create(fs.as_fd())?;
-    let mnt = fsmount(
+    fsconfig_create(fs.as_fd()).map_err(step(format!("create an overlay of {dir}")))?;
+    fsmount(
         fs.as_fd(),
         libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID,
-    )?;
-    nix::fcntl::openat(
-        Some(mnt.as_raw_fd()),
-        name,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
     )
-    // SAFETY: openat returned a fresh descriptor that nothing else owns.
-    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    .map_err(step("fsmount the overlay"))
 }
 
-/// An exec through an fd names the process after the memfd ("memfd:hull"); `ps`, `pidof`
-/// and `pgrep -x` users expect the command's name.
-fn name_after_argv0() {
-    let Some(arg0) = std::env::args_os().next() else {
-        return;
+/// Same inode number (overlayfs with xino off shows the lower one), size, and times.
+fn same_file(a: &File, b: &OwnedFd) -> bool {
+    use nix::sys::stat::fstat;
+    let (Ok(a), Ok(b)) = (fstat(a.as_raw_fd()), fstat(b.as_raw_fd())) else {
+        return false;
     };
-    let base = arg0.into_vec();
-    let base = base.rsplit(|b| *b == b'/').next().unwrap_or_default();
-    // The kernel keeps 15 bytes and a NUL.
-    let mut name = [0u8; 16];
-    let n = base.len().min(15);
-    name[..n].copy_from_slice(&base[..n]);
-    if n > 0 && !name[..n].contains(&0) {
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
-    }
+    let key = |s: &libc::stat| {
+        (
+            s.st_ino,
+            s.st_size,
+            s.st_mtime,
+            s.st_mtime_nsec,
+            s.st_ctime,
+            s.st_ctime_nsec,
+        )
+    };
+    key(&a) == key(&b)
 }
+
+// --- 2. sealed memfd -----------------------------------------------------------------------
 
 /// Whether `file` is a memfd carrying our seals (a plain file has none: F_GET_SEALS fails).
 fn is_sealed(file: &File) -> bool {
@@ -137,38 +268,27 @@ fn is_sealed(file: &File) -> bool {
     seals >= 0 && seals & SEALS == SEALS
 }
 
-fn sealed_copy(exe: &File) -> Result<OwnedFd, SealError> {
+fn sealed_copy(exe: &File) -> Result<OwnedFd, String> {
     let name = c"hull";
-    // MFD_EXEC (Linux 6.3+) keeps the copy executable where vm.memfd_noexec asks for noexec
-    // by default; older kernels refuse the flag and make executable memfds anyway.
-    let memfd = memfd_create(
-        name,
-        libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_EXEC,
-    )
-    .or_else(|e| match e {
-        Errno::EINVAL => memfd_create(name, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING),
-        e => Err(e),
-    })
-    .map_err(fail("memfd_create"))?;
-    let size = exe
-        .metadata()
-        .map_err(|e| SealError {
-            step: "stat /proc/self/exe",
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        })?
-        .len();
-    copy_all(exe, &memfd, size)?;
+    // MFD_EXEC (Linux 6.3+) keeps the copy executable where vm.memfd_noexec = 1 makes
+    // memfds noexec by default; older kernels refuse the flag and make them executable.
+    // With vm.memfd_noexec = 2 it fails with EACCES, and a noexec memfd would be no use.
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let memfd = memfd_create(name, flags | libc::MFD_EXEC)
+        .or_else(|e| match e {
+            Errno::EINVAL => memfd_create(name, flags),
+            e => Err(e),
+        })
+        .map_err(step("memfd_create"))?;
+    copy_all(exe, &memfd).map_err(step("copy the binary"))?;
     // SAFETY: F_ADD_SEALS changes only the seals of the memfd we own.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
-        return Err(SealError {
-            step: "seal the copy",
-            errno: Errno::last(),
-        });
+        return Err(step("seal the copy")(Errno::last()));
     }
     Ok(memfd)
 }
 
-fn memfd_create(name: &CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
+fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
     // SAFETY: name is NUL-terminated; memfd_create returns a new fd or -1.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     if fd < 0 {
@@ -178,130 +298,857 @@ fn memfd_create(name: &CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Copies `size` bytes of `from` into `to` in the kernel.
-fn copy_all(from: &File, to: &OwnedFd, size: u64) -> Result<(), SealError> {
-    let mut left = size;
-    while left > 0 {
-        // SAFETY: both fds are open; a null offset uses and advances from's file position.
-        let n = unsafe {
-            libc::sendfile(
-                to.as_raw_fd(),
-                from.as_raw_fd(),
-                std::ptr::null_mut(),
-                left.min(1 << 30) as usize,
-            )
-        };
+// --- 3. O_TMPFILE copy ---------------------------------------------------------------------
+
+/// Whether `file` is an unnamed regular file nobody may write by its mode, as
+/// [`tmpfile_copy`] makes: with no name it is reachable only through handles, and while this
+/// process runs it, the kernel refuses to open it for writing.
+fn is_private_tmpfile(file: &File) -> bool {
+    nix::sys::stat::fstat(file.as_raw_fd()).is_ok_and(|s| {
+        s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_nlink == 0 && s.st_mode & 0o7222 == 0
+    })
+}
+
+/// Where the copy may go, best first. `/run` (root's, usually tmpfs), `$XDG_RUNTIME_DIR`
+/// (the rootless caller's, tmpfs), `/dev/shm` and `/tmp` (world-writable, harmless for a
+/// file that never has a name), and last the binary's own directory: surely on a mount that
+/// allows exec, but usually on disk and often not writable. Those on tmpfs go first, so
+/// that nothing reaches a disk and the copy vanishes with its last user; [`tmpfile_in`]
+/// skips noexec mounts.
+fn tmpfile_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/run")];
+    dirs.extend(
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute()),
+    );
+    dirs.extend(["/dev/shm", "/tmp"].map(PathBuf::from));
+    if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+        dirs.extend(exe.parent().map(Path::to_path_buf));
+    }
+    let mut seen = Vec::new();
+    dirs.retain(|d| {
+        let new = !seen.contains(d);
+        seen.push(d.clone());
+        new
+    });
+    let on_tmpfs = |d: &PathBuf| {
+        nix::sys::statfs::statfs(d.as_path())
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    };
+    // A stable sort: tmpfs first, each group in the order above.
+    dirs.sort_by_key(|d| !on_tmpfs(d));
+    dirs
+}
+
+fn tmpfile_copy(exe: &File) -> Result<OwnedFd, String> {
+    let mut failures = Vec::new();
+    for dir in tmpfile_dirs() {
+        match tmpfile_in(&dir, exe) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => failures.push(format!("in {}: {e}", dir.display())),
+        }
+    }
+    Err(failures.join(", "))
+}
+
+fn tmpfile_in(dir: &Path, exe: &File) -> Result<OwnedFd, String> {
+    let flags = OFlag::O_TMPFILE | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    let writable = nix::fcntl::open(dir, flags, Mode::S_IRWXU)
+        // SAFETY: open returned a fresh descriptor that nothing else owns.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .map_err(step("open O_TMPFILE"))?;
+    if fstatvfs(&writable).is_ok_and(|v| v.flags().contains(FsFlags::ST_NOEXEC)) {
+        return Err(step("mounted noexec")(Errno::EACCES));
+    }
+    copy_all(exe, &writable).map_err(step("copy the binary"))?;
+    nix::sys::stat::fchmod(writable.as_raw_fd(), Mode::S_IRUSR | Mode::S_IXUSR)
+        .map_err(step("chmod 0500"))?;
+    make_immutable(&writable);
+    let path = format!("/proc/self/fd/{}", writable.as_raw_fd());
+    let read_only = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    // SAFETY: open returned a fresh descriptor that nothing else owns.
+    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    .map_err(step("reopen read-only"))?;
+    // A writer left open would make the exec fail with ETXTBSY, and could write later.
+    drop(writable);
+    Ok(read_only)
+}
+
+/// Best effort, on tmpfs only (nothing of it can outlive a crash there): the immutable flag
+/// also refuses writes once no process runs the copy. Needs CAP_LINUX_IMMUTABLE.
+fn make_immutable(file: &OwnedFd) {
+    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+    let on_tmpfs = nix::sys::statfs::fstatfs(file)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
+    if !on_tmpfs || unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0
+    {
+        return;
+    }
+    flags |= FS_IMMUTABLE_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`.
+    let _ = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) };
+}
+
+// --- copying and re-executing ---------------------------------------------------------------
+
+/// Copies all of `from` into `to` in the kernel, from offset 0 whatever `from`'s position.
+fn copy_all(from: &File, to: &OwnedFd) -> Result<(), Errno> {
+    let size = nix::sys::stat::fstat(from.as_raw_fd())?.st_size;
+    let mut offset: libc::off_t = 0;
+    while offset < size {
+        let chunk = (size - offset).min(1 << 30) as usize;
+        // SAFETY: both fds are open and offset is a valid off_t the kernel advances.
+        let n = unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, chunk) };
         match n {
-            n if n > 0 => left -= n as u64,
-            0 => {
-                return Err(SealError {
-                    step: "copy the binary",
-                    errno: Errno::EIO,
-                })
-            }
+            n if n > 0 => {}
+            0 => return Err(Errno::EIO),
             _ if Errno::last() == Errno::EINTR => {}
-            _ => {
-                return Err(SealError {
-                    step: "copy the binary",
-                    errno: Errno::last(),
-                })
-            }
+            _ => return Err(Errno::last()),
         }
     }
     Ok(())
 }
 
-/// execveat(copy, "", argv, environ, AT_EMPTY_PATH); returns only on failure.
-fn reexec(copy: &OwnedFd) -> Result<(), SealError> {
-    let to_c = |s: OsString| CString::new(s.into_vec()).map_err(|_| fail("argv")(Errno::EINVAL));
-    let argv: Vec<CString> = std::env::args_os().map(to_c).collect::<Result<_, _>>()?;
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            to_c(kv)
+/// What the re-executed process gets: this one's argv and environment (minus any stale
+/// marker), a fresh marker, and its descriptors, which execve keeps except the close-on-exec
+/// ones (every descriptor this module opens is). So preserved fds, `LISTEN_FDS` (whose
+/// `LISTEN_PID` stays right: execve keeps the pid) and the console socket pass unchanged.
+struct Exec {
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    /// This process's [`identity`], the start of the marker.
+    identity: String,
+    /// The name the kernel gave this process from the path it was run by.
+    comm: Vec<u8>,
+}
+
+impl Exec {
+    fn new() -> Result<Self, SealError> {
+        let nul = |_| SealError::Step {
+            step: "argv holds a NUL byte",
+            errno: Errno::EINVAL,
+        };
+        let argv = std::env::args_os()
+            .map(|a| CString::new(a.into_vec()).map_err(nul))
+            .collect::<Result<_, _>>()?;
+        // The environment exactly as this process got it, entries without `=` included.
+        let raw = std::fs::read("/proc/self/environ").map_err(|e| SealError::Step {
+            step: "read /proc/self/environ",
+            errno: io_errno(&e),
+        })?;
+        let stale = format!("{MARKER}=");
+        let env = raw
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty() && !e.starts_with(stale.as_bytes()))
+            // No NUL inside: the split removed them all.
+            .filter_map(|e| CString::new(e).ok())
+            .collect();
+        Ok(Self {
+            argv,
+            env,
+            identity: identity().ok_or(SealError::Step {
+                step: "read /proc/self/stat",
+                errno: Errno::EIO,
+            })?,
+            comm: comm(),
         })
-        .collect::<Result<_, _>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut env_p: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    env_p.push(std::ptr::null());
-    // SAFETY: the argument and environment arrays are NULL-terminated arrays of pointers to
-    // NUL-terminated strings that live until the call returns (it returns only on failure).
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            copy.as_raw_fd(),
-            c"".as_ptr(),
-            argv_p.as_ptr(),
-            env_p.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
     }
-    Err(SealError {
-        step: "re-execute from the sealed copy",
-        errno: Errno::last(),
+
+    /// execveat(fd, "", argv, env, AT_EMPTY_PATH); returns only on failure, with why.
+    fn run(&self, fd: &OwnedFd, via: Protection) -> String {
+        let mut marker = format!("{MARKER}={}:", self.identity).into_bytes();
+        marker.push(via.code());
+        marker.extend_from_slice(&self.comm);
+        let Ok(marker) = CString::new(marker) else {
+            return step("marker")(Errno::EINVAL);
+        };
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut env: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
+        env.push(marker.as_ptr());
+        env.push(std::ptr::null());
+        // SAFETY: argv and env are NULL-terminated arrays of pointers to NUL-terminated
+        // strings that live until the call returns (it returns only on failure).
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                env.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+        }
+        step("re-execute")(Errno::last())
+    }
+}
+
+struct Marker {
+    via: Option<Protection>,
+    comm: Vec<u8>,
+}
+
+/// Reads and removes the marker; `None` unless this very process set it before its exec.
+fn take_marker() -> Option<Marker> {
+    let value = std::env::var_os(MARKER)?;
+    std::env::remove_var(MARKER);
+    let value = value.as_bytes();
+    let colon = value.iter().position(|b| *b == b':')?;
+    if value[..colon] != *identity()?.as_bytes() {
+        return None;
+    }
+    let rest = &value[colon + 1..];
+    Some(Marker {
+        via: rest.first().copied().and_then(Protection::from_code),
+        comm: rest.get(1..).unwrap_or_default().to_vec(),
     })
+}
+
+/// `<pid>.<start time>`: what identifies this process across its execs and no other.
+fn identity() -> Option<String> {
+    let stat = std::fs::read("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold any byte; the
+    // start time is field 22, the 20th after the name.
+    let after_name = &stat[stat.iter().rposition(|b| *b == b')')? + 1..];
+    let start = after_name
+        .split(|b| *b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(19)?;
+    let start: u64 = std::str::from_utf8(start).ok()?.parse().ok()?;
+    Some(format!("{}.{start}", std::process::id()))
+}
+
+/// The process's name (its thread-group leader's, whichever thread asks).
+fn comm() -> Vec<u8> {
+    let mut name = std::fs::read("/proc/self/comm").unwrap_or_default();
+    if name.last() == Some(&b'\n') {
+        name.pop();
+    }
+    name
+}
+
+/// Gives the process back the name it had before the re-exec (`ps`, `pidof`, `pgrep -x`):
+/// after an exec through a descriptor the kernel names it after the memfd or the fd.
+fn set_comm(comm: &[u8]) {
+    if !comm.is_empty() {
+        // The kernel keeps the first 15 bytes.
+        let _ = std::fs::write("/proc/self/comm", comm);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek, Write};
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// Tells [`child`] what to do in a child process of the test binary.
+    const CHILD: &str = "HULL_SEALED_TEST_CHILD";
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn exe() -> File {
+        File::open("/proc/self/exe").unwrap()
+    }
+
+    fn errno_of(e: &std::io::Error) -> Option<i32> {
+        e.raw_os_error()
+    }
+
+    /// The ways this machine can test: the overlay needs CAP_SYS_ADMIN.
+    fn testable() -> Vec<Protection> {
+        Protection::ALL
+            .into_iter()
+            .filter(|p| *p != Protection::Overlay || is_root())
+            .collect()
+    }
 
     #[test]
-    fn a_sealed_copy_refuses_writes_and_resizes() {
-        let exe = File::open("/proc/self/exe").unwrap();
-        assert!(!is_sealed(&exe), "the test binary is a plain file");
-        let copy = sealed_copy(&exe).unwrap();
-        let mut copy = File::from(copy);
-        assert!(is_sealed(&copy));
+    fn each_way_makes_a_recognised_copy_of_the_binary() {
         let want = std::fs::read("/proc/self/exe").unwrap();
-        let mut got = Vec::new();
-        copy.seek(std::io::SeekFrom::Start(0)).unwrap();
-        copy.read_to_end(&mut got).unwrap();
-        assert!(got == want, "the copy differs from the binary");
+        assert_eq!(protection(&exe()), None, "the test binary is a plain file");
+        for via in testable() {
+            let fd = make(via, &exe()).unwrap_or_else(|e| panic!("{}: {e}", via.name()));
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let file = File::open(&path).unwrap();
+            assert_eq!(protection(&file), Some(via), "{}", via.name());
+            assert!(
+                std::fs::read(&path).unwrap() == want,
+                "{} differs",
+                via.name()
+            );
+        }
+    }
+
+    #[test]
+    fn a_sealed_copy_refuses_writes_resizes_and_new_seals() {
+        let mut copy = File::from(sealed_copy(&exe()).unwrap());
         let err = copy.write_all(b"pwned").unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
-        assert_eq!(
-            copy.set_len(1).unwrap_err().raw_os_error(),
-            Some(libc::EPERM)
-        );
-        // Reopening through /proc, as an attacker holding the fd would, cannot write either.
+        assert_eq!(errno_of(&err), Some(libc::EPERM));
+        assert_eq!(errno_of(&copy.set_len(1).unwrap_err()), Some(libc::EPERM));
+        // Reopened through /proc, as an attacker holding the fd would: no write either.
         let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
         if let Ok(mut reopened) = std::fs::OpenOptions::new().write(true).open(&path) {
             let err = reopened.write_all(b"pwned").unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{path}");
+            assert_eq!(errno_of(&err), Some(libc::EPERM), "{path}");
         }
         // SAFETY: F_ADD_SEALS on our own fd; it must fail because F_SEAL_SEAL is set.
-        let r = unsafe {
-            libc::fcntl(
-                copy.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_FUTURE_WRITE,
-            )
-        };
+        let r = unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_EXEC) };
         assert_eq!(r, -1);
     }
 
     #[test]
-    fn the_overlay_view_is_the_binary_and_read_only() {
-        if !nix::unistd::geteuid().is_root() {
+    fn the_overlay_view_is_read_only() {
+        if !is_root() {
             return;
         }
-        let view = read_only_view().unwrap();
+        let view = overlay_view(&exe()).unwrap();
         let path = format!("/proc/self/fd/{}", view.as_raw_fd());
-        let file = File::open(&path).unwrap();
-        assert!(is_read_only_overlay(&file));
-        assert!(!is_read_only_overlay(
-            &File::open("/proc/self/exe").unwrap()
-        ));
-        assert!(std::fs::read(&path).unwrap() == std::fs::read("/proc/self/exe").unwrap());
         let err = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{path}");
+        assert_eq!(errno_of(&err), Some(libc::EROFS), "{path}");
+    }
+
+    #[test]
+    fn a_tmpfile_copy_has_no_name_and_cannot_get_one() {
+        // One directory on tmpfs, one (here) on disk.
+        for dir in ["/dev/shm", "/tmp"].map(Path::new) {
+            let copy = tmpfile_in(dir, &exe()).unwrap();
+            let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+            let st = nix::sys::stat::fstat(copy.as_raw_fd()).unwrap();
+            assert_eq!((st.st_nlink, st.st_mode & 0o7777), (0, 0o500), "{dir:?}");
+            // O_EXCL: linkat refuses to give it a name in its own file system, even to root.
+            let name = dir.join(format!("hull-sealed-link-{}", std::process::id()));
+            let linked = nix::unistd::linkat(
+                None,
+                path.as_str(),
+                None,
+                name.to_str().unwrap(),
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            );
+            if linked.is_ok() {
+                let _ = std::fs::remove_file(&name);
+            }
+            // ENOENT for O_EXCL; EPERM first where the copy is immutable too.
+            assert!(
+                matches!(linked, Err(Errno::ENOENT | Errno::EPERM)),
+                "{dir:?}: {linked:?}"
+            );
+            // The descriptor we keep is read-only.
+            let flags = nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+            assert_eq!(flags & libc::O_ACCMODE, libc::O_RDONLY, "{dir:?}");
+        }
+    }
+
+    #[test]
+    fn tmpfile_places_on_tmpfs_come_first() {
+        let dirs = tmpfile_dirs();
+        let on_tmpfs: Vec<bool> = dirs
+            .iter()
+            .map(|d| {
+                nix::sys::statfs::statfs(d.as_path())
+                    .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+            })
+            .collect();
+        assert!(
+            on_tmpfs.windows(2).all(|w| w[0] >= w[1]),
+            "{dirs:?} {on_tmpfs:?}"
+        );
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert!(
+            dirs.contains(&exe.parent().unwrap().to_path_buf()),
+            "{dirs:?}"
+        );
+    }
+
+    #[test]
+    fn a_tmpfile_copy_on_tmpfs_is_immutable_for_root() {
+        if !is_root() {
+            return;
+        }
+        let copy = tmpfile_in(Path::new("/dev/shm"), &exe()).unwrap();
+        let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_err();
+        assert_eq!(errno_of(&err), Some(libc::EPERM), "{path}");
+    }
+
+    /// A directory of the test's own, removed (unmounting what is left on it) when dropped.
+    struct TempDir(PathBuf);
+
+    fn tempdir(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("hull-sealed-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0.join("mnt"), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The same overlay, once attached somewhere, is no longer trusted: the tightening of
+    /// "any read-only overlay" to "a read-only overlay mounted nowhere".
+    #[test]
+    fn an_attached_read_only_overlay_does_not_count() {
+        use crate::sys::mount::move_mount;
+        use std::os::fd::AsFd;
+        if !is_root() {
+            return;
+        }
+        let path = std::fs::read_link("/proc/self/exe").unwrap();
+        let mnt = overlay_of(path.parent().unwrap()).unwrap();
+        let name = path.file_name().unwrap();
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(Some(mnt.as_raw_fd()), name, flags, Mode::empty()).unwrap();
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let id = mount_id(&file).unwrap();
+        assert!(
+            !mounted_here(id),
+            "a fsmount()ed mount is listed in mountinfo"
+        );
+        assert_eq!(protection(&file), Some(Protection::Overlay));
+
+        // Attach that very mount (no clone): same id, now listed, and no longer trusted.
+        let dir = tempdir("attached");
+        let target = dir.0.join("mnt");
+        std::fs::create_dir(&target).unwrap();
+        move_mount(mnt.as_fd(), File::open(&target).unwrap().as_fd()).unwrap();
+        assert!(
+            mounted_here(id),
+            "an attached mount is missing from mountinfo"
+        );
+        assert_eq!(protection(&file), None);
+        let through = File::open(target.join(name)).unwrap();
+        assert_eq!(protection(&through), None);
+    }
+
+    // --- in child processes: the real exec ---------------------------------------------
+
+    /// argv that makes the test binary run only [`child`].
+    const CHILD_ARGS: [&str; 5] = [
+        "--exact",
+        "process::sealed::tests::child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+
+    /// The child side of the tests below; does nothing when run on its own.
+    #[test]
+    #[ignore = "run by the other tests in a child process"]
+    fn child() {
+        let Some(what) = std::env::var_os(CHILD) else {
+            return;
+        };
+        let what = what.to_string_lossy().into_owned();
+        if what == "block" {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            return;
+        }
+        if what == "loop" {
+            let ours = identity().unwrap();
+            let marker = std::env::var_os(MARKER).unwrap_or_default();
+            if !marker.as_bytes().starts_with(ours.as_bytes()) {
+                // Re-execute from the plain binary, as a protection the check misses would.
+                let why = Exec::new()
+                    .unwrap()
+                    .run(&OwnedFd::from(exe()), Protection::Memfd);
+                println!("sealed-report:error=the first exec failed: {why}");
+            } else {
+                let result = ensure();
+                println!(
+                    "sealed-report:error={}",
+                    result.err().map(|e| e.to_string()).unwrap_or_default()
+                );
+            }
+            return;
+        }
+        let order: Vec<Protection> = what
+            .strip_prefix("ensure:")
+            .unwrap()
+            .bytes()
+            .map(|c| Protection::from_code(c).unwrap())
+            .collect();
+        // Probe memfd_noexec once per run (both runs report; the parent reads the last).
+        let probe = memfd_create(c"probe", libc::MFD_CLOEXEC | libc::MFD_EXEC)
+            .map_or_else(|e| format!("{e:?}"), |_| "ok".into());
+        // Printed by both runs: the first before its re-exec, the second before its check.
+        println!("sealed-report:fds={}", open_fds());
+        if let Err(e) = ensure_with(&order) {
+            println!("sealed-report:error={e}");
+            return;
+        }
+        let report = |k: &str, v: String| println!("sealed-report:{k}={v}");
+        let me = exe();
+        report(
+            "via",
+            protection(&me).map_or("none", Protection::name).into(),
+        );
+        report(
+            "listed",
+            mount_id(&me).is_some_and(mounted_here).to_string(),
+        );
+        drop(me);
+        let link = std::fs::read_link("/proc/self/exe").unwrap();
+        report("exe", link.display().to_string());
+        report("comm", String::from_utf8_lossy(&comm()).into_owned());
+        report("marker", std::env::var_os(MARKER).is_some().to_string());
+        report("pid", std::process::id().to_string());
+        report(
+            "argv",
+            format!("{:?}", std::env::args_os().skip(1).collect::<Vec<_>>()),
+        );
+        report(
+            "keep",
+            format!("{:?}", std::env::var_os("HULL_SEALED_TEST_KEEP")),
+        );
+        report("memfd_exec", probe);
+        report("fds", open_fds());
+        // SAFETY: fd 7 was listed just now and is not closed while borrowed.
+        let seven = unsafe { std::os::fd::BorrowedFd::borrow_raw(7) };
+        report(
+            "fd7",
+            format!("{:?}", nix::unistd::write(seven, b"through fd 7")),
+        );
+    }
+
+    /// This process's open descriptors with what they are, but for the one listing them.
+    fn open_fds() -> String {
+        // The pid as this /proc shows it (not getpid() in a pid namespace of its own).
+        let own = Path::new("/proc")
+            .join(std::fs::read_link("/proc/self").unwrap())
+            .join("fd");
+        let mut fds: Vec<(i32, PathBuf)> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_str()?.parse().ok()?,
+                    e.path().read_link().ok()?,
+                ))
+            })
+            .filter(|(_, link)| *link != own)
+            .collect();
+        fds.sort_unstable();
+        format!("{fds:?}")
+    }
+
+    struct ChildRun {
+        pid: u32,
+        report: Vec<(String, String)>,
+        /// What the child wrote to the pipe it got as fd 7.
+        fd7: String,
+        output: String,
+    }
+
+    impl ChildRun {
+        /// Every value reported for `key`, first to last.
+        fn all(&self, key: &str) -> Vec<&str> {
+            let found = self.report.iter().filter(|(k, _)| k == key);
+            found.map(|(_, v)| v.as_str()).collect()
+        }
+
+        /// The descriptors the child had, the same before and after each re-exec.
+        fn fds(&self) -> &str {
+            let all = self.all("fds");
+            assert!(
+                all.len() >= 3,
+                "fds reported {} times:\n{}",
+                all.len(),
+                self.output
+            );
+            assert!(
+                all.iter().all(|f| *f == all[0]),
+                "descriptors changed:\n{}",
+                self.output
+            );
+            all[0]
+        }
+
+        fn get(&self, key: &str) -> &str {
+            let found = self.report.iter().rev().find(|(k, _)| k == key);
+            found.map_or_else(
+                || panic!("no {key} in the child's report:\n{}", self.output),
+                |(_, v)| v.as_str(),
+            )
+        }
+    }
+
+    /// Runs [`child`] as `what`, with a pipe as fd 7, under `wrapper` (a command that ends
+    /// by running its arguments) if given; kills it after 30 s.
+    fn run_child(what: &str, wrapper: &[&str]) -> ChildRun {
+        let test_binary = std::env::current_exe().unwrap();
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(&test_binary),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&test_binary);
+                c
+            }
+        };
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let w_raw = w.as_raw_fd();
+        let give_fd7 = move || {
+            let ret = if w_raw == 7 {
+                // dup2(7, 7) would leave it close-on-exec.
+                // SAFETY: clears FD_CLOEXEC on fd 7, open in the child between fork and exec.
+                unsafe { libc::fcntl(7, libc::F_SETFD, 0) }
+            } else {
+                // SAFETY: dup2 onto 7 in the child between fork and exec; w_raw is open there.
+                unsafe { libc::dup2(w_raw, 7) }
+            };
+            match ret {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        };
+        cmd.args(CHILD_ARGS)
+            .env(CHILD, what)
+            .env("HULL_SEALED_TEST_KEEP", "a=b c")
+            .env(MARKER, "1:mstale") // a foreign marker: must count for nothing
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the hook only calls dup2, which is async-signal-safe.
+        unsafe { cmd.pre_exec(give_fd7) };
+        let mut child = cmd.spawn().unwrap();
+        drop(w);
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child {what} did not finish in 30 s (a re-exec loop?)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        let mut fd7 = String::new();
+        File::from(r).read_to_string(&mut fd7).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let output = format!(
+            "{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = stdout
+            .lines()
+            .filter_map(|l| Some(&l[l.find("sealed-report:")? + "sealed-report:".len()..]))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ChildRun {
+            pid,
+            report,
+            fd7,
+            output,
+        }
+    }
+
+    /// The comm the kernel gives a process run by the path of this test binary.
+    fn expected_comm() -> String {
+        let path = std::env::current_exe().unwrap();
+        let base = path.file_name().unwrap().as_bytes();
+        String::from_utf8_lossy(&base[..base.len().min(15)]).into_owned()
+    }
+
+    #[test]
+    fn ensure_reexecutes_from_each_way_keeping_argv_env_fds_pid_and_name() {
+        for via in testable() {
+            let what = format!("ensure:{}", via.code() as char);
+            let run = run_child(&what, &[]);
+            let out = &run.output;
+            assert_eq!(run.get("via"), via.name(), "{out}");
+            assert_eq!(run.get("pid"), run.pid.to_string(), "{out}");
+            assert_eq!(run.get("comm"), expected_comm(), "{out}");
+            assert_eq!(
+                run.get("marker"),
+                "false",
+                "the marker reached the program:\n{out}"
+            );
+            let argv = format!("{:?}", CHILD_ARGS.map(std::ffi::OsString::from));
+            assert_eq!(run.get("argv"), argv, "{out}");
+            assert_eq!(run.get("keep"), r#"Some("a=b c")"#, "{out}");
+            // Nothing the re-exec opened leaked, none was lost, and fd 7 is still our pipe.
+            assert!(run.fds().contains("(7, "), "{out}");
+            assert_eq!(run.fd7, "through fd 7", "{out}");
+            if via == Protection::Overlay {
+                assert_eq!(run.get("listed"), "false", "{out}");
+                let exe = std::fs::read_link("/proc/self/exe").unwrap();
+                let name = exe.file_name().unwrap().to_str().unwrap();
+                assert_eq!(run.get("exe"), format!("/{name}"), "{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reexec_that_is_still_unprotected_fails_instead_of_looping() {
+        let run = run_child("loop", &[]);
+        let error = run.get("error");
+        assert!(
+            error.contains("re-executed from a sealed memfd")
+                && error.contains("not re-executing again"),
+            "{}",
+            run.output
+        );
+    }
+
+    /// Drops CAP_SYS_ADMIN for good before running its arguments.
+    const WITHOUT_SYS_ADMIN: [&str; 4] = [
+        "setpriv",
+        "--inh-caps=-sys_admin",
+        "--bounding-set=-sys_admin",
+        "--",
+    ];
+
+    fn have(tool: &str) -> bool {
+        Command::new(tool).arg("--version").output().is_ok()
+    }
+
+    /// The whole order, as `ensure()` runs it: the overlay needs CAP_SYS_ADMIN.
+    #[test]
+    fn without_cap_sys_admin_the_copy_is_a_sealed_memfd() {
+        if !is_root() || !have("setpriv") {
+            println!("skipped: needs root and setpriv(1)");
+            return;
+        }
+        let run = run_child("ensure:omt", &WITHOUT_SYS_ADMIN);
+        let out = &run.output;
+        assert_eq!(run.get("via"), Protection::Memfd.name(), "{out}");
+        assert_eq!(run.get("comm"), expected_comm(), "{out}");
+        assert!(run.fds().contains("(7, "), "{out}");
+        assert_eq!(run.fd7, "through fd 7", "{out}");
+    }
+
+    /// The whole order without CAP_SYS_ADMIN, and vm.memfd_noexec = 2 set in a new pid
+    /// namespace of the child only (the sysctl is per pid namespace); the host's value is
+    /// checked unchanged afterwards.
+    #[test]
+    fn with_memfd_noexec_2_the_copy_is_an_o_tmpfile() {
+        const SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
+        if !is_root() || !have("unshare") || !have("setpriv") {
+            println!("skipped: needs root, unshare(1) and setpriv(1)");
+            return;
+        }
+        let host = std::fs::read_to_string(SYSCTL).unwrap();
+        // `$$` is 1 only in a new pid namespace: the write below never reaches the host's.
+        let script = format!(
+            r#"[ "$$" = 1 ] || exit 99
+echo 2 >{SYSCTL} || exit 98
+exec {} "$@""#,
+            WITHOUT_SYS_ADMIN.join(" ")
+        );
+        let wrapper = [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ];
+        let run = run_child("ensure:omt", &wrapper);
+        assert_eq!(
+            std::fs::read_to_string(SYSCTL).unwrap(),
+            host,
+            "host sysctl changed"
+        );
+        let out = &run.output;
+        assert_eq!(run.get("memfd_exec"), "EACCES", "{out}");
+        assert_eq!(run.get("via"), Protection::Tmpfile.name(), "{out}");
+        assert_eq!(run.get("comm"), expected_comm(), "{out}");
+        assert!(run.fds().contains("(7, "), "{out}");
+        assert_eq!(run.fd7, "through fd 7", "{out}");
+    }
+
+    /// What a container does with a process of the runtime's binary: open its
+    /// `/proc/<pid>/exe`, then try to write to it, directly and by reopening the handle.
+    #[test]
+    fn a_running_copy_cannot_be_opened_for_writing() {
+        let want = std::fs::read("/proc/self/exe").unwrap();
+        for via in testable() {
+            let view = make(via, &exe()).unwrap();
+            let path = format!("/proc/self/fd/{}", view.as_raw_fd());
+            let mut child = Command::new(&path)
+                .args(CHILD_ARGS)
+                .env(CHILD, "block")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let exe_link = format!("/proc/{}/exe", child.id());
+            let handle = File::open(&exe_link).unwrap();
+            assert_eq!(protection(&handle), Some(via), "{}", via.name());
+            let reopen = format!("/proc/self/fd/{}", handle.as_raw_fd());
+            let mut outcomes = Vec::new();
+            for target in [&exe_link, &reopen] {
+                let opened = std::fs::OpenOptions::new().write(true).open(target);
+                outcomes.push(match opened {
+                    Err(e) => errno_of(&e),
+                    Ok(mut f) => f.write_all(b"pwned").err().and_then(|e| errno_of(&e)),
+                });
+            }
+            drop(child.stdin.take());
+            child.wait().unwrap();
+            let allowed = [libc::EROFS, libc::ETXTBSY, libc::EPERM];
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|o| o.is_some_and(|e| allowed.contains(&e))),
+                "{}: a write got through or failed oddly: {outcomes:?}",
+                via.name()
+            );
+            assert!(
+                std::fs::read(&path).unwrap() == want,
+                "{} changed",
+                via.name()
+            );
+        }
+    }
+
+    /// Not a check: prints what each way costs. Run with
+    /// `cargo test -p libhull --release sealed::tests::cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement"]
+    fn cost_of_each_way() {
+        const N: u32 = 50;
+        for via in testable() {
+            let start = Instant::now();
+            for _ in 0..N {
+                drop(make(via, &exe()).unwrap());
+            }
+            let make_each = start.elapsed() / N;
+            let start = Instant::now();
+            for _ in 0..N {
+                drop(File::open("/proc/self/exe").map(|f| protection(&f)));
+            }
+            let check_each = start.elapsed() / N;
+            let size = std::fs::metadata("/proc/self/exe").unwrap().len() >> 20;
+            println!(
+                "{}: make {make_each:?}, check {check_each:?} ({size} MiB binary)",
+                via.name()
+            );
+        }
     }
 }
