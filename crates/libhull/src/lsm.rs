@@ -339,6 +339,18 @@ pub fn mount_data_with_label(data: &str, mount_label: Option<&str>) -> String {
     }
 }
 
+/// The `context` value for a tmpfs built with fsconfig (no quoting there): the mount label
+/// when SELinux is on and `data` does not set a context itself.
+pub fn fsconfig_context<'a>(data: &[String], mount_label: Option<&'a str>) -> Option<&'a str> {
+    let label = mount_label.filter(|l| !l.is_empty() && selinux_enabled())?;
+    context_to_add(data, label)
+}
+
+fn context_to_add<'a>(data: &[String], label: &'a str) -> Option<&'a str> {
+    let joined = data.join(",");
+    (with_context(&joined, label) != joined).then_some(label)
+}
+
 fn with_context(data: &str, label: &str) -> String {
     const CONTEXT_OPTIONS: [&str; 4] = ["context=", "fscontext=", "defcontext=", "rootcontext="];
     if split_options(data)
@@ -409,6 +421,23 @@ pub fn apply_exec_labels(
         })?;
     }
     Ok(())
+}
+
+/// In the init, before it creates its session keyring: the SELinux label of keys it creates
+/// (`/proc/thread-self/attr/keycreate`). Nothing without SELinux or a label.
+pub fn apply_keycreate_label(selinux_label: Option<&str>) -> Result<(), LsmError> {
+    let Some(label) = selinux_label.filter(|l| !l.is_empty() && selinux_enabled()) else {
+        return Ok(());
+    };
+    let what = "/proc/thread-self/attr";
+    let proc = ProcfsHandle::new().map_err(|source| LsmError::Procfs { what, source })?;
+    write_attr(&proc, "attr/keycreate", label, |path, source| {
+        LsmError::ApplySelinux {
+            label: label.into(),
+            path,
+            source,
+        }
+    })
 }
 
 /// Where AppArmor takes the exec profile, if the kernel runs AppArmor at all.
@@ -501,6 +530,18 @@ fn write_attr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tmpfs_built_with_fsconfig_gets_the_label_unless_its_data_sets_a_context() {
+        let l = "system_u:object_r:container_file_t:s0:c1,c2";
+        assert_eq!(context_to_add(&[], l), Some(l));
+        assert_eq!(context_to_add(&["size=1m".into()], l), Some(l));
+        assert_eq!(
+            context_to_add(&["size=1m".into(), "rootcontext=\"a:b:c\"".into()], l),
+            None
+        );
+        assert_eq!(context_to_add(&["context=a:b:c".into()], l), None);
+    }
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A fake host tree under /tmp, removed on drop.

@@ -319,6 +319,12 @@ fn setup(
 
     // Early, as runc does, while /proc is still the runtime's (the keyring code reads it).
     if !args.no_new_keyring {
+        // The new keyring carries the process label, as runc sets it (SELinux only).
+        let label = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.selinux_label().as_deref());
+        crate::lsm::apply_keycreate_label(label).map_err(step("session keyring label"))?;
         attrs::join_session_keyring(&format!("_ses.{}", args.id))
             .map_err(step("session keyring"))?;
     }

@@ -99,6 +99,11 @@ pub struct RootfsContext<'a> {
 }
 
 impl RootfsContext<'_> {
+    /// `linux.mountLabel`, the SELinux context of the filesystems hull mounts.
+    fn mount_label(&self) -> Option<&str> {
+        self.spec.linux().as_ref()?.mount_label().as_deref()
+    }
+
     /// `linux.rootfsPropagation` as mount flags, if set.
     fn rootfs_propagation(&self) -> Result<Option<MsFlags>, RootfsError> {
         let Some(name) = self

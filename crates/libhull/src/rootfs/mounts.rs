@@ -192,7 +192,12 @@ impl<'a> Mounter<'a> {
             // Made read-only in finalize, once everything below it exists.
             flags.remove(MsFlags::MS_RDONLY);
         }
-        let data = opts.data();
+        // proc, sysfs and mqueue take no context= option (runc labels none of them).
+        let data = if matches!(typ, "proc" | "sysfs" | "mqueue") {
+            opts.data()
+        } else {
+            crate::lsm::mount_data_with_label(&opts.data(), self.ctx.mount_label())
+        };
         let mount_with = |data: &str| {
             nix::mount::mount(
                 Some(source),
@@ -274,6 +279,12 @@ impl<'a> Mounter<'a> {
             };
             sysmount::fsconfig_set(fs.as_fd(), key, value)
                 .map_err(sys("tmpfs option", format!("{d} for {}", dest.display())))?;
+        }
+        if let Some(label) = crate::lsm::fsconfig_context(&opts.data, self.ctx.mount_label()) {
+            sysmount::fsconfig_set(fs.as_fd(), "context", Some(label)).map_err(sys(
+                "tmpfs SELinux context",
+                format!("{label} for {}", dest.display()),
+            ))?;
         }
         for (flag, name) in [
             (MsFlags::MS_SYNCHRONOUS, "sync"),

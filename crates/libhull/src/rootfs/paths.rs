@@ -32,7 +32,7 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
     // Opened (and checked) at the first masked file.
     let mut null = None;
     for p in masked {
-        mask_path(&root, Path::new(p), &mut null)?;
+        mask_path(&root, Path::new(p), &mut null, ctx.mount_label())?;
     }
     readonly_tmpfs(ctx, &root)?;
     if ctx
@@ -76,7 +76,12 @@ fn readonly_path(root: &InRoot, path: &Path) -> Result<(), RootfsError> {
 }
 
 /// Hides `path`: a directory under an empty read-only tmpfs, anything else under /dev/null.
-fn mask_path(root: &InRoot, path: &Path, null: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
+fn mask_path(
+    root: &InRoot,
+    path: &Path,
+    null: &mut Option<OwnedFd>,
+    mount_label: Option<&str>,
+) -> Result<(), RootfsError> {
     let Some(target) = existing(root, path, "resolve masked path")? else {
         return Ok(());
     };
@@ -88,6 +93,10 @@ fn mask_path(root: &InRoot, path: &Path, null: &mut Option<OwnedFd>) -> Result<(
         sysmount::fsconfig_set(fs.as_fd(), "source", Some("tmpfs"))
             .and_then(|()| sysmount::fsconfig_set(fs.as_fd(), "ro", None))
             .map_err(sys("configure tmpfs to mask", path.display()))?;
+        if let Some(label) = crate::lsm::fsconfig_context(&[], mount_label) {
+            sysmount::fsconfig_set(fs.as_fd(), "context", Some(label))
+                .map_err(sys("label tmpfs to mask", path.display()))?;
+        }
         sysmount::fsconfig_create(fs.as_fd())
             .map_err(sys("create tmpfs to mask", path.display()))?;
         sysmount::fsmount(fs.as_fd(), sysmount::MOUNT_ATTR_RDONLY)
