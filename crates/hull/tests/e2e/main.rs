@@ -10,4 +10,5 @@
 mod util;
 
 mod common;
+mod containerd;
 mod podman;

@@ -1,0 +1,929 @@
+//! containerd 1.6 (`ctr` and the runc v2 shim, `io.containerd.runc.v2`) drives hull. Every
+//! test starts a private containerd under its own Scratch dir — root, state, gRPC and ttrpc
+//! sockets, TMPDIR (the shim's console sockets and process.json files) and, through
+//! `ctr --fifo-dir`, the IO fifos — with the CRI plugin disabled, imports the busybox image,
+//! and puts every container's cgroup under the Scratch cgroup parent (`ctr run --cgroup`).
+//!
+//! containerd 1.6 gives the runc shim its options (`BinaryName`, `Root`, `SystemdCgroup`)
+//! only from the container record: `ctr run --runc-binary/--runc-root` writes them there,
+//! and the CRI plugin writes them from its `runtimes.<handler>.options` in config.toml. The
+//! plain `ctr` tests use the first; `path_registration` puts a `runc` in containerd's PATH,
+//! which the shim runs when no `BinaryName` is set. Either way hull gets the shim's
+//! `--root <Root>/<namespace>` with `Root` inside the Scratch dir.
+//!
+//! The one thing a 1.6 shim puts outside: its ttrpc socket, `/run/containerd/s/<sha256>`
+//! (a fixed path). The shim removes it when it exits; teardown removes those it left.
+
+use std::cell::RefCell;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    hull, hull_wrapper, kill_processes_under, run, run_ok, run_timeout, Daemon, Output, Scratch,
+};
+use crate::util;
+
+const CONTAINERD: &str = "/usr/bin/containerd";
+const CTR: &str = "/usr/bin/ctr";
+const RUNC: &str = "/usr/sbin/runc";
+const IMAGE: &str = "localhost/busybox:e2e";
+/// The containerd namespace every test works in.
+const NS: &str = "hull-e2e";
+/// Where a 1.6 shim puts its socket, whatever containerd's state dir.
+const SHIM_SOCKETS: &str = "/run/containerd/s";
+
+/// How the runc shim is told to run hull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// `ctr run --runc-binary <wrapper> --runc-root <root>`: the shim's `options.BinaryName`
+    /// and `options.Root`, stored with the container.
+    RuncBinary,
+    /// A wrapper named `runc` first in containerd's PATH; `ctr run --runc-root <root>` only.
+    Path,
+}
+
+/// One test's private containerd.
+struct Containerd {
+    /// Declared before `s`: stopped before the Scratch teardown.
+    daemon: Daemon,
+    s: Scratch,
+    reg: Registration,
+    sock: PathBuf,
+    /// The wrapper's call log.
+    calls: PathBuf,
+    /// What the shim runs as its runtime.
+    wrapper: PathBuf,
+    /// `options.Root`; hull's `--root` is `<root>/<NS>`.
+    root: PathBuf,
+    /// The cgroup every container goes under.
+    parent: String,
+    /// Container ids this test used (for the shim sockets teardown removes).
+    ids: RefCell<Vec<String>>,
+}
+
+impl Containerd {
+    /// A private containerd, running, with the busybox image imported.
+    fn new(name: &str, reg: Registration) -> Containerd {
+        let s = Scratch::new(name);
+        let parent = s.cgroup_parent();
+        let d = s.dir.clone();
+        for sub in ["root", "state", "tmp", "fifo", "bin", "opt"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let calls = d.join("calls.log");
+        let wrapper = match reg {
+            Registration::RuncBinary => d.join("bin/hull"),
+            Registration::Path => d.join("bin/runc"),
+        };
+        hull_wrapper(&wrapper, &calls);
+        let sock = d.join("c.sock");
+        fs::write(d.join("config.toml"), config_toml(&d)).unwrap();
+        let mut cmd = Command::new(CONTAINERD);
+        cmd.arg("--config")
+            .arg(d.join("config.toml"))
+            .env("TMPDIR", d.join("tmp"));
+        if reg == Registration::Path {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", d.join("bin").display()));
+        }
+        let probe = sock.clone();
+        let daemon = Daemon::start("containerd", &d, &mut cmd, move || {
+            probe.exists() && run(Command::new(CTR).arg("-a").arg(&probe).arg("version")).success()
+        });
+        let c = Containerd {
+            daemon,
+            s,
+            reg,
+            sock,
+            calls,
+            wrapper,
+            root: d.join("hull-root"),
+            parent,
+            ids: RefCell::new(Vec::new()),
+        };
+        let archive = c.s.oci_archive(IMAGE, &["sh"]);
+        c.ok(&["image", "import", &archive.to_string_lossy()]);
+        c
+    }
+
+    /// `ctr -a <sock> -n <NS> ARGS…`
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(CTR);
+        c.arg("-a").arg(&self.sock).args(["-n", NS]).args(args);
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        run(&mut self.cmd(args))
+    }
+
+    /// Runs ctr and panics with the diagnostics unless it succeeded.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.ctr(args);
+        assert!(out.success(), "{}", self.diag(&out));
+        out
+    }
+
+    /// hull's `--root` for this test's containers.
+    fn hull_root(&self) -> PathBuf {
+        self.root.join(NS)
+    }
+
+    /// The cgroup of container `id`.
+    fn cgroup(&self, id: &str) -> String {
+        format!("{}/{id}", self.parent)
+    }
+
+    /// The `ctr run` flags that make container `id` a hull container of this test: the
+    /// runtime options, its cgroup, the fifo dir.
+    fn run_flags(&self, id: &str) -> Vec<String> {
+        self.ids.borrow_mut().push(id.to_owned());
+        let mut f = Vec::new();
+        if self.reg == Registration::RuncBinary {
+            f.push("--runc-binary".to_owned());
+            f.push(self.wrapper.to_string_lossy().into_owned());
+        }
+        f.push("--runc-root".to_owned());
+        f.push(self.root.to_string_lossy().into_owned());
+        f.push("--cgroup".to_owned());
+        f.push(self.cgroup(id));
+        f.push("--fifo-dir".to_owned());
+        f.push(self.s.path("fifo").to_string_lossy().into_owned());
+        f
+    }
+
+    /// `ctr run <OPTS…> <run_flags> IMAGE ID CMD…`
+    fn run_cmd(&self, opts: &[&str], id: &str, cmd: &[&str]) -> Command {
+        let flags = self.run_flags(id);
+        let mut c = self.cmd(&["run"]);
+        c.args(opts).args(&flags).arg(IMAGE).arg(id).args(cmd);
+        c
+    }
+
+    fn run_ctr(&self, opts: &[&str], id: &str, cmd: &[&str]) -> Output {
+        run(&mut self.run_cmd(opts, id, cmd))
+    }
+
+    /// `ctr run -d` of `cmd` as container `id`; its init's host pid.
+    #[track_caller]
+    fn start_detached(&self, opts: &[&str], id: &str, cmd: &[&str]) -> i32 {
+        let mut all = vec!["-d"];
+        all.extend_from_slice(opts);
+        let out = self.run_ctr(&all, id, cmd);
+        assert!(out.success(), "{}", self.diag(&out));
+        let (pid, status) = self.task(id).unwrap_or_default();
+        assert_eq!(status, "RUNNING", "{}", self.logs());
+        pid
+    }
+
+    /// `ctr task exec` flags for one exec of this test.
+    fn exec_cmd(&self, opts: &[&str], id: &str, exec_id: &str, cmd: &[&str]) -> Command {
+        let fifo = self.s.path("fifo");
+        let mut c = self.cmd(&["task", "exec", "--exec-id", exec_id, "--fifo-dir"]);
+        c.arg(&fifo).args(opts).arg(id).args(cmd);
+        c
+    }
+
+    fn exec(&self, id: &str, exec_id: &str, cmd: &[&str]) -> Output {
+        run(&mut self.exec_cmd(&[], id, exec_id, cmd))
+    }
+
+    /// `ctr task ls` of `id`: its pid and status.
+    fn task(&self, id: &str) -> Option<(i32, String)> {
+        let out = self.ok(&["task", "ls"]);
+        out.stdout.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[0] == id).then(|| (f[1].parse().unwrap_or(0), f[2].to_owned()))
+        })
+    }
+
+    /// Waits until `ctr task ls` shows `status` for `id`.
+    #[track_caller]
+    fn wait_status(&self, id: &str, status: &str) {
+        let mut last = None;
+        let ok = util::wait_until(Duration::from_secs(20), || {
+            last = self.task(id);
+            last.as_ref().map(|t| t.1.as_str()) == Some(status)
+        });
+        assert!(ok, "{id} is {last:?}, not {status}\n{}", self.logs());
+    }
+
+    /// The runtime calls the wrapper saw.
+    fn calls(&self) -> String {
+        fs::read_to_string(&self.calls).unwrap_or_default()
+    }
+
+    /// The wrapper's calls of `subcommand` for container `id` (arguments as logged).
+    fn calls_of(&self, subcommand: &str, id: &str) -> Vec<String> {
+        self.calls()
+            .lines()
+            .filter(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.contains(&subcommand) && words.contains(&id)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The bundle the shim made for `id` (hull's `--log` is `<bundle>/log.json`).
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.s
+            .path("state/io.containerd.runtime.v2.task")
+            .join(NS)
+            .join(id)
+    }
+
+    /// Asserts hull (through the wrapper) created and started `id` with the flags the shim
+    /// passes: its --root under options.Root, its log in the bundle as JSON.
+    #[track_caller]
+    fn assert_hull_ran(&self, id: &str) {
+        let bundle = self.bundle(id);
+        let head = format!(
+            "--root {} --log {} --log-format json",
+            self.hull_root().display(),
+            bundle.join("log.json").display()
+        );
+        let create = format!(
+            "create --bundle {b} --pid-file {b}/init.pid",
+            b = bundle.display()
+        );
+        let calls = self.calls();
+        assert!(
+            calls
+                .lines()
+                .any(|l| l.starts_with(&head) && l.contains(&create) && l.ends_with(id)),
+            "no hull create of {id} with `{head}`:\n{}",
+            self.logs()
+        );
+        assert!(
+            calls
+                .lines()
+                .any(|l| l.starts_with(&head) && l.ends_with(&format!("start {id}"))),
+            "no hull start of {id}:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Asserts nothing of container `id` is left: no hull state, no cgroup, no shim.
+    #[track_caller]
+    fn assert_gone(&self, id: &str) {
+        let state = self.hull_root().join(id);
+        let shim = self.shim_socket(id);
+        let cg = self.cgroup(id);
+        let ok = util::wait_until(Duration::from_secs(10), || {
+            !state.exists()
+                && util::existing_cgroups(&cg).is_empty()
+                && !shim.exists()
+                && self.shim_pids(id).is_empty()
+        });
+        assert!(
+            ok,
+            "{id} left: state {} {}, cgroups {:?}, shim socket {} {}, shim pids {:?}\n{}",
+            state.display(),
+            state.exists(),
+            util::existing_cgroups(&cg),
+            shim.display(),
+            shim.exists(),
+            self.shim_pids(id),
+            self.logs()
+        );
+    }
+
+    /// The 1.6 shim's socket for container `id`: sha256 of `<address>/<ns>/<id>`.
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        let key = format!("{}/{NS}/{id}", self.sock.display());
+        let out = run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg("printf %s \"$1\" | sha256sum")
+                .arg("sh")
+                .arg(&key),
+        );
+        let digest = out.stdout.split_whitespace().next().unwrap_or_default();
+        Path::new(SHIM_SOCKETS).join(digest)
+    }
+
+    /// Live shim processes of container `id` (`containerd-shim-runc-v2 … -id <id> -address
+    /// <our sock>`).
+    fn shim_pids(&self, id: &str) -> Vec<i32> {
+        let sock = self.sock.to_string_lossy().into_owned();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| !util::is_gone(pid))
+            .filter(|pid| {
+                let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let argv: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                argv.first().is_some_and(|a| a.contains("containerd-shim"))
+                    && argv.windows(2).any(|w| w[0] == "-id" && w[1] == id)
+                    && argv.iter().any(|a| a == &sock)
+            })
+            .collect()
+    }
+
+    fn diag(&self, out: &Output) -> String {
+        format!("{out}\n{}", self.logs())
+    }
+
+    /// The runtime calls, hull's logs (`<bundle>/log.json` of every live bundle), what
+    /// hull has in its root, and the daemon's log tail.
+    fn logs(&self) -> String {
+        let mut text = format!(
+            "--- runtime calls ({}):\n{}",
+            self.calls.display(),
+            self.calls()
+        );
+        let tasks = self.s.path("state/io.containerd.runtime.v2.task").join(NS);
+        if let Ok(dirs) = fs::read_dir(&tasks) {
+            for d in dirs.flatten() {
+                let log = d.path().join("log.json");
+                let body = fs::read_to_string(&log).unwrap_or_default();
+                if !body.trim().is_empty() {
+                    text += &format!("--- {}:\n{}\n", log.display(), body.trim_end());
+                }
+            }
+        }
+        let held: Vec<String> = fs::read_dir(self.hull_root())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        text += &format!(
+            "--- in hull's root {}: {held:?}\n",
+            self.hull_root().display()
+        );
+        text += &format!(
+            "--- {} (last 40 lines):\n{}\n",
+            self.daemon.log.display(),
+            self.daemon.log_tail(40)
+        );
+        text
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Through containerd first (hull's kill and delete), then whatever is left is the
+        // Scratch's; then the shim sockets outside it.
+        let listed = self.ctr(&["container", "ls", "-q"]);
+        for id in listed.stdout.split_whitespace() {
+            let _ = run_timeout(
+                &mut self.cmd(&["task", "kill", "-s", "SIGKILL", id]),
+                Duration::from_secs(10),
+            );
+            let _ = run_timeout(
+                &mut self.cmd(&["task", "delete", "--force", id]),
+                Duration::from_secs(20),
+            );
+            let _ = run_timeout(
+                &mut self.cmd(&["container", "delete", id]),
+                Duration::from_secs(10),
+            );
+            self.ids.borrow_mut().push(id.to_owned());
+        }
+        self.daemon.stop();
+        kill_processes_under(&self.s.dir);
+        for id in self.ids.borrow().iter() {
+            let _ = fs::remove_file(self.shim_socket(id));
+        }
+    }
+}
+
+/// config.toml of a private containerd under `d`.
+fn config_toml(d: &Path) -> String {
+    format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+# ctr needs no CRI; the opt plugin would make /opt/containerd; the snapshotters this host
+# cannot use only add noise to the log.
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#,
+        d = d.display()
+    )
+}
+
+/// A process on a new pty: its session leader with the pty as controlling terminal.
+struct PtyChild {
+    child: Child,
+    master: OwnedFd,
+}
+
+impl PtyChild {
+    fn spawn(mut cmd: Command) -> PtyChild {
+        let mut master = -1;
+        let mut slave = -1;
+        let ws = libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds into the ints we pass; name and termios may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &ws,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just made this fd; nothing else owns it.
+        let master = unsafe { OwnedFd::from_raw_fd(master) };
+        // SAFETY: as for the master.
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: the hook only calls setsid and ioctl (async-signal-safe) and allocates
+        // nothing, as code between fork and exec must.
+        unsafe {
+            cmd.pre_exec(take_stdin_as_ctty);
+        }
+        let child = cmd.spawn().expect("spawn ctr on a pty");
+        // Our copies of the slave go with `cmd`, so the master sees EIO once the child and
+        // its descendants are gone.
+        drop(cmd);
+        PtyChild { child, master }
+    }
+
+    fn read_until(&self, needle: &str) -> String {
+        util::pty_read_until(&self.master, needle, Duration::from_secs(20))
+    }
+
+    fn write(&self, text: &str) {
+        util::pty_write(&self.master, text.as_bytes());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code.
+    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        wait_child(&mut self.child, timeout)
+    }
+}
+
+impl Drop for PtyChild {
+    fn drop(&mut self) {
+        kill_child_group(&mut self.child);
+    }
+}
+
+/// In a forked child: a new session whose controlling terminal is stdin (the pty slave).
+fn take_stdin_as_ctty() -> std::io::Result<()> {
+    // SAFETY: setsid(2) touches no memory of ours.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A `ctr run` in the foreground, in the background of the test (to be signalled).
+struct Background {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Background {
+    fn spawn(mut cmd: Command, out: PathBuf) -> Background {
+        let f = fs::File::create(&out).unwrap();
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn ctr");
+        Background { child, out }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        wait_child(&mut self.child, timeout)
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        kill_child_group(&mut self.child);
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit code (128+N for signal N).
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// SIGKILLs the process group of a child we spawned in a group of its own, if it still runs.
+fn kill_child_group(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_none() {
+        // SAFETY: kill(2) on the process group of the child we spawned.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+}
+
+/// `ctr task metrics` table as (name, value) pairs.
+fn metrics(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_owned(), f.next()?.to_owned()))
+        })
+        .collect()
+}
+
+fn metric(table: &[(String, String)], name: &str) -> Option<u64> {
+    table
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+#[test]
+fn run_output_exit_env_cwd() {
+    let c = Containerd::new("ctr-run", Registration::RuncBinary);
+    let out = c.run_ctr(
+        &["--rm", "--env", "GREETING=hello from ctr", "--cwd", "/tmp"],
+        "plain",
+        &["sh", "-c", "echo \"$GREETING\"; pwd; id -u; exit 3"],
+    );
+    assert_eq!(out.code, 3, "{}", c.diag(&out));
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        ["hello from ctr", "/tmp", "0"],
+        "{}",
+        c.diag(&out)
+    );
+    c.assert_hull_ran("plain");
+    // --rm: the shim deleted it through hull.
+    assert!(
+        !c.calls_of("delete", "plain").is_empty(),
+        "no hull delete:\n{}",
+        c.logs()
+    );
+    c.assert_gone("plain");
+
+    // Output on stdout and stderr, exit 0; the image's default command and env.
+    let out = c.run_ctr(
+        &["--rm"],
+        "second",
+        &["sh", "-c", "echo out; echo err >&2; echo $PATH"],
+    );
+    assert!(out.success(), "{}", c.diag(&out));
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            "out",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ],
+        "{}",
+        c.diag(&out)
+    );
+    assert_eq!(out.stderr.trim(), "err", "{}", c.diag(&out));
+    c.assert_hull_ran("second");
+}
+
+#[test]
+fn run_tty() {
+    let c = Containerd::new("ctr-tty", Registration::RuncBinary);
+    let cmd = c.run_cmd(&["--rm", "-t"], "tty", &["sh"]);
+    let mut p = PtyChild::spawn(cmd);
+    let prompt = p.read_until("# ");
+    assert!(prompt.contains("# "), "no prompt: {prompt:?}\n{}", c.logs());
+    // The needles are spelt differently in the echoed input.
+    p.write("echo $((6*7)); tty; stty size; test -t 0 && echo in-t''ty; exit 5\n");
+    let text = p.read_until("in-tty");
+    let code = p.wait(Duration::from_secs(20));
+    assert!(
+        text.contains("42")
+            && text.contains("/dev/pts/0")
+            && text.contains("24 80")
+            && text.contains("in-tty"),
+        "{text:?}\n{}",
+        c.logs()
+    );
+    assert_eq!(code, Some(5), "{text:?}\n{}", c.logs());
+    c.assert_hull_ran("tty");
+    assert!(
+        c.calls_of("create", "tty")
+            .iter()
+            .any(|l| l.contains("--console-socket")),
+        "no create with --console-socket:\n{}",
+        c.logs()
+    );
+    c.assert_gone("tty");
+}
+
+#[test]
+fn detached_task_lifecycle() {
+    let c = Containerd::new("ctr-task", Registration::RuncBinary);
+    let id = "box";
+    let pid = c.start_detached(&["--memory-limit", "67108864"], id, &["sleep", "300"]);
+    c.assert_hull_ran(id);
+    let cg = c.cgroup(id);
+    util::assert_cgroups_exist(&cg);
+    let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
+    assert!(procs.contains(&pid), "init {pid} not in {cg}: {procs:?}");
+    assert_eq!(
+        util::cgroup_read("memory", &cg, "memory.limit_in_bytes"),
+        "67108864"
+    );
+    // hull keeps it under the shim's --root and agrees on the pid.
+    let st = run(Command::new(hull())
+        .arg("--root")
+        .arg(c.hull_root())
+        .args(["state", id]));
+    let state: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or_default();
+    assert!(
+        state["status"] == "running" && state["pid"] == pid,
+        "{st}\n{}",
+        c.logs()
+    );
+
+    // exec: output, cwd, exit code.
+    let out = c.exec(id, "e1", &["sh", "-c", "echo in $(pwd); exit 5"]);
+    assert_eq!(out.code, 5, "{}", c.diag(&out));
+    assert_eq!(out.stdout.trim(), "in /", "{}", c.diag(&out));
+    let out = run(&mut c.exec_cmd(&["--cwd", "/tmp"], id, "e2", &["pwd"]));
+    assert!(out.success(), "{}", c.diag(&out));
+    assert_eq!(out.stdout.trim(), "/tmp", "{}", c.diag(&out));
+    let execs = c.calls_of("exec", id);
+    assert!(
+        execs.len() >= 2
+            && execs
+                .iter()
+                .all(|l| l.contains("--process") && l.contains("--detach")),
+        "{}",
+        c.logs()
+    );
+
+    // A detached exec keeps running: ps lists it next to the init (through `hull ps`).
+    let out = run(&mut c.exec_cmd(&["-d"], id, "bg", &["sleep", "300"]));
+    assert!(out.success(), "{}", c.diag(&out));
+    let mut pids = Vec::new();
+    let listed = util::wait_until(Duration::from_secs(10), || {
+        let out = c.ok(&["task", "ps", id]);
+        pids = out
+            .stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse::<i32>().ok())
+            .collect();
+        pids.len() == 2
+    });
+    assert!(listed && pids.contains(&pid), "{pids:?}\n{}", c.logs());
+    assert!(
+        c.calls_of("ps", id)
+            .iter()
+            .any(|l| l.ends_with(&format!("ps --format json {id}"))),
+        "{}",
+        c.logs()
+    );
+
+    // pause / resume: the task's status and the freezer.
+    c.ok(&["task", "pause", id]);
+    c.wait_status(id, "PAUSED");
+    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
+    assert_eq!(c.calls_of("pause", id).len(), 1, "{}", c.logs());
+    // metrics: the shim reads the v1 cgroups of the init (paused or not).
+    let out = c.ok(&["task", "metrics", id]);
+    let m = metrics(&out.stdout);
+    assert_eq!(
+        metric(&m, "memory.limit_in_bytes"),
+        Some(67108864),
+        "{}",
+        c.diag(&out)
+    );
+    assert!(
+        metric(&m, "memory.usage_in_bytes").unwrap_or(0) > 0,
+        "{}",
+        c.diag(&out)
+    );
+    assert_eq!(metric(&m, "pids.current"), Some(2), "{}", c.diag(&out));
+    c.ok(&["task", "resume", id]);
+    c.wait_status(id, "RUNNING");
+    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
+    assert_eq!(c.calls_of("resume", id).len(), 1, "{}", c.logs());
+    let out = c.exec(id, "e3", &["true"]);
+    assert!(out.success(), "{}", c.diag(&out));
+
+    // kill: SIGTERM by default (sleep as pid 1 has no handler: it stays), then SIGKILL.
+    c.ok(&["task", "kill", id]);
+    assert!(
+        c.calls_of("kill", id)
+            .iter()
+            .any(|l| l.ends_with(&format!("kill {id} 15"))),
+        "{}",
+        c.logs()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.task(id).map(|t| t.1), Some("RUNNING".to_owned()));
+    c.ok(&["task", "kill", "-s", "SIGKILL", id]);
+    c.wait_status(id, "STOPPED");
+    assert!(
+        c.calls_of("kill", id)
+            .iter()
+            .any(|l| l.ends_with(&format!("kill {id} 9"))),
+        "{}",
+        c.logs()
+    );
+    assert!(util::is_gone(pid), "init {pid} still there");
+    // delete reports the exit status.
+    let out = c.ok(&["task", "delete", id]);
+    assert!(out.stderr.contains("exit code 137"), "{}", c.diag(&out));
+    assert!(!c.calls_of("delete", id).is_empty(), "{}", c.logs());
+    c.ok(&["container", "delete", id]);
+    c.assert_gone(id);
+    let out = c.ok(&["container", "ls", "-q"]);
+    assert_eq!(out.stdout.trim(), "", "{}", c.diag(&out));
+}
+
+/// The status of a process stopped by `ctr task kill` reaches a foreground `ctr run`.
+#[test]
+fn kill_status_reaches_ctr_run() {
+    let c = Containerd::new("ctr-kill", Registration::RuncBinary);
+    let cmd = c.run_cmd(
+        &["--rm"],
+        "polite",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    let mut fg = Background::spawn(cmd, c.s.path("polite.out"));
+    c.wait_status("polite", "RUNNING");
+    c.ok(&["task", "kill", "polite"]);
+    let code = fg.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(9), "{}\n{}", fg.output(), c.logs());
+    c.assert_hull_ran("polite");
+    c.assert_gone("polite");
+
+    let cmd = c.run_cmd(&["--rm"], "killed", &["sleep", "300"]);
+    let mut fg = Background::spawn(cmd, c.s.path("killed.out"));
+    c.wait_status("killed", "RUNNING");
+    c.ok(&["task", "kill", "--signal", "SIGKILL", "killed"]);
+    let code = fg.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(137), "{}\n{}", fg.output(), c.logs());
+    c.assert_gone("killed");
+}
+
+#[test]
+fn exec_tty() {
+    let c = Containerd::new("ctr-exec-tty", Registration::RuncBinary);
+    let id = "box";
+    c.start_detached(&[], id, &["sleep", "300"]);
+    let cmd = c.exec_cmd(&["-t"], id, "tty1", &["sh"]);
+    let mut p = PtyChild::spawn(cmd);
+    let prompt = p.read_until("# ");
+    assert!(prompt.contains("# "), "no prompt: {prompt:?}\n{}", c.logs());
+    p.write("echo $((6*7)); tty; stty size; exit 4\n");
+    let text = p.read_until("24 80");
+    let code = p.wait(Duration::from_secs(20));
+    assert!(
+        text.contains("42") && text.contains("/dev/pts/") && text.contains("24 80"),
+        "{text:?}\n{}",
+        c.logs()
+    );
+    assert_eq!(code, Some(4), "{text:?}\n{}", c.logs());
+    assert!(
+        c.calls_of("exec", id)
+            .iter()
+            .any(|l| l.contains("--console-socket") && l.contains("--detach")),
+        "no exec with --console-socket:\n{}",
+        c.logs()
+    );
+    // The container is still running after all that.
+    assert_eq!(c.task(id).map(|t| t.1), Some("RUNNING".to_owned()));
+}
+
+/// A create that fails in hull: containerd shows hull's one-line message (the last
+/// `"level":"error"` entry of `<bundle>/log.json`) worded as runc words it, and nothing is
+/// left behind.
+#[test]
+fn failed_create_shows_hull_error() {
+    let c = Containerd::new("ctr-err", Registration::RuncBinary);
+    let out = c.run_ctr(&["--rm"], "missing", &["/nonexistent"]);
+    assert_eq!(out.code, 1, "{}", c.diag(&out));
+    let want = "ctr: failed to create shim task: OCI runtime create failed: hull create failed: \
+                unable to start container process: exec: \"/nonexistent\": stat /nonexistent: \
+                no such file or directory: unknown";
+    assert_eq!(out.stderr.trim(), want, "{}", c.diag(&out));
+    assert!(!c.calls_of("create", "missing").is_empty(), "{}", c.logs());
+    c.assert_gone("missing");
+    assert!(
+        !c.bundle("missing").exists(),
+        "bundle left: {}",
+        c.bundle("missing").display()
+    );
+    let out = c.ok(&["container", "ls", "-q"]);
+    assert_eq!(out.stdout.trim(), "", "{}", c.diag(&out));
+
+    // runc's message, through the same shim, is the same but for the runtime's name.
+    let runc_root = c.s.path("runc-root");
+    let mut cmd = c.cmd(&["run", "--rm", "--runc-binary", RUNC, "--runc-root"]);
+    cmd.arg(&runc_root)
+        .arg("--cgroup")
+        .arg(c.cgroup("runc-missing"))
+        .arg("--fifo-dir")
+        .arg(c.s.path("fifo"))
+        .args([IMAGE, "runc-missing", "/nonexistent"]);
+    c.ids.borrow_mut().push("runc-missing".to_owned());
+    let runc_out = run(&mut cmd);
+    assert_eq!(
+        runc_out.stderr.trim().replace("runc create", "hull create"),
+        want,
+        "{runc_out}"
+    );
+
+    // A failing exec: hull's exec error.
+    c.start_detached(&[], "up", &["sleep", "300"]);
+    let out = c.exec("up", "bad", &["/nonexistent"]);
+    assert_eq!(out.code, 1, "{}", c.diag(&out));
+    assert_eq!(
+        out.stderr.trim(),
+        "ctr: OCI runtime exec failed: exec failed: unable to start container process: exec: \
+         \"/nonexistent\": stat /nonexistent: no such file or directory: unknown",
+        "{}",
+        c.diag(&out)
+    );
+    let out = c.exec("up", "noexec", &["/etc/passwd"]);
+    assert_eq!(out.code, 1, "{}", c.diag(&out));
+    assert_eq!(
+        out.stderr.trim(),
+        "ctr: OCI runtime exec failed: exec failed: unable to start container process: exec: \
+         \"/etc/passwd\": permission denied: unknown",
+        "{}",
+        c.diag(&out)
+    );
+    assert_eq!(c.task("up").map(|t| t.1), Some("RUNNING".to_owned()));
+}
+
+/// The shim runs `runc` from containerd's PATH when the container has no BinaryName: a
+/// `runc` there that runs hull makes plain `ctr run` use hull.
+#[test]
+fn path_registration() {
+    let c = Containerd::new("ctr-path", Registration::Path);
+    let out = c.run_ctr(
+        &["--rm", "--env", "V=path"],
+        "viapath",
+        &["sh", "-c", "echo $V; exit 2"],
+    );
+    assert_eq!(out.code, 2, "{}", c.diag(&out));
+    assert_eq!(out.stdout.trim(), "path", "{}", c.diag(&out));
+    c.assert_hull_ran("viapath");
+    c.assert_gone("viapath");
+}
