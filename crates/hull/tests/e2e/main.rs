@@ -11,4 +11,5 @@ mod util;
 
 mod common;
 mod containerd;
+mod docker;
 mod podman;
