@@ -331,3 +331,67 @@ fn notify_rules_on_allocation_syscalls_do_not_hold_the_init() {
     assert_eq!(mkdirs, 1, "the mkdir went to the agent");
     assert!(memory_calls > 0, "no memory syscall reached the agent");
 }
+
+/// A non-root process with no `capabilities` field and without no_new_privs: the switch to
+/// its uid empties the effective set, so the filter must go on while CAP_SYS_ADMIN can still be
+/// raised (runc loads it before the switch). The same for a process exec'd into it.
+#[test]
+fn a_non_root_process_without_capabilities_or_no_new_privileges_gets_its_filter() {
+    let mut t = Test::new("sc_nocaps");
+    t.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    t.config["process"]["noNewPrivileges"] = json!(false);
+    t.config["process"]
+        .as_object_mut()
+        .unwrap()
+        .remove("capabilities");
+    t.config["linux"]["seccomp"] = deny(&["mkdir", "mkdirat"]);
+    t.sh(
+        "id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/d 2>&1; echo rc=$?",
+    );
+    let out = t.output();
+    assert!(out.starts_with("1000\n"), "{out}");
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t0"),
+        "{out}"
+    );
+    assert!(out.contains("rc=1"), "mkdir allowed:\n{out}");
+
+    t.args(&["sleep", "100"]);
+    let id = t.new_id();
+    t.create_and_start(&id);
+    let out = t.hull(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/e 2>&1; echo rc=$?",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("Seccomp:\t2"), "{out}");
+    assert!(out.stdout.contains("rc=1"), "mkdir allowed in exec:\n{out}");
+}
+
+/// The runtime's own last steps (the final CPU affinity, clearing the parent-death signal of
+/// an exec) come before the filter: a profile need not allow them.
+#[test]
+fn a_profile_denying_sched_setaffinity_and_prctl_still_starts_and_execs() {
+    if skip_on_runc("runc 1.1.5 has no execCPUAffinity") {
+        return;
+    }
+    let mut t = Test::new("sc_affinity");
+    t.config["process"]["execCPUAffinity"] = json!({ "initial": "0", "final": "0" });
+    t.config["linux"]["seccomp"] = deny(&["sched_setaffinity", "prctl"]);
+    t.args(&["sleep", "100"]);
+    let id = t.id.clone();
+    t.create_and_start(&id);
+    let out = t.hull(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep -E '^(Seccomp|Cpus_allowed_list):' /proc/self/status",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("Seccomp:\t2"), "{out}");
+    assert!(out.stdout.contains("Cpus_allowed_list:\t0\n"), "{out}");
+}

@@ -134,6 +134,10 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> 
             .map_err(step("sync"))?;
         return Ok(false);
     }
+    // The fork is born inside the pid namespace, where other containers (a pod's) may see
+    // it: non-dumpable from birth, not from its first step (CVE-2016-9962). Not earlier: a
+    // rootless runtime writes our id maps, which needs us dumpable.
+    non_dumpable()?;
     // SAFETY: this process is single-threaded (a clone child of a single-threaded runtime).
     match unsafe { fork() }.map_err(step("fork into pid namespace"))? {
         ForkResult::Child => Ok(true),
@@ -374,6 +378,11 @@ fn setup(
         attrs::set_personality(p).map_err(step("personality"))?;
     }
 
+    // From here the container outlives `create`: cleared before the filter, which may deny
+    // prctl. A runtime that dies now is noticed at the next message over the channel.
+    if child_of_runtime {
+        parent_death_signal(0)?;
+    }
     let exec = match spec.process() {
         Some(process) => Some(prepare_process(
             process,
@@ -389,10 +398,6 @@ fn setup(
         None => None,
     };
 
-    // From here the container outlives `create`.
-    if child_of_runtime {
-        parent_death_signal(0)?;
-    }
     // As pid 1 of its pid namespace, the init ignores signals it has no handler for: give the
     // usual stop signals one, so `kill` of a created container ends it. execve resets them.
     catch_stop_signals()?;
@@ -443,6 +448,10 @@ fn exec_process(
     if let Some(sock) = args.console.take() {
         console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
     }
+    // Cleared before the filter, which may deny prctl: only our last setup steps lose it.
+    if child_of_runtime {
+        parent_death_signal(0)?;
+    }
     let exec = prepare_process(
         process,
         args.preserve_fds,
@@ -451,12 +460,6 @@ fn exec_process(
         chan,
         &[chan.as_fd().as_raw_fd()],
     )?;
-    if child_of_runtime {
-        parent_death_signal(0)?;
-    }
-    if let Some(cpus) = &exec.final_affinity {
-        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
-    }
     reset_signals()?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
     Err(execve_failed(&exec))
@@ -481,7 +484,6 @@ struct Exec {
     path: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    final_affinity: Option<String>,
 }
 
 /// Everything of `process` that is set before the init reports ready.
@@ -527,6 +529,8 @@ fn prepare_process(
     .map_err(step("lsm labels"))?;
     attrs::chown_stdio(process.user().uid()).map_err(step("chown stdio"))?;
     attrs::switch_user(process.user()).map_err(step("user"))?;
+    // A uid change makes us dumpable again when fs.suid_dumpable is 1.
+    non_dumpable()?;
 
     chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
     // The cwd must be inside the container: a leaked host fd or a racing mount could leave
@@ -572,24 +576,31 @@ fn prepare_process(
             .iter()
             .map(|e| cstr(e.as_bytes(), "process.env"))
             .collect::<Result<_, _>>()?,
-        final_affinity: affinity.and_then(|a| a.cpu_affinity_final().clone()),
     };
     // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
     // the fd table as it is, so a host directory fd the caller leaked would let the program
     // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
     crate::sys::process::close_from_except(3 + listen_fds + preserve_fds, keep)
         .map_err(step("close fds"))?;
+    // Before the filter: a profile need not allow sched_setaffinity.
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
+        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
+    }
 
     // The filter goes on as late as it can, so the profile need not allow our own setup
     // (the cwd check above calls getcwd, which some profiles deny). Loading it takes
     // no_new_privs or CAP_SYS_ADMIN: a process left without both gets it before its final
     // capabilities, with CAP_SYS_ADMIN raised for that moment.
     let nnp = process.no_new_privileges() == Some(true);
-    let keeps_sys_admin = caps.is_none_or(|c| {
-        c.effective()
+    // Without a capabilities field the init keeps what it has, but the switch to a non-zero
+    // uid above emptied the effective set.
+    let keeps_sys_admin = match caps {
+        None => process.user().uid() == 0,
+        Some(c) => c
+            .effective()
             .as_ref()
-            .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin))
-    });
+            .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin)),
+    };
     let early = filter.filter(|_| !nnp && !keeps_sys_admin);
     if let Some(filter) = early {
         // Without it in the permitted set the load below fails and says why.
@@ -658,9 +669,6 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
             cwd: None,
         };
         hooks::run_with("startContainer", list, &st, &opts).map_err(step("startContainer hook"))?;
-    }
-    if let Some(cpus) = &exec.final_affinity {
-        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
     }
     reset_signals()?;
     Err(execve_failed(&exec))

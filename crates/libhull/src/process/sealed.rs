@@ -16,7 +16,9 @@
 //!    always. Refused where `vm.memfd_noexec` is 2.
 //! 3. **O_TMPFILE copy**: an unnamed file (O_EXCL: it can never be linked), mode 0500,
 //!    reopened read-only and its writable descriptor closed before the exec. The kernel
-//!    refuses write opens of a file some process is running (ETXTBSY). A handle that
+//!    refuses write opens of a file some process is running (ETXTBSY); the re-executed
+//!    process checks that it does (Linux 6.11 and 6.12 did not for a while) unless the copy
+//!    is immutable. A handle that
 //!    outlives every such process could then write to the copy, which nothing can run
 //!    again; on tmpfs, with CAP_LINUX_IMMUTABLE, the copy is made immutable as well.
 //!
@@ -306,7 +308,44 @@ fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> Result<OwnedFd, E
 fn is_private_tmpfile(file: &File) -> bool {
     nix::sys::stat::fstat(file.as_raw_fd()).is_ok_and(|s| {
         s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_nlink == 0 && s.st_mode & 0o7222 == 0
-    })
+    }) && (is_immutable(file) || refuses_write_opens(file))
+}
+
+const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+
+fn is_immutable(file: &File) -> bool {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
+    let ok = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0;
+    ok && flags & FS_IMMUTABLE_FL != 0
+}
+
+/// Whether opening `file` (which some process runs) for writing fails with ETXTBSY, as it
+/// must for the copy to be safe: Linux 6.11 and 6.12 dropped that refusal for a while. The
+/// mode is opened up for the probe, so that it is the kernel's refusal we see and not the
+/// mode's; nothing in a container can reach the file yet.
+fn refuses_write_opens(file: &File) -> bool {
+    let fd = file.as_raw_fd();
+    let Ok(st) = nix::sys::stat::fstat(fd) else {
+        return false;
+    };
+    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    if nix::sys::stat::fchmod(fd, mode | Mode::S_IWUSR).is_err() {
+        return false;
+    }
+    let opened = nix::fcntl::open(
+        format!("/proc/self/fd/{fd}").as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    let refused = match opened {
+        Err(e) => e == Errno::ETXTBSY,
+        Ok(w) => {
+            let _ = nix::unistd::close(w);
+            false
+        }
+    };
+    nix::sys::stat::fchmod(fd, mode).is_ok() && refused
 }
 
 /// Where the copy may go, best first. `/run` (root's, usually tmpfs), `$XDG_RUNTIME_DIR`
@@ -382,7 +421,6 @@ fn tmpfile_in(dir: &Path, exe: &File) -> Result<OwnedFd, String> {
 /// Best effort, on tmpfs only (nothing of it can outlive a crash there): the immutable flag
 /// also refuses writes once no process runs the copy. Needs CAP_LINUX_IMMUTABLE.
 fn make_immutable(file: &OwnedFd) {
-    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
     let on_tmpfs = nix::sys::statfs::fstatfs(file)
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
     let mut flags: libc::c_int = 0;
@@ -672,6 +710,49 @@ mod tests {
             dirs.contains(&exe.parent().unwrap().to_path_buf()),
             "{dirs:?}"
         );
+    }
+
+    /// A copy that is not immutable counts only while the kernel refuses to open it for
+    /// writing, which it does only while something runs it.
+    #[test]
+    fn a_mutable_tmpfile_copy_counts_only_while_writes_are_refused() {
+        let exe_dir = std::fs::read_link("/proc/self/exe").unwrap();
+        let dir = exe_dir.parent().unwrap();
+        if nix::sys::statfs::statfs(dir)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        {
+            println!("skipped: the test binary's directory is on tmpfs (the copy is immutable)");
+            return;
+        }
+        let copy = tmpfile_in(dir, &exe()).unwrap();
+        let view = File::from(copy);
+        assert!(!is_immutable(&view));
+        assert!(!is_private_tmpfile(&view), "an idle mutable copy counted");
+        let mode = nix::sys::stat::fstat(view.as_raw_fd()).unwrap().st_mode & 0o7777;
+        assert_eq!(mode, 0o500, "the probe left the mode changed");
+        let mut child = Command::new(format!("/proc/self/fd/{}", view.as_raw_fd()))
+            .args(CHILD_ARGS)
+            .env(CHILD, "block")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until the child has exec'd, the copy is not yet running.
+        let running = wait_for(|| is_private_tmpfile(&view));
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        assert!(running, "a running copy did not count");
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
     }
 
     #[test]
