@@ -1,7 +1,8 @@
-//! End-to-end tests: real clients (containerd with `ctr`, docker, podman), installed from
-//! Debian's packages, drive the built `hull` exactly as they drive runc. Each test starts its
-//! own private daemon (state dirs and sockets under its own directory), imports an image made
-//! from busybox-static, and tears everything down even when it fails.
+//! End-to-end tests: real clients (containerd with `ctr` and through its CRI plugin, docker,
+//! podman), installed from Debian's packages, drive the built `hull` exactly as they drive
+//! runc. Each test starts its own private daemon (state dirs and sockets under its own
+//! directory), imports an image made from busybox-static, and tears everything down even when
+//! it fails.
 //!
 //! `.ci/run` installs the clients; without them these tests fail, they do not skip.
 
@@ -11,5 +12,6 @@ mod util;
 
 mod common;
 mod containerd;
+mod cri;
 mod docker;
 mod podman;
