@@ -22,8 +22,9 @@
 //!    outlives every such process could then write to the copy, which nothing can run
 //!    again; on tmpfs, with CAP_LINUX_IMMUTABLE, the copy is made immutable as well.
 //!
-//! The re-executed process checks that it runs from one of these; if it does not, it fails
-//! instead of re-executing again.
+//! The re-executed process checks that it runs from one of these, the very file its parent
+//! made (named by device and inode in the marker; any sealed memfd will do); if it does not,
+//! it fails instead of re-executing again.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -104,7 +105,13 @@ fn ensure_with(order: &[Protection]) -> Result<(), SealError> {
         step: "open /proc/self/exe",
         errno: io_errno(&e),
     })?;
-    if protection(&exe).is_some() {
+    // A sealed memfd is safe whoever made it. The other ways are recognised by properties
+    // that other files can share (a deleted file, an overlay mounted outside our root), so
+    // they count only as the very file our parent made, named in the marker.
+    let found = protection(&exe);
+    let made_by_us =
+        |m: &Marker| found.is_some() && m.via == found && Some(m.file) == file_id(&exe);
+    if found == Some(Protection::Memfd) || marker.as_ref().is_some_and(made_by_us) {
         if let Some(marker) = &marker {
             set_comm(&marker.comm);
         }
@@ -501,7 +508,10 @@ impl Exec {
 
     /// execveat(fd, "", argv, env, AT_EMPTY_PATH); returns only on failure, with why.
     fn run(&self, fd: &OwnedFd, via: Protection) -> String {
-        let mut marker = format!("{MARKER}={}:", self.identity).into_bytes();
+        let Some((dev, ino)) = file_id(fd) else {
+            return step("fstat the copy")(Errno::last());
+        };
+        let mut marker = format!("{MARKER}={}:{dev}.{ino}:", self.identity).into_bytes();
         marker.push(via.code());
         marker.extend_from_slice(&self.comm);
         let Ok(marker) = CString::new(marker) else {
@@ -530,7 +540,14 @@ impl Exec {
 
 struct Marker {
     via: Option<Protection>,
+    /// Device and inode of the file the parent made.
+    file: (u64, u64),
     comm: Vec<u8>,
+}
+
+fn file_id(file: &impl AsRawFd) -> Option<(u64, u64)> {
+    let st = nix::sys::stat::fstat(file.as_raw_fd()).ok()?;
+    Some((st.st_dev, st.st_ino))
 }
 
 /// Reads and removes the marker; `None` unless this very process set it before its exec.
@@ -543,8 +560,12 @@ fn take_marker() -> Option<Marker> {
         return None;
     }
     let rest = &value[colon + 1..];
+    let colon = rest.iter().position(|b| *b == b':')?;
+    let (dev, ino) = std::str::from_utf8(&rest[..colon]).ok()?.split_once('.')?;
+    let rest = &rest[colon + 1..];
     Some(Marker {
         via: rest.first().copied().and_then(Protection::from_code),
+        file: (dev.parse().ok()?, ino.parse().ok()?),
         comm: rest.get(1..).unwrap_or_default().to_vec(),
     })
 }
@@ -889,6 +910,8 @@ mod tests {
             "listed",
             mount_id(&me).is_some_and(mounted_here).to_string(),
         );
+        let (dev, ino) = file_id(&me).unwrap();
+        report("file", format!("{dev}.{ino}"));
         drop(me);
         let link = std::fs::read_link("/proc/self/exe").unwrap();
         report("exe", link.display().to_string());
@@ -978,12 +1001,16 @@ mod tests {
     /// Runs [`child`] as `what`, with a pipe as fd 7, under `wrapper` (a command that ends
     /// by running its arguments) if given; kills it after 30 s.
     fn run_child(what: &str, wrapper: &[&str]) -> ChildRun {
-        let test_binary = std::env::current_exe().unwrap();
+        run_child_of(&std::env::current_exe().unwrap(), what, wrapper)
+    }
+
+    /// [`run_child`] with the test binary run from `test_binary`.
+    fn run_child_of(test_binary: &Path, what: &str, wrapper: &[&str]) -> ChildRun {
         let mut cmd = match wrapper.split_first() {
             None => Command::new(&test_binary),
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(&test_binary);
+                c.args(rest).arg(test_binary);
                 c
             }
         };
@@ -1079,6 +1106,37 @@ mod tests {
                 let name = exe.file_name().unwrap().to_str().unwrap();
                 assert_eq!(run.get("exe"), format!("/{name}"), "{out}");
             }
+        }
+    }
+
+    /// A file that looks protected but that no parent of ours made (here a tmpfile copy the
+    /// test made and ran us from, without a marker) is replaced by a fresh copy; only a
+    /// sealed memfd is taken as it is.
+    #[test]
+    fn only_the_copy_our_parent_made_counts() {
+        for via in testable() {
+            let made = make(via, &exe()).unwrap();
+            // Above 7, which the child gets as its report pipe.
+            let copy =
+                nix::fcntl::fcntl(made.as_raw_fd(), nix::fcntl::F_DUPFD_CLOEXEC(100)).unwrap();
+            // SAFETY: fcntl returned a fresh descriptor that nothing else owns.
+            let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+            drop(made);
+            let (dev, ino) = file_id(&copy).unwrap();
+            let path = PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd()));
+            // Every way: the overlay cannot be made from a binary that has no path.
+            let all: String = Protection::ALL.iter().map(|p| p.code() as char).collect();
+            let run = run_child_of(&path, &format!("ensure:{all}"), &[]);
+            let out = &run.output;
+            assert!(!run.report.iter().any(|(k, _)| k == "error"), "{out}");
+            assert_ne!(run.get("via"), "none", "{out}");
+            let reexecuted = run.get("file") != format!("{dev}.{ino}");
+            assert_eq!(
+                reexecuted,
+                via != Protection::Memfd,
+                "{}: {out}",
+                via.name()
+            );
         }
     }
 
