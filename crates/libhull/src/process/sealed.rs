@@ -1007,7 +1007,7 @@ mod tests {
     /// [`run_child`] with the test binary run from `test_binary`.
     fn run_child_of(test_binary: &Path, what: &str, wrapper: &[&str]) -> ChildRun {
         let mut cmd = match wrapper.split_first() {
-            None => Command::new(&test_binary),
+            None => Command::new(test_binary),
             Some((first, rest)) => {
                 let mut c = Command::new(first);
                 c.args(rest).arg(test_binary);
