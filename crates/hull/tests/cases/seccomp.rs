@@ -24,6 +24,22 @@ fn docker_default() -> Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
+/// Execs a shell into the running container `id` of `t` (its profile denies mkdir): the
+/// exec'd process has a filter (mode 2) and its mkdir fails.
+#[track_caller]
+fn assert_exec_denies_mkdir(t: &Test, id: &str) {
+    let out = t.hull(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/e 2>&1; echo rc=$?",
+    ]);
+    out.ok();
+    assert!(out.stdout.contains("Seccomp:\t2"), "{out}");
+    assert!(out.stdout.contains("rc=1"), "mkdir allowed in exec:\n{out}");
+}
+
 #[test]
 fn denied_syscalls_fail_with_the_profiles_errno_and_the_rest_work() {
     let mut t = Test::new("sc_errno");
@@ -117,16 +133,7 @@ fn exec_gets_the_containers_filter() {
     t.args(&["sleep", "100"]);
     let id = t.id.clone();
     t.create_and_start(&id);
-    let out = t.hull(&[
-        "exec",
-        &id,
-        "sh",
-        "-c",
-        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/e 2>&1; echo rc=$?",
-    ]);
-    out.ok();
-    assert!(out.stdout.contains("Seccomp:\t2"), "{out}");
-    assert!(out.stdout.contains("rc=1"), "mkdir allowed in exec:\n{out}");
+    assert_exec_denies_mkdir(&t, &id);
 }
 
 #[test]
@@ -359,16 +366,7 @@ fn a_non_root_process_without_capabilities_or_no_new_privileges_gets_its_filter(
     t.args(&["sleep", "100"]);
     let id = t.new_id();
     t.create_and_start(&id);
-    let out = t.hull(&[
-        "exec",
-        &id,
-        "sh",
-        "-c",
-        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/e 2>&1; echo rc=$?",
-    ]);
-    out.ok();
-    assert!(out.stdout.contains("Seccomp:\t2"), "{out}");
-    assert!(out.stdout.contains("rc=1"), "mkdir allowed in exec:\n{out}");
+    assert_exec_denies_mkdir(&t, &id);
 }
 
 /// The runtime's own last steps (the final CPU affinity, clearing the parent-death signal of

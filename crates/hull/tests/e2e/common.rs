@@ -440,6 +440,15 @@ impl Daemon {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// The last `n` lines of the log under a `--- <log> (last n lines):` heading.
+    pub fn log_section(&self, n: usize) -> String {
+        format!(
+            "--- {} (last {n} lines):\n{}\n",
+            self.log.display(),
+            self.log_tail(n)
+        )
+    }
+
     /// Stops the daemon (SIGTERM, then SIGKILL to its group after 20 s).
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -488,4 +497,250 @@ pub fn hull_wrapper(path: &Path, calls: &Path) {
             hull().display()
         ),
     );
+}
+
+/// The log of a [`hull_wrapper`]: one line per runtime call, its arguments as logged.
+#[derive(Debug)]
+pub struct CallLog(PathBuf);
+
+impl CallLog {
+    pub fn new(path: PathBuf) -> CallLog {
+        CallLog(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Every call logged so far.
+    pub fn text(&self) -> String {
+        fs::read_to_string(&self.0).unwrap_or_default()
+    }
+
+    /// The calls of `subcommand` for container `id`.
+    pub fn of(&self, subcommand: &str, id: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.contains(&subcommand) && words.contains(&id)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The calls under a `--- runtime calls (<log>):` heading, for failure messages.
+    pub fn section(&self) -> String {
+        format!("--- runtime calls ({}):\n{}", self.0.display(), self.text())
+    }
+}
+
+/// Asserts a containerd runc v2 shim ran hull (through the wrapper logging to `calls`) for
+/// container `id` with its bundle at `bundle`: a create and a start, each starting with
+/// `--root <root> --log <bundle>/log.json --log-format json`, the create with
+/// `--bundle <bundle> --pid-file <bundle>/init.pid`. A `root` ending in `*` matches every
+/// root that starts with the rest. `logs` gives the diagnostics.
+#[track_caller]
+pub fn assert_shim_ran_hull(
+    calls: &CallLog,
+    id: &str,
+    root: &str,
+    bundle: &Path,
+    logs: impl Fn() -> String,
+) {
+    let log = format!(
+        "--log {} --log-format json ",
+        bundle.join("log.json").display()
+    );
+    let has_flags = |line: &str| {
+        let Some((line_root, rest)) = line.strip_prefix("--root ").and_then(|l| l.split_once(' '))
+        else {
+            return false;
+        };
+        let root_ok = match root.strip_suffix('*') {
+            Some(prefix) => line_root.starts_with(prefix),
+            None => line_root == root,
+        };
+        root_ok && rest.starts_with(&log)
+    };
+    let create = format!(
+        "create --bundle {b} --pid-file {b}/init.pid ",
+        b = bundle.display()
+    );
+    let text = calls.text();
+    assert!(
+        text.lines()
+            .any(|l| has_flags(l) && l.contains(&create) && l.ends_with(&format!(" {id}"))),
+        "no hull create of {id} with `--root {root} {log}`:\n{}",
+        logs()
+    );
+    assert!(
+        text.lines()
+            .any(|l| has_flags(l) && l.ends_with(&format!("start {id}"))),
+        "no hull start of {id}:\n{}",
+        logs()
+    );
+}
+
+/// Where a containerd 1.6 shim puts its ttrpc socket, whatever containerd's state dir.
+pub const SHIM_SOCKETS: &str = "/run/containerd/s";
+
+/// The socket of the 1.6 shim of container (or pod sandbox) `id` in namespace `ns` of the
+/// containerd at `containerd_sock`: sha256 of `<address>/<ns>/<id>` in [`SHIM_SOCKETS`].
+pub fn shim_socket(containerd_sock: &Path, ns: &str, id: &str) -> PathBuf {
+    let key = format!("{}/{ns}/{id}", containerd_sock.display());
+    let out = run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg("printf %s \"$1\" | sha256sum")
+            .arg("sh")
+            .arg(&key),
+    );
+    let digest = out.stdout.split_whitespace().next().unwrap_or_default();
+    Path::new(SHIM_SOCKETS).join(digest)
+}
+
+/// Each file of `files` that is not empty, under a `--- <path>:` heading.
+pub fn file_sections(files: impl IntoIterator<Item = PathBuf>) -> String {
+    let mut text = String::new();
+    for f in files {
+        let body = fs::read_to_string(&f).unwrap_or_default();
+        if !body.trim().is_empty() {
+            text += &format!("--- {}:\n{}\n", f.display(), body.trim_end());
+        }
+    }
+    text
+}
+
+/// Diagnostics of a client whose containerd runs hull through the runc v2 shim: the runtime
+/// calls, hull's logs (`<bundle>/log.json`) of every live bundle in the shim's task dir
+/// `tasks` (`<state>/io.containerd.runtime.v2.task/<ns>`), what hull has in `hull_root` (when
+/// the test knows it), and the last `tail` lines of the daemon's log.
+pub fn shim_logs(
+    calls: &CallLog,
+    tasks: &Path,
+    hull_root: Option<&Path>,
+    daemon: &Daemon,
+    tail: usize,
+) -> String {
+    let bundles = fs::read_dir(tasks).into_iter().flatten().flatten();
+    let mut text = calls.section() + &file_sections(bundles.map(|d| d.path().join("log.json")));
+    if let Some(root) = hull_root {
+        let held = dir_names(root);
+        text += &format!("--- in hull's root {}: {held:?}\n", root.display());
+    }
+    text + &daemon.log_section(tail)
+}
+
+/// The names in `dir` (none if it cannot be read).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit code (128+N for signal N).
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// SIGKILLs the process group of a child we spawned in a group (or session) of its own, if
+/// it still runs, and reaps it.
+pub fn kill_child_group(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_none() {
+        // SAFETY: kill(2) on the process group of the child we spawned.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+}
+
+/// A client command running in the background of the test (a foreground `ctr run` or
+/// `podman run`, to be signalled), in a process group of its own with its output to a file;
+/// its group is killed on drop.
+pub struct Background {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Background {
+    pub fn spawn(mut cmd: Command, out: PathBuf) -> Background {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let f = fs::File::create(&out).unwrap();
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        Background { child, out }
+    }
+
+    /// Its exit code, or None if it is still running after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        wait_child(&mut self.child, timeout)
+    }
+
+    /// What it wrote so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        kill_child_group(&mut self.child);
+    }
+}
+
+/// The config.toml of a private containerd under `d`: root, state, its gRPC and ttrpc
+/// sockets, the opt plugin's dir all in `d`, a debug log; the CRI plugin on only if `cri`
+/// (the caller appends its section).
+pub fn containerd_config(d: &Path, cri: bool) -> String {
+    // ctr needs no CRI; the opt plugin would make /opt/containerd; the snapshotters this host
+    // cannot use only add noise to the log.
+    let no_cri = if cri {
+        ""
+    } else {
+        "\n  \"io.containerd.grpc.v1.cri\","
+    };
+    format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = [{no_cri}
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#,
+        d = d.display()
+    )
 }

@@ -16,15 +16,14 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common::{
-    hull, hull_wrapper, kill_processes_under, run, run_ok, run_timeout, Daemon, Output, Scratch,
-};
+use crate::common::{assert_shim_ran_hull, hull, hull_wrapper, shim_logs};
+use crate::common::{containerd_config, Daemon, Output, Scratch};
+use crate::common::{kill_processes_under, run, run_timeout, shim_socket, Background, CallLog};
+use crate::pty::shell_session;
 use crate::util;
 
 const CONTAINERD: &str = "/usr/bin/containerd";
@@ -33,8 +32,6 @@ const RUNC: &str = "/usr/sbin/runc";
 const IMAGE: &str = "localhost/busybox:e2e";
 /// The containerd namespace every test works in.
 const NS: &str = "hull-e2e";
-/// Where a 1.6 shim puts its socket, whatever containerd's state dir.
-const SHIM_SOCKETS: &str = "/run/containerd/s";
 
 /// How the runc shim is told to run hull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +51,7 @@ struct Containerd {
     reg: Registration,
     sock: PathBuf,
     /// The wrapper's call log.
-    calls: PathBuf,
+    calls: CallLog,
     /// What the shim runs as its runtime.
     wrapper: PathBuf,
     /// `options.Root`; hull's `--root` is `<root>/<NS>`.
@@ -81,7 +78,7 @@ impl Containerd {
         };
         hull_wrapper(&wrapper, &calls);
         let sock = d.join("c.sock");
-        fs::write(d.join("config.toml"), config_toml(&d)).unwrap();
+        fs::write(d.join("config.toml"), containerd_config(&d, false)).unwrap();
         let mut cmd = Command::new(CONTAINERD);
         cmd.arg("--config")
             .arg(d.join("config.toml"))
@@ -99,7 +96,7 @@ impl Containerd {
             s,
             reg,
             sock,
-            calls,
+            calls: CallLog::new(calls),
             wrapper,
             root: d.join("hull-root"),
             parent,
@@ -213,60 +210,22 @@ impl Containerd {
         assert!(ok, "{id} is {last:?}, not {status}\n{}", self.logs());
     }
 
-    /// The runtime calls the wrapper saw.
-    fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
-    }
-
-    /// The wrapper's calls of `subcommand` for container `id` (arguments as logged).
-    fn calls_of(&self, subcommand: &str, id: &str) -> Vec<String> {
-        self.calls()
-            .lines()
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.contains(&subcommand) && words.contains(&id)
-            })
-            .map(str::to_owned)
-            .collect()
+    /// The shim's task dir: a bundle per container.
+    fn tasks(&self) -> PathBuf {
+        self.s.path("state/io.containerd.runtime.v2.task").join(NS)
     }
 
     /// The bundle the shim made for `id` (hull's `--log` is `<bundle>/log.json`).
     fn bundle(&self, id: &str) -> PathBuf {
-        self.s
-            .path("state/io.containerd.runtime.v2.task")
-            .join(NS)
-            .join(id)
+        self.tasks().join(id)
     }
 
     /// Asserts hull (through the wrapper) created and started `id` with the flags the shim
     /// passes: its --root under options.Root, its log in the bundle as JSON.
     #[track_caller]
     fn assert_hull_ran(&self, id: &str) {
-        let bundle = self.bundle(id);
-        let head = format!(
-            "--root {} --log {} --log-format json",
-            self.hull_root().display(),
-            bundle.join("log.json").display()
-        );
-        let create = format!(
-            "create --bundle {b} --pid-file {b}/init.pid",
-            b = bundle.display()
-        );
-        let calls = self.calls();
-        assert!(
-            calls
-                .lines()
-                .any(|l| l.starts_with(&head) && l.contains(&create) && l.ends_with(id)),
-            "no hull create of {id} with `{head}`:\n{}",
-            self.logs()
-        );
-        assert!(
-            calls
-                .lines()
-                .any(|l| l.starts_with(&head) && l.ends_with(&format!("start {id}"))),
-            "no hull start of {id}:\n{}",
-            self.logs()
-        );
+        let root = self.hull_root().to_string_lossy().into_owned();
+        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
     }
 
     /// Asserts nothing of container `id` is left: no hull state, no cgroup, no shim.
@@ -294,18 +253,9 @@ impl Containerd {
         );
     }
 
-    /// The 1.6 shim's socket for container `id`: sha256 of `<address>/<ns>/<id>`.
+    /// The 1.6 shim's socket for container `id`.
     fn shim_socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{NS}/{id}", self.sock.display());
-        let out = run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg("printf %s \"$1\" | sha256sum")
-                .arg("sh")
-                .arg(&key),
-        );
-        let digest = out.stdout.split_whitespace().next().unwrap_or_default();
-        Path::new(SHIM_SOCKETS).join(digest)
+        shim_socket(&self.sock, NS, id)
     }
 
     /// Live shim processes of container `id` (`containerd-shim-runc-v2 … -id <id> -address
@@ -339,38 +289,8 @@ impl Containerd {
     /// The runtime calls, hull's logs (`<bundle>/log.json` of every live bundle), what
     /// hull has in its root, and the daemon's log tail.
     fn logs(&self) -> String {
-        let mut text = format!(
-            "--- runtime calls ({}):\n{}",
-            self.calls.display(),
-            self.calls()
-        );
-        let tasks = self.s.path("state/io.containerd.runtime.v2.task").join(NS);
-        if let Ok(dirs) = fs::read_dir(&tasks) {
-            for d in dirs.flatten() {
-                let log = d.path().join("log.json");
-                let body = fs::read_to_string(&log).unwrap_or_default();
-                if !body.trim().is_empty() {
-                    text += &format!("--- {}:\n{}\n", log.display(), body.trim_end());
-                }
-            }
-        }
-        let held: Vec<String> = fs::read_dir(self.hull_root())
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        text += &format!(
-            "--- in hull's root {}: {held:?}\n",
-            self.hull_root().display()
-        );
-        text += &format!(
-            "--- {} (last 40 lines):\n{}\n",
-            self.daemon.log.display(),
-            self.daemon.log_tail(40)
-        );
-        text
+        let root = self.hull_root();
+        shim_logs(&self.calls, &self.tasks(), Some(&root), &self.daemon, 40)
     }
 }
 
@@ -399,179 +319,6 @@ impl Drop for Containerd {
         for id in self.ids.borrow().iter() {
             let _ = fs::remove_file(self.shim_socket(id));
         }
-    }
-}
-
-/// config.toml of a private containerd under `d`.
-fn config_toml(d: &Path) -> String {
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-# ctr needs no CRI; the opt plugin would make /opt/containerd; the snapshotters this host
-# cannot use only add noise to the log.
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "{d}/c.sock"
-
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-
-[debug]
-  level = "debug"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"#,
-        d = d.display()
-    )
-}
-
-/// A process on a new pty: its session leader with the pty as controlling terminal.
-struct PtyChild {
-    child: Child,
-    master: OwnedFd,
-}
-
-impl PtyChild {
-    fn spawn(mut cmd: Command) -> PtyChild {
-        let mut master = -1;
-        let mut slave = -1;
-        let ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two fds into the ints we pass; name and termios may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &ws,
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty just made this fd; nothing else owns it.
-        let master = unsafe { OwnedFd::from_raw_fd(master) };
-        // SAFETY: as for the master.
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
-        // SAFETY: fcntl on an fd we own.
-        unsafe {
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: the hook only calls setsid and ioctl (async-signal-safe) and allocates
-        // nothing, as code between fork and exec must.
-        unsafe {
-            cmd.pre_exec(take_stdin_as_ctty);
-        }
-        let child = cmd.spawn().expect("spawn ctr on a pty");
-        // Our copies of the slave go with `cmd`, so the master sees EIO once the child and
-        // its descendants are gone.
-        drop(cmd);
-        PtyChild { child, master }
-    }
-
-    fn read_until(&self, needle: &str) -> String {
-        util::pty_read_until(&self.master, needle, Duration::from_secs(20))
-    }
-
-    fn write(&self, text: &str) {
-        util::pty_write(&self.master, text.as_bytes());
-    }
-
-    /// Waits up to `timeout` for the process to exit; its exit code.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        wait_child(&mut self.child, timeout)
-    }
-}
-
-impl Drop for PtyChild {
-    fn drop(&mut self) {
-        kill_child_group(&mut self.child);
-    }
-}
-
-/// In a forked child: a new session whose controlling terminal is stdin (the pty slave).
-fn take_stdin_as_ctty() -> std::io::Result<()> {
-    // SAFETY: setsid(2) touches no memory of ours.
-    if unsafe { libc::setsid() } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
-    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A `ctr run` in the foreground, in the background of the test (to be signalled).
-struct Background {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Background {
-    fn spawn(mut cmd: Command, out: PathBuf) -> Background {
-        let f = fs::File::create(&out).unwrap();
-        let child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn ctr");
-        Background { child, out }
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        wait_child(&mut self.child, timeout)
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        kill_child_group(&mut self.child);
-    }
-}
-
-/// Waits up to `timeout` for `child` to exit; its exit code (128+N for signal N).
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// SIGKILLs the process group of a child we spawned in a group of its own, if it still runs.
-fn kill_child_group(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_none() {
-        // SAFETY: kill(2) on the process group of the child we spawned.
-        unsafe {
-            libc::kill(-(child.id() as i32), libc::SIGKILL);
-        }
-        let _ = child.wait();
     }
 }
 
@@ -610,7 +357,7 @@ fn run_output_exit_env_cwd() {
     c.assert_hull_ran("plain");
     // --rm: the shim deleted it through hull.
     assert!(
-        !c.calls_of("delete", "plain").is_empty(),
+        !c.calls.of("delete", "plain").is_empty(),
         "no hull delete:\n{}",
         c.logs()
     );
@@ -640,13 +387,13 @@ fn run_output_exit_env_cwd() {
 fn run_tty() {
     let c = Containerd::new("ctr-tty", Registration::RuncBinary);
     let cmd = c.run_cmd(&["--rm", "-t"], "tty", &["sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(prompt.contains("# "), "no prompt: {prompt:?}\n{}", c.logs());
     // The needles are spelt differently in the echoed input.
-    p.write("echo $((6*7)); tty; stty size; test -t 0 && echo in-t''ty; exit 5\n");
-    let text = p.read_until("in-tty");
-    let code = p.wait(Duration::from_secs(20));
+    let (text, code) = shell_session(
+        cmd,
+        "echo $((6*7)); tty; stty size; test -t 0 && echo in-t''ty; exit 5\n",
+        "in-tty",
+        || c.logs(),
+    );
     assert!(
         text.contains("42")
             && text.contains("/dev/pts/0")
@@ -658,7 +405,8 @@ fn run_tty() {
     assert_eq!(code, Some(5), "{text:?}\n{}", c.logs());
     c.assert_hull_ran("tty");
     assert!(
-        c.calls_of("create", "tty")
+        c.calls
+            .of("create", "tty")
             .iter()
             .any(|l| l.contains("--console-socket")),
         "no create with --console-socket:\n{}",
@@ -700,7 +448,7 @@ fn detached_task_lifecycle() {
     let out = run(&mut c.exec_cmd(&["--cwd", "/tmp"], id, "e2", &["pwd"]));
     assert!(out.success(), "{}", c.diag(&out));
     assert_eq!(out.stdout.trim(), "/tmp", "{}", c.diag(&out));
-    let execs = c.calls_of("exec", id);
+    let execs = c.calls.of("exec", id);
     assert!(
         execs.len() >= 2
             && execs
@@ -726,7 +474,8 @@ fn detached_task_lifecycle() {
     });
     assert!(listed && pids.contains(&pid), "{pids:?}\n{}", c.logs());
     assert!(
-        c.calls_of("ps", id)
+        c.calls
+            .of("ps", id)
             .iter()
             .any(|l| l.ends_with(&format!("ps --format json {id}"))),
         "{}",
@@ -737,7 +486,7 @@ fn detached_task_lifecycle() {
     c.ok(&["task", "pause", id]);
     c.wait_status(id, "PAUSED");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
-    assert_eq!(c.calls_of("pause", id).len(), 1, "{}", c.logs());
+    assert_eq!(c.calls.of("pause", id).len(), 1, "{}", c.logs());
     // metrics: the shim reads the v1 cgroups of the init (paused or not).
     let out = c.ok(&["task", "metrics", id]);
     let m = metrics(&out.stdout);
@@ -756,14 +505,15 @@ fn detached_task_lifecycle() {
     c.ok(&["task", "resume", id]);
     c.wait_status(id, "RUNNING");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
-    assert_eq!(c.calls_of("resume", id).len(), 1, "{}", c.logs());
+    assert_eq!(c.calls.of("resume", id).len(), 1, "{}", c.logs());
     let out = c.exec(id, "e3", &["true"]);
     assert!(out.success(), "{}", c.diag(&out));
 
     // kill: SIGTERM by default (sleep as pid 1 has no handler: it stays), then SIGKILL.
     c.ok(&["task", "kill", id]);
     assert!(
-        c.calls_of("kill", id)
+        c.calls
+            .of("kill", id)
             .iter()
             .any(|l| l.ends_with(&format!("kill {id} 15"))),
         "{}",
@@ -774,7 +524,8 @@ fn detached_task_lifecycle() {
     c.ok(&["task", "kill", "-s", "SIGKILL", id]);
     c.wait_status(id, "STOPPED");
     assert!(
-        c.calls_of("kill", id)
+        c.calls
+            .of("kill", id)
             .iter()
             .any(|l| l.ends_with(&format!("kill {id} 9"))),
         "{}",
@@ -784,7 +535,7 @@ fn detached_task_lifecycle() {
     // delete reports the exit status.
     let out = c.ok(&["task", "delete", id]);
     assert!(out.stderr.contains("exit code 137"), "{}", c.diag(&out));
-    assert!(!c.calls_of("delete", id).is_empty(), "{}", c.logs());
+    assert!(!c.calls.of("delete", id).is_empty(), "{}", c.logs());
     c.ok(&["container", "delete", id]);
     c.assert_gone(id);
     let out = c.ok(&["container", "ls", "-q"]);
@@ -827,12 +578,12 @@ fn exec_tty() {
     let id = "box";
     c.start_detached(&[], id, &["sleep", "300"]);
     let cmd = c.exec_cmd(&["-t"], id, "tty1", &["sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(prompt.contains("# "), "no prompt: {prompt:?}\n{}", c.logs());
-    p.write("echo $((6*7)); tty; stty size; exit 4\n");
-    let text = p.read_until("24 80");
-    let code = p.wait(Duration::from_secs(20));
+    let (text, code) = shell_session(
+        cmd,
+        "echo $((6*7)); tty; stty size; exit 4\n",
+        "24 80",
+        || c.logs(),
+    );
     assert!(
         text.contains("42") && text.contains("/dev/pts/") && text.contains("24 80"),
         "{text:?}\n{}",
@@ -840,7 +591,8 @@ fn exec_tty() {
     );
     assert_eq!(code, Some(4), "{text:?}\n{}", c.logs());
     assert!(
-        c.calls_of("exec", id)
+        c.calls
+            .of("exec", id)
             .iter()
             .any(|l| l.contains("--console-socket") && l.contains("--detach")),
         "no exec with --console-socket:\n{}",
@@ -862,7 +614,7 @@ fn failed_create_shows_hull_error() {
                 unable to start container process: exec: \"/nonexistent\": stat /nonexistent: \
                 no such file or directory: unknown";
     assert_eq!(out.stderr.trim(), want, "{}", c.diag(&out));
-    assert!(!c.calls_of("create", "missing").is_empty(), "{}", c.logs());
+    assert!(!c.calls.of("create", "missing").is_empty(), "{}", c.logs());
     c.assert_gone("missing");
     assert!(
         !c.bundle("missing").exists(),

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{
-    hull, hull_wrapper, kill_processes_under, run, run_ok, run_timeout, Daemon, Output, Scratch,
-};
+use crate::common::{assert_shim_ran_hull, dir_names, hull, hull_wrapper, shim_logs};
+use crate::common::{containerd_config, Output, Scratch};
+use crate::common::{kill_processes_under, run, run_timeout, shim_socket, CallLog, Daemon};
 use crate::util;
 
 const CONTAINERD: &str = "/usr/bin/containerd";
@@ -35,8 +35,6 @@ const IMAGE: &str = "localhost/busybox:e2e";
 const NS: &str = "k8s.io";
 /// The runtime handler (RuntimeClass `handler`) that selects hull.
 const HANDLER: &str = "hull";
-/// Where a 1.6 shim puts its socket, whatever containerd's state dir.
-const SHIM_SOCKETS: &str = "/run/containerd/s";
 const RUNTIME: &str = "/runtime.v1.RuntimeService/";
 const IMAGES: &str = "/runtime.v1.ImageService/";
 
@@ -273,7 +271,7 @@ struct Cri {
     sock: PathBuf,
     client: PathBuf,
     /// The wrapper's call log.
-    calls: PathBuf,
+    calls: CallLog,
     /// `options.Root` of the handler; hull's `--root` is `<root>/k8s.io`.
     root: PathBuf,
     /// The pods' log directory.
@@ -332,7 +330,7 @@ impl Cri {
             s,
             sock,
             client,
-            calls,
+            calls: CallLog::new(calls),
             root,
             logs_dir: d.join("pods"),
             cgroup_parent,
@@ -470,74 +468,27 @@ impl Cri {
         format!("{}/{id}", self.cgroup_parent)
     }
 
+    /// The shim's task dir: a bundle per container.
+    fn tasks(&self) -> PathBuf {
+        self.s.path("state/io.containerd.runtime.v2.task").join(NS)
+    }
+
     /// The shim's bundle of container `id` (hull's `--log` is `<bundle>/log.json`).
     fn bundle(&self, id: &str) -> PathBuf {
-        self.s
-            .path("state/io.containerd.runtime.v2.task")
-            .join(NS)
-            .join(id)
-    }
-
-    fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
-    }
-
-    /// The wrapper's calls of `subcommand` for container `id`.
-    fn calls_of(&self, subcommand: &str, id: &str) -> Vec<String> {
-        self.calls()
-            .lines()
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.contains(&subcommand) && words.contains(&id)
-            })
-            .map(str::to_owned)
-            .collect()
+        self.tasks().join(id)
     }
 
     /// Asserts hull created and started `id` with the flags the shim passes: `--root
     /// <options.Root>/k8s.io`, its log in the bundle as JSON.
     #[track_caller]
     fn assert_hull_ran(&self, id: &str) {
-        let bundle = self.bundle(id);
-        let head = format!(
-            "--root {} --log {} --log-format json",
-            self.hull_root().display(),
-            bundle.join("log.json").display()
-        );
-        let create = format!(
-            "create --bundle {b} --pid-file {b}/init.pid",
-            b = bundle.display()
-        );
-        let calls = self.calls();
-        assert!(
-            calls
-                .lines()
-                .any(|l| l.starts_with(&head) && l.contains(&create) && l.ends_with(id)),
-            "no hull create of {id} with `{head}`:\n{}",
-            self.logs()
-        );
-        assert!(
-            calls
-                .lines()
-                .any(|l| l.starts_with(&head) && l.ends_with(&format!("start {id}"))),
-            "no hull start of {id}:\n{}",
-            self.logs()
-        );
+        let root = self.hull_root().to_string_lossy().into_owned();
+        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
     }
 
-    /// The 1.6 shim's socket for pod `sandbox` (all its containers share one shim): sha256
-    /// of `<address>/<ns>/<sandbox id>`.
+    /// The 1.6 shim's socket for pod `sandbox` (all its containers share one shim).
     fn shim_socket(&self, sandbox: &str) -> PathBuf {
-        let key = format!("{}/{NS}/{sandbox}", self.sock.display());
-        let out = run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg("printf %s \"$1\" | sha256sum")
-                .arg("sh")
-                .arg(&key),
-        );
-        let digest = out.stdout.split_whitespace().next().unwrap_or_default();
-        Path::new(SHIM_SOCKETS).join(digest)
+        shim_socket(&self.sock, NS, sandbox)
     }
 
     /// Live processes other than containerd that mention the Scratch dir (shims, containers,
@@ -569,32 +520,8 @@ impl Cri {
 
     /// The runtime calls, hull's logs of the live bundles, hull's root and the daemon's log.
     fn logs(&self) -> String {
-        let mut text = format!(
-            "--- runtime calls ({}):\n{}",
-            self.calls.display(),
-            self.calls()
-        );
-        let tasks = self.s.path("state/io.containerd.runtime.v2.task").join(NS);
-        if let Ok(dirs) = fs::read_dir(&tasks) {
-            for d in dirs.flatten() {
-                let log = d.path().join("log.json");
-                let body = fs::read_to_string(&log).unwrap_or_default();
-                if !body.trim().is_empty() {
-                    text += &format!("--- {}:\n{}\n", log.display(), body.trim_end());
-                }
-            }
-        }
-        text += &format!(
-            "--- in hull's root {}: {:?}\n",
-            self.hull_root().display(),
-            dir_names(&self.hull_root())
-        );
-        text += &format!(
-            "--- {} (last 60 lines):\n{}\n",
-            self.daemon.log.display(),
-            self.daemon.log_tail(60)
-        );
-        text
+        let root = self.hull_root();
+        shim_logs(&self.calls, &self.tasks(), Some(&root), &self.daemon, 60)
     }
 }
 
@@ -632,16 +559,6 @@ fn cri_call(client: &Path, sock: &Path, method: &str, req: &Msg) -> Result<Decod
         .ok_or_else(|| format!("{method}: bad response {:?}", out.stdout))
 }
 
-fn dir_names(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether this process may lower an oom_score_adj below the inherited minimum: it needs
 /// CAP_SYS_RESOURCE (bit 24), and hosts whose PID 1 lacks it in its bounding set (some CI
 /// VMs) cannot give the sandbox its -998, through hull or runc alike ("permission denied").
@@ -656,32 +573,9 @@ fn may_lower_oom_score_adj() -> bool {
 /// `restrict_oom_score_adj`: whether the plugin keeps oom_score_adj at or above its own (the
 /// sandbox's -998 becomes containerd's 0).
 fn config_toml(d: &Path, wrapper: &Path, hull_root: &Path, restrict_oom: bool) -> String {
+    let base = containerd_config(d, true);
     format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-# The opt plugin would make /opt/containerd; the snapshotters this host cannot use only add
-# noise to the log.
-disabled_plugins = [
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "{d}/c.sock"
-
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-
-[debug]
-  level = "debug"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
+        r#"{base}
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{IMAGE}"
   disable_cgroup = false
@@ -813,7 +707,7 @@ fn pod_lifecycle_with_hull_handler() {
         "{r:?}\n{}",
         c.logs()
     );
-    let execs = c.calls_of("exec", &sleeper);
+    let execs = c.calls.of("exec", &sleeper);
     assert!(
         !execs.is_empty()
             && execs
@@ -845,7 +739,7 @@ fn pod_lifecycle_with_hull_handler() {
         "{err}\n{}",
         c.logs()
     );
-    assert!(!c.calls_of("create", &broken).is_empty(), "{}", c.logs());
+    assert!(!c.calls.of("create", &broken).is_empty(), "{}", c.logs());
 
     // Stop and remove the pod: hull deleted the three that ran, nothing is left.
     if let Err(e) = c.remove_pod(&pod) {
@@ -853,7 +747,7 @@ fn pod_lifecycle_with_hull_handler() {
     }
     for id in [&pod, &once, &sleeper] {
         assert!(
-            !c.calls_of("delete", id).is_empty(),
+            !c.calls.of("delete", id).is_empty(),
             "no hull delete of {id}\n{}",
             c.logs()
         );

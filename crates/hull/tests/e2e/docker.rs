@@ -19,16 +19,15 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{hull_wrapper, kill_processes_under, run, run_ok, run_timeout, Daemon};
-use crate::common::{Output, Scratch};
+use crate::common::{assert_shim_ran_hull, hull_wrapper, kill_processes_under, shim_logs};
+use crate::common::{run, run_timeout, shim_socket, CallLog, Daemon, Output, Scratch};
+use crate::pty::shell_session;
 use crate::util;
 
 /// Debian's docker.io client (not the newer client some hosts have in /usr/local/bin).
@@ -37,8 +36,6 @@ const DOCKERD: &str = "/usr/sbin/dockerd";
 const IMAGE: &str = "localhost/busybox:e2e";
 /// The containerd namespace dockerd uses.
 const NS: &str = "moby";
-/// Where a 1.6 shim puts its socket, whatever containerd's state dir.
-const SHIM_SOCKETS: &str = "/run/containerd/s";
 
 /// How dockerd is told about hull.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +58,7 @@ struct Docker {
     /// dockerd's `--cgroup-parent`: every container's cgroup is `<parent>/<id>`.
     parent: String,
     /// The wrapper's call log.
-    calls: PathBuf,
+    calls: CallLog,
     /// The managed containerd's gRPC socket (the shims' `-address`).
     containerd_sock: PathBuf,
     /// Container ids this test saw (for the shim sockets teardown removes).
@@ -133,7 +130,7 @@ impl Docker {
             reg,
             host,
             parent,
-            calls,
+            calls: CallLog::new(calls),
             containerd_sock: d.join("exec/containerd/containerd.sock"),
             ids: RefCell::new(Vec::new()),
             s,
@@ -227,35 +224,23 @@ impl Docker {
         format!("{}/{id}", self.parent)
     }
 
-    /// The bundle the shim made for `id` (hull's `--log` is `<bundle>/log.json`).
-    fn bundle(&self, id: &str) -> PathBuf {
+    /// The shim's task dir: a bundle per container.
+    fn tasks(&self) -> PathBuf {
         self.s
             .path("exec/containerd/daemon/io.containerd.runtime.v2.task")
             .join(NS)
-            .join(id)
     }
 
-    /// The runtime calls the wrapper saw.
-    fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
-    }
-
-    /// The wrapper's calls of `subcommand` for container `id` (arguments as logged).
-    fn calls_of(&self, subcommand: &str, id: &str) -> Vec<String> {
-        self.calls()
-            .lines()
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.contains(&subcommand) && words.contains(&id)
-            })
-            .map(str::to_owned)
-            .collect()
+    /// The bundle the shim made for `id` (hull's `--log` is `<bundle>/log.json`).
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.tasks().join(id)
     }
 
     /// The id of the last container the wrapper saw created (works after `--rm` too).
     fn last_created(&self) -> String {
         let id = self
-            .calls()
+            .calls
+            .text()
             .lines()
             .filter(|l| l.contains(" create --bundle "))
             .filter_map(|l| l.split_whitespace().next_back())
@@ -271,46 +256,8 @@ impl Docker {
     #[track_caller]
     fn assert_hull_ran(&self, id: &str) {
         assert_eq!(id.len(), 64, "not a container id: {id:?}\n{}", self.logs());
-        let bundle = self.bundle(id);
-        let root = format!("--root {}/runtime-", self.s.path("exec").display());
-        let log = format!(
-            "--log {} --log-format json",
-            bundle.join("log.json").display()
-        );
-        let create = format!(
-            "create --bundle {b} --pid-file {b}/init.pid ",
-            b = bundle.display()
-        );
-        let calls = self.calls();
-        assert!(
-            calls.lines().any(|l| l.starts_with(&root)
-                && l.contains(&log)
-                && l.contains(&create)
-                && l.ends_with(&format!(" {id}"))),
-            "no hull create of {id} with `{root}… {log}`:\n{}",
-            self.logs()
-        );
-        assert!(
-            calls
-                .lines()
-                .any(|l| l.starts_with(&root) && l.ends_with(&format!("start {id}"))),
-            "no hull start of {id}:\n{}",
-            self.logs()
-        );
-    }
-
-    /// The 1.6 shim's socket for container `id`: sha256 of `<address>/<ns>/<id>`.
-    fn shim_socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{NS}/{id}", self.containerd_sock.display());
-        let out = run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg("printf %s \"$1\" | sha256sum")
-                .arg("sh")
-                .arg(&key),
-        );
-        let digest = out.stdout.split_whitespace().next().unwrap_or_default();
-        Path::new(SHIM_SOCKETS).join(digest)
+        let root = format!("{}/runtime-*", self.s.path("exec").display());
+        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
     }
 
     fn diag(&self, out: &Output) -> String {
@@ -320,30 +267,7 @@ impl Docker {
     /// The runtime calls, hull's logs (`<bundle>/log.json` of every live bundle), and the
     /// daemon's log tail.
     fn logs(&self) -> String {
-        let mut text = format!(
-            "--- runtime calls ({}):\n{}",
-            self.calls.display(),
-            self.calls()
-        );
-        let tasks = self
-            .s
-            .path("exec/containerd/daemon/io.containerd.runtime.v2.task")
-            .join(NS);
-        if let Ok(dirs) = fs::read_dir(&tasks) {
-            for d in dirs.flatten() {
-                let log = d.path().join("log.json");
-                let body = fs::read_to_string(&log).unwrap_or_default();
-                if !body.trim().is_empty() {
-                    text += &format!("--- {}:\n{}\n", log.display(), body.trim_end());
-                }
-            }
-        }
-        text += &format!(
-            "--- {} (last 40 lines):\n{}\n",
-            self.daemon.log.display(),
-            self.daemon.log_tail(40)
-        );
-        text
+        shim_logs(&self.calls, &self.tasks(), None, &self.daemon, 40)
     }
 }
 
@@ -366,7 +290,7 @@ impl Drop for Docker {
         self.daemon.stop();
         kill_processes_under(&self.s.dir);
         for id in self.ids.borrow().iter().filter(|id| id.len() == 64) {
-            let _ = fs::remove_file(self.shim_socket(id));
+            let _ = fs::remove_file(shim_socket(&self.containerd_sock, NS, id));
         }
     }
 }
@@ -394,102 +318,6 @@ fn daemon_json(d: &Path, wrapper: &Path, reg: Registration) -> serde_json::Value
         conf["default-runtime"] = json!("hull");
     }
     conf
-}
-
-/// A process on a new pty: its session leader with the pty as controlling terminal.
-struct PtyChild {
-    child: Child,
-    master: OwnedFd,
-}
-
-impl PtyChild {
-    fn spawn(mut cmd: Command) -> PtyChild {
-        let mut master = -1;
-        let mut slave = -1;
-        let ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two fds into the ints we pass; name and termios may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &ws,
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty just made this fd; nothing else owns it.
-        let master = unsafe { OwnedFd::from_raw_fd(master) };
-        // SAFETY: as for the master.
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
-        // SAFETY: fcntl on an fd we own.
-        unsafe {
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: the hook only calls setsid and ioctl (async-signal-safe) and allocates
-        // nothing, as code between fork and exec must.
-        unsafe {
-            cmd.pre_exec(take_stdin_as_ctty);
-        }
-        let child = cmd.spawn().expect("spawn docker on a pty");
-        // Our copies of the slave go with `cmd`, so the master sees EIO once the child and
-        // its descendants are gone.
-        drop(cmd);
-        PtyChild { child, master }
-    }
-
-    fn read_until(&self, needle: &str) -> String {
-        util::pty_read_until(&self.master, needle, Duration::from_secs(20))
-    }
-
-    fn write(&self, text: &str) {
-        util::pty_write(&self.master, text.as_bytes());
-    }
-
-    /// Waits up to `timeout` for the process to exit; its exit code.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for PtyChild {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill(2) on the session (= process group) of the child we spawned.
-            unsafe {
-                libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// In a forked child: a new session whose controlling terminal is stdin (the pty slave).
-fn take_stdin_as_ctty() -> std::io::Result<()> {
-    // SAFETY: setsid(2) touches no memory of ours.
-    if unsafe { libc::setsid() } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
-    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Capability sets and NoNewPrivs of `/proc/self/status` text.
@@ -531,7 +359,7 @@ fn run_env_workdir_user_exit_codes() {
     assert_eq!(dk.inspect("envctr", "{{.State.ExitCode}}"), "0");
     // The shim deleted the container from hull once it exited.
     assert!(
-        !dk.calls_of("delete", &id).is_empty(),
+        !dk.calls.of("delete", &id).is_empty(),
         "no hull delete of {id}:\n{}",
         dk.logs()
     );
@@ -689,7 +517,8 @@ fn run_resources_stats_update() {
     );
     assert_eq!(util::cgroup_read("pids", &cg, "pids.max"), "40");
     assert!(
-        dk.calls_of("update", &id)
+        dk.calls
+            .of("update", &id)
             .iter()
             .any(|c| c.contains("update --resources -")),
         "no hull update of {id}:\n{}",
@@ -761,16 +590,12 @@ fn run_it_pty() {
     let dk = Docker::new("dk-it", Registration::Flag);
     let mut cmd = dk.cmd(&["run", "-it", "--rm", "--name", "tty"]);
     cmd.args(dk.ctr_flags()).args([IMAGE, "sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(
-        prompt.contains("# "),
-        "no prompt: {prompt:?}\n{}",
-        dk.logs()
+    let (text, code) = shell_session(
+        cmd,
+        "echo $((6*7)); tty; stty size; exit 5\n",
+        "24 80",
+        || dk.logs(),
     );
-    p.write("echo $((6*7)); tty; stty size; exit 5\n");
-    let text = p.read_until("24 80");
-    let code = p.wait(Duration::from_secs(20));
     assert!(
         text.contains("42") && text.contains("/dev/pts/0") && text.contains("24 80"),
         "{text:?}\n{}",
@@ -780,7 +605,8 @@ fn run_it_pty() {
     let id = dk.last_created();
     dk.assert_hull_ran(&id);
     assert!(
-        dk.calls_of("create", &id)
+        dk.calls
+            .of("create", &id)
             .iter()
             .any(|c| c.contains("--console-socket")),
         "no create with --console-socket:\n{}",
@@ -815,7 +641,7 @@ fn exec_output_code_user_env_tty() {
     assert_eq!(out.code, 7, "{}", dk.diag(&out));
     // Each exec went through hull with a process.json in the shim's TMPDIR (ours).
     let tmp = dk.s.path("tmp");
-    let execs = dk.calls_of("exec", &id);
+    let execs = dk.calls.of("exec", &id);
     assert!(
         execs.len() >= 2
             && execs
@@ -838,16 +664,9 @@ fn exec_output_code_user_env_tty() {
     );
 
     let cmd = dk.cmd(&["exec", "-it", "box", "sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(
-        prompt.contains("# "),
-        "no prompt: {prompt:?}\n{}",
+    let (text, code) = shell_session(cmd, "echo $((6*7)); tty; exit 4\n", "/dev/pts/", || {
         dk.logs()
-    );
-    p.write("echo $((6*7)); tty; exit 4\n");
-    let text = p.read_until("/dev/pts/");
-    let code = p.wait(Duration::from_secs(20));
+    });
     assert!(
         text.contains("42") && text.contains("/dev/pts/"),
         "{text:?}\n{}",
@@ -858,7 +677,8 @@ fn exec_output_code_user_env_tty() {
     // socket in its TMPDIR.
     let console = format!("--console-socket {}/", tmp.display());
     assert!(
-        dk.calls_of("exec", &id)
+        dk.calls
+            .of("exec", &id)
             .iter()
             .any(|c| c.contains(&console)),
         "{}",
@@ -884,7 +704,8 @@ fn top_pause_stop_restart() {
         dk.diag(&out)
     );
     assert!(
-        dk.calls_of("ps", &id)
+        dk.calls
+            .of("ps", &id)
             .iter()
             .any(|c| c.contains("ps --format json")),
         "{}",
@@ -894,11 +715,11 @@ fn top_pause_stop_restart() {
     dk.ok(&["pause", "ctl"]);
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "paused");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
-    assert_eq!(dk.calls_of("pause", &id).len(), 1, "{}", dk.logs());
+    assert_eq!(dk.calls.of("pause", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["unpause", "ctl"]);
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "running");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
-    assert_eq!(dk.calls_of("resume", &id).len(), 1, "{}", dk.logs());
+    assert_eq!(dk.calls.of("resume", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["exec", "ctl", "true"]);
 
     // stop: sleep as pid 1 ignores SIGTERM, so SIGKILL after the timeout: 137.
@@ -911,7 +732,7 @@ fn top_pause_stop_restart() {
     );
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "exited");
     assert_eq!(dk.inspect("ctl", "{{.State.ExitCode}}"), "137");
-    let kills = dk.calls_of("kill", &id);
+    let kills = dk.calls.of("kill", &id);
     assert!(
         kills.iter().any(|c| c.ends_with(&format!("kill {id} 15")))
             && kills.iter().any(|c| c.ends_with(&format!("kill {id} 9"))),
@@ -924,8 +745,8 @@ fn top_pause_stop_restart() {
     dk.wait_status("ctl", "running");
     let pid2 = dk.inspect("ctl", "{{.State.Pid}}");
     assert_ne!(pid, pid2);
-    assert!(dk.calls_of("create", &id).len() >= 2, "{}", dk.logs());
-    assert!(dk.calls_of("start", &id).len() >= 2, "{}", dk.logs());
+    assert!(dk.calls.of("create", &id).len() >= 2, "{}", dk.logs());
+    assert!(dk.calls.of("start", &id).len() >= 2, "{}", dk.logs());
     let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
     assert!(
         procs.contains(&pid2.parse().unwrap()),
@@ -989,7 +810,7 @@ fn failed_create_shows_hull_error() {
     assert!(out.stderr.lines().any(|l| l == want), "{}", dk.diag(&out));
     let id = dk.last_created();
     assert!(
-        !dk.calls_of("create", &id).is_empty(),
+        !dk.calls.of("create", &id).is_empty(),
         "no hull create:\n{}",
         dk.logs()
     );
@@ -1035,7 +856,7 @@ fn daemon_json_default_runtime() {
     assert_eq!(dk.inspect("viaconf", "{{.State.ExitCode}}"), "137");
     dk.ok(&["rm", "viaconf"]);
     // The shim deleted it from hull, and its cgroup is gone.
-    assert!(!dk.calls_of("delete", &id).is_empty(), "{}", dk.logs());
+    assert!(!dk.calls.of("delete", &id).is_empty(), "{}", dk.logs());
     assert!(
         util::wait_until(Duration::from_secs(10), || util::existing_cgroups(
             &dk.ctr_cgroup(&id)

@@ -15,3 +15,4 @@ mod containerd;
 mod cri;
 mod docker;
 mod podman;
+mod pty;

@@ -15,13 +15,13 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{hull, run, run_timeout, write_script, Output, Scratch};
+use crate::common::{dir_names, file_sections, hull, run, run_timeout, write_script};
+use crate::common::{Background, CallLog, Output, Scratch};
+use crate::pty::shell_session;
 use crate::util;
 
 const PODMAN: &str = "/usr/bin/podman";
@@ -46,7 +46,7 @@ struct Podman {
     /// `--cgroup-parent` for every container.
     parent: String,
     /// The wrapper's call log (Conf only).
-    calls: PathBuf,
+    calls: CallLog,
     /// Where hull keeps its state for these containers.
     hull_root: PathBuf,
     /// Full ids of containers made under hull's default root, removed from there on drop.
@@ -111,7 +111,7 @@ impl Podman {
         let pm = Podman {
             reg,
             parent,
-            calls,
+            calls: CallLog::new(calls),
             hull_root,
             default_root_ids: RefCell::new(Vec::new()),
             s,
@@ -227,23 +227,6 @@ impl Podman {
         assert!(ok, "{name} is {last:?}, not {status:?}\n{}", self.logs());
     }
 
-    /// The runtime calls the wrapper saw.
-    fn calls(&self) -> String {
-        fs::read_to_string(&self.calls).unwrap_or_default()
-    }
-
-    /// The wrapper's calls of `subcommand` for container `id` (arguments as logged).
-    fn calls_of(&self, subcommand: &str, id: &str) -> Vec<String> {
-        self.calls()
-            .lines()
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.contains(&subcommand) && words.contains(&id)
-            })
-            .map(str::to_owned)
-            .collect()
-    }
-
     /// The cgroup path of a podman container with the cgroupfs manager.
     fn ctr_cgroup(&self, id: &str) -> String {
         format!("{}/libpod-{id}", self.parent)
@@ -258,28 +241,13 @@ impl Podman {
     fn logs(&self) -> String {
         let mut text = String::new();
         if self.reg == Registration::Conf {
-            text += &format!(
-                "--- runtime calls ({}):\n{}",
-                self.calls.display(),
-                self.calls()
-            );
+            text += &self.calls.section();
         }
         let mut logs = Vec::new();
         find_files(&self.s.dir, "oci-log", &mut logs);
-        for log in logs {
-            let body = fs::read_to_string(&log).unwrap_or_default();
-            if !body.trim().is_empty() {
-                text += &format!("--- {}:\n{}\n", log.display(), body.trim_end());
-            }
-        }
+        text += &file_sections(logs);
         if self.reg == Registration::Conf {
-            let held: Vec<String> = fs::read_dir(&self.hull_root)
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let held = dir_names(&self.hull_root);
             text += &format!(
                 "--- in hull's root {}: {held:?}\n",
                 self.hull_root.display()
@@ -392,155 +360,11 @@ fn find_files(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A process on a new pty: its session leader with the pty as controlling terminal.
-struct PtyChild {
-    child: Child,
-    master: OwnedFd,
-}
-
-impl PtyChild {
-    fn spawn(mut cmd: Command) -> PtyChild {
-        let mut master = -1;
-        let mut slave = -1;
-        let ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: openpty writes two fds into the ints we pass; name and termios may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                &ws,
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty just made this fd; nothing else owns it.
-        let master = unsafe { OwnedFd::from_raw_fd(master) };
-        // SAFETY: as for the master.
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
-        // SAFETY: fcntl on an fd we own.
-        unsafe {
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: the hook only calls setsid and ioctl (async-signal-safe) and allocates
-        // nothing, as code between fork and exec must.
-        unsafe {
-            cmd.pre_exec(take_stdin_as_ctty);
-        }
-        let child = cmd.spawn().expect("spawn podman on a pty");
-        // Our copies of the slave go with `cmd`, so the master sees EIO once the child and
-        // its descendants are gone.
-        drop(cmd);
-        PtyChild { child, master }
-    }
-
-    fn read_until(&self, needle: &str) -> String {
-        util::pty_read_until(&self.master, needle, Duration::from_secs(20))
-    }
-
-    fn write(&self, text: &str) {
-        util::pty_write(&self.master, text.as_bytes());
-    }
-
-    /// Waits up to `timeout` for the process to exit; its exit code.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for PtyChild {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill(2) on the session (= process group) of the child we spawned.
-            unsafe {
-                libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// In a forked child: a new session whose controlling terminal is stdin (the pty slave).
-fn take_stdin_as_ctty() -> std::io::Result<()> {
-    // SAFETY: setsid(2) touches no memory of ours.
-    if unsafe { libc::setsid() } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: TIOCSCTTY takes an integer argument, no pointer.
-    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A podman command running in the background (a foreground `podman run` to be signalled).
-struct Background {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Background {
-    fn spawn(mut cmd: Command, out: PathBuf) -> Background {
-        let f = fs::File::create(&out).unwrap();
-        let child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn podman");
-        Background { child, out }
-    }
-
-    /// Its exit code, or None if it is still running after `timeout`.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill(2) on the process group of the child we spawned.
-            unsafe {
-                libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Asserts the wrapper saw hull's create and start for container `id`, with the
 /// flags conmon passes (`--log-format=json` proves `runtime_supports_json` took effect).
 #[track_caller]
 fn assert_hull_ran(pm: &Podman, id: &str) {
-    let creates = pm.calls_of("create", id);
+    let creates = pm.calls.of("create", id);
     assert!(
         creates.iter().any(|c| c.contains("--log-format=json")
             && c.contains("--bundle")
@@ -549,7 +373,7 @@ fn assert_hull_ran(pm: &Podman, id: &str) {
         pm.logs()
     );
     assert!(
-        !pm.calls_of("start", id).is_empty(),
+        !pm.calls.of("start", id).is_empty(),
         "no hull start for {id}:\n{}",
         pm.logs()
     );
@@ -558,7 +382,8 @@ fn assert_hull_ran(pm: &Podman, id: &str) {
 /// The id of the last container the wrapper saw created with `marker` on the create line
 /// (works after `--rm` too).
 fn id_from_calls(pm: &Podman, marker: &str) -> String {
-    pm.calls()
+    pm.calls
+        .text()
         .lines()
         .filter(|l| l.contains(" create ") && l.contains(marker))
         .filter_map(|l| l.split_whitespace().next_back())
@@ -810,7 +635,8 @@ fn run_exit_codes() {
     assert_eq!(code, Some(137), "{}\n{}", fg.output(), pm.logs());
     assert_eq!(pm.inspect("killed", "{{.State.ExitCode}}"), "137");
     assert!(
-        pm.calls_of("kill", &id)
+        pm.calls
+            .of("kill", &id)
             .iter()
             .any(|c| c.ends_with(&format!("{id} 9")) || c.contains(&format!("kill {id} 9"))),
         "{}",
@@ -827,16 +653,12 @@ fn run_it_pty() {
     let pm = Podman::new("pm-it", Registration::Conf);
     let mut cmd = pm.cmd(&["run", "-it", "--rm", "--name", "tty"]);
     cmd.args(pm.ctr_flags()).args([IMAGE, "sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(
-        prompt.contains("# "),
-        "no prompt: {prompt:?}\n{}",
-        pm.logs()
+    let (text, code) = shell_session(
+        cmd,
+        "echo $((6*7)); tty; stty size; exit 5\n",
+        "24 80",
+        || pm.logs(),
     );
-    p.write("echo $((6*7)); tty; stty size; exit 5\n");
-    let text = p.read_until("24 80");
-    let code = p.wait(Duration::from_secs(20));
     assert!(
         text.contains("42") && text.contains("/dev/pts/0") && text.contains("24 80"),
         "{text:?}\n{}",
@@ -878,7 +700,7 @@ fn exec_plain_and_it() {
     let out = pm.podman(&["exec", "box", "sh", "-c", "exit 7"]);
     assert_eq!(out.code, 7, "{}", pm.diag(&out));
     // Each exec went through hull with its own log file and a process.json.
-    let execs = pm.calls_of("exec", &id);
+    let execs = pm.calls.of("exec", &id);
     assert!(
         execs.len() >= 2
             && execs
@@ -889,16 +711,9 @@ fn exec_plain_and_it() {
     );
 
     let cmd = pm.cmd(&["exec", "-it", "box", "sh"]);
-    let mut p = PtyChild::spawn(cmd);
-    let prompt = p.read_until("# ");
-    assert!(
-        prompt.contains("# "),
-        "no prompt: {prompt:?}\n{}",
+    let (text, code) = shell_session(cmd, "echo $((6*7)); tty; exit 4\n", "/dev/pts/", || {
         pm.logs()
-    );
-    p.write("echo $((6*7)); tty; exit 4\n");
-    let text = p.read_until("/dev/pts/");
-    let code = p.wait(Duration::from_secs(20));
+    });
     assert!(
         text.contains("42") && text.contains("/dev/pts/"),
         "{text:?}\n{}",
@@ -906,7 +721,8 @@ fn exec_plain_and_it() {
     );
     assert_eq!(code, Some(4), "{text:?}\n{}", pm.logs());
     assert!(
-        pm.calls_of("exec", &id)
+        pm.calls
+            .of("exec", &id)
             .iter()
             .any(|c| c.contains("--tty") && c.contains("--console-socket")),
         "{}",
@@ -935,7 +751,7 @@ fn top_pause_stats_stop() {
     pm.ok(&["pause", "ctl"]);
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "paused");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
-    assert_eq!(pm.calls_of("pause", &id).len(), 1, "{}", pm.logs());
+    assert_eq!(pm.calls.of("pause", &id).len(), 1, "{}", pm.logs());
 
     // stats reads the cgroup (paused or not).
     let out = pm.ok(&[
@@ -955,7 +771,7 @@ fn top_pause_stats_stop() {
     pm.ok(&["unpause", "ctl"]);
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "running");
     assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
-    assert_eq!(pm.calls_of("resume", &id).len(), 1, "{}", pm.logs());
+    assert_eq!(pm.calls.of("resume", &id).len(), 1, "{}", pm.logs());
     pm.ok(&["exec", "ctl", "true"]);
 
     // stop: sleep as pid 1 ignores SIGTERM, so SIGKILL after the timeout: 137.
@@ -964,7 +780,7 @@ fn top_pause_stats_stop() {
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "exited");
     assert_eq!(pm.inspect("ctl", "{{.State.ExitCode}}"), "137");
-    let kills = pm.calls_of("kill", &id);
+    let kills = pm.calls.of("kill", &id);
     assert!(
         kills.iter().any(|c| c.ends_with(" 15")) && kills.iter().any(|c| c.ends_with(" 9")),
         "expected kill 15 then kill 9:\n{}",
