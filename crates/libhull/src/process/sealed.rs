@@ -751,18 +751,23 @@ mod tests {
         assert!(!is_private_tmpfile(&view), "an idle mutable copy counted");
         let mode = nix::sys::stat::fstat(view.as_raw_fd()).unwrap().st_mode & 0o7777;
         assert_eq!(mode, 0o500, "the probe left the mode changed");
-        let mut child = Command::new(format!("/proc/self/fd/{}", view.as_raw_fd()))
-            .args(CHILD_ARGS)
-            .env(CHILD, "block")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = run_blocked(&view);
         // Until the child has exec'd, the copy is not yet running.
         let running = wait_for(|| is_private_tmpfile(&view));
         drop(child.stdin.take());
         child.wait().unwrap();
         assert!(running, "a running copy did not count");
+    }
+
+    /// The test binary run from `file`, blocked until its stdin closes.
+    fn run_blocked(file: &impl AsRawFd) -> std::process::Child {
+        Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .args(CHILD_ARGS)
+            .env(CHILD, "block")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
@@ -1229,13 +1234,7 @@ exec {} "$@""#,
         for via in testable() {
             let view = make(via, &exe()).unwrap();
             let path = format!("/proc/self/fd/{}", view.as_raw_fd());
-            let mut child = Command::new(&path)
-                .args(CHILD_ARGS)
-                .env(CHILD, "block")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = run_blocked(&view);
             let exe_link = format!("/proc/{}/exe", child.id());
             let handle = File::open(&exe_link).unwrap();
             assert_eq!(protection(&handle), Some(via), "{}", via.name());
