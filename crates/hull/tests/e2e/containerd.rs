@@ -14,22 +14,17 @@
 //! The one thing a 1.6 shim puts outside: its ttrpc socket, `/run/containerd/s/<sha256>`
 //! (a fixed path). The shim removes it when it exits; teardown removes those it left.
 
-use std::cell::RefCell;
 use std::fs;
-use std::path::PathBuf;
+use std::ops::Deref;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{assert_shim_ran_hull, hull, hull_wrapper, shim_logs};
-use crate::common::{containerd_config, Daemon, Output, Scratch};
-use crate::common::{kill_processes_under, run, run_timeout, shim_socket, Background, CallLog};
+use crate::common::{hull, run, run_timeout, Background, Output, Scratch};
+use crate::containerd_daemon::{containerd_config, ContainerdDaemon, IMAGE};
 use crate::pty::shell_session;
 use crate::util;
 
-const CONTAINERD: &str = "/usr/bin/containerd";
-const CTR: &str = "/usr/bin/ctr";
 const RUNC: &str = "/usr/sbin/runc";
-const IMAGE: &str = "localhost/busybox:e2e";
 /// The containerd namespace every test works in.
 const NS: &str = "hull-e2e";
 
@@ -43,23 +38,19 @@ enum Registration {
     Path,
 }
 
-/// One test's private containerd.
+/// One test's private containerd, with hull registered as `reg` says.
 struct Containerd {
-    /// Declared before `s`: stopped before the Scratch teardown.
-    daemon: Daemon,
-    s: Scratch,
+    d: ContainerdDaemon,
     reg: Registration,
-    sock: PathBuf,
-    /// The wrapper's call log.
-    calls: CallLog,
-    /// What the shim runs as its runtime.
-    wrapper: PathBuf,
-    /// `options.Root`; hull's `--root` is `<root>/<NS>`.
-    root: PathBuf,
     /// The cgroup every container goes under.
     parent: String,
-    /// Container ids this test used (for the shim sockets teardown removes).
-    ids: RefCell<Vec<String>>,
+}
+
+impl Deref for Containerd {
+    type Target = ContainerdDaemon;
+    fn deref(&self) -> &ContainerdDaemon {
+        &self.d
+    }
 }
 
 impl Containerd {
@@ -67,68 +58,20 @@ impl Containerd {
     fn new(name: &str, reg: Registration) -> Containerd {
         let s = Scratch::new(name);
         let parent = s.cgroup_parent();
-        let d = s.dir.clone();
-        for sub in ["root", "state", "tmp", "fifo", "bin", "opt"] {
-            fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        let calls = d.join("calls.log");
-        let wrapper = match reg {
-            Registration::RuncBinary => d.join("bin/hull"),
-            Registration::Path => d.join("bin/runc"),
+        fs::create_dir_all(s.path("fifo")).unwrap();
+        let (wrapper, in_path) = match reg {
+            Registration::RuncBinary => ("hull", false),
+            Registration::Path => ("runc", true),
         };
-        hull_wrapper(&wrapper, &calls);
-        let sock = d.join("c.sock");
-        fs::write(d.join("config.toml"), containerd_config(&d, false)).unwrap();
-        let mut cmd = Command::new(CONTAINERD);
-        cmd.arg("--config")
-            .arg(d.join("config.toml"))
-            .env("TMPDIR", d.join("tmp"));
-        if reg == Registration::Path {
-            let path = std::env::var("PATH").unwrap_or_default();
-            cmd.env("PATH", format!("{}:{path}", d.join("bin").display()));
-        }
-        let probe = sock.clone();
-        let daemon = Daemon::start("containerd", &d, &mut cmd, move || {
-            probe.exists() && run(Command::new(CTR).arg("-a").arg(&probe).arg("version")).success()
-        });
-        let c = Containerd {
-            daemon,
+        let d = ContainerdDaemon::start(
             s,
-            reg,
-            sock,
-            calls: CallLog::new(calls),
+            NS,
             wrapper,
-            root: d.join("hull-root"),
-            parent,
-            ids: RefCell::new(Vec::new()),
-        };
-        let archive = c.s.oci_archive(IMAGE, &["sh"]);
-        c.ok(&["image", "import", &archive.to_string_lossy()]);
-        c
-    }
-
-    /// `ctr -a <sock> -n <NS> ARGS…`
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(CTR);
-        c.arg("-a").arg(&self.sock).args(["-n", NS]).args(args);
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        run(&mut self.cmd(args))
-    }
-
-    /// Runs ctr and panics with the diagnostics unless it succeeded.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.ctr(args);
-        assert!(out.success(), "{}", self.diag(&out));
-        out
-    }
-
-    /// hull's `--root` for this test's containers.
-    fn hull_root(&self) -> PathBuf {
-        self.root.join(NS)
+            in_path,
+            |dir, _, _| containerd_config(dir, false),
+            &["sh"],
+        );
+        Containerd { d, reg, parent }
     }
 
     /// The cgroup of container `id`.
@@ -139,7 +82,7 @@ impl Containerd {
     /// The `ctr run` flags that make container `id` a hull container of this test: the
     /// runtime options, its cgroup, the fifo dir.
     fn run_flags(&self, id: &str) -> Vec<String> {
-        self.ids.borrow_mut().push(id.to_owned());
+        self.shims.borrow_mut().push(id.to_owned());
         let mut f = Vec::new();
         if self.reg == Registration::RuncBinary {
             f.push("--runc-binary".to_owned());
@@ -210,24 +153,6 @@ impl Containerd {
         assert!(ok, "{id} is {last:?}, not {status}\n{}", self.logs());
     }
 
-    /// The shim's task dir: a bundle per container.
-    fn tasks(&self) -> PathBuf {
-        self.s.path("state/io.containerd.runtime.v2.task").join(NS)
-    }
-
-    /// The bundle the shim made for `id` (hull's `--log` is `<bundle>/log.json`).
-    fn bundle(&self, id: &str) -> PathBuf {
-        self.tasks().join(id)
-    }
-
-    /// Asserts hull (through the wrapper) created and started `id` with the flags the shim
-    /// passes: its --root under options.Root, its log in the bundle as JSON.
-    #[track_caller]
-    fn assert_hull_ran(&self, id: &str) {
-        let root = self.hull_root().to_string_lossy().into_owned();
-        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
-    }
-
     /// Asserts nothing of container `id` is left: no hull state, no cgroup, no shim.
     #[track_caller]
     fn assert_gone(&self, id: &str) {
@@ -253,11 +178,6 @@ impl Containerd {
         );
     }
 
-    /// The 1.6 shim's socket for container `id`.
-    fn shim_socket(&self, id: &str) -> PathBuf {
-        shim_socket(&self.sock, NS, id)
-    }
-
     /// Live shim processes of container `id` (`containerd-shim-runc-v2 … -id <id> -address
     /// <our sock>`).
     fn shim_pids(&self, id: &str) -> Vec<i32> {
@@ -281,23 +201,11 @@ impl Containerd {
             })
             .collect()
     }
-
-    fn diag(&self, out: &Output) -> String {
-        format!("{out}\n{}", self.logs())
-    }
-
-    /// The runtime calls, hull's logs (`<bundle>/log.json` of every live bundle), what
-    /// hull has in its root, and the daemon's log tail.
-    fn logs(&self) -> String {
-        let root = self.hull_root();
-        shim_logs(&self.calls, &self.tasks(), Some(&root), &self.daemon, 40)
-    }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // Through containerd first (hull's kill and delete), then whatever is left is the
-        // Scratch's; then the shim sockets outside it.
+        // Through containerd (hull's kill and delete); ContainerdDaemon's drop does the rest.
         let listed = self.ctr(&["container", "ls", "-q"]);
         for id in listed.stdout.split_whitespace() {
             let _ = run_timeout(
@@ -312,12 +220,7 @@ impl Drop for Containerd {
                 &mut self.cmd(&["container", "delete", id]),
                 Duration::from_secs(10),
             );
-            self.ids.borrow_mut().push(id.to_owned());
-        }
-        self.daemon.stop();
-        kill_processes_under(&self.s.dir);
-        for id in self.ids.borrow().iter() {
-            let _ = fs::remove_file(self.shim_socket(id));
+            self.shims.borrow_mut().push(id.to_owned());
         }
     }
 }
@@ -633,7 +536,7 @@ fn failed_create_shows_hull_error() {
         .arg("--fifo-dir")
         .arg(c.s.path("fifo"))
         .args([IMAGE, "runc-missing", "/nonexistent"]);
-    c.ids.borrow_mut().push("runc-missing".to_owned());
+    c.shims.borrow_mut().push("runc-missing".to_owned());
     let runc_out = run(&mut cmd);
     assert_eq!(
         runc_out.stderr.trim().replace("runc create", "hull create"),

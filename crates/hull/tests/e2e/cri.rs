@@ -13,24 +13,18 @@
 //! As with `ctr`, the one thing outside: the shim's ttrpc socket in /run/containerd/s (one
 //! shim per pod, named after the sandbox id); the shim removes it, teardown removes leftovers.
 
-use std::cell::RefCell;
 use std::fs;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_shim_ran_hull, dir_names, hull, hull_wrapper, shim_logs};
-use crate::common::{containerd_config, Output, Scratch};
-use crate::common::{kill_processes_under, run, run_timeout, shim_socket, CallLog, Daemon};
+use crate::common::{dir_names, hull, run, run_timeout, Scratch};
+use crate::containerd_daemon::{containerd_config, ContainerdDaemon, IMAGE};
 use crate::util;
 
-const CONTAINERD: &str = "/usr/bin/containerd";
-const CTR: &str = "/usr/bin/ctr";
 /// Debian's python, which has python3-grpcio (not whatever python3 is first on PATH).
 const PYTHON: &str = "/usr/bin/python3";
-/// The one image: sandbox ("pause") image and workload image. Its default command keeps
-/// running, as a pause image's does.
-const IMAGE: &str = "localhost/busybox:e2e";
 /// The containerd namespace of the CRI plugin; hull's `--root` is `<options.Root>/k8s.io`.
 const NS: &str = "k8s.io";
 /// The runtime handler (RuntimeClass `handler`) that selects hull.
@@ -265,21 +259,20 @@ struct ExecResult {
 
 /// One test's private containerd with the CRI plugin on.
 struct Cri {
-    /// Declared before `s`: stopped before the Scratch teardown.
-    daemon: Daemon,
-    s: Scratch,
-    sock: PathBuf,
+    d: ContainerdDaemon,
+    /// The CRI client script.
     client: PathBuf,
-    /// The wrapper's call log.
-    calls: CallLog,
-    /// `options.Root` of the handler; hull's `--root` is `<root>/k8s.io`.
-    root: PathBuf,
     /// The pods' log directory.
     logs_dir: PathBuf,
     /// The cgroup parent of the test's pods (under the Scratch cgroup parent).
     cgroup_parent: String,
-    /// Pod sandboxes this test ran, for teardown and the shim sockets.
-    sandboxes: RefCell<Vec<String>>,
+}
+
+impl Deref for Cri {
+    type Target = ContainerdDaemon;
+    fn deref(&self) -> &ContainerdDaemon {
+        &self.d
+    }
 }
 
 impl Cri {
@@ -287,64 +280,32 @@ impl Cri {
         let s = Scratch::new(name);
         s.cgroup_parent();
         let cgroup_parent = s.cgroup("pods");
-        let d = s.dir.clone();
-        for sub in [
-            "root",
-            "state",
-            "tmp",
-            "bin",
-            "opt",
-            "cni/bin",
-            "cni/net.d",
-            "pods",
-        ] {
-            fs::create_dir_all(d.join(sub)).unwrap();
+        for sub in ["cni/bin", "cni/net.d", "pods"] {
+            fs::create_dir_all(s.path(sub)).unwrap();
         }
-        let calls = d.join("calls.log");
-        let wrapper = d.join("bin/hull");
-        hull_wrapper(&wrapper, &calls);
-        let client = d.join("cri_client.py");
+        let client = s.path("cri_client.py");
         fs::write(&client, CLIENT_PY).unwrap();
-        let root = d.join("hull-root");
-        let sock = d.join("c.sock");
-        let config = config_toml(&d, &wrapper, &root, !may_lower_oom_score_adj());
-        fs::write(d.join("config.toml"), config).unwrap();
-        let mut cmd = Command::new(CONTAINERD);
-        cmd.arg("--config")
-            .arg(d.join("config.toml"))
-            .env("TMPDIR", d.join("tmp"));
-        let (probe, probe_client) = (sock.clone(), client.clone());
-        // Ready when the CRI service answers.
-        let daemon = Daemon::start("containerd", &d, &mut cmd, move || {
-            probe.exists()
-                && cri_call(
-                    &probe_client,
-                    &probe,
-                    &format!("{RUNTIME}Version"),
-                    &Msg::new(),
-                )
-                .is_ok()
-        });
-        let c = Cri {
-            daemon,
+        let logs_dir = s.path("pods");
+        let restrict_oom = !may_lower_oom_score_adj();
+        // One image: the sandbox ("pause") image and the workload image; its default command
+        // keeps running, as a pause image's does.
+        let d = ContainerdDaemon::start(
             s,
-            sock,
+            NS,
+            "hull",
+            false,
+            |dir, wrapper, root| config_toml(dir, wrapper, root, restrict_oom),
+            &["sleep", "3600"],
+        );
+        let c = Cri {
+            d,
             client,
-            calls: CallLog::new(calls),
-            root,
-            logs_dir: d.join("pods"),
+            logs_dir,
             cgroup_parent,
-            sandboxes: RefCell::new(Vec::new()),
         };
-        let archive = c.s.oci_archive(IMAGE, &["sleep", "3600"]);
-        let out = run(Command::new(CTR)
-            .arg("-a")
-            .arg(&c.sock)
-            .args(["-n", NS, "images", "import"])
-            .arg(&archive));
-        assert!(out.success(), "{}", c.diag(&out));
         // The plugin learns of the image from containerd's events: wait until it knows it
-        // (`ImageStatusResponse.image`, 1), or RunPodSandbox would try to pull it.
+        // (`ImageStatusResponse.image`, 1), or RunPodSandbox would try to pull it. This is
+        // also the wait for the CRI service itself.
         let mut last = Err(String::new());
         let known = util::wait_until(Duration::from_secs(20), || {
             last = c.call(
@@ -381,7 +342,7 @@ impl Cri {
             )
             .str(1);
         assert!(!id.is_empty(), "no sandbox id\n{}", self.logs());
-        self.sandboxes.borrow_mut().push(id.clone());
+        self.shims.borrow_mut().push(id.clone());
         id
     }
 
@@ -459,36 +420,9 @@ impl Cri {
         Ok(())
     }
 
-    fn hull_root(&self) -> PathBuf {
-        self.root.join(NS)
-    }
-
     /// The cgroup of container (or sandbox) `id` of a pod: `<cgroup_parent>/<id>`.
     fn cgroup(&self, id: &str) -> String {
         format!("{}/{id}", self.cgroup_parent)
-    }
-
-    /// The shim's task dir: a bundle per container.
-    fn tasks(&self) -> PathBuf {
-        self.s.path("state/io.containerd.runtime.v2.task").join(NS)
-    }
-
-    /// The shim's bundle of container `id` (hull's `--log` is `<bundle>/log.json`).
-    fn bundle(&self, id: &str) -> PathBuf {
-        self.tasks().join(id)
-    }
-
-    /// Asserts hull created and started `id` with the flags the shim passes: `--root
-    /// <options.Root>/k8s.io`, its log in the bundle as JSON.
-    #[track_caller]
-    fn assert_hull_ran(&self, id: &str) {
-        let root = self.hull_root().to_string_lossy().into_owned();
-        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
-    }
-
-    /// The 1.6 shim's socket for pod `sandbox` (all its containers share one shim).
-    fn shim_socket(&self, sandbox: &str) -> PathBuf {
-        shim_socket(&self.sock, NS, sandbox)
     }
 
     /// Live processes other than containerd that mention the Scratch dir (shims, containers,
@@ -513,29 +447,13 @@ impl Cri {
             .collect();
         util::describe_pids(&pids)
     }
-
-    fn diag(&self, out: &Output) -> String {
-        format!("{out}\n{}", self.logs())
-    }
-
-    /// The runtime calls, hull's logs of the live bundles, hull's root and the daemon's log.
-    fn logs(&self) -> String {
-        let root = self.hull_root();
-        shim_logs(&self.calls, &self.tasks(), Some(&root), &self.daemon, 60)
-    }
 }
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        // Through the CRI first (hull's kill and delete), then whatever is left is the
-        // Scratch's; then the shim sockets outside it.
-        for id in self.sandboxes.borrow().iter() {
+        // Through the CRI (hull's kill and delete); ContainerdDaemon's drop does the rest.
+        for id in self.shims.borrow().iter() {
             let _ = self.remove_pod(id);
-        }
-        self.daemon.stop();
-        kill_processes_under(&self.s.dir);
-        for id in self.sandboxes.borrow().iter() {
-            let _ = fs::remove_file(self.shim_socket(id));
         }
     }
 }

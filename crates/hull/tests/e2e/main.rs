@@ -12,6 +12,7 @@ mod util;
 
 mod common;
 mod containerd;
+mod containerd_daemon;
 mod cri;
 mod docker;
 mod podman;

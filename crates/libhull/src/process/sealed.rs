@@ -18,9 +18,9 @@
 //!    reopened read-only and its writable descriptor closed before the exec. The kernel
 //!    refuses write opens of a file some process is running (ETXTBSY); the re-executed
 //!    process checks that it does (Linux 6.11 and 6.12 did not for a while) unless the copy
-//!    is immutable. A handle that
-//!    outlives every such process could then write to the copy, which nothing can run
-//!    again; on tmpfs, with CAP_LINUX_IMMUTABLE, the copy is made immutable as well.
+//!    is immutable. A handle that outlives every such process could then write to the
+//!    copy, which nothing can run again; on tmpfs, with CAP_LINUX_IMMUTABLE, the copy is
+//!    made immutable as well.
 //!
 //! The re-executed process checks that it runs from one of these, the very file its parent
 //! made (named by device and inode in the marker; any sealed memfd will do); if it does not,
