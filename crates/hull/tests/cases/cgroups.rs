@@ -58,7 +58,7 @@ fn cgroup_lines(text: &str) -> Vec<(String, String)> {
 fn assert_in_cgroup(text: &str, path: &str) {
     let lines = cgroup_lines(text);
     for h in cgroup_hierarchies() {
-        let want = shown_path(&h.own, path);
+        let want = shown_path(h.base(), path);
         let got = lines
             .iter()
             .find(|(name, _)| *name == h.name())

@@ -324,14 +324,11 @@ fn detached_task_lifecycle() {
     let id = "box";
     let pid = c.start_detached(&["--memory-limit", "67108864"], id, &["sleep", "300"]);
     c.assert_hull_ran(id);
-    let cg = c.cgroup(id);
-    util::assert_cgroups_exist(&cg);
-    let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
-    assert!(procs.contains(&pid), "init {pid} not in {cg}: {procs:?}");
-    assert_eq!(
-        util::cgroup_read("memory", &cg, "memory.limit_in_bytes"),
-        "67108864"
-    );
+    let cg = util::CgView::of(&c.cgroup(id));
+    assert!(cg.exists(), "{cg:?} missing");
+    let procs = cg.procs();
+    assert!(procs.contains(&pid), "init {pid} not in {cg:?}: {procs:?}");
+    assert_eq!(cg.memory_limit(), "67108864");
     // hull keeps it under the shim's --root and agrees on the pid.
     let st = run(Command::new(hull())
         .arg("--root")
@@ -388,26 +385,23 @@ fn detached_task_lifecycle() {
     // pause / resume: the task's status and the freezer.
     c.ok(&["task", "pause", id]);
     c.wait_status(id, "PAUSED");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
+    assert!(cg.frozen(), "{cg:?} is not frozen");
     assert_eq!(c.calls.of("pause", id).len(), 1, "{}", c.logs());
-    // metrics: the shim reads the v1 cgroups of the init (paused or not).
+    // metrics: the shim reads the cgroups of the init (paused or not), under v1's or
+    // cgroup2's names.
     let out = c.ok(&["task", "metrics", id]);
     let m = metrics(&out.stdout);
-    assert_eq!(
-        metric(&m, "memory.limit_in_bytes"),
-        Some(67108864),
-        "{}",
-        c.diag(&out)
-    );
-    assert!(
-        metric(&m, "memory.usage_in_bytes").unwrap_or(0) > 0,
-        "{}",
-        c.diag(&out)
-    );
+    let (limit, usage) = if cg.is_v2() {
+        ("memory.usage_limit", "memory.usage")
+    } else {
+        ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    };
+    assert_eq!(metric(&m, limit), Some(67108864), "{}", c.diag(&out));
+    assert!(metric(&m, usage).unwrap_or(0) > 0, "{}", c.diag(&out));
     assert_eq!(metric(&m, "pids.current"), Some(2), "{}", c.diag(&out));
     c.ok(&["task", "resume", id]);
     c.wait_status(id, "RUNNING");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
+    assert!(!cg.frozen(), "{cg:?} is still frozen");
     assert_eq!(c.calls.of("resume", id).len(), 1, "{}", c.logs());
     let out = c.exec(id, "e3", &["true"]);
     assert!(out.success(), "{}", c.diag(&out));

@@ -454,26 +454,17 @@ fn run_resources_stats_update() {
         ],
     );
     dk.assert_hull_ran(&id);
-    let cg = dk.ctr_cgroup(&id);
-    assert_eq!(
-        util::cgroup_read("memory", &cg, "memory.limit_in_bytes"),
-        "67108864"
-    );
-    assert_eq!(util::cgroup_read("pids", &cg, "pids.max"), "50");
-    assert_eq!(util::cgroup_read("cpu", &cg, "cpu.cfs_quota_us"), "50000");
-    assert_eq!(util::cgroup_read("cpu", &cg, "cpu.cfs_period_us"), "100000");
+    let cg = util::CgView::of(&dk.ctr_cgroup(&id));
+    assert_eq!(cg.memory_limit(), "67108864");
+    assert_eq!(cg.pids_max(), "50");
+    assert_eq!(cg.cpu_quota_period(), ("50000".into(), "100000".into()));
     let pid: i32 = dk.inspect("limited", "{{.State.Pid}}").parse().unwrap();
-    let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
-    assert!(procs.contains(&pid), "init {pid} not in {cg}: {procs:?}");
+    let procs = cg.procs();
+    assert!(procs.contains(&pid), "init {pid} not in {cg:?}: {procs:?}");
     // What the container sees of its own limits.
-    let out = dk.ok(&[
-        "exec",
-        "limited",
-        "cat",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        "/sys/fs/cgroup/pids/pids.max",
-        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-    ]);
+    let [mem, pids, _, quota] = cg.inside_files();
+    let script = format!("cat {mem} {pids}; cut -d' ' -f1 {quota}");
+    let out = dk.ok(&["exec", "limited", "sh", "-c", &script]);
     assert_eq!(
         out.stdout.split_whitespace().collect::<Vec<_>>(),
         ["67108864", "50", "50000"],
@@ -507,15 +498,9 @@ fn run_resources_stats_update() {
         "40",
         "limited",
     ]);
-    assert_eq!(
-        util::cgroup_read("memory", &cg, "memory.limit_in_bytes"),
-        "33554432"
-    );
-    assert_eq!(
-        util::cgroup_read("memory", &cg, "memory.memsw.limit_in_bytes"),
-        "67108864"
-    );
-    assert_eq!(util::cgroup_read("pids", &cg, "pids.max"), "40");
+    assert_eq!(cg.memory_limit(), "33554432");
+    assert_eq!(cg.memory_swap_limit(), "67108864");
+    assert_eq!(cg.pids_max(), "40");
     assert!(
         dk.calls
             .of("update", &id)
@@ -691,7 +676,7 @@ fn exec_output_code_user_env_tty() {
 fn top_pause_stop_restart() {
     let dk = Docker::new("dk-ctl", Registration::Flag);
     let id = dk.start_detached("ctl", &[IMAGE, "sleep", "300"]);
-    let cg = dk.ctr_cgroup(&id);
+    let cg = util::CgView::of(&dk.ctr_cgroup(&id));
     let pid = dk.inspect("ctl", "{{.State.Pid}}");
 
     // top: containerd asks the runtime for the pids (`hull ps --format json`).
@@ -714,11 +699,11 @@ fn top_pause_stop_restart() {
 
     dk.ok(&["pause", "ctl"]);
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "paused");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
+    assert!(cg.frozen(), "{cg:?} is not frozen");
     assert_eq!(dk.calls.of("pause", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["unpause", "ctl"]);
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "running");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
+    assert!(!cg.frozen(), "{cg:?} is still frozen");
     assert_eq!(dk.calls.of("resume", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["exec", "ctl", "true"]);
 
@@ -747,10 +732,10 @@ fn top_pause_stop_restart() {
     assert_ne!(pid, pid2);
     assert!(dk.calls.of("create", &id).len() >= 2, "{}", dk.logs());
     assert!(dk.calls.of("start", &id).len() >= 2, "{}", dk.logs());
-    let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
+    let procs = cg.procs();
     assert!(
         procs.contains(&pid2.parse().unwrap()),
-        "init {pid2} not in {cg}: {procs:?}"
+        "init {pid2} not in {cg:?}: {procs:?}"
     );
     let out = dk.ok(&["exec", "ctl", "echo", "back"]);
     assert_eq!(out.stdout.trim(), "back");

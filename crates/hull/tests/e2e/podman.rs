@@ -506,25 +506,16 @@ fn run_resources() {
     // hull keeps the container where the wrapper's --root points.
     let state = pm.hull_root.join(&id).join("state.json");
     assert!(state.exists(), "{} missing\n{}", state.display(), pm.logs());
-    let cg = pm.ctr_cgroup(&id);
-    assert_eq!(
-        util::cgroup_read("memory", &cg, "memory.limit_in_bytes"),
-        "67108864"
-    );
-    assert_eq!(util::cgroup_read("pids", &cg, "pids.max"), "50");
-    assert_eq!(util::cgroup_read("cpu", &cg, "cpu.cfs_quota_us"), "50000");
-    assert_eq!(util::cgroup_read("cpu", &cg, "cpu.cfs_period_us"), "100000");
+    let cg = util::CgView::of(&pm.ctr_cgroup(&id));
+    assert_eq!(cg.memory_limit(), "67108864");
+    assert_eq!(cg.pids_max(), "50");
+    assert_eq!(cg.cpu_quota_period(), ("50000".into(), "100000".into()));
     let pid: i32 = pm.inspect("limited", "{{.State.Pid}}").parse().unwrap();
-    let procs = util::cgroup_procs(&util::cgroup_dir("memory", &cg));
-    assert!(procs.contains(&pid), "init {pid} not in {cg}: {procs:?}");
+    let procs = cg.procs();
+    assert!(procs.contains(&pid), "init {pid} not in {cg:?}: {procs:?}");
     // What the container sees of its own limits.
-    let out = pm.ok(&[
-        "exec",
-        "limited",
-        "cat",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        "/sys/fs/cgroup/pids/pids.max",
-    ]);
+    let [mem, pids, current, _] = cg.inside_files();
+    let out = pm.ok(&["exec", "limited", "cat", mem, pids]);
     assert_eq!(
         out.stdout.split_whitespace().collect::<Vec<_>>(),
         ["67108864", "50"],
@@ -539,8 +530,10 @@ fn run_resources() {
         "limited",
         "sh",
         "-c",
-        "sh -c 'for i in $(seq 60); do sleep 30 & done' 2>/dev/null; echo $?; \
-         read n < /sys/fs/cgroup/pids/pids.current; echo $n",
+        &format!(
+            "sh -c 'for i in $(seq 60); do sleep 30 & done' 2>/dev/null; echo $?; \
+             read n < {current}; echo $n"
+        ),
     ]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let current: u32 = lines.get(1).and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -736,7 +729,7 @@ fn exec_plain_and_it() {
 fn top_pause_stats_stop() {
     let pm = Podman::new("pm-ctl", Registration::Conf);
     let id = pm.start_detached("ctl", &["--memory", "64m", IMAGE, "sleep", "300"]);
-    let cg = pm.ctr_cgroup(&id);
+    let cg = util::CgView::of(&pm.ctr_cgroup(&id));
 
     // top: podman reads /proc itself (psgo); hull is not asked (`hull ps` is never called).
     let out = pm.ok(&["top", "ctl", "pid", "args", "user"]);
@@ -750,7 +743,7 @@ fn top_pause_stats_stop() {
 
     pm.ok(&["pause", "ctl"]);
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "paused");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "FROZEN");
+    assert!(cg.frozen(), "{cg:?} is not frozen");
     assert_eq!(pm.calls.of("pause", &id).len(), 1, "{}", pm.logs());
 
     // stats reads the cgroup (paused or not).
@@ -770,7 +763,7 @@ fn top_pause_stats_stop() {
 
     pm.ok(&["unpause", "ctl"]);
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "running");
-    assert_eq!(util::cgroup_read("freezer", &cg, "freezer.state"), "THAWED");
+    assert!(!cg.frozen(), "{cg:?} is still frozen");
     assert_eq!(pm.calls.of("resume", &id).len(), 1, "{}", pm.logs());
     pm.ok(&["exec", "ctl", "true"]);
 

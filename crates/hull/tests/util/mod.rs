@@ -1097,13 +1097,28 @@ pub struct CgHierarchy {
 impl CgHierarchy {
     /// Where a container with `linux.cgroupsPath` `path` lands in this hierarchy, by runc's
     /// rule: an absolute path from the hierarchy's root, a relative one under the caller's own
-    /// cgroup.
+    /// cgroup (on cgroup2 under its parent: the caller's own cgroup holds the caller, and a
+    /// cgroup with processes cannot hand controllers to children).
     pub fn dir_for(&self, path: &str) -> PathBuf {
         let rel = path.trim_start_matches('/');
         if path.starts_with('/') {
             self.mount.join(rel)
         } else {
-            self.mount.join(self.own.trim_start_matches('/')).join(rel)
+            self.mount
+                .join(self.base().trim_start_matches('/'))
+                .join(rel)
+        }
+    }
+
+    /// The cgroup a relative `cgroupsPath` is taken from, as /proc/PID/cgroup shows it.
+    pub fn base(&self) -> &str {
+        if self.is_v2() {
+            Path::new(&self.own)
+                .parent()
+                .and_then(Path::to_str)
+                .unwrap_or("/")
+        } else {
+            &self.own
         }
     }
 
@@ -1157,6 +1172,11 @@ pub fn cgroup_hierarchies() -> Vec<CgHierarchy> {
         }
     }
     out
+}
+
+/// The cgroup2 hierarchy, if this process is in one that is mounted.
+pub fn unified_hierarchy() -> Option<CgHierarchy> {
+    cgroup_hierarchies().into_iter().find(CgHierarchy::is_v2)
 }
 
 /// The v1 hierarchy holding `controller` (`memory`, `pids`, …).
@@ -1583,4 +1603,141 @@ pub fn runtime_processes_naming(needle: &str) -> Vec<i32> {
             argv.next() == Some(bin.as_bytes()) && argv.any(|a| a == needle.as_bytes())
         })
         .collect()
+}
+
+/// A container's cgroup read through whichever hierarchies this host has: the v1
+/// controllers' files on a v1 or hybrid host, the cgroup2 files on a unified one (the guest
+/// of `tests/vm`). The client tests assert limits through it on both.
+#[derive(Debug)]
+pub struct CgView {
+    path: String,
+    /// The cgroup2 hierarchy, on a unified host only.
+    unified: Option<CgHierarchy>,
+}
+
+impl CgView {
+    /// The cgroup of `linux.cgroupsPath` `path`.
+    pub fn of(path: &str) -> CgView {
+        let all = cgroup_hierarchies();
+        let unified = if all.iter().any(|h| !h.is_v2()) {
+            None
+        } else {
+            all.into_iter().find(CgHierarchy::is_v2)
+        };
+        CgView {
+            path: path.to_string(),
+            unified,
+        }
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.unified.is_some()
+    }
+
+    /// The file of cgroup2 or, on v1, of the hierarchy with `controller`, trimmed.
+    #[track_caller]
+    fn read(&self, controller: &str, v1: &str, v2: &str) -> String {
+        match &self.unified {
+            Some(h) => {
+                let p = h.dir_for(&self.path).join(v2);
+                fs::read_to_string(&p)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+                    .trim()
+                    .to_string()
+            }
+            None => cgroup_read(controller, &self.path, v1),
+        }
+    }
+
+    /// The memory limit in bytes (`max` when there is none on cgroup2).
+    #[track_caller]
+    pub fn memory_limit(&self) -> String {
+        self.read("memory", "memory.limit_in_bytes", "memory.max")
+    }
+
+    /// The memory+swap limit (v1's memsw; on cgroup2 memory.max plus memory.swap.max).
+    #[track_caller]
+    pub fn memory_swap_limit(&self) -> String {
+        if self.is_v2() {
+            let mem = self.read("memory", "", "memory.max");
+            let swap = self.read("memory", "", "memory.swap.max");
+            match (mem.parse::<u64>(), swap.parse::<u64>()) {
+                (Ok(m), Ok(s)) => (m + s).to_string(),
+                _ => "max".into(),
+            }
+        } else {
+            self.read("memory", "memory.memsw.limit_in_bytes", "")
+        }
+    }
+
+    #[track_caller]
+    pub fn pids_max(&self) -> String {
+        self.read("pids", "pids.max", "pids.max")
+    }
+
+    /// CFS quota and period in microseconds (`max` or `-1` for no quota).
+    #[track_caller]
+    pub fn cpu_quota_period(&self) -> (String, String) {
+        if self.is_v2() {
+            let max = self.read("cpu", "", "cpu.max");
+            let (q, p) = max.split_once(' ').unwrap_or((&max, ""));
+            (q.to_string(), p.to_string())
+        } else {
+            (
+                self.read("cpu", "cpu.cfs_quota_us", ""),
+                self.read("cpu", "cpu.cfs_period_us", ""),
+            )
+        }
+    }
+
+    /// Whether the cgroup is frozen (v1 freezer.state, cgroup2 cgroup.events).
+    #[track_caller]
+    pub fn frozen(&self) -> bool {
+        if self.is_v2() {
+            self.read("", "", "cgroup.events")
+                .lines()
+                .any(|l| l.trim() == "frozen 1")
+        } else {
+            self.read("freezer", "freezer.state", "") == "FROZEN"
+        }
+    }
+
+    /// The processes in it (the memory hierarchy's, on v1).
+    pub fn procs(&self) -> Vec<i32> {
+        match &self.unified {
+            Some(h) => cgroup_procs(&h.dir_for(&self.path)),
+            None => cgroup_procs(&cgroup_dir("memory", &self.path)),
+        }
+    }
+
+    /// Whether the cgroup's directory exists in every hierarchy.
+    pub fn exists(&self) -> bool {
+        match &self.unified {
+            Some(h) => h.dir_for(&self.path).is_dir(),
+            None => cgroup_hierarchies()
+                .iter()
+                .all(|h| h.dir_for(&self.path).is_dir()),
+        }
+    }
+
+    /// The files a process inside the container reads for its memory limit, pids limit,
+    /// pids count and CFS quota (the first word of cgroup2's cpu.max), with a private cgroup
+    /// namespace on cgroup2 (the clients' default there).
+    pub fn inside_files(&self) -> [&'static str; 4] {
+        if self.is_v2() {
+            [
+                "/sys/fs/cgroup/memory.max",
+                "/sys/fs/cgroup/pids.max",
+                "/sys/fs/cgroup/pids.current",
+                "/sys/fs/cgroup/cpu.max",
+            ]
+        } else {
+            [
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "/sys/fs/cgroup/pids/pids.max",
+                "/sys/fs/cgroup/pids/pids.current",
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            ]
+        }
+    }
 }
