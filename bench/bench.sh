@@ -10,6 +10,7 @@
 #   WARMUP=N    untimed warm-up runs (default: 3)
 #   BUSYBOX=path a static busybox   (default: /usr/bin/busybox)
 #   TIMER=loop  time with a date +%s%N loop even when hyperfine is installed
+#   ONLY=run    time the run-true row only (bench/guest.sh uses it in the VM guest)
 # Results: bench/out/<timestamp>/ (table.md, one CSV per timed row, env.txt) and bench/out/latest.md.
 set -euo pipefail
 
@@ -150,6 +151,16 @@ echo "timing run true ..." >&2
 run_hull=$(timed run-true-hull "$(cmd_run "$HULL" "$root_hull")")
 run_runc=$(timed run-true-runc "$(cmd_run "$RUNC" "$root_runc")")
 floor=$(timed floor "unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/true")
+if [ "${ONLY:-}" = run ]; then
+    {
+        echo
+        echo "| measure | hull | runc | hull/runc | floor |"
+        echo "|---|---:|---:|---:|---:|"
+        echo "| run true (ms) | $run_hull | $run_runc | $(ratio "$run_hull" "$run_runc") | $floor |"
+    } | tee "$out/table.md"
+    cat "$out/env.txt" "$out/table.md" >"$repo/bench/out/latest.md"
+    exit 0
+fi
 
 echo "timing create+start+delete ..." >&2
 csd_hull=$(timed csd-hull "$(cmd_csd "$HULL" "$root_hull")")

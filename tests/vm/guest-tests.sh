@@ -4,7 +4,7 @@
 # guest-suite.sh there; exits with the guest's verdict.
 #
 #   tests/vm/guest-tests.sh                      every stage
-#   tests/vm/guest-tests.sh STAGE [FILTER...]    one stage: unit, guest, clients, validation
+#   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, clients, validation
 #   tests/vm/guest-tests.sh guest cgroup_v2::pause_and_resume_freeze_through_cgroup_freeze
 #
 # Needs root, cargo, debootstrap, e2fsprogs and qemu-system-x86 (bookworm-backports). The OCI
@@ -48,6 +48,7 @@ done
 
 log "guest image"
 image=$(tests/vm/image.sh)
+tests/vm/selftest.sh "$image"
 
 share=$(mktemp -d /tmp/hull-vm.XXXXXX)
 trap 'rm -rf "$share"' EXIT

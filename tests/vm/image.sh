@@ -79,7 +79,7 @@ chroot "$root" systemctl mask --quiet \
     podman-restart.service podman-auto-update.timer apt-daily.timer apt-daily-upgrade.timer \
     man-db.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
     systemd-timesyncd.service getty@tty1.service serial-getty@ttyS0.service 2>/dev/null || true
-chroot "$root" systemctl set-default multi-user.target >/dev/null
+chroot "$root" systemctl set-default multi-user.target >/dev/null 2>&1
 
 cp "$root"/boot/vmlinuz-* "$work/vmlinuz"
 cp "$root"/boot/initrd.img-* "$work/initrd.img"
@@ -88,11 +88,15 @@ chroot "$root" dpkg-query -W >"$work/packages.lock"
 rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/*
 
 log "making the disk"
-mkfs.ext4 -q -L hullroot -d "$root" "$work/disk.img" 6G
+mkfs.ext4 -q -L hullroot -d "$root" "$work/disk.img" 6G >&2
 rm -rf "$root"
 echo "$key" >"$work/ready"
 rm -rf "$out"
 mv "$work" "$out"
 trap - EXIT
 log "built $out in $((SECONDS - start)) s"
+# Images of older inputs are never used again.
+for old in "$cache"/bookworm-*; do
+    [ "$old" = "$out" ] || rm -rf "$old"
+done
 echo "$out"

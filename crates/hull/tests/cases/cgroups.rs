@@ -801,7 +801,10 @@ fn hugepage_limit_lands_on_the_unified_hierarchy_of_a_hybrid_host() {
                 .any(|c| c == "hugetlb")
     });
     let Some(unified) = hybrid_hugetlb.cloned() else {
-        println!("note: skipped: no hybrid host with hugetlb on cgroup2");
+        println!(
+            "note: skipped: no hybrid host with hugetlb on cgroup2 (on a unified host the \
+             guest test cgroup_v2::hugepage_limits_land_in_hugetlb_files covers it)"
+        );
         return;
     };
     if hierarchies

@@ -570,6 +570,70 @@ fn run_caps_and_no_new_privileges() {
     );
 }
 
+/// Whether this host runs AppArmor (the guest of tests/vm does; this CI machine does not).
+fn apparmor_host() -> bool {
+    fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+}
+
+/// On a host with AppArmor docker asks for its docker-default profile (it loads it at start)
+/// and hull applies it to the container's process and to what `exec` adds: the profile's
+/// `deny mount` holds even with CAP_SYS_ADMIN; `apparmor=unconfined` lifts it. On a host
+/// without AppArmor docker asks for no profile and the same mount works.
+#[test]
+fn apparmor_docker_default() {
+    let dk = Docker::new("dk-aa", Registration::Flag);
+    let probe = "cat /proc/self/attr/current 2>/dev/null || echo no-label; \
+                 mount -t tmpfs t /mnt 2>&1 && echo mounted; true";
+    let id = dk.start_detached("aa", &["--cap-add", "SYS_ADMIN", IMAGE, "sleep", "300"]);
+    dk.assert_hull_ran(&id);
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dk.bundle(&id).join("config.json")).unwrap())
+            .unwrap();
+    let profile = &config["process"]["apparmorProfile"];
+    let exec = dk.ok(&["exec", "aa", "sh", "-c", probe]);
+    let unconfined = dk.run_ctr(&[
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "apparmor=unconfined",
+        IMAGE,
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert!(unconfined.success(), "{}", dk.diag(&unconfined));
+    if apparmor_host() {
+        assert_eq!(profile, "docker-default", "{config}");
+        let init = fs::read_to_string(format!(
+            "/proc/{}/attr/current",
+            dk.inspect("aa", "{{.State.Pid}}")
+        ))
+        .unwrap();
+        assert_eq!(init.trim(), "docker-default (enforce)");
+        assert!(
+            exec.stdout.starts_with("docker-default (enforce)\n")
+                && exec.stdout.contains("Permission denied")
+                && !exec.stdout.contains("mounted"),
+            "{}",
+            dk.diag(&exec)
+        );
+        assert!(
+            unconfined.stdout.starts_with("unconfined\n") && unconfined.stdout.contains("mounted"),
+            "{}",
+            dk.diag(&unconfined)
+        );
+    } else {
+        assert!(
+            profile.is_null(),
+            "a profile on a host without AppArmor: {config}"
+        );
+        for out in [&exec, &unconfined] {
+            assert_eq!(out.stdout, "no-label\nmounted\n", "{}", dk.diag(out));
+        }
+    }
+}
+
 #[test]
 fn run_it_pty() {
     let dk = Docker::new("dk-it", Registration::Flag);

@@ -743,7 +743,15 @@ pub(super) mod tests {
 
     use super::*;
 
-    pub(in crate::cgroups) const UNIFIED_ROOT: &str = "/sys/fs/cgroup/unified";
+    /// The host's cgroup2 mount, wherever it is: /sys/fs/cgroup/unified on a hybrid host,
+    /// /sys/fs/cgroup on a unified one.
+    pub(in crate::cgroups) fn unified_root() -> PathBuf {
+        crate::cgroups::host_mounts()
+            .expect("read the host's cgroup mounts")
+            .unified
+            .map(|(mount, _)| mount)
+            .expect("no cgroup2 hierarchy mounted on this host")
+    }
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
     fn unique(prefix: &str) -> String {
@@ -757,7 +765,7 @@ pub(super) mod tests {
 
     impl Scratch {
         pub fn new() -> Self {
-            let dir = Path::new(UNIFIED_ROOT).join(unique("hulltest"));
+            let dir = unified_root().join(unique("hulltest"));
             std::fs::create_dir(&dir).expect("mkdir scratch cgroup");
             Scratch(dir)
         }
@@ -1159,7 +1167,7 @@ pub(super) mod tests {
             println!("skipped: hugetlb is not on cgroup2 here");
             return;
         }
-        enable_controllers(Path::new(UNIFIED_ROOT), &["hugetlb", "no-such-controller"]).unwrap();
+        enable_controllers(&unified_root(), &["hugetlb", "no-such-controller"]).unwrap();
         let cg = Scratch::new();
         let res = LinuxResourcesBuilder::default()
             .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
