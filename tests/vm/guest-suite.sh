@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs in the guest as /mnt/hull/run (hull-guest.service starts it): the stages the host asked
-# for (`STAGE[,STAGE...] [FILTER...]` in the file args, or as arguments; none: every
-# stage), each under a deadline, then a summary. Fails when a stage fails.
+# for (`STAGE[,STAGE...] [FILTER...]` in the file args, or as arguments; none: the default
+# stages), each under a deadline, then a summary. Fails when a stage fails, when a test stage
+# ran fewer tests than it names, or when no stage matched.
 #
 # The share holds bin/ (hull and the test binaries the host built), hull-path (where the test
 # binaries look for hull: the CARGO_BIN_EXE_hull they were built with), validation/ (run.py
@@ -13,37 +14,27 @@ cd "$share" || exit 99
 hull_path=$(cat hull-path)
 # shellcheck disable=SC2046
 [ $# -eq 0 ] && [ -s args ] && set -- $(cat args)
-stage_arg=${1:-all}
+stages=${1:-all}
 [ $# -gt 0 ] && shift
 filters="$*"
 export HULL_TEST_RUNTIME="$hull_path"
 export RUST_BACKTRACE=1
 
-# The OCI validation suite (the `validation` stage runs this under its deadline): hull
-# against the guest's expected results (a regression fails the stage), then the guest's runc
-# for comparison only.
-if [ "$stage_arg" = __validation ]; then
-    mkdir -p /mnt/suite
-    if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,ro suite /mnt/suite 2>/dev/null; then
-        echo "no validation suite passed in (tests/vm/guest-tests.sh passes \$RUNTIME_TOOLS_DIR when built)"
-        exit 0
+# The OCI validation suite against one runtime (the validation stages run this under their
+# deadlines): hull against the guest's expected results (a regression fails), runc for
+# comparison.
+if [ "$stages" = __validation ]; then
+    rt=$1
+    shift
+    if [ "$rt" = hull ]; then
+        bin=$hull_path expected=validation/expected-guest.tsv
+    else
+        bin=/usr/sbin/runc expected=/dev/null
     fi
-    # The tests read runtimetest and the rootfs tarball from their working directory.
-    rm -rf /opt/runtime-tools && cp -a /mnt/suite /opt/runtime-tools && umount /mnt/suite
-    mkdir -p "$share/validation"
-    echo "--- validation suite against hull"
+    # Files that use cgroups run alone whatever --jobs says.
     # shellcheck disable=SC2086
-    python3 validation/run.py --suite /opt/runtime-tools --runtime "$hull_path" \
-        --expected validation/expected-guest.tsv --out "$share/validation/hull" --retry 1 \
-        ${filters:+--only $filters}
-    rc=$?
-    echo "--- validation suite against the guest's runc $(runc --version | sed -n 's/^runc version //p') (for comparison)"
-    # shellcheck disable=SC2086
-    python3 validation/run.py --suite /opt/runtime-tools --runtime /usr/sbin/runc \
-        --expected /dev/null --out "$share/validation/runc" ${filters:+--only $filters} \
-        >"$share/validation/runc.log" 2>&1
-    grep -E '^(PASS|FAIL|# files)' "$share/validation/runc.log"
-    exit $rc
+    exec python3 validation/run.py --suite /opt/runtime-tools --runtime "$bin" --jobs 2 \
+        --expected "$expected" --out "$share/validation/$rt" --retry 1 ${1:+--only "$@"}
 fi
 
 # The test binaries expect hull where cargo built it on the host.
@@ -54,44 +45,100 @@ cp bin/hull "$hull_path"
 echo "guest: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(nproc) cpus"
 echo "guest: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 echo "guest: systemd $(systemctl is-system-running), AppArmor: $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent)"
+echo "guest: $(runc --version | head -n1), $(docker --version), $(podman --version), $(containerd --version | cut -d' ' -f1,3)"
 echo "guest: this run's cgroup: $(sed -n 's/^0:://p' /proc/self/cgroup)"
 
+ran=""
 failed=""
-passed=""
-# stage NAME SECONDS COMMAND...: one stage under a deadline (a hang ends with what it printed).
+# stage NAME SECONDS MIN COMMAND...: one stage under a deadline (a hang ends with what it
+# printed); a libtest stage must report at least MIN passed tests (0: not a libtest run).
 stage() {
-    name=$1 limit=$2
-    shift 2
-    case ",$stage_arg," in ,all, | *",$name,"*) ;; *) return 0 ;; esac
+    name=$1 limit=$2 min=$3
+    shift 3
+    case ",$stages," in
+    *",$name,"*) ;;
+    ,all,) [ "$name" = validation-runc ] && return 0 ;;
+    *) return 0 ;;
+    esac
+    ran="$ran $name"
     echo
     echo "=== stage $name (deadline ${limit} s)"
     t0=$(date +%s)
-    timeout -k 10 "$limit" "$@"
-    rc=$?
-    [ $rc -eq 124 ] && echo "=== stage $name: TIMED OUT"
+    { timeout -k 10 "$limit" "$@"; echo $? >/tmp/stage.rc; } 2>&1 | tee /tmp/stage.log
+    rc=$(cat /tmp/stage.rc)
+    [ "$rc" -eq 124 ] && echo "=== stage $name: TIMED OUT"
+    passed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed;.*/\1/p' /tmp/stage.log |
+        awk '{ n += $1 } END { print n + 0 }')
+    if [ "$rc" -eq 0 ] && [ "$passed" -lt "$min" ]; then
+        echo "=== stage $name: $passed tests passed, it names $min"
+        rc=1
+    fi
     echo "=== stage $name: exit $rc in $(($(date +%s) - t0)) s"
-    if [ $rc -eq 0 ]; then passed="$passed $name"; else failed="$failed $name"; fi
+    [ "$rc" -eq 0 ] || failed="$failed $name"
 }
+
+# With filters, a stage must run at least one test; without, all it names.
+some() { if [ -n "$filters" ]; then echo 1; else echo "$1"; fi; }
 
 # libhull's tests of cgroup2 code on a real unified hierarchy (the v1 ones run on the host).
 # shellcheck disable=SC2086
-stage unit 300 /opt/hull/libhull-unit --test-threads=2 ${filters:-cgroups::v2:: cgroups::devices_bpf:: cgroups::tests::}
+stage unit 120 "$(some 30)" /opt/hull/libhull-unit --test-threads=2 \
+    ${filters:-cgroups::v2:: cgroups::devices_bpf:: cgroups::tests::}
 
 # The guest's own tests (crates/hull/tests/guest): cgroup v2 and AppArmor.
 # shellcheck disable=SC2086
-stage guest 1200 /opt/hull/guest --test-threads=2 $filters
+stage guest 600 1 /opt/hull/guest --test-threads=2 $filters
 
-# The host's client tests whose subject differs on cgroup v2 (limits, stats, update, pause,
-# OOM, exec), the clients on the cgroupfs driver.
+# The host's client tests whose subject differs on such a host (limits, stats, update, pause,
+# OOM, exec on cgroup v2; AppArmor's docker-default), the clients on the cgroupfs driver.
 clients="docker::run_resources_stats_update docker::top_pause_stop_restart docker::oom_kill_reported
-docker::exec_output_code_user_env_tty podman::run_resources podman::top_pause_stats_stop
-podman::exec_plain_and_it containerd::detached_task_lifecycle docker::apparmor_docker_default"
+docker::exec_output_code_user_env_tty docker::apparmor_docker_default podman::run_resources
+podman::top_pause_stats_stop podman::exec_plain_and_it containerd::detached_task_lifecycle"
 # shellcheck disable=SC2086
-stage clients 1200 /opt/hull/e2e --test-threads=1 --exact ${filters:-$clients}
+stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-threads=1 --exact \
+    ${filters:-$clients}
 
-# shellcheck disable=SC2086
-stage validation 1800 sh "$0" __validation $filters
+# The OCI validation suite, when the host passed one in: hull in `validation`, the guest's runc
+# beside it in `validation-runc` (asked for by name: it doubles the time).
+suite=false
+case ",$stages," in *,all,* | *,validation,* | *,validation-runc,*)
+    mkdir -p /mnt/suite
+    if mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,ro suite /mnt/suite 2>/dev/null; then
+        # The tests unpack bundles next to runtimetest: a local, writable copy.
+        rm -rf /opt/runtime-tools && cp -a /mnt/suite /opt/runtime-tools && umount /mnt/suite
+        mkdir -p "$share/validation"
+        suite=true
+    else
+        echo "no validation suite passed in (guest-tests.sh passes \$RUNTIME_TOOLS_DIR when it holds a built one)"
+    fi
+    ;;
+esac
+if $suite; then
+    # shellcheck disable=SC2086
+    stage validation 900 0 sh "$0" __validation hull $filters
+    # shellcheck disable=SC2086
+    stage validation-runc 900 0 sh "$0" __validation runc $filters
+    if [ -f "$share/validation/hull/results.tsv" ] && [ -f "$share/validation/runc/results.tsv" ]; then
+        python3 - "$share/validation/hull/results.tsv" "$share/validation/runc/results.tsv" <<'PY'
+import csv, sys
+def load(path):
+    with open(path) as f:
+        return {r["test"]: r for r in csv.DictReader(f, delimiter="\t")}
+hull, runc = load(sys.argv[1]), load(sys.argv[2])
+cell = lambda r: f"{r['result']} {r['ok']}/{r['total']}" if r else "-"
+print(f"\n{'file':40} {'hull':>14} {'runc':>14}")
+for name in sorted(set(hull) | set(runc)):
+    print(f"{name:40} {cell(hull.get(name)):>14} {cell(runc.get(name)):>14}")
+count = lambda d: sum(r["result"] == "PASS" for r in d.values())
+print(f"files passed: hull {count(hull)}/{len(hull)}, runc {count(runc)}/{len(runc)}")
+PY
+    fi
+fi
 
 echo
-echo "=== guest stages passed:${passed:- none}; failed:${failed:- none}"
+if [ -z "$ran" ]; then
+    echo "=== no stage named '$stages' (unit, guest, clients, validation, validation-runc)"
+    exit 2
+fi
+echo "=== guest stages run:$ran; failed:${failed:- none}"
 [ -z "$failed" ]

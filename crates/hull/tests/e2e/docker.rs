@@ -570,9 +570,11 @@ fn run_caps_and_no_new_privileges() {
     );
 }
 
-/// Whether this host runs AppArmor (the guest of tests/vm does; this CI machine does not).
+/// Whether this host runs AppArmor as dockerd sees it (the guest of tests/vm does; this CI
+/// machine does not): enabled, with securityfs to load profiles through.
 fn apparmor_host() -> bool {
     fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+        && Path::new("/sys/kernel/security/apparmor").is_dir()
 }
 
 /// On a host with AppArmor docker asks for its docker-default profile (it loads it at start)
@@ -767,7 +769,7 @@ fn top_pause_stop_restart() {
     assert_eq!(dk.calls.of("pause", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["unpause", "ctl"]);
     assert_eq!(dk.inspect("ctl", "{{.State.Status}}"), "running");
-    assert!(!cg.frozen(), "{cg:?} is still frozen");
+    assert!(cg.thawed(), "{cg:?} is not thawed");
     assert_eq!(dk.calls.of("resume", &id).len(), 1, "{}", dk.logs());
     dk.ok(&["exec", "ctl", "true"]);
 

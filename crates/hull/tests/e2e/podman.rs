@@ -763,7 +763,7 @@ fn top_pause_stats_stop() {
 
     pm.ok(&["unpause", "ctl"]);
     assert_eq!(pm.inspect("ctl", "{{.State.Status}}"), "running");
-    assert!(!cg.frozen(), "{cg:?} is still frozen");
+    assert!(cg.thawed(), "{cg:?} is not thawed");
     assert_eq!(pm.calls.of("resume", &id).len(), 1, "{}", pm.logs());
     pm.ok(&["exec", "ctl", "true"]);
 

@@ -1690,15 +1690,27 @@ impl CgView {
         }
     }
 
-    /// Whether the cgroup is frozen (v1 freezer.state, cgroup2 cgroup.events).
+    /// Whether the cgroup is frozen (v1 freezer.state FROZEN, cgroup2 cgroup.events).
     #[track_caller]
     pub fn frozen(&self) -> bool {
+        self.freezer_is("FROZEN", "frozen 1")
+    }
+
+    /// Whether the cgroup is thawed (v1 freezer.state THAWED, not FREEZING; cgroup2
+    /// cgroup.events).
+    #[track_caller]
+    pub fn thawed(&self) -> bool {
+        self.freezer_is("THAWED", "frozen 0")
+    }
+
+    #[track_caller]
+    fn freezer_is(&self, v1_state: &str, v2_line: &str) -> bool {
         if self.is_v2() {
             self.read("", "", "cgroup.events")
                 .lines()
-                .any(|l| l.trim() == "frozen 1")
+                .any(|l| l.trim() == v2_line)
         } else {
-            self.read("freezer", "freezer.state", "") == "FROZEN"
+            self.read("freezer", "freezer.state", "") == v1_state
         }
     }
 

@@ -923,11 +923,30 @@ mod tests {
                 expect.display()
             );
         }
+        // cgroup2: under the parent of the caller's cgroup, which holds the caller.
+        if let Some(u) = &cg.unified {
+            let (_, mine) = own
+                .iter()
+                .find(|(names, _)| names.is_empty())
+                .expect("cgroup2 is in /proc/self/cgroup");
+            let parent = Path::new(mine).parent().unwrap_or(Path::new("/"));
+            let expect = clean(&parent.to_string_lossy()).join("hulltest-unit/x");
+            assert!(
+                u.ends_with(&expect),
+                "{} does not end with {}",
+                u.display(),
+                expect.display()
+            );
+        }
         // No path: the container id, nested the same way.
         let cg = Cgroups::resolve(None, "the-id", false).unwrap();
         assert!(cg.dirs().all(|d| d.ends_with("the-id")));
         // Absolute: from each hierarchy's root.
         let cg = Cgroups::resolve(Some(Path::new("/abs/x")), "id", false).unwrap();
+        let mounts = host_mounts().unwrap();
+        if let (Some(u), Some((mount, _))) = (&cg.unified, &mounts.unified) {
+            assert_eq!(u, &mount.join("abs/x"));
+        }
         for h in &cg.v1 {
             assert_eq!(
                 h.dir
