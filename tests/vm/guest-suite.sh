@@ -114,6 +114,11 @@ case ",$stages," in *,all,* | *,validation,* | *,validation-runc,*)
     ;;
 esac
 if $suite; then
+    # linux_process_apparmor_profile asks for a profile named acme_secure_profile: with one
+    # loaded (allowing what runtimetest does) it checks that the runtime applies it.
+    printf '%s\n' 'profile acme_secure_profile flags=(attach_disconnected,mediate_deleted) {' \
+        '  file, capability, network, signal, ptrace, unix, mount, umount, pivot_root,' '}' |
+        apparmor_parser -r || echo "could not load acme_secure_profile"
     # shellcheck disable=SC2086
     stage validation 900 0 sh "$0" __validation hull $filters
     # shellcheck disable=SC2086

@@ -4,7 +4,8 @@
 # guest-suite.sh there; exits with the guest's verdict.
 #
 #   tests/vm/guest-tests.sh                      every stage
-#   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, clients, validation
+#   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, clients,
+#                                                       validation, validation-runc
 #   tests/vm/guest-tests.sh guest cgroup_v2::pause_and_resume_freeze_through_cgroup_freeze
 #
 # Needs root, cargo, debootstrap, e2fsprogs and qemu-system-x86 (bookworm-backports). The OCI
@@ -45,6 +46,8 @@ unit=$(exe unit libhull)
 for f in "$hull" "$guest" "$e2e" "$unit"; do
     [ -x "$f" ] || { echo "guest-tests.sh: a test binary was not built ($exes)" >&2; exit 1; }
 done
+# `cargo clippy --all-targets` leaves out targets with `test = false`: lint this one here.
+cargo clippy -p hull --test guest -- -D warnings
 
 log "guest image"
 image=$(tests/vm/image.sh)
@@ -70,8 +73,11 @@ else
 fi
 
 log "running the guest suite"
+# Boot, then every stage to its deadline in guest-suite.sh (unit 120 s, guest 600, clients 900,
+# validation 900, validation-runc 900), then a margin: the stages' own deadlines end a hang
+# first, with their output.
 rc=0
-tests/vm/run.sh --image "$image" "${extra[@]}" "$share" || rc=$?
+HULL_VM_TIMEOUT=${HULL_VM_TIMEOUT:-4000} tests/vm/run.sh --image "$image" "${extra[@]}" "$share" || rc=$?
 
 mkdir -p target/vm
 rm -rf target/vm/last

@@ -34,6 +34,12 @@ share=$(cd "$1" && pwd)
 for f in vmlinuz initrd.img disk.img; do
     [ -f "$image/$f" ] || { echo "run.sh: $image/$f: no such file (build the image with image.sh)" >&2; exit 2; }
 done
+# image.sh removes images of old inputs under an exclusive lock: hold a shared one while this
+# image is in use.
+if [ -e "$image/../.lock" ]; then
+    exec 9<"$image/../.lock"
+    flock -s 9
+fi
 command -v qemu-system-x86_64 >/dev/null ||
     { echo "run.sh: qemu-system-x86_64 not found (apt-get install -t bookworm-backports qemu-system-x86)" >&2; exit 2; }
 
@@ -75,7 +81,8 @@ trap 'exit 130' INT TERM
 
 start=$SECONDS
 echo "run.sh: booting $image ($accel, ${HULL_VM_CPUS:-$(nproc)} cpus, ${HULL_VM_MEMORY:-4096} MiB)"
-qemu-system-x86_64 "${accel_args[@]}" \
+# qemu dies with this script even when no trap can run (SIGKILL): its parent-death signal.
+setpriv --pdeathsig KILL qemu-system-x86_64 "${accel_args[@]}" \
     -smp "${HULL_VM_CPUS:-$(nproc)}" -m "${HULL_VM_MEMORY:-4096}" \
     -display none -monitor none -serial "file:$console" -no-reboot -nic none \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
@@ -112,7 +119,8 @@ wait "$qemu_pid" 2>/dev/null || true
 qemu_pid=""
 [ -n "$tail_pid" ] && { wait "$tail_pid" 2>/dev/null || true; tail_pid=""; }
 
-if [ -z "$failure" ] && [ -f "$share/exit-code" ]; then
+# A guest that wrote its exit code finished, even if the deadline struck before it powered off.
+if [ -f "$share/exit-code" ]; then
     rc=$(cat "$share/exit-code")
     echo "run.sh: guest finished in $((SECONDS - start)) s with exit code $rc"
     exit "$rc"
