@@ -13,21 +13,9 @@ use serde_json::{json, Value};
 
 use crate::util::{
     assert_cgroups_exist, assert_cgroups_gone, cgroup_dir, cgroup_hierarchies, cgroup_procs,
-    cgroup_read, is_gone, proc_state, skip_on_runc, split_table, status_field, still_alive,
-    wait_until, Out, Test, MIB, STOP_TIMEOUT,
+    cgroup_read, event_types, is_gone, keyed, proc_state, skip_on_runc, split_table, status_field,
+    still_alive, wait_until, Out, Test, MIB, STOP_TIMEOUT, TICK_LOOP,
 };
-
-/// Waits until the container output of `create` holds `needle`; the output then.
-#[track_caller]
-fn wait_output(create: &Out, needle: &str, timeout: Duration) -> String {
-    let mut text = String::new();
-    let found = wait_until(timeout, || {
-        text = create.stdout_now();
-        text.contains(needle)
-    });
-    assert!(found, "no {needle:?} in the container's output:\n{text}");
-    text
-}
 
 /// The cgroup path /proc/PID/cgroup shows (from the host's cgroup namespace) for
 /// `cgroupsPath` `path` in a hierarchy where this process is at `own`.
@@ -76,14 +64,6 @@ fn read_u64(controller: &str, path: &str, file: &str) -> u64 {
     let v = cgroup_read(controller, path, file);
     v.parse()
         .unwrap_or_else(|e| panic!("{file} holds {v:?}, not a number: {e}"))
-}
-
-/// `key value` lines of a cgroup file such as memory.oom_control.
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok())?
-    })
 }
 
 #[test]
@@ -140,7 +120,7 @@ fn limits_land_in_the_cgroup_files_and_the_process_sees_its_cgroup() {
     assert_in_cgroup(&host_view, &path);
 
     t.hull(&["start", &id]).ok();
-    let seen = wait_output(&out, "end\n", STOP_TIMEOUT);
+    let seen = out.wait_stdout("end\n", STOP_TIMEOUT);
     // Without a cgroup namespace the process sees the host's paths.
     assert_in_cgroup(&seen, &path);
     assert_eq!(
@@ -173,7 +153,7 @@ fn with_a_cgroup_namespace_the_process_sees_root_paths() {
     assert_in_cgroup(&host_view, &path);
 
     t.hull(&["start", &id]).ok();
-    let seen = wait_output(&out, "end\n", STOP_TIMEOUT);
+    let seen = out.wait_stdout("end\n", STOP_TIMEOUT);
     let lines = cgroup_lines(&seen);
     assert_eq!(
         lines.len(),
@@ -187,17 +167,6 @@ fn with_a_cgroup_namespace_the_process_sees_root_paths() {
         );
     }
     assert!(seen.contains("pids=42\n"), "pids limit inside:\n{seen}");
-}
-
-/// The `type` of each JSON line `events` printed (stats lines are long: not worth showing).
-fn event_types(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .map(|l| match serde_json::from_str::<Value>(l) {
-            Ok(v) => v["type"].as_str().unwrap_or("<no type>").to_string(),
-            Err(_) => format!("<not JSON: {l:.80}>"),
-        })
-        .collect()
 }
 
 #[test]
@@ -246,7 +215,7 @@ fn memory_hog_is_oom_killed_and_events_reports_it() {
         .unwrap_or_else(|| panic!("oom line is not JSON:\n{ev}"));
     assert_eq!(oom["id"], id.as_str(), "{oom}");
 
-    let text = wait_output(&out, "rc=", Duration::from_secs(10));
+    let text = out.wait_stdout("rc=", Duration::from_secs(10));
     assert!(text.contains("rc=137"), "tail was not SIGKILLed:\n{text}");
     let oom_control = cgroup_read("memory", &path, "memory.oom_control");
     assert!(
@@ -270,7 +239,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
          exec sleep 100",
     );
     let (out, _) = t.create_and_start(&id);
-    let text = wait_output(&out, "done\n", STOP_TIMEOUT);
+    let text = out.wait_stdout("done\n", STOP_TIMEOUT);
     assert!(
         text.contains("can't fork") || text.contains("Resource temporarily unavailable"),
         "no fork failed:\n{text}"
@@ -346,34 +315,16 @@ fn update_changes_the_limits_of_a_running_container() {
     assert!(!is_gone(pid), "the process died during update");
 }
 
-/// The counter the pause test's loop keeps in rootfs/tmp/tick (retries a half-written file).
-fn tick(t: &Test) -> u64 {
-    let mut v = 0;
-    wait_until(Duration::from_secs(2), || {
-        match fs::read_to_string(t.rootfs.join("tmp/tick"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            Some(n) => {
-                v = n;
-                true
-            }
-            None => false,
-        }
-    });
-    v
-}
-
 #[test]
 fn pause_freezes_the_processes_and_resume_thaws_them() {
     let mut t = Test::new("cg_pause");
     let g = t.cgroup_guard();
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
-    t.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done");
+    t.sh(TICK_LOOP);
     let (_, pid) = t.create_and_start(&id);
     assert!(
-        wait_until(STOP_TIMEOUT, || tick(&t) > 0),
+        wait_until(STOP_TIMEOUT, || t.tick() > 0),
         "the loop never ticked"
     );
 
@@ -382,9 +333,9 @@ fn pause_freezes_the_processes_and_resume_thaws_them() {
     assert_eq!(cgroup_read("freezer", &path, "freezer.state"), "FROZEN");
     let st = proc_state(pid);
     assert!(st == 'D' || st == 'T', "paused init is in state {st}");
-    let frozen_at = tick(&t);
+    let frozen_at = t.tick();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(tick(&t), frozen_at, "the loop ran while paused");
+    assert_eq!(t.tick(), frozen_at, "the loop ran while paused");
     t.hull(&["pause", &id])
         .fails()
         .stderr_has("container not running");
@@ -393,7 +344,7 @@ fn pause_freezes_the_processes_and_resume_thaws_them() {
     assert_eq!(t.status(&id), "running");
     assert_eq!(cgroup_read("freezer", &path, "freezer.state"), "THAWED");
     assert!(
-        wait_until(STOP_TIMEOUT, || tick(&t) > frozen_at),
+        wait_until(STOP_TIMEOUT, || t.tick() > frozen_at),
         "the loop did not run again after resume"
     );
     let st = proc_state(pid);
@@ -544,23 +495,13 @@ fn events_stats_prints_one_json_line_of_usage_and_limits() {
     assert!(data["cpu"]["usage"]["total"].is_u64(), "{v}");
 }
 
-/// `CAP_MKNOD` in the bounding, effective and permitted sets.
-fn with_mknod(t: &mut Test) {
-    for set in ["bounding", "effective", "permitted"] {
-        t.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
-    }
-}
-
 #[test]
 fn denied_device_cannot_be_opened_even_through_a_new_node() {
     let mut t = Test::new("cg_devices_deny");
     let g = t.cgroup_guard();
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
-    with_mknod(&mut t);
+    t.with_mknod();
     // Naming /dev/zero in linux.devices drops runc's default allow rule for it.
     t.config["linux"]["devices"] = json!([{
         "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
@@ -610,7 +551,7 @@ fn default_devices_work_under_a_deny_all_config() {
         assert!(list.lines().any(|l| l == rule), "no {rule}:\n{list}");
     }
     t.hull(&["start", &id]).ok();
-    let text = wait_output(&out, "end\n", STOP_TIMEOUT);
+    let text = out.wait_stdout("end\n", STOP_TIMEOUT);
     assert_eq!(text, "1\n1\nend\n");
     // /dev/full refuses writes with ENOSPC, not EPERM: the device itself was reached.
     assert!(

@@ -14,21 +14,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::util::{
-    assert_cgroups_gone, cgroup_procs, is_gone, still_alive, wait_until, Out, Test, MIB,
+    assert_cgroups_gone, cgroup_procs, event_types, is_gone, keyed, still_alive, wait_until, Test,
+    MIB, TICK_LOOP,
 };
-use crate::{keyed, unified, v2_dir, v2_read, SLOW};
-
-/// Waits until the container output of `create` holds `needle`; the output then.
-#[track_caller]
-fn wait_output(create: &Out, needle: &str) -> String {
-    let mut text = String::new();
-    let found = wait_until(SLOW, || {
-        text = create.stdout_now();
-        text.contains(needle)
-    });
-    assert!(found, "no {needle:?} in the container's output:\n{text}");
-    text
-}
+use crate::{unified, v2_dir, v2_read, SLOW};
 
 /// `KEY=value` lines a container printed, as a lookup.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -154,7 +143,7 @@ fn hugepage_limits_land_in_hugetlb_files() {
     let (out, _) = t.create_and_start(&id);
     assert_eq!(v2_read(&path, "hugetlb.2MB.max"), (4 * MIB).to_string());
     assert_eq!(v2_read(&path, "hugetlb.1GB.max"), "0");
-    assert_eq!(wait_output(&out, "\n"), format!("{}\n", 4 * MIB));
+    assert_eq!(out.wait_stdout("\n", SLOW), format!("{}\n", 4 * MIB));
 }
 
 #[test]
@@ -214,17 +203,6 @@ fn rdma_limit_for_a_device_the_host_lacks_fails_naming_the_field() {
     assert_cgroups_gone(&path);
 }
 
-/// The `type` of each JSON line `events` printed.
-fn event_types(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .map(|l| match serde_json::from_str::<Value>(l) {
-            Ok(v) => v["type"].as_str().unwrap_or("<no type>").to_string(),
-            Err(_) => format!("<not JSON: {l:.80}>"),
-        })
-        .collect()
-}
-
 #[test]
 fn memory_hog_is_oom_killed_and_events_reports_it_from_memory_events() {
     unified();
@@ -260,7 +238,7 @@ fn memory_hog_is_oom_killed_and_events_reports_it_from_memory_events() {
         .find(|v| v["type"] == "oom")
         .unwrap();
     assert_eq!(oom["id"], id.as_str(), "{oom}");
-    let text = wait_output(&out, "rc=");
+    let text = out.wait_stdout("rc=", SLOW);
     assert!(text.contains("rc=137"), "tail was not SIGKILLed:\n{text}");
     let mev = v2_read(&path, "memory.events");
     assert!(
@@ -281,7 +259,7 @@ fn fork_bomb_stops_at_pids_max() {
     // An inner shell forks until the kernel refuses (busybox's sh then gives up).
     t.sh("sh -c 'for i in $(seq 50); do sleep 100 & done' 2>&1; echo done; exec sleep 100");
     let (out, _) = t.create_and_start(&id);
-    let text = wait_output(&out, "done\n");
+    let text = out.wait_stdout("done\n", SLOW);
     assert!(
         text.contains("can't fork") || text.contains("Resource temporarily unavailable"),
         "no fork failed:\n{text}"
@@ -302,16 +280,6 @@ fn fork_bomb_stops_at_pids_max() {
     );
 }
 
-/// `CAP_MKNOD` in the bounding, effective and permitted sets.
-fn with_mknod(t: &mut Test) {
-    for set in ["bounding", "effective", "permitted"] {
-        t.config["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
-    }
-}
-
 const TRY_DEVICES: &str = "head -c1 /dev/zero >/dev/null && echo zero-opened; \
     echo x >/dev/null && echo null-ok; \
     mknod /tmp/z c 1 5 && head -c1 /tmp/z >/dev/null && echo node-opened; rm -f /tmp/z; true";
@@ -323,7 +291,7 @@ fn device_program_denies_open_and_a_new_node_and_allows_the_defaults() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
-    with_mknod(&mut t);
+    t.with_mknod();
     t.config["linux"]["devices"] = json!([{
         "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
         "fileMode": 0o666, "uid": 0, "gid": 0
@@ -371,7 +339,7 @@ fn update_keeps_the_device_rules_and_one_program() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
-    with_mknod(&mut t);
+    t.with_mknod();
     t.config["linux"]["devices"] = json!([{
         "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
         "fileMode": 0o666, "uid": 0, "gid": 0
@@ -420,14 +388,6 @@ fn update_keeps_the_device_rules_and_one_program() {
     );
 }
 
-/// A counter the container bumps every 50 ms, read from its rootfs.
-fn tick(t: &Test) -> u64 {
-    fs::read_to_string(t.rootfs.join("tmp/tick"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn pause_and_resume_use_cgroup_freeze() {
     unified();
@@ -435,23 +395,23 @@ fn pause_and_resume_use_cgroup_freeze() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
-    t.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done");
+    t.sh(TICK_LOOP);
     t.create_and_start(&id);
-    assert!(wait_until(SLOW, || tick(&t) > 2), "the counter never ran");
+    assert!(wait_until(SLOW, || t.tick() > 2), "the counter never ran");
 
     t.hull(&["pause", &id]).ok();
     assert_eq!(t.status(&id), "paused");
     assert_eq!(v2_read(&path, "cgroup.freeze"), "1");
     assert_eq!(keyed(&v2_read(&path, "cgroup.events"), "frozen"), Some(1));
-    let frozen_at = tick(&t);
+    let frozen_at = t.tick();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(tick(&t), frozen_at, "the counter moved while paused");
+    assert_eq!(t.tick(), frozen_at, "the counter moved while paused");
 
     t.hull(&["resume", &id]).ok();
     assert_eq!(t.status(&id), "running");
     assert_eq!(keyed(&v2_read(&path, "cgroup.events"), "frozen"), Some(0));
     assert!(
-        wait_until(SLOW, || tick(&t) > frozen_at),
+        wait_until(SLOW, || t.tick() > frozen_at),
         "the counter did not resume"
     );
 }

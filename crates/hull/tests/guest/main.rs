@@ -62,11 +62,3 @@ pub fn v2_read(path: &str, file: &str) -> String {
         .trim()
         .to_string()
 }
-
-/// The value of `key` in a flat-keyed cgroup file (`memory.events`, `cgroup.events`).
-pub fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok())?
-    })
-}

@@ -1753,3 +1753,72 @@ impl CgView {
         }
     }
 }
+
+/// The value of `key` in a flat-keyed file (`memory.oom_control`, `memory.events`,
+/// `cgroup.events`: `key value` lines).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// The `type` of each JSON line `events` printed (stats lines are long: not worth showing).
+pub fn event_types(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(v) => v["type"].as_str().unwrap_or("<no type>").to_string(),
+            Err(_) => format!("<not JSON: {l:.80}>"),
+        })
+        .collect()
+}
+
+/// A container loop that bumps a counter in /tmp/tick every 50 ms (read with `Test::tick`).
+pub const TICK_LOOP: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done";
+
+impl Out {
+    /// Waits until the output of a detached container this call started (`create`) holds
+    /// `needle`; the output then.
+    #[track_caller]
+    pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
+        let mut text = String::new();
+        let found = wait_until(timeout, || {
+            text = self.stdout_now();
+            text.contains(needle)
+        });
+        assert!(found, "no {needle:?} in the container's output:\n{text}");
+        text
+    }
+}
+
+impl Test {
+    /// The counter `TICK_LOOP` keeps in rootfs/tmp/tick (retries a half-written file).
+    pub fn tick(&self) -> u64 {
+        let mut v = 0;
+        wait_until(Duration::from_secs(2), || {
+            match fs::read_to_string(self.rootfs.join("tmp/tick"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                Some(n) => {
+                    v = n;
+                    true
+                }
+                None => false,
+            }
+        });
+        v
+    }
+
+    /// Adds `CAP_MKNOD` to the bounding, effective and permitted sets.
+    pub fn with_mknod(&mut self) -> &mut Test {
+        for set in ["bounding", "effective", "permitted"] {
+            self.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+        }
+        self
+    }
+}
