@@ -1,5 +1,5 @@
 //! Guest tests: what only a stock modern host can show — a unified cgroup v2 hierarchy with
-//! every controller, systemd as PID 1, AppArmor. They run inside the Debian 12 guest of the
+//! every controller, systemd as PID 1, AppArmor, a distribution kernel. They run inside the Debian 12 guest of the
 //! VM test layer (`tests/vm/guest-tests.sh`, which CI runs after the host tests), not in
 //! `cargo test --workspace`: this target has `test = false`. On any other host every test
 //! fails at its first line, naming what is missing, instead of passing by skipping.
@@ -10,6 +10,7 @@ mod util;
 
 mod apparmor;
 mod cgroup_v2;
+mod sealed;
 
 use std::fs;
 use std::path::PathBuf;

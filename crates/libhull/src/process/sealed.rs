@@ -220,22 +220,38 @@ fn overlay_view(exe: &File) -> Result<OwnedFd, String> {
     Ok(view)
 }
 
-/// A read-only overlayfs mount of `dir` and nothing else, attached nowhere.
+/// A read-only overlayfs mount of `dir`, attached nowhere.
+///
+/// overlayfs wants two layers when it has no upper one, and refuses a layer twice or layers
+/// that overlap: the second is an empty tmpfs, itself attached nowhere. Kernels before
+/// "allow detached mounts in clone_private_mount()" (Debian 12's 6.1, every distribution
+/// kernel before 6.15) refuse a detached layer ("failed to clone lowerpath"), so there the
+/// second layer is /dev, a mount of this namespace apart from any binary's directory. Its
+/// entries never shadow the binary (the first layer wins a lookup, and `overlay_view` opens
+/// only the file that is the running binary), and the overlay is nodev.
 fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
+    use crate::sys::mount::{fsconfig_create, fsmount, fsopen};
+    use std::os::fd::AsFd;
+    let empty = fsopen("tmpfs").map_err(step("fsopen tmpfs"))?;
+    fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
+    let empty =
+        fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(step("fsmount the empty layer"))?;
+    overlay_with(dir, &format!("/proc/self/fd/{}", empty.as_raw_fd())).or_else(|detached| {
+        overlay_with(dir, "/dev")
+            .map_err(|dev| format!("{detached}; with /dev as the second layer: {dev}"))
+    })
+}
+
+/// A read-only overlayfs mount of `dir` over the layer `second`, attached nowhere.
+fn overlay_with(dir: &Path, second: &str) -> Result<OwnedFd, String> {
     use crate::sys::mount::{fsconfig_create, fsconfig_set, fsmount, fsopen};
     use std::os::fd::AsFd;
     let dir = dir
         .to_str()
         .ok_or_else(|| step(format!("{} is not UTF-8", dir.display()))(Errno::EINVAL))?;
-    // overlayfs wants two layers when it has no upper one, and refuses a layer twice: the
-    // second is an empty tmpfs, itself attached nowhere.
-    let empty = fsopen("tmpfs").map_err(step("fsopen tmpfs"))?;
-    fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
-    let empty =
-        fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(step("fsmount the empty layer"))?;
     let escaped = dir.replace('\\', "\\\\").replace(':', "\\:");
     let fs = fsopen("overlay").map_err(step("fsopen overlay"))?;
-    let layers = format!("{escaped}:/proc/self/fd/{}", empty.as_raw_fd());
+    let layers = format!("{escaped}:{second}");
     fsconfig_set(fs.as_fd(), "lowerdir", Some(&layers))
         .map_err(step(format!("overlay lowerdir {dir}")))?;
     // Inode numbers as the lower layer has them (`same_file` compares them); nothing to gain
@@ -679,6 +695,27 @@ mod tests {
             .open(&path)
             .unwrap_err();
         assert_eq!(errno_of(&err), Some(libc::EROFS), "{path}");
+    }
+
+    /// The second layer older kernels get: the view is still the running binary, read-only,
+    /// and recognised as protected.
+    #[test]
+    fn the_overlay_over_dev_is_a_read_only_view_of_the_binary() {
+        if !is_root() {
+            return;
+        }
+        let path = std::fs::read_link("/proc/self/exe").unwrap();
+        let mnt = overlay_with(path.parent().unwrap(), "/dev").unwrap();
+        let name = path.file_name().unwrap();
+        let view = File::open(Path::new(&format!("/proc/self/fd/{}", mnt.as_raw_fd())).join(name))
+            .unwrap();
+        assert_eq!(protection(&view), Some(Protection::Overlay));
+        assert!(same_file(&exe(), &OwnedFd::from(view.try_clone().unwrap())));
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", view.as_raw_fd()))
+            .unwrap_err();
+        assert_eq!(errno_of(&err), Some(libc::EROFS));
     }
 
     #[test]
@@ -1194,6 +1231,10 @@ mod tests {
             println!("skipped: needs root, unshare(1) and setpriv(1)");
             return;
         }
+        if !Path::new(SYSCTL).exists() {
+            println!("skipped: this kernel has no {SYSCTL} (Linux 6.3 added it): memfd exec is never refused");
+            return;
+        }
         let host = std::fs::read_to_string(SYSCTL).unwrap();
         // `$$` is 1 only in a new pid namespace: the write below never reaches the host's.
         let script = format!(
@@ -1237,7 +1278,18 @@ exec {} "$@""#,
             let mut child = run_blocked(&view);
             let exe_link = format!("/proc/{}/exe", child.id());
             let handle = File::open(&exe_link).unwrap();
-            assert_eq!(protection(&handle), Some(via), "{}", via.name());
+            let seen = || {
+                format!(
+                    "{}: {exe_link} -> {:?}: fs {:?}, flags {:?}, mount {:?} mounted here {:?}",
+                    via.name(),
+                    std::fs::read_link(&exe_link),
+                    nix::sys::statfs::fstatfs(&handle).map(|s| s.filesystem_type()),
+                    fstatvfs(&handle).map(|v| v.flags()),
+                    mount_id(&handle),
+                    mount_id(&handle).map(mounted_here),
+                )
+            };
+            assert_eq!(protection(&handle), Some(via), "{}", seen());
             let reopen = format!("/proc/self/fd/{}", handle.as_raw_fd());
             let mut outcomes = Vec::new();
             for target in [&exe_link, &reopen] {
