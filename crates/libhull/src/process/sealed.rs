@@ -12,6 +12,8 @@
 //!    EROFS, always: an overlayfs without an upper layer is read-only whatever its mount
 //!    flags, and the mount is in no mount namespace where anyone could reach it. Needs
 //!    CAP_SYS_ADMIN. Only such a detached overlay counts as protected, not any read-only one.
+//!    Unlike a copy, it does not keep the host from rewriting the real binary in place under
+//!    a running hull (no ETXTBSY through the overlay): install hull by rename, as packages do.
 //! 2. **Sealed memfd**: a copy in memory whose seals refuse writes, resizes and new seals,
 //!    always. Refused where `vm.memfd_noexec` is 2.
 //! 3. **O_TMPFILE copy**: an unnamed file (O_EXCL: it can never be linked), mode 0500,
@@ -223,12 +225,13 @@ fn overlay_view(exe: &File) -> Result<OwnedFd, String> {
 /// A read-only overlayfs mount of `dir`, attached nowhere.
 ///
 /// overlayfs wants two layers when it has no upper one, and refuses a layer twice or layers
-/// that overlap: the second is an empty tmpfs, itself attached nowhere. Kernels before
-/// "allow detached mounts in clone_private_mount()" (Debian 12's 6.1, every distribution
-/// kernel before 6.15) refuse a detached layer ("failed to clone lowerpath"), so there the
-/// second layer is /dev, a mount of this namespace apart from any binary's directory. Its
-/// entries never shadow the binary (the first layer wins a lookup, and `overlay_view` opens
-/// only the file that is the running binary), and the overlay is nodev.
+/// that overlap: the second is an empty tmpfs, itself attached nowhere. Kernels before 6.15
+/// (Debian 12's 6.1, every distribution kernel of today) refuse a detached layer ("failed to
+/// clone lowerpath", logged by the kernel each time), so there the second layer is /dev, a
+/// mount of this namespace: its entries never shadow the binary (the first layer wins a
+/// lookup, and `overlay_view` opens only the file that is the running binary), and the overlay
+/// is nodev. Only a binary on devtmpfs itself, or in a `/` that holds /dev, overlaps it; the
+/// other layer is tried next, then the next way.
 fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
     use crate::sys::mount::{fsconfig_create, fsmount, fsopen};
     use std::os::fd::AsFd;
@@ -236,10 +239,28 @@ fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
     fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
     let empty =
         fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(step("fsmount the empty layer"))?;
-    overlay_with(dir, &format!("/proc/self/fd/{}", empty.as_raw_fd())).or_else(|detached| {
-        overlay_with(dir, "/dev")
-            .map_err(|dev| format!("{detached}; with /dev as the second layer: {dev}"))
+    let detached = format!("/proc/self/fd/{}", empty.as_raw_fd());
+    let (first, second) = if detached_layers_allowed() {
+        (detached.as_str(), "/dev")
+    } else {
+        ("/dev", detached.as_str())
+    };
+    overlay_with(dir, first).or_else(|e| {
+        overlay_with(dir, second)
+            .map_err(|e2| format!("{e}; with {second} as the second layer: {e2}"))
     })
+}
+
+/// Whether this kernel (6.15 or later) takes a layer attached nowhere.
+fn detached_layers_allowed() -> bool {
+    let Ok(uts) = nix::sys::utsname::uname() else {
+        return false;
+    };
+    let release = uts.release().to_string_lossy();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 15)
 }
 
 /// A read-only overlayfs mount of `dir` over the layer `second`, attached nowhere.
