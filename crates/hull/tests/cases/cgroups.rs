@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::util::{
     assert_cgroups_exist, assert_cgroups_gone, cgroup_dir, cgroup_hierarchies, cgroup_procs,
     cgroup_read, event_types, is_gone, keyed, proc_state, skip_on_runc, split_table, status_field,
-    still_alive, wait_until, Out, Test, MIB, STOP_TIMEOUT, TICK_LOOP,
+    still_alive, wait_until, Out, Test, MIB, STOP_TIMEOUT, TICK_LOOP, TRY_DEVICES,
 };
 
 /// The cgroup path /proc/PID/cgroup shows (from the host's cgroup namespace) for
@@ -501,21 +501,8 @@ fn denied_device_cannot_be_opened_even_through_a_new_node() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
-    t.with_mknod();
-    // Naming /dev/zero in linux.devices drops runc's default allow rule for it.
-    t.config["linux"]["devices"] = json!([{
-        "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
-        "fileMode": 0o666, "uid": 0, "gid": 0
-    }]);
-    t.config["linux"]["resources"]["devices"] = json!([
-        { "allow": false, "access": "rwm" },
-        { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm" }
-    ]);
-    // mknod itself may be allowed (runc allows `c *:* m`), but opening the node is not.
-    t.sh("head -c1 /dev/zero >/dev/null && echo zero-opened; \
-         echo x >/dev/null && echo null-ok; \
-         mknod /tmp/z c 1 5 && head -c1 /tmp/z >/dev/null && echo node-opened; \
-         rm -f /tmp/z; true");
+    t.deny_dev_zero();
+    t.sh(TRY_DEVICES);
     let out = t.run();
     out.ok();
     assert!(!out.stdout.contains("zero-opened"), "{out}");

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::util::{
     assert_cgroups_gone, cgroup_procs, event_types, is_gone, keyed, still_alive, wait_until, Test,
-    MIB, TICK_LOOP,
+    MIB, TICK_LOOP, TRY_DEVICES,
 };
 use crate::{unified, v2_dir, v2_read, SLOW};
 
@@ -280,10 +280,6 @@ fn fork_bomb_stops_at_pids_max() {
     );
 }
 
-const TRY_DEVICES: &str = "head -c1 /dev/zero >/dev/null && echo zero-opened; \
-    echo x >/dev/null && echo null-ok; \
-    mknod /tmp/z c 1 5 && head -c1 /tmp/z >/dev/null && echo node-opened; rm -f /tmp/z; true";
-
 #[test]
 fn device_program_denies_open_and_a_new_node_and_allows_the_defaults() {
     unified();
@@ -291,15 +287,7 @@ fn device_program_denies_open_and_a_new_node_and_allows_the_defaults() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     t.in_cgroup(&g, &id);
-    t.with_mknod();
-    t.config["linux"]["devices"] = json!([{
-        "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
-        "fileMode": 0o666, "uid": 0, "gid": 0
-    }]);
-    t.config["linux"]["resources"]["devices"] = json!([
-        { "allow": false, "access": "rwm" },
-        { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm" }
-    ]);
+    t.deny_dev_zero();
     t.sh(TRY_DEVICES);
     let out = t.run();
     out.ok();
@@ -339,15 +327,7 @@ fn update_keeps_the_device_rules_and_one_program() {
     let g = t.cgroup_guard();
     let id = t.id.clone();
     let path = t.in_cgroup(&g, &id);
-    t.with_mknod();
-    t.config["linux"]["devices"] = json!([{
-        "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
-        "fileMode": 0o666, "uid": 0, "gid": 0
-    }]);
-    t.config["linux"]["resources"]["devices"] = json!([
-        { "allow": false, "access": "rwm" },
-        { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm" }
-    ]);
+    t.deny_dev_zero();
     t.args(&["sleep", "100"]);
     t.create_and_start(&id);
     let dir = v2_dir(&path);

@@ -1811,6 +1811,22 @@ impl Test {
         v
     }
 
+    /// Creates /dev/zero and denies it in the device cgroup (naming it in `linux.devices`
+    /// drops runc's default allow rule for it), with `CAP_MKNOD` so that the container can try
+    /// a node of its own: `TRY_DEVICES` shows what it reaches.
+    pub fn deny_dev_zero(&mut self) -> &mut Test {
+        self.with_mknod();
+        self.config["linux"]["devices"] = json!([{
+            "path": "/dev/zero", "type": "c", "major": 1, "minor": 5,
+            "fileMode": 0o666, "uid": 0, "gid": 0
+        }]);
+        self.config["linux"]["resources"]["devices"] = json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm" }
+        ]);
+        self
+    }
+
     /// Adds `CAP_MKNOD` to the bounding, effective and permitted sets.
     pub fn with_mknod(&mut self) -> &mut Test {
         for set in ["bounding", "effective", "permitted"] {
@@ -1822,3 +1838,9 @@ impl Test {
         self
     }
 }
+
+/// Opens /dev/zero, /dev/null and a new node for 1:5: prints `zero-opened`, `null-ok`,
+/// `node-opened` for each that worked (mknod itself may be allowed: runc allows `c *:* m`).
+pub const TRY_DEVICES: &str = "head -c1 /dev/zero >/dev/null && echo zero-opened; \
+    echo x >/dev/null && echo null-ok; \
+    mknod /tmp/z c 1 5 && head -c1 /tmp/z >/dev/null && echo node-opened; rm -f /tmp/z; true";
