@@ -1839,6 +1839,24 @@ impl Test {
     }
 }
 
+impl Out {
+    /// Asserts that a `TRY_DEVICES` run under `deny_dev_zero` reached /dev/null only: /dev/zero
+    /// and the new node for it were both refused by the device cgroup.
+    #[track_caller]
+    pub fn assert_only_dev_null_reached(&self) {
+        self.ok();
+        assert!(!self.stdout.contains("zero-opened"), "{self}");
+        assert!(!self.stdout.contains("node-opened"), "{self}");
+        assert!(self.stdout.contains("null-ok"), "{self}");
+        self.stderr_has("/dev/zero: Operation not permitted");
+        assert_eq!(
+            self.stderr.matches("Operation not permitted").count(),
+            2,
+            "both /dev/zero and the new node are refused:\n{self}"
+        );
+    }
+}
+
 /// Opens /dev/zero, /dev/null and a new node for 1:5: prints `zero-opened`, `null-ok`,
 /// `node-opened` for each that worked (mknod itself may be allowed: runc allows `c *:* m`).
 pub const TRY_DEVICES: &str = "head -c1 /dev/zero >/dev/null && echo zero-opened; \
