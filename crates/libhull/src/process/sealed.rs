@@ -233,22 +233,34 @@ fn overlay_view(exe: &File) -> Result<OwnedFd, String> {
 /// is nodev. Only a binary on devtmpfs itself, or in a `/` that holds /dev, overlaps it; the
 /// other layer is tried next, then the next way.
 fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
+    type Way = fn(&Path) -> Result<OwnedFd, String>;
+    let (first, second, second_name): (Way, Way, &str) = if detached_layers_allowed() {
+        (overlay_over_empty, overlay_over_dev, "/dev")
+    } else {
+        (
+            overlay_over_dev,
+            overlay_over_empty,
+            "an empty detached tmpfs",
+        )
+    };
+    first(dir).or_else(|e| {
+        second(dir).map_err(|e2| format!("{e}; with {second_name} as the second layer: {e2}"))
+    })
+}
+
+/// `dir` over an empty tmpfs attached nowhere (made only when tried).
+fn overlay_over_empty(dir: &Path) -> Result<OwnedFd, String> {
     use crate::sys::mount::{fsconfig_create, fsmount, fsopen};
     use std::os::fd::AsFd;
     let empty = fsopen("tmpfs").map_err(step("fsopen tmpfs"))?;
     fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
     let empty =
         fsmount(empty.as_fd(), libc::MOUNT_ATTR_RDONLY).map_err(step("fsmount the empty layer"))?;
-    let detached = format!("/proc/self/fd/{}", empty.as_raw_fd());
-    let (first, second) = if detached_layers_allowed() {
-        (detached.as_str(), "/dev")
-    } else {
-        ("/dev", detached.as_str())
-    };
-    overlay_with(dir, first).or_else(|e| {
-        overlay_with(dir, second)
-            .map_err(|e2| format!("{e}; with {second} as the second layer: {e2}"))
-    })
+    overlay_with(dir, &format!("/proc/self/fd/{}", empty.as_raw_fd()))
+}
+
+fn overlay_over_dev(dir: &Path) -> Result<OwnedFd, String> {
+    overlay_with(dir, "/dev")
 }
 
 /// Whether this kernel (6.15 or later) takes a layer attached nowhere.
