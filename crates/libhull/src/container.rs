@@ -238,11 +238,12 @@ impl Runtime {
         let mut pidfd = None;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
-        let cgroup_dirs = Cgroups::resolve(
+        let mut cgroup_dirs = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
             opts.systemd_cgroup,
         )?;
+        cgroup_dirs.set_unit_annotations(spec.annotations().as_ref())?;
         let entry = self.store.create(&opts.id)?;
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -301,7 +302,8 @@ impl Runtime {
                 }
                 other => other.map(|()| true)?,
             };
-            let cgroup_fd = if active {
+            // With systemd the cgroup comes with the unit, once the init exists.
+            let cgroup_fd = if active && !cg.by_systemd() {
                 cg.check_not_frozen()?;
                 cg.apply(res, false)?;
                 cg.open_unified()?
@@ -320,6 +322,14 @@ impl Runtime {
                     // is harmless and covers a kernel that refused that.
                     if !active {
                         return Ok(());
+                    }
+                    if cg.by_systemd() {
+                        // Saved either way: a unit started before a later step failed is
+                        // the container's to stop.
+                        let started = cg.start_unit(pid.as_raw(), res);
+                        st.cgroups = Some(cg.clone());
+                        entry.save(&st).map_err(|e| e.to_string())?;
+                        return started.map_err(|e| e.to_string());
                     }
                     cg.join(pid.as_raw()).map_err(|e| e.to_string())
                 }

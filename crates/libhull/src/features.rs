@@ -100,7 +100,7 @@ pub fn features() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
+                "systemd": true,
                 "systemdUser": false,
                 "rdma": true
             },
@@ -161,11 +161,12 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("SECCOMP_FILTER_FLAG_TSYNC")));
-        // Both cgroup versions are driven by hull's own writers; there is no systemd driver.
+        // Both cgroup versions by hull's own writers, and systemd's driver (not yet a user
+        // instance's: rootless is untested).
         let cg = &f["linux"]["cgroup"];
         assert_eq!(
             (&cg["v1"], &cg["v2"], &cg["systemd"]),
-            (&json!(true), &json!(true), &json!(false))
+            (&json!(true), &json!(true), &json!(true))
         );
     }
 

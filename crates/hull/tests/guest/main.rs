@@ -11,6 +11,7 @@ mod util;
 mod apparmor;
 mod cgroup_v2;
 mod sealed;
+mod systemd;
 
 use std::fs;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod devices_bpf;
 pub mod events;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -47,6 +48,16 @@ pub enum CgroupError {
     },
     #[error("linux.cgroupsPath {path:?}: {reason}")]
     Path { path: String, reason: String },
+    /// systemd could not be reached (`--systemd-cgroup`).
+    #[error("--systemd-cgroup: cannot talk to systemd over D-Bus ({bus}): {reason}")]
+    Bus { bus: String, reason: String },
+    /// systemd refused or failed a step on the container's unit.
+    #[error("systemd: {step} {unit}: {reason}")]
+    Systemd {
+        step: &'static str,
+        unit: String,
+        reason: String,
+    },
 }
 
 impl CgroupError {
@@ -125,6 +136,13 @@ pub struct Cgroups {
     /// made, they grant nothing: `remove` only tries an rmdir of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<PathBuf>,
+    /// The systemd unit that holds the container (`--systemd-cgroup`): systemd makes and
+    /// removes its cgroup, `unified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
+    /// The config's `org.systemd.property.*` annotations, checked, for the unit's start.
+    #[serde(skip)]
+    unit_annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl Cgroups {
@@ -257,7 +275,7 @@ impl Cgroups {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         if systemd {
-            return Err(systemd_unavailable(&given));
+            return Cgroups::resolve_systemd(&given, id);
         }
         let inner = if given.is_empty() {
             id.to_string()
@@ -317,6 +335,120 @@ impl Cgroups {
         Ok(cg)
     }
 
+    /// `resolve` for the systemd driver: the unit of `given`, and its cgroup where systemd
+    /// will put it. systemd is reached now, so that a host without it fails before anything
+    /// is made.
+    fn resolve_systemd(given: &str, id: &str) -> Result<Cgroups, CgroupError> {
+        let user = rootless();
+        let unit = systemd::Unit::parse(given, id, user)?;
+        if !Path::new("/run/systemd/system").exists() {
+            return Err(CgroupError::Path {
+                path: given.to_string(),
+                reason: "--systemd-cgroup needs systemd, which is not running on this host \
+                         (/run/systemd/system is missing)"
+                    .into(),
+            });
+        }
+        let mounts = host_mounts()?;
+        let Some((mount, root)) = mounts.unified.as_ref().filter(|_| mounts.v1.is_empty()) else {
+            return Err(CgroupError::Unsupported {
+                field: "--systemd-cgroup".into(),
+                reason: "hull's systemd driver needs a unified cgroup v2 host; this one has \
+                         cgroup v1 hierarchies (run without --systemd-cgroup)"
+                    .into(),
+            });
+        };
+        systemd::bus(user)?;
+        let dir = under_mount(mount, root, &unit.cgroup());
+        Ok(Cgroups {
+            unified: Some(dir),
+            unified_only: true,
+            systemd: Some(unit),
+            ..Cgroups::default()
+        })
+    }
+
+    /// Keeps the `org.systemd.property.*` annotations for the unit, refusing a bad one now.
+    pub fn set_unit_annotations(
+        &mut self,
+        annotations: Option<&std::collections::HashMap<String, String>>,
+    ) -> Result<(), CgroupError> {
+        let Some(annotations) = annotations.filter(|_| self.systemd.is_some()) else {
+            return Ok(());
+        };
+        systemd::annotation_properties(annotations)?;
+        self.unit_annotations = annotations
+            .iter()
+            .filter(|(k, _)| k.starts_with("org.systemd.property."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(())
+    }
+
+    /// Whether systemd makes the container's cgroup, around its init (`--systemd-cgroup`).
+    pub fn by_systemd(&self) -> bool {
+        self.systemd.is_some()
+    }
+
+    /// The unit properties for `res`: what systemd can hold of the cgroup2 files [`v2`]
+    /// would write (planned against `dir`: the slice before the unit exists, the unit's own
+    /// cgroup on update), and on create the device rules.
+    fn unit_properties(
+        &self,
+        unit: &systemd::Unit,
+        dir: &Path,
+        res: &oci_spec::runtime::LinuxResources,
+        update: bool,
+    ) -> Result<Vec<systemd::Property>, CgroupError> {
+        let bus = systemd::bus(unit.user)?;
+        let files = v2::planned_files(dir, res, update)?;
+        let mut props = systemd::properties_of_files(&files, &|| bus.version())?;
+        if !update {
+            let rules = res.devices().clone().unwrap_or_default();
+            props.splice(0..0, systemd::device_properties(&rules)?);
+            props.extend(systemd::annotation_properties(&self.unit_annotations)?);
+        }
+        Ok(props)
+    }
+
+    /// Has systemd start the container's unit with `pid` (the init, not yet running
+    /// container code) in it and the limits of `res`, then writes the cgroup files systemd
+    /// has no property for. Marks the unit started and its cgroup made (hull's to remove).
+    pub fn start_unit(
+        &mut self,
+        pid: i32,
+        res: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), CgroupError> {
+        let Some(unit) = self.systemd.clone() else {
+            return Ok(());
+        };
+        let Some(dir) = self.unified.clone() else {
+            return Ok(());
+        };
+        let slice_dir = dir.parent().unwrap_or(&dir).to_path_buf();
+        let props = self.unit_properties(&unit, &slice_dir, res, false)?;
+        let bus = systemd::bus(unit.user)?;
+        bus.start(&unit, pid as u32, props)?;
+        if let Some(u) = self.systemd.as_mut() {
+            u.started = true;
+        }
+        let dir = if dir.is_dir() {
+            dir
+        } else {
+            // Not where its name says (a user instance's units): ask systemd.
+            let cg = bus.control_group(&unit)?;
+            let (mount, root) = host_mounts()?.unified.unwrap_or_default();
+            under_mount(&mount, &root, &clean(&cg))
+        };
+        self.unified = Some(dir.clone());
+        self.created = vec![dir.clone()];
+        if unit.is_slice() {
+            // A slice holds no process by itself: the init joins its cgroup.
+            self.join(pid)?;
+        }
+        v2::apply(&dir, res, true, false)
+    }
+
     /// Every directory of the container (v1 hierarchies, then the cgroup2 one).
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
         self.v1
@@ -328,6 +460,10 @@ impl Cgroups {
     /// Records in `planned` the directories [`Cgroups::make`] will create (each missing one
     /// from the hierarchy's root down), so the state can hold them before they exist.
     pub fn plan(&mut self) -> Result<(), CgroupError> {
+        if self.by_systemd() {
+            // systemd makes the unit's cgroup, and its slices.
+            return Ok(());
+        }
         let mounts = host_mounts()?;
         let mut roots: Vec<PathBuf> = mounts.v1.iter().map(|h| h.1.clone()).collect();
         roots.extend(mounts.unified.map(|u| u.0));
@@ -399,6 +535,10 @@ impl Cgroups {
     /// runc does), on a hybrid host only for limits that live on the cgroup2 side.
     /// (A new v1 cpuset cgroup starts with no CPUs: [`v1::apply`] fills it.)
     pub fn make(&mut self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        if self.by_systemd() {
+            // The unit, and so the cgroup, comes with the init: [`Cgroups::start_unit`].
+            return Ok(());
+        }
         // Only what this call really creates is hull's: a directory that appeared since
         // `plan` (another container's, made meanwhile) is not.
         let planned = std::mem::take(&mut self.planned);
@@ -490,6 +630,11 @@ impl Cgroups {
     ) -> Result<(), CgroupError> {
         if !self.v1.is_empty() {
             v1::apply(self, res, update)?;
+        }
+        if let (Some(u), Some(unit)) = (&self.unified, &self.systemd) {
+            // systemd first: it rewrites the files of the properties it holds.
+            let props = self.unit_properties(unit, u, res, update)?;
+            systemd::bus(unit.user)?.set(unit, props)?;
         }
         if let Some(u) = &self.unified {
             v2::apply(u, res, self.unified_only, update)?;
@@ -682,6 +827,13 @@ impl Cgroups {
             let _ = std::fs::remove_dir(dir);
         }
         let mut first_error = None;
+        // A unit not known to be started is not stopped: it may be another's of that name,
+        // and a scope of this container's goes by itself once its processes are gone.
+        if let Some(unit) = self.systemd.as_ref().filter(|u| u.started) {
+            if let Err(e) = systemd::bus(unit.user).and_then(|bus| bus.stop(unit)) {
+                first_error = Some(e);
+            }
+        }
         for dir in self.created.iter().rev() {
             if self.dirs().any(|d| d == dir) {
                 if let Err(e) = remove_tree(dir) {
@@ -751,24 +903,6 @@ fn same_controllers(field: &str, controllers: &[String]) -> bool {
     a.sort_unstable();
     b.sort_unstable();
     !a.is_empty() && a == b
-}
-
-fn systemd_unavailable(path: &str) -> CgroupError {
-    let running = Path::new("/run/systemd/system").exists();
-    // No path: runc's default, system.slice:runc:<id>.
-    let form_ok = path.is_empty() || path.split(':').count() == 3;
-    let reason = if !form_ok {
-        "with --systemd-cgroup it must be of the form slice:prefix:name".to_string()
-    } else if running {
-        "the systemd cgroup driver is not supported by hull yet; run without --systemd-cgroup"
-            .to_string()
-    } else {
-        "--systemd-cgroup needs systemd, which is not running on this host (/run/systemd/system is missing)".to_string()
-    };
-    CgroupError::Path {
-        path: path.to_string(),
-        reason,
-    }
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
@@ -967,14 +1101,14 @@ mod tests {
         let no_systemd = !Path::new("/run/systemd/system").exists();
         let e = Cgroups::resolve(Some(Path::new("a:b")), "id", true).unwrap_err();
         assert!(e.to_string().contains("slice:prefix:name"), "{e}");
-        let e = Cgroups::resolve(Some(Path::new("system.slice:hull:id")), "id", true)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("linux.cgroupsPath \"system.slice:hull:id\": "),
-            "{e}"
-        );
         if no_systemd {
+            let e = Cgroups::resolve(Some(Path::new("system.slice:hull:id")), "id", true)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("linux.cgroupsPath \"system.slice:hull:id\": "),
+                "{e}"
+            );
             assert!(e.contains("not running"), "{e}");
             let e = Cgroups::resolve(None, "id", true).unwrap_err().to_string();
             assert!(e.contains("not running"), "{e}");

@@ -39,6 +39,22 @@ pub fn apply(
     plan.execute(dir, update)
 }
 
+/// The files and values [`apply`] would write on a unified host for `res`, each value
+/// checked but no file looked for: the systemd driver makes unit properties of them before
+/// the unit's cgroup exists. `dir` answers what the plan reads (enabled controllers, the
+/// limits in force on update).
+pub fn planned_files(
+    dir: &Path,
+    res: &LinuxResources,
+    update: bool,
+) -> Result<Vec<(String, String)>, CgroupError> {
+    let plan = plan_unified(dir, res, update)?;
+    if let Some(rules) = &plan.devices {
+        devices_bpf::Program::from_spec(rules)?;
+    }
+    Ok(plan.writes.into_iter().map(|w| (w.file, w.value)).collect())
+}
+
 /// One file write, with the config field it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Write {

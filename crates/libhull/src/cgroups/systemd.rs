@@ -1,0 +1,1188 @@
+//! systemd: the systemd cgroup driver (`--systemd-cgroup`). A `cgroupsPath` of the form
+//! `slice:prefix:name` names a transient unit — the scope `<prefix>-<name>.scope` in `slice`,
+//! or the slice `name` when it ends in `.slice` — that systemd makes around the container's
+//! init, asked over D-Bus with `Delegate=yes` and the limits as unit properties; the files
+//! systemd has no property for are then written by [`super::v2`] as on any cgroup2 host.
+//! `update` sets the properties again, `delete` stops the unit and resets a failed one.
+//!
+//! The properties are derived from the very cgroup2 writes [`super::v2`] plans, so both
+//! drivers convert a config the same way (runc's conversions); systemd only rounds the CPU
+//! quota up to whole percent, and the file then holds the exact value. The D-Bus wire
+//! protocol is zbus's; what is here is systemd's API and runc's rules.
+
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+use super::devices::{self, DeviceKind};
+use super::CgroupError;
+
+/// How long systemd gets to start or stop a unit (runc's limit too).
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+/// The socket systemd serves root on directly, without a bus daemon in between (systemctl
+/// uses it too when root): one hop less, and it works where dbus-daemon does not run.
+const PRIVATE_SOCKET: &str = "/run/systemd/private";
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+
+/// A unit property as systemd's D-Bus API takes it.
+pub type Property = (String, Value<'static>);
+
+/// The container's unit, as kept in its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// `docker-<id>.scope`, or a slice's name.
+    pub name: String,
+    /// The slice the scope goes in (the parent a slice wants).
+    pub slice: String,
+    /// Managed by the caller's user instance (rootless), not by PID 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
+    /// systemd said it started the unit: only from then is it the container's to stop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started: bool,
+}
+
+impl Unit {
+    /// The unit of `linux.cgroupsPath` `path` (`slice:prefix:name`; empty: hull's default
+    /// `<default slice>:hull:<id>`, as runc makes `system.slice:runc:<id>`).
+    pub fn parse(path: &str, id: &str, user: bool) -> Result<Unit, CgroupError> {
+        let bad = |reason: String| CgroupError::Path {
+            path: path.to_string(),
+            reason,
+        };
+        let default_slice = if user { "user.slice" } else { "system.slice" };
+        let (slice, prefix, name) = if path.is_empty() {
+            ("", "hull", id)
+        } else {
+            match path.split(':').collect::<Vec<_>>()[..] {
+                [slice, prefix, name] => (slice, prefix, name),
+                _ => {
+                    return Err(bad(
+                        "expected the form \"slice:prefix:name\" for systemd cgroups".into(),
+                    ))
+                }
+            }
+        };
+        let slice = if slice.is_empty() {
+            default_slice
+        } else {
+            slice
+        };
+        expand_slice(slice).map_err(|reason| bad(format!("slice {slice:?}: {reason}")))?;
+        if name.is_empty() {
+            return Err(bad("the name (after the second ':') is empty".into()));
+        }
+        let unit = if name.ends_with(".slice") {
+            expand_slice(name).map_err(|reason| bad(format!("slice {name:?}: {reason}")))?;
+            name.to_string()
+        } else if prefix.is_empty() {
+            format!("{name}.scope")
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        check_unit_name(&unit).map_err(|reason| bad(format!("unit {unit:?}: {reason}")))?;
+        Ok(Unit {
+            name: unit,
+            slice: slice.to_string(),
+            user,
+            started: false,
+        })
+    }
+
+    pub fn is_slice(&self) -> bool {
+        self.name.ends_with(".slice")
+    }
+
+    /// The unit's cgroup, relative to the root of systemd's hierarchy, as systemd places it:
+    /// a scope in its slice's directory, a slice where its own name puts it.
+    pub fn cgroup(&self) -> PathBuf {
+        let rel = |s: &str| expand_slice(s).unwrap_or_default();
+        if self.is_slice() {
+            rel(&self.name)
+        } else {
+            rel(&self.slice).join(&self.name)
+        }
+    }
+}
+
+/// Where systemd puts slice `slice` (`a-b-c.slice`: `a.slice/a-b.slice/a-b-c.slice`,
+/// `-.slice`: the root), or why it is not a slice name.
+pub fn expand_slice(slice: &str) -> Result<PathBuf, String> {
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return Err("a slice name ends in \".slice\"".into());
+    };
+    check_unit_name(slice)?;
+    if stem == "-" {
+        return Ok(PathBuf::new());
+    }
+    let mut path = PathBuf::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if part.is_empty() {
+            return Err("empty part between dashes".into());
+        }
+        path.push(format!("{prefix}{part}.slice"));
+        prefix = format!("{prefix}{part}-");
+    }
+    Ok(path)
+}
+
+/// systemd's rule for unit names: at most 255 bytes of ASCII letters, digits and `:-_.\@`.
+fn check_unit_name(name: &str) -> Result<(), String> {
+    if name.len() > 255 {
+        return Err("longer than 255 bytes".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !":-_.\\@".contains(*c))
+    {
+        return Err(format!("{c:?} is not allowed in a unit name"));
+    }
+    if name.starts_with('.') || name.split('.').next().is_none_or(str::is_empty) {
+        return Err("no name before the suffix".into());
+    }
+    Ok(())
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+/// What systemd can hold of the cgroup2 writes `files` ((file, value) as [`super::v2`] plans
+/// them): the unit properties that set the same files, in their order. `version`: systemd's,
+/// asked only when a property needs a newer one.
+pub fn properties_of_files(
+    files: &[(String, String)],
+    version: &dyn Fn() -> u32,
+) -> Result<Vec<Property>, CgroupError> {
+    let mut out: Vec<Property> = Vec::new();
+    let mut io: BTreeMap<&'static str, Vec<(String, u64)>> = BTreeMap::new();
+    let num = |file: &str, v: &str| -> Result<u64, CgroupError> {
+        if v == "max" {
+            return Ok(u64::MAX);
+        }
+        v.parse().map_err(|_| CgroupError::Invalid {
+            field: file.to_string(),
+            reason: format!("{v:?} is not a number or \"max\""),
+        })
+    };
+    for (file, value) in files {
+        let value = value.trim();
+        let prop = |name: &str, v: u64| (name.to_string(), Value::from(v));
+        match file.as_str() {
+            "memory.max" => out.push(prop("MemoryMax", num(file, value)?)),
+            "memory.low" => out.push(prop("MemoryLow", num(file, value)?)),
+            "memory.high" => out.push(prop("MemoryHigh", num(file, value)?)),
+            "memory.min" => out.push(prop("MemoryMin", num(file, value)?)),
+            "memory.swap.max" => out.push(prop("MemorySwapMax", num(file, value)?)),
+            "pids.max" => out.push(prop("TasksMax", num(file, value)?)),
+            "cpu.weight" => out.push(prop("CPUWeight", num(file, value)?)),
+            "cpu.max" => {
+                let mut parts = value.split_whitespace();
+                let quota = parts.next().unwrap_or("max");
+                let period = parts.next().map(|p| num(file, p)).transpose()?;
+                if let Some(p) = period {
+                    if version() >= 242 {
+                        out.push(prop("CPUQuotaPeriodUSec", p));
+                    }
+                }
+                let per_sec = match quota {
+                    "max" => u64::MAX,
+                    q => quota_per_sec(num(file, q)?, period.unwrap_or(100_000)),
+                };
+                out.push(prop("CPUQuotaPerSecUSec", per_sec));
+            }
+            "cpuset.cpus" | "cpuset.mems" if version() >= 244 => {
+                let name = if file == "cpuset.cpus" {
+                    "AllowedCPUs"
+                } else {
+                    "AllowedMemoryNodes"
+                };
+                let bits = cpu_bits(value).map_err(|reason| CgroupError::Invalid {
+                    field: file.clone(),
+                    reason,
+                })?;
+                out.push((name.to_string(), Value::from(bits)));
+            }
+            "io.weight" => {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                match words[..] {
+                    [w] | ["default", w] => out.push(prop("IOWeight", num(file, w)?)),
+                    [dev, w] if dev.contains(':') => io
+                        .entry("IODeviceWeight")
+                        .or_default()
+                        .push((format!("/dev/block/{dev}"), num(file, w)?)),
+                    _ => {}
+                }
+            }
+            "io.max" => {
+                let mut words = value.split_whitespace();
+                let dev = words.next().unwrap_or_default();
+                for kv in words {
+                    let Some((key, rate)) = kv.split_once('=') else {
+                        continue;
+                    };
+                    let name = match key {
+                        "rbps" => "IOReadBandwidthMax",
+                        "wbps" => "IOWriteBandwidthMax",
+                        "riops" => "IOReadIOPSMax",
+                        "wiops" => "IOWriteIOPSMax",
+                        _ => continue,
+                    };
+                    io.entry(name)
+                        .or_default()
+                        .push((format!("/dev/block/{dev}"), num(file, rate)?));
+                }
+            }
+            // Written as files only: hugetlb, rdma, cpu.idle and burst, other unified keys.
+            _ => {}
+        }
+    }
+    for (name, list) in io {
+        out.push((name.to_string(), Value::from(list)));
+    }
+    Ok(out)
+}
+
+/// CPUQuotaPerSecUSec for a quota per period, rounded up to the 10 ms (1 %) steps systemd
+/// keeps (runc's rounding, so a child may still set the quota it was given).
+pub fn quota_per_sec(quota: u64, period: u64) -> u64 {
+    let per_sec = quota.saturating_mul(1_000_000) / period.max(1);
+    per_sec.div_ceil(10_000) * 10_000
+}
+
+/// A cpuset list (`0-2,4`) as systemd's bitmask: bit n of byte n/8 for cpu n.
+pub fn cpu_bits(list: &str) -> Result<Vec<u8>, String> {
+    let mut bits: Vec<u8> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n < 1 << 16)
+                .ok_or_else(|| format!("{part:?} is not a cpu or node range"))
+        };
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => (parse(part)?, parse(part)?),
+        };
+        if lo > hi {
+            return Err(format!("{part:?} is not a cpu or node range"));
+        }
+        for n in lo..=hi {
+            if bits.len() <= n / 8 {
+                bits.resize(n / 8 + 1, 0);
+            }
+            bits[n / 8] |= 1 << (n % 8);
+        }
+    }
+    Ok(bits)
+}
+
+/// DevicePolicy and DeviceAllow for the container's device rules. systemd's list is made a
+/// superset of what the rules allow (every allow rule after the last reset, deny rules
+/// dropped): both device programs must agree to an access, and hull's own, attached beside
+/// systemd's, enforces the rules exactly. Where systemd cannot name a rule's devices (a
+/// wildcard major with a fixed minor) or the rules allow by default, systemd restricts nothing.
+pub fn device_properties(
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+) -> Result<Vec<Property>, CgroupError> {
+    let effective = devices::effective_rules(rules)?;
+    let allow_all = vec![
+        ("DevicePolicy".to_string(), Value::from("auto")),
+        (
+            "DeviceAllow".to_string(),
+            Value::from(Vec::<(String, String)>::new()),
+        ),
+    ];
+    let start = effective
+        .iter()
+        .rposition(|(_, r)| r.is_reset())
+        .map_or(0, |i| i + 1);
+    if start > 0 && effective[start - 1].1.allow {
+        return Ok(allow_all);
+    }
+    let mut list: Vec<(String, String)> = Vec::new();
+    for (_, rule) in effective[start..].iter().filter(|(_, r)| r.allow) {
+        let access = devices::access_string(rule.access);
+        for node in rule.nodes() {
+            let group = match node.kind {
+                DeviceKind::Char => "char",
+                DeviceKind::Block => "block",
+            };
+            let path = match (node.major, node.minor) {
+                (None, None) => format!("{group}-*"),
+                (None, Some(_)) => return Ok(allow_all),
+                (Some(major), None) => format!("{group}-{major}"),
+                (Some(major), Some(minor)) => format!("/dev/{group}/{major}:{minor}"),
+            };
+            list.push((path, access.clone()));
+        }
+    }
+    Ok(vec![
+        ("DevicePolicy".to_string(), Value::from("strict")),
+        ("DeviceAllow".to_string(), Value::from(list)),
+    ])
+}
+
+// ---- org.systemd.property.<Name> annotations ---------------------------------------------
+
+const ANNOTATION_PREFIX: &str = "org.systemd.property.";
+
+/// The unit properties the annotations `org.systemd.property.<Name>` ask for, as runc reads
+/// them: the value in GVariant text form (`uint64 10`, `'text'`, `true`, `['a', 'b']`), a
+/// `<Name>` ending in `Sec` converted to `<Name minus Sec>USec` in microseconds.
+pub fn annotation_properties<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<Vec<Property>, CgroupError> {
+    let mut out = Vec::new();
+    let mut sorted: Vec<_> = annotations.into_iter().collect();
+    sorted.sort();
+    for (key, value) in sorted {
+        let Some(name) = key.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        let bad = |reason: String| CgroupError::Invalid {
+            field: format!("annotations[{key:?}]"),
+            reason,
+        };
+        if name.len() < 3 || !name.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(bad(format!(
+                "{name:?} is not a property name (three or more ASCII letters)"
+            )));
+        }
+        let literal = Literal::parse(value).map_err(|e| bad(format!("value {value:?}: {e}")))?;
+        let sec_name = name
+            .strip_suffix("Sec")
+            .filter(|stem| stem.ends_with(|c: char| c.is_ascii_lowercase()));
+        match sec_name {
+            Some(stem) => {
+                let usec = literal
+                    .microseconds()
+                    .map_err(|e| bad(format!("value {value:?}: {e}")))?;
+                out.push((format!("{stem}USec"), Value::from(usec)));
+            }
+            None => out.push((name.to_string(), literal.into_value())),
+        }
+    }
+    Ok(out)
+}
+
+/// A value in the part of GVariant's text format runc's annotations use.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Bool(bool),
+    Byte(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(String),
+    /// Elements of one type, with that type's signature (for an empty array).
+    Array(String, Vec<Literal>),
+}
+
+impl Literal {
+    fn parse(text: &str) -> Result<Literal, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value(None)?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("unexpected text at byte {}", p.i));
+        }
+        Ok(v)
+    }
+
+    fn signature(&self) -> String {
+        match self {
+            Literal::Bool(_) => "b".into(),
+            Literal::Byte(_) => "y".into(),
+            Literal::I16(_) => "n".into(),
+            Literal::U16(_) => "q".into(),
+            Literal::I32(_) => "i".into(),
+            Literal::U32(_) => "u".into(),
+            Literal::I64(_) => "x".into(),
+            Literal::U64(_) => "t".into(),
+            Literal::F64(_) => "d".into(),
+            Literal::Str(_) => "s".into(),
+            Literal::Array(sig, _) => format!("a{sig}"),
+        }
+    }
+
+    fn microseconds(&self) -> Result<u64, String> {
+        const M: u64 = 1_000_000;
+        let negative = || "a negative time".to_string();
+        Ok(match *self {
+            Literal::Byte(v) => u64::from(v) * M,
+            Literal::U16(v) => u64::from(v) * M,
+            Literal::U32(v) => u64::from(v) * M,
+            Literal::U64(v) => v.saturating_mul(M),
+            Literal::I16(v) => u64::try_from(v).map_err(|_| negative())? * M,
+            Literal::I32(v) => u64::try_from(v).map_err(|_| negative())? * M,
+            Literal::I64(v) => u64::try_from(v).map_err(|_| negative())?.saturating_mul(M),
+            Literal::F64(v) if v >= 0.0 => (v * M as f64) as u64,
+            Literal::F64(_) => return Err(negative()),
+            _ => return Err("a time in seconds must be a number".into()),
+        })
+    }
+
+    fn into_value(self) -> Value<'static> {
+        fn all<T>(items: Vec<Literal>, f: impl Fn(Literal) -> Option<T>) -> Vec<T> {
+            items.into_iter().filter_map(f).collect()
+        }
+        match self {
+            Literal::Bool(v) => Value::from(v),
+            Literal::Byte(v) => Value::from(v),
+            Literal::I16(v) => Value::from(v),
+            Literal::U16(v) => Value::from(v),
+            Literal::I32(v) => Value::from(v),
+            Literal::U32(v) => Value::from(v),
+            Literal::I64(v) => Value::from(v),
+            Literal::U64(v) => Value::from(v),
+            Literal::F64(v) => Value::from(v),
+            Literal::Str(v) => Value::from(v),
+            Literal::Array(sig, items) => match sig.as_str() {
+                "b" => Value::from(all(items, |l| match l {
+                    Literal::Bool(v) => Some(v),
+                    _ => None,
+                })),
+                "y" => Value::from(all(items, |l| match l {
+                    Literal::Byte(v) => Some(v),
+                    _ => None,
+                })),
+                "i" => Value::from(all(items, |l| match l {
+                    Literal::I32(v) => Some(v),
+                    _ => None,
+                })),
+                "u" => Value::from(all(items, |l| match l {
+                    Literal::U32(v) => Some(v),
+                    _ => None,
+                })),
+                "x" => Value::from(all(items, |l| match l {
+                    Literal::I64(v) => Some(v),
+                    _ => None,
+                })),
+                "t" => Value::from(all(items, |l| match l {
+                    Literal::U64(v) => Some(v),
+                    _ => None,
+                })),
+                "d" => Value::from(all(items, |l| match l {
+                    Literal::F64(v) => Some(v),
+                    _ => None,
+                })),
+                _ => Value::from(all(items, |l| match l {
+                    Literal::Str(v) => Some(v),
+                    _ => None,
+                })),
+            },
+        }
+    }
+}
+
+struct Parser<'s> {
+    s: &'s [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn word(&mut self) -> &str {
+        let start = self.i;
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || b"@+-._".contains(c))
+        {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.i]).unwrap_or_default()
+    }
+
+    /// One value; `want`: the signature it must have (from a type annotation or an array).
+    fn value(&mut self, want: Option<&str>) -> Result<Literal, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            None => Err("a value is missing".into()),
+            Some(b'\'' | b'"') => {
+                let v = Literal::Str(self.string()?);
+                check(v, want)
+            }
+            Some(b'[') => self.array(want),
+            Some(b'@') => {
+                self.i += 1;
+                let sig = self.word().to_string();
+                let simple = |t: &str| "bynqiuxtds".contains(t) && t.len() == 1;
+                let ok = simple(&sig) || sig.strip_prefix('a').is_some_and(simple);
+                if !ok {
+                    return Err(format!("type @{sig} is not supported"));
+                }
+                self.value(Some(&sig))
+            }
+            Some(_) => {
+                let start = self.i;
+                let word = self.word().to_string();
+                let typed = match word.as_str() {
+                    "boolean" => Some("b"),
+                    "byte" => Some("y"),
+                    "int16" => Some("n"),
+                    "uint16" => Some("q"),
+                    "int32" => Some("i"),
+                    "uint32" => Some("u"),
+                    "int64" => Some("x"),
+                    "uint64" => Some("t"),
+                    "double" => Some("d"),
+                    "string" => Some("s"),
+                    _ => None,
+                };
+                if let Some(sig) = typed {
+                    if want.is_some_and(|w| w != sig) {
+                        return Err(format!("{word} where {} was expected", want.unwrap_or("")));
+                    }
+                    return self.value(Some(sig));
+                }
+                match word.as_str() {
+                    "true" => check(Literal::Bool(true), want),
+                    "false" => check(Literal::Bool(false), want),
+                    "" => Err(format!("unexpected {:?}", self.s[start] as char)),
+                    n => number(n, want.unwrap_or("")),
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let quote = self.s[self.i];
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.s.get(self.i) {
+                None => return Err("unterminated string".into()),
+                Some(&c) if c == quote => {
+                    self.i += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    let c = *self.s.get(self.i + 1).ok_or("unterminated string")?;
+                    out.push(match c {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        c => c,
+                    });
+                    self.i += 2;
+                }
+                Some(&c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|_| "a string that is not UTF-8".to_string())
+    }
+
+    fn array(&mut self, want: Option<&str>) -> Result<Literal, String> {
+        let elem = match want {
+            Some(w) => Some(
+                w.strip_prefix('a')
+                    .ok_or_else(|| format!("an array where {w} was expected"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        self.i += 1;
+        let mut items = Vec::new();
+        let mut sig = elem;
+        loop {
+            self.ws();
+            if self.s.get(self.i) == Some(&b']') {
+                self.i += 1;
+                break;
+            }
+            if !items.is_empty() {
+                if self.s.get(self.i) != Some(&b',') {
+                    return Err("expected ',' or ']' in an array".into());
+                }
+                self.i += 1;
+            }
+            let item = self.value(sig.as_deref())?;
+            if matches!(item, Literal::Array(..)) {
+                return Err("nested arrays are not supported".into());
+            }
+            sig.get_or_insert_with(|| item.signature());
+            items.push(item);
+        }
+        let sig = sig.ok_or("an empty array needs a type: @as []")?;
+        Ok(Literal::Array(sig, items))
+    }
+}
+
+fn check(v: Literal, want: Option<&str>) -> Result<Literal, String> {
+    match want {
+        Some(w) if w != v.signature() => Err(format!("{} where {w} was expected", v.signature())),
+        _ => Ok(v),
+    }
+}
+
+/// A number of signature `sig` (empty: GVariant's default, int32, or double with a point).
+fn number(text: &str, sig: &str) -> Result<Literal, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a number of type {}",
+            if sig.is_empty() { "i" } else { sig }
+        )
+    };
+    let float = text.contains(['.', 'e', 'E']) && !text.starts_with("0x");
+    Ok(match sig {
+        "y" => Literal::Byte(text.parse().map_err(|_| bad())?),
+        "n" => Literal::I16(text.parse().map_err(|_| bad())?),
+        "q" => Literal::U16(text.parse().map_err(|_| bad())?),
+        "i" => Literal::I32(text.parse().map_err(|_| bad())?),
+        "u" => Literal::U32(text.parse().map_err(|_| bad())?),
+        "x" => Literal::I64(text.parse().map_err(|_| bad())?),
+        "t" => Literal::U64(text.parse().map_err(|_| bad())?),
+        "d" => Literal::F64(text.parse().map_err(|_| bad())?),
+        "" if float => Literal::F64(text.parse().map_err(|_| bad())?),
+        "" => Literal::I32(text.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
+}
+
+// ---- the bus ----------------------------------------------------------------------------
+
+/// A connection to the systemd that manages the container's units.
+#[derive(Debug)]
+pub struct Bus {
+    conn: zbus::Connection,
+    /// Where it goes, for errors: the private socket or the bus.
+    name: &'static str,
+    version: OnceLock<u32>,
+}
+
+/// The connection of this process to systemd (PID 1's, or with `user` the caller's own
+/// instance over the session bus), made on first use.
+pub fn bus(user: bool) -> Result<&'static Bus, CgroupError> {
+    static SYSTEM: OnceLock<Result<Bus, String>> = OnceLock::new();
+    static USER: OnceLock<Result<Bus, String>> = OnceLock::new();
+    let cell = if user { &USER } else { &SYSTEM };
+    let name = if user {
+        "the session bus"
+    } else {
+        "/run/systemd/private and the system bus"
+    };
+    cell.get_or_init(|| Bus::connect(user))
+        .as_ref()
+        .map_err(|reason| CgroupError::Bus {
+            bus: name.into(),
+            reason: reason.clone(),
+        })
+}
+
+fn method_error(e: &zbus::Error) -> Option<&str> {
+    match e {
+        zbus::Error::MethodError(name, _, _) => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+fn describe(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, Some(detail), _) => format!("{detail} ({name})"),
+        e => e.to_string(),
+    }
+}
+
+impl Bus {
+    fn connect(user: bool) -> Result<Bus, String> {
+        async_io::block_on(async {
+            if !user {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let root = unsafe { libc::geteuid() } == 0;
+                if root && Path::new(PRIVATE_SOCKET).exists() {
+                    let direct = match UnixStream::connect(PRIVATE_SOCKET) {
+                        Ok(stream) => zbus::connection::Builder::async_io_unix_stream(stream)
+                            .p2p()
+                            .method_timeout(JOB_TIMEOUT)
+                            .build()
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match direct {
+                        Ok(conn) => {
+                            return Ok(Bus {
+                                conn,
+                                name: PRIVATE_SOCKET,
+                                version: OnceLock::new(),
+                            })
+                        }
+                        Err(e) => tracing::debug!("{PRIVATE_SOCKET}: {e}; trying the system bus"),
+                    }
+                }
+            }
+            let builder = if user {
+                zbus::connection::Builder::session()
+            } else {
+                zbus::connection::Builder::system()
+            };
+            let conn = builder
+                .map_err(|e| e.to_string())?
+                .method_timeout(JOB_TIMEOUT)
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Bus {
+                conn,
+                name: if user {
+                    "the session bus"
+                } else {
+                    "the system bus"
+                },
+                version: OnceLock::new(),
+            })
+        })
+    }
+
+    async fn call<B>(&self, method: &str, body: &B) -> zbus::Result<zbus::Message>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        self.conn
+            .call_method(Some(DEST), PATH, Some(MANAGER), method, body)
+            .await
+    }
+
+    /// systemd's version (252 of "252.36-1~deb12u1"); 0 when it cannot be read.
+    pub fn version(&self) -> u32 {
+        *self.version.get_or_init(|| {
+            async_io::block_on(async {
+                let reply = self
+                    .conn
+                    .call_method(
+                        Some(DEST),
+                        PATH,
+                        Some("org.freedesktop.DBus.Properties"),
+                        "Get",
+                        &(MANAGER, "Version"),
+                    )
+                    .await
+                    .ok()?;
+                let v: zbus::zvariant::OwnedValue = reply.body().deserialize().ok()?;
+                let s: String = v.try_into().ok()?;
+                s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+            })
+            .unwrap_or(0)
+        })
+    }
+
+    /// Runs a job-returning `method` of the manager and waits for the job to end.
+    async fn job<B>(&self, method: &str, unit: &str, body: &B) -> Result<(), JobError>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        // Listening before the call: the job may end before its path comes back.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(MANAGER)
+            .and_then(|b| b.member("JobRemoved"))
+            .and_then(|b| b.path(PATH))
+            .map_err(JobError::Call)?
+            .build();
+        let mut signals = zbus::MessageStream::for_match_rule(rule, &self.conn, None)
+            .await
+            .map_err(JobError::Call)?;
+        let reply = self.call(method, body).await.map_err(JobError::Call)?;
+        let job: OwnedObjectPath = reply.body().deserialize().map_err(JobError::Call)?;
+        let wait = async {
+            while let Some(msg) = signals.next().await {
+                let Ok(msg) = msg else { continue };
+                let Ok((_, path, _, result)) = msg
+                    .body()
+                    .deserialize::<(u32, OwnedObjectPath, String, String)>()
+                else {
+                    continue;
+                };
+                if path == job {
+                    return Some(result);
+                }
+            }
+            None
+        };
+        let timeout = async {
+            async_io::Timer::after(JOB_TIMEOUT).await;
+            None
+        };
+        match futures_lite::future::or(wait, timeout).await {
+            Some(result) if result == "done" => Ok(()),
+            Some(result) => Err(JobError::Failed(format!(
+                "job {result} (see `journalctl -u {unit}`)"
+            ))),
+            None => Err(JobError::Failed(format!(
+                "no answer from systemd within {} s",
+                JOB_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Starts `unit` with `pid` in it (a scope) or beside it (a slice, which `pid` joins by
+    /// its cgroup afterwards) and the properties `props`; returns once systemd has.
+    pub fn start(&self, unit: &Unit, pid: u32, props: Vec<Property>) -> Result<(), CgroupError> {
+        let fail = |reason: String| CgroupError::Systemd {
+            step: "start unit",
+            unit: unit.name.clone(),
+            reason,
+        };
+        let mut all: Vec<Property> = vec![(
+            "Description".into(),
+            Value::from(format!("hull container {}", unit.name)),
+        )];
+        if unit.is_slice() {
+            all.push(("Wants".into(), Value::from(vec![unit.slice.clone()])));
+        } else {
+            all.push(("Slice".into(), Value::from(unit.slice.clone())));
+            all.push(("Delegate".into(), Value::from(true)));
+            all.push(("PIDs".into(), Value::from(vec![pid])));
+        }
+        for p in [
+            "MemoryAccounting",
+            "CPUAccounting",
+            "IOAccounting",
+            "TasksAccounting",
+        ] {
+            all.push((p.into(), Value::from(true)));
+        }
+        // Stopping a container's unit must not wait for, or pull in, anything else.
+        all.push(("DefaultDependencies".into(), Value::from(false)));
+        all.extend(props);
+        let aux: Vec<(String, Vec<Property>)> = Vec::new();
+        let body = (unit.name.as_str(), "replace", all, aux);
+        async_io::block_on(async {
+            match self.job("StartTransientUnit", &unit.name, &body).await {
+                Err(JobError::Call(e))
+                    if method_error(&e) == Some("org.freedesktop.systemd1.UnitExists") =>
+                {
+                    // Perhaps a failed unit of a container gone before: reset it, try once more.
+                    let _ = self.call("ResetFailedUnit", &(unit.name.as_str(),)).await;
+                    self.job("StartTransientUnit", &unit.name, &body)
+                        .await
+                        .map_err(|e| fail(e.to_string()))
+                }
+                other => other.map_err(|e| fail(e.to_string())),
+            }
+        })
+    }
+
+    /// Sets properties of a running unit (`runtime`: until it stops, as every transient one).
+    pub fn set(&self, unit: &Unit, props: Vec<Property>) -> Result<(), CgroupError> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        async_io::block_on(self.call("SetUnitProperties", &(unit.name.as_str(), true, props)))
+            .map(drop)
+            .map_err(|e| CgroupError::Systemd {
+                step: "set properties of",
+                unit: unit.name.clone(),
+                reason: describe(&e),
+            })
+    }
+
+    /// Stops `unit` (gone already is fine) and clears a failed state it is left in.
+    pub fn stop(&self, unit: &Unit) -> Result<(), CgroupError> {
+        async_io::block_on(async {
+            let stopped = match self
+                .job("StopUnit", &unit.name, &(unit.name.as_str(), "replace"))
+                .await
+            {
+                Err(JobError::Call(e))
+                    if method_error(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") =>
+                {
+                    Ok(())
+                }
+                other => other,
+            };
+            match self.call("ResetFailedUnit", &(unit.name.as_str(),)).await {
+                Err(e) if method_error(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => {}
+                Err(e) => tracing::debug!("reset-failed {}: {}", unit.name, describe(&e)),
+                Ok(_) => {}
+            }
+            stopped.map_err(|e| CgroupError::Systemd {
+                step: "stop unit",
+                unit: unit.name.clone(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// The cgroup systemd gave `unit` (`/system.slice/x.scope`), for a unit not where its
+    /// name says (a user instance's units are below the instance's own cgroup).
+    pub fn control_group(&self, unit: &Unit) -> Result<String, CgroupError> {
+        let fail = |e: zbus::Error| CgroupError::Systemd {
+            step: "ask the cgroup of",
+            unit: unit.name.clone(),
+            reason: describe(&e),
+        };
+        async_io::block_on(async {
+            let reply = self
+                .call("GetUnit", &(unit.name.as_str(),))
+                .await
+                .map_err(fail)?;
+            let path: OwnedObjectPath = reply.body().deserialize().map_err(fail)?;
+            let iface = if unit.is_slice() {
+                "org.freedesktop.systemd1.Slice"
+            } else {
+                "org.freedesktop.systemd1.Scope"
+            };
+            let reply = self
+                .conn
+                .call_method(
+                    Some(DEST),
+                    path.as_str(),
+                    Some("org.freedesktop.DBus.Properties"),
+                    "Get",
+                    &(iface, "ControlGroup"),
+                )
+                .await
+                .map_err(fail)?;
+            let v: zbus::zvariant::OwnedValue = reply.body().deserialize().map_err(fail)?;
+            String::try_from(v).map_err(|e| fail(e.into()))
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("{}", describe(.0))]
+    Call(zbus::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(path: &str) -> Result<Unit, String> {
+        Unit::parse(path, "c1", false).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn paths_name_scopes_and_slices_as_runc() {
+        let u = unit("system.slice:docker:abc").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("docker-abc.scope", "system.slice")
+        );
+        assert_eq!(u.cgroup(), Path::new("system.slice/docker-abc.scope"));
+        let u = unit(":libpod:x").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("libpod-x.scope", "system.slice")
+        );
+        let u = unit("").unwrap();
+        assert_eq!(u.name, "hull-c1.scope");
+        let u = Unit::parse("", "c1", true).unwrap();
+        assert_eq!(u.slice, "user.slice");
+        let u = unit("machine.slice::bare").unwrap();
+        assert_eq!(u.name, "bare.scope");
+        let u = unit("kubepods-besteffort-pod12.slice:cri-containerd:c9").unwrap();
+        assert_eq!(
+            u.cgroup(),
+            Path::new(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/cri-containerd-c9.scope"
+            )
+        );
+        let u = unit("system.slice:x:a-b.slice").unwrap();
+        assert!(u.is_slice());
+        assert_eq!(u.cgroup(), Path::new("a.slice/a-b.slice"));
+    }
+
+    #[test]
+    fn bad_paths_are_refused_naming_the_path() {
+        for (path, why) in [
+            ("a:b", "slice:prefix:name"),
+            ("a:b:c:d", "slice:prefix:name"),
+            ("/abs/path", "slice:prefix:name"),
+            ("system:docker:x", "ends in \".slice\""),
+            ("a--b.slice:p:x", "empty part"),
+            ("-a.slice:p:x", "empty part"),
+            ("sys tem.slice:p:x", "not allowed"),
+            ("system.slice:p:", "empty"),
+            ("system.slice:p:a/b", "not allowed"),
+        ] {
+            let e = unit(path).unwrap_err();
+            assert!(e.contains(why) && e.contains(path), "{path}: {e}");
+            assert!(e.starts_with("linux.cgroupsPath"), "{e}");
+        }
+        assert_eq!(expand_slice("-.slice").unwrap(), PathBuf::new());
+    }
+
+    #[test]
+    fn files_become_properties_with_runcs_conversions() {
+        let files: Vec<(String, String)> = [
+            ("memory.max", "67108864"),
+            ("memory.swap.max", "max"),
+            ("memory.low", "1000"),
+            ("pids.max", "max"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "50001 100000"),
+            ("cpuset.cpus", "0-1,9"),
+            ("io.weight", "500"),
+            ("io.max", "8:0 rbps=1000 wiops=max"),
+            ("hugetlb.2MB.max", "0"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let props = properties_of_files(&files, &|| 252).unwrap();
+        let get = |n: &str| {
+            props
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_else(|| panic!("{n} missing: {props:?}"))
+        };
+        assert_eq!(get("MemoryMax"), "uint64 67108864");
+        assert_eq!(get("MemorySwapMax"), format!("uint64 {}", u64::MAX));
+        assert_eq!(get("MemoryLow"), "uint64 1000");
+        assert_eq!(get("TasksMax"), format!("uint64 {}", u64::MAX));
+        assert_eq!(get("CPUWeight"), "uint64 39");
+        assert_eq!(get("CPUQuotaPeriodUSec"), "uint64 100000");
+        // 500010 us per second, rounded up to the next 1 %.
+        assert_eq!(get("CPUQuotaPerSecUSec"), "uint64 510000");
+        assert_eq!(get("AllowedCPUs"), "[byte 0x03, 0x02]");
+        assert_eq!(get("IOWeight"), "uint64 500");
+        assert!(get("IOReadBandwidthMax").contains("/dev/block/8:0"));
+        assert!(get("IOWriteIOPSMax").contains(&u64::MAX.to_string()));
+        assert_eq!(props.iter().filter(|(k, _)| k.contains("huge")).count(), 0);
+        // An old systemd gets no property it does not know.
+        let old = properties_of_files(&files, &|| 239).unwrap();
+        assert!(!old
+            .iter()
+            .any(|(k, _)| k == "AllowedCPUs" || k == "CPUQuotaPeriodUSec"));
+        assert_eq!(quota_per_sec(100_000, 100_000), 1_000_000);
+        assert_eq!(quota_per_sec(1_000, 100_000), 10_000);
+        assert_eq!(quota_per_sec(1_001, 100_000), 20_000);
+    }
+
+    #[test]
+    fn device_rules_become_a_superset_allow_list() {
+        let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},
+                {"allow":true,"type":"b","major":8,"access":"r"},
+                {"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"}]"#,
+        )
+        .unwrap();
+        let props = device_properties(&rules).unwrap();
+        assert_eq!(props[0].1.to_string(), "\"strict\"");
+        let list = props[1].1.to_string();
+        for want in [
+            "\"block-8\", \"r\"",
+            "\"/dev/char/1:3\", \"rwm\"",
+            "\"char-136\"",
+            "\"char-*\", \"m\"",
+        ] {
+            assert!(list.contains(want), "{want} in {list}");
+        }
+        let open: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+            serde_json::from_str(r#"[{"allow":true,"access":"rwm"}]"#).unwrap();
+        assert_eq!(
+            device_properties(&open).unwrap()[0].1.to_string(),
+            "\"auto\""
+        );
+        let odd: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","minor":3,"access":"r"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            device_properties(&odd).unwrap()[0].1.to_string(),
+            "\"auto\""
+        );
+    }
+
+    #[test]
+    fn annotations_are_typed_as_runc_types_them() {
+        let a = |pairs: &[(&str, &str)]| {
+            let map: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (format!("{ANNOTATION_PREFIX}{k}"), v.to_string()))
+                .collect();
+            annotation_properties(&map)
+                .map(|v| {
+                    v.into_iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            a(&[
+                ("TimeoutStopSec", "uint64 3"),
+                ("CollectMode", "'inactive-or-failed'"),
+                ("RuntimeMaxSec", "1.5"),
+                ("After", "['a.service', \"b.service\"]"),
+                ("CPUWeight", "@t 7"),
+                ("Delegate", "true"),
+                ("Weird", "int32 -2"),
+                ("Wants", "@as []"),
+            ])
+            .unwrap(),
+            [
+                "After=[\"a.service\", \"b.service\"]",
+                "CPUWeight=uint64 7",
+                "CollectMode=\"inactive-or-failed\"",
+                "Delegate=true",
+                "RuntimeMaxUSec=uint64 1500000",
+                "TimeoutStopUSec=uint64 3000000",
+                "Wants=@as []",
+                "Weird=-2",
+            ]
+        );
+        for (name, value, why) in [
+            ("X", "1", "property name"),
+            ("Foo1", "1", "property name"),
+            ("TimeoutSec", "'x'", "must be a number"),
+            ("TimeoutSec", "-1", "negative"),
+            ("Foo", "uint64 x", "not a number"),
+            ("Foo", "[1, 'a']", "expected"),
+            ("Foo", "[]", "needs a type"),
+            ("Foo", "'open", "unterminated"),
+            ("Foo", "1 2", "unexpected"),
+        ] {
+            let e = a(&[(name, value)]).unwrap_err();
+            assert!(
+                e.contains(why) && e.contains(&format!("{ANNOTATION_PREFIX}{name}")),
+                "{name}={value}: {e}"
+            );
+        }
+        let other = BTreeMap::from([("org.other".to_string(), "x".to_string())]);
+        assert!(annotation_properties(&other).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cpu_lists_become_bitmasks() {
+        assert_eq!(cpu_bits("0").unwrap(), [1]);
+        assert_eq!(cpu_bits("0-7,8").unwrap(), [0xff, 1]);
+        assert_eq!(cpu_bits("").unwrap(), Vec::<u8>::new());
+        assert!(cpu_bits("3-1").is_err());
+        assert!(cpu_bits("a").is_err());
+    }
+}
