@@ -15,17 +15,23 @@ use serde_json::json;
 use crate::util::{cgroup_procs, is_gone, wait_until, Out, Test, MIB};
 use crate::{unified, SLOW};
 
-/// `systemctl show -p A,B unit` as a map.
+/// `systemctl show -p A,B unit` as a map; a list property (one line per entry) joined
+/// with "; ".
 fn show(unit: &str, props: &[&str]) -> BTreeMap<String, String> {
     let out = Command::new("systemctl")
         .args(["show", "-p", &props.join(","), unit])
         .output()
         .expect("systemctl");
-    String::from_utf8_lossy(&out.stdout)
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    {
+        map.entry(k.to_string())
+            .and_modify(|old| *old = format!("{old}; {v}"))
+            .or_insert_with(|| v.to_string());
+    }
+    map
 }
 
 /// Every unit systemd knows (loaded, in any state) whose name holds `needle`.
@@ -315,7 +321,7 @@ fn bad_input_fails_in_one_line_and_leaves_no_unit() {
         ("a:b", None, "slice:prefix:name"),
         ("a:b:c:d", None, "slice:prefix:name"),
         ("bad name.slice:hulltest:ID", None, "not allowed"),
-        ("system:hulltest:ID", None, "\".slice\""),
+        ("system:hulltest:ID", None, "ends in"),
         ("system.slice:hulltest:", None, "empty"),
         (
             "system.slice:hulltest:ID",
@@ -356,11 +362,10 @@ fn no_reachable_systemd_is_one_line_naming_the_bus() {
     t.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hulltest:{id}"));
     t.args(&["true"]);
     t.write_config();
-    // In a mount namespace of its own, with neither systemd's private socket nor the system
-    // bus's there: systemd runs, but hull cannot reach it.
+    // In a mount namespace of its own without the system bus's socket: systemd runs, but
+    // hull cannot reach it.
     let script = format!(
-        "mount -t tmpfs none /run/dbus && mount --bind /dev/null /run/systemd/private && \
-         exec {} --root {} --systemd-cgroup create --bundle {} {id}",
+        "mount -t tmpfs none /run/dbus && exec {} --root {} --systemd-cgroup create --bundle {} {id}",
         crate::util::runtime().display(),
         t.root_str(),
         t.bundle_str()

@@ -336,8 +336,8 @@ impl Cgroups {
     }
 
     /// `resolve` for the systemd driver: the unit of `given`, and its cgroup where systemd
-    /// will put it. systemd is reached now, so that a host without it fails before anything
-    /// is made.
+    /// will put it. systemd is reached only once the init exists: the D-Bus client starts
+    /// threads, and the init is cloned from a single-threaded runtime.
     fn resolve_systemd(given: &str, id: &str) -> Result<Cgroups, CgroupError> {
         let user = rootless();
         let unit = systemd::Unit::parse(given, id, user)?;
@@ -358,7 +358,6 @@ impl Cgroups {
                     .into(),
             });
         };
-        systemd::bus(user)?;
         let dir = under_mount(mount, root, &unit.cgroup());
         Ok(Cgroups {
             unified: Some(dir),

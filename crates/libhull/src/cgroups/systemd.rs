@@ -11,8 +11,7 @@
 //! protocol is zbus's; what is here is systemd's API and runc's rules.
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -25,9 +24,6 @@ use super::CgroupError;
 
 /// How long systemd gets to start or stop a unit (runc's limit too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
-/// The socket systemd serves root on directly, without a bus daemon in between (systemctl
-/// uses it too when root): one hop less, and it works where dbus-daemon does not run.
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
@@ -669,7 +665,7 @@ fn number(text: &str, sig: &str) -> Result<Literal, String> {
 #[derive(Debug)]
 pub struct Bus {
     conn: zbus::Connection,
-    /// Where it goes, for errors: the private socket or the bus.
+    /// Which bus, for errors.
     name: &'static str,
     version: OnceLock<u32>,
 }
@@ -680,10 +676,12 @@ pub fn bus(user: bool) -> Result<&'static Bus, CgroupError> {
     static SYSTEM: OnceLock<Result<Bus, String>> = OnceLock::new();
     static USER: OnceLock<Result<Bus, String>> = OnceLock::new();
     let cell = if user { &USER } else { &SYSTEM };
+    // Not systemd's private socket (/run/systemd/private), which systemctl uses as root:
+    // zbus 5 refuses the sender systemd puts on messages there.
     let name = if user {
         "the session bus"
     } else {
-        "/run/systemd/private and the system bus"
+        "the system bus"
     };
     cell.get_or_init(|| Bus::connect(user))
         .as_ref()
@@ -691,6 +689,26 @@ pub fn bus(user: bool) -> Result<&'static Bus, CgroupError> {
             bus: name.into(),
             reason: reason.clone(),
         })
+}
+
+/// Runs `fut` to completion with every signal blocked in this thread, so that a thread the
+/// D-Bus client starts meanwhile inherits that mask. The runtime takes SIGCHLD and the
+/// signals it forwards to the container from a signalfd in its main thread: a thread that
+/// did not block them would be handed them instead, and `run` would never see its container
+/// exit. Signals that come meanwhile stay pending until the mask is restored.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    let out = async_io::block_on(fut);
+    if blocked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    out
 }
 
 fn method_error(e: &zbus::Error) -> Option<&str> {
@@ -709,32 +727,7 @@ fn describe(e: &zbus::Error) -> String {
 
 impl Bus {
     fn connect(user: bool) -> Result<Bus, String> {
-        async_io::block_on(async {
-            if !user {
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let root = unsafe { libc::geteuid() } == 0;
-                if root && Path::new(PRIVATE_SOCKET).exists() {
-                    let direct = match UnixStream::connect(PRIVATE_SOCKET) {
-                        Ok(stream) => zbus::connection::Builder::async_io_unix_stream(stream)
-                            .p2p()
-                            .method_timeout(JOB_TIMEOUT)
-                            .build()
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match direct {
-                        Ok(conn) => {
-                            return Ok(Bus {
-                                conn,
-                                name: PRIVATE_SOCKET,
-                                version: OnceLock::new(),
-                            })
-                        }
-                        Err(e) => tracing::debug!("{PRIVATE_SOCKET}: {e}; trying the system bus"),
-                    }
-                }
-            }
+        block_on(async {
             let builder = if user {
                 zbus::connection::Builder::session()
             } else {
@@ -770,7 +763,7 @@ impl Bus {
     /// systemd's version (252 of "252.36-1~deb12u1"); 0 when it cannot be read.
     pub fn version(&self) -> u32 {
         *self.version.get_or_init(|| {
-            async_io::block_on(async {
+            block_on(async {
                 let reply = self
                     .conn
                     .call_method(
@@ -871,7 +864,7 @@ impl Bus {
         all.extend(props);
         let aux: Vec<(String, Vec<Property>)> = Vec::new();
         let body = (unit.name.as_str(), "replace", all, aux);
-        async_io::block_on(async {
+        block_on(async {
             match self.job("StartTransientUnit", &unit.name, &body).await {
                 Err(JobError::Call(e))
                     if method_error(&e) == Some("org.freedesktop.systemd1.UnitExists") =>
@@ -892,7 +885,7 @@ impl Bus {
         if props.is_empty() {
             return Ok(());
         }
-        async_io::block_on(self.call("SetUnitProperties", &(unit.name.as_str(), true, props)))
+        block_on(self.call("SetUnitProperties", &(unit.name.as_str(), true, props)))
             .map(drop)
             .map_err(|e| CgroupError::Systemd {
                 step: "set properties of",
@@ -903,7 +896,7 @@ impl Bus {
 
     /// Stops `unit` (gone already is fine) and clears a failed state it is left in.
     pub fn stop(&self, unit: &Unit) -> Result<(), CgroupError> {
-        async_io::block_on(async {
+        block_on(async {
             let stopped = match self
                 .job("StopUnit", &unit.name, &(unit.name.as_str(), "replace"))
                 .await
@@ -936,7 +929,7 @@ impl Bus {
             unit: unit.name.clone(),
             reason: describe(&e),
         };
-        async_io::block_on(async {
+        block_on(async {
             let reply = self
                 .call("GetUnit", &(unit.name.as_str(),))
                 .await
@@ -979,6 +972,7 @@ enum JobError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn unit(path: &str) -> Result<Unit, String> {
         Unit::parse(path, "c1", false).map_err(|e| e.to_string())
