@@ -83,6 +83,9 @@ fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOption
         listen_fds: listen_fds(),
         systemd_cgroup,
         pidfd_socket: args.pidfd_socket.map(|p| absolute(&p)).transpose()?,
+        notify_socket: std::env::var_os("NOTIFY_SOCKET")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
     })
 }
 

@@ -28,6 +28,7 @@ mod cases {
     mod load;
     mod malformed;
     mod namespaces;
+    mod notify;
     mod process;
     mod process_attrs;
     mod review_regressions;

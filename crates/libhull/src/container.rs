@@ -37,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Gate(#[from] gate::GateError),
     #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -115,6 +117,9 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
     /// `--pidfd-socket`: a unix socket that gets a pidfd of the init.
     pub pidfd_socket: Option<PathBuf>,
+    /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, and its
+    /// `READY=` is passed on by the command that starts it ([`crate::notify`]).
+    pub notify_socket: Option<PathBuf>,
 }
 
 /// The extra flags of `run`.
@@ -193,7 +198,11 @@ impl Runtime {
         own_tty: bool,
     ) -> Result<(ContainerState, Option<UnixStream>), Error> {
         state::validate_id(&opts.id)?;
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
+        if opts.notify_socket.is_some() {
+            crate::notify::setup_spec(&mut bundle.spec, &self.store.dir(&opts.id))?;
+        }
+        let bundle = bundle;
         let spec = &bundle.spec;
         let linux = spec.linux().as_ref().expect("validated");
         // As runc: a mount label without SELinux is ignored, a process label is an error.
@@ -259,10 +268,14 @@ impl Runtime {
             process_ns: None,
             cgroups: None,
             creator_gone: false,
+            notify_socket: opts.notify_socket.clone(),
             config: spec.clone(),
         };
         let result = (|| {
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
+            if opts.notify_socket.is_some() {
+                crate::notify::make_dir(entry.dir())?;
+            }
             // The cgroups hull is about to make go into state.json before the first mkdir
             // (the init does not exist yet: pid 0), so `delete --force` after a runtime killed
             // from here on finds and removes them.
@@ -400,8 +413,15 @@ impl Runtime {
         }
     }
 
-    /// Releases a created container's init to exec the user process; returns once it has.
+    /// Releases a created container's init to exec the user process; returns once it has
+    /// (and with a notify socket, once the container said it is ready, or died).
     pub fn start(&self, id: &str) -> Result<(), Error> {
+        self.start_as(id, None)
+    }
+
+    /// `start`; `main_pid`: the process the caller's notify socket is told is the service's
+    /// main one (default: the init).
+    fn start_as(&self, id: &str, main_pid: Option<i32>) -> Result<(), Error> {
         let entry = self.store.open(id)?;
         let mut st = entry.load()?;
         match st.status() {
@@ -426,6 +446,10 @@ impl Runtime {
             entry.remove()?;
             return Err(e.into());
         }
+        let listener = match &st.notify_socket {
+            Some(_) => Some(crate::notify::Listener::bind(entry.dir())?),
+            None => None,
+        };
         let released = gate::release(entry.dir_fd());
         let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
         st.started = true;
@@ -439,6 +463,11 @@ impl Runtime {
             .as_ref()
             .and_then(|h| h.poststart().as_deref());
         warn_hooks("poststart", list, &st, HookStatus::Running);
+        if let (Some(l), Some(host)) = (listener, &st.notify_socket) {
+            let (pid, start_time) = (st.pid, st.pid_start_time);
+            let alive = || state::proc_stat(pid).is_some_and(|(s, t)| s != 'Z' && t == start_time);
+            l.forward_ready(host, main_pid.unwrap_or(pid), &alive)?;
+        }
         Ok(())
     }
 
@@ -458,7 +487,9 @@ impl Runtime {
         } else {
             Some(forwarding_signalfd()?)
         };
-        if let Err(e) = self.start(&opts.id) {
+        // In the foreground hull stays the service's main process.
+        let main_pid = (!run.detach).then(|| std::process::id() as i32);
+        if let Err(e) = self.start_as(&opts.id, main_pid) {
             let _ = self.delete(&opts.id, true);
             return Err(e);
         }

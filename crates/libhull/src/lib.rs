@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod logging;
 pub mod lsm;
 pub mod namespaces;
+pub mod notify;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

@@ -119,6 +119,9 @@ pub struct ContainerState {
     /// The container's cgroups, and which of their directories hull made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups: Option<crate::cgroups::Cgroups>,
+    /// The caller's `NOTIFY_SOCKET` at create: `start` tells it when the container is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<PathBuf>,
     /// `creating`, but the `create` that holds the lock throughout is gone (found by whoever
     /// got the lock): the container never became one.
     #[serde(skip)]
@@ -460,6 +463,7 @@ mod tests {
             process_ns: None,
             cgroups: None,
             creator_gone: false,
+            notify_socket: None,
             config: Spec::default(),
         }
     }

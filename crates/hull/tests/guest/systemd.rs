@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::util::{cgroup_procs, is_gone, wait_until, Out, Test, MIB};
+use crate::util::{cgroup_procs, is_gone, send_ready, wait_until, Out, Test, HOST_ROOT, MIB};
 use crate::{unified, SLOW};
 
 /// `systemctl show -p A,B unit` as a map; a list property (one line per entry) joined
@@ -450,4 +450,57 @@ fn a_hundred_lifecycles_leave_no_unit() {
     assert_no_unit(&needle, &"after 100 runs");
     let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "cgroups left: {left:?}");
+}
+
+#[test]
+fn a_notify_service_running_hull_is_active_once_the_container_is_ready() {
+    unified();
+    let mut t = Test::new("sd_notify");
+    let id = t.id.clone();
+    let service = format!("hulltest-{id}.service");
+    let _g = UnitGuard(vec![service.clone(), format!("hulltest-{id}.scope")]);
+    t.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hulltest:{id}"));
+    t.mount(HOST_ROOT.clone());
+    t.sh(&format!(
+        "while [ ! -e /go ]; do sleep 0.1; done; {}; sleep 1000",
+        send_ready("READY=1")
+    ));
+    t.write_config();
+    // A Type=notify service whose main process is `hull run -d`, as a unit file would
+    // have it (NotifyAccess left at its default, main).
+    let status = Command::new("systemd-run")
+        .args(["--unit", &service, "-p", "Type=notify", "--no-block", "--"])
+        .arg(crate::util::runtime())
+        .args([
+            "--root",
+            &t.root_str(),
+            "--systemd-cgroup",
+            "run",
+            "-d",
+            "--bundle",
+            &t.bundle_str(),
+            &id,
+        ])
+        .status()
+        .expect("systemd-run");
+    assert!(status.success());
+    t.wait_status(&id, "running", SLOW);
+    let state = || show(&service, &["ActiveState", "MainPID"]);
+    assert_eq!(
+        state()["ActiveState"],
+        "activating",
+        "ready before the container said so"
+    );
+    fs::write(t.rootfs.join("go"), "").unwrap();
+    assert!(
+        wait_until(SLOW, || state()["ActiveState"] == "active"),
+        "{:?}",
+        state()
+    );
+    // systemd now watches the container's init, in its own scope.
+    let pid = t.state(&id).expect("state")["pid"].as_i64().unwrap();
+    assert_eq!(state()["MainPID"], pid.to_string());
+    let out = t.hull(&["delete", "--force", &id]);
+    out.ok();
+    assert_no_unit(&id, &out);
 }

@@ -172,6 +172,8 @@ pub struct Call {
     /// `(open fd in this process, fd number in the child)`: handed to the runtime without
     /// close-on-exec.
     pub fds: Vec<(RawFd, RawFd)>,
+    /// Set in the runtime's environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// One test's world. Dropping it deletes its containers, kills the processes it recorded,
@@ -361,6 +363,7 @@ impl Test {
         if let Some(cwd) = &c.cwd {
             cmd.current_dir(cwd);
         }
+        cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
         if !c.fds.is_empty() {
             let fds = c.fds.clone();
             // SAFETY: the closure only calls dup2 and fcntl (async-signal-safe) and allocates
@@ -951,6 +954,11 @@ impl Test {
         self.launch(args, &Call::default(), None)
     }
 
+    /// `spawn_call` with the options of `c`.
+    pub fn spawn_with(&self, args: &[&str], c: &Call) -> Pending {
+        self.launch(args, c, None)
+    }
+
     /// Polls until no process of container `id` is left (see `processes_of`); the ones left
     /// at the timeout.
     pub fn wait_no_processes(&self, id: &str, timeout: Duration) -> Vec<i32> {
@@ -1057,6 +1065,11 @@ impl Pending {
     /// The pid of the runtime call, to signal it.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Whether the call has not ended yet.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 }
 
@@ -1862,3 +1875,18 @@ impl Out {
 pub const TRY_DEVICES: &str = "head -c1 /dev/zero >/dev/null && echo zero-opened; \
     echo x >/dev/null && echo null-ok; \
     mknod /tmp/z c 1 5 && head -c1 /tmp/z >/dev/null && echo node-opened; rm -f /tmp/z; true";
+
+/// The host's / at /host in a container, read-only: for [`send_ready`].
+pub static HOST_ROOT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || serde_json::json!({ "destination": "/host", "type": "bind", "source": "/", "options": ["bind", "ro"] }),
+);
+
+/// A shell line that sends `msg` to `$NOTIFY_SOCKET` with the host's python3, which the
+/// container sees at /host (the busybox rootfs has nothing that writes a datagram).
+pub fn send_ready(msg: &str) -> String {
+    format!(
+        "PYTHONHOME=/host/usr /host/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 \
+         --library-path /host/lib/x86_64-linux-gnu /host/usr/bin/python3 -c \
+         'import os, socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b\"{msg}\", os.environ[\"NOTIFY_SOCKET\"])'"
+    )
+}
