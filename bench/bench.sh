@@ -11,6 +11,7 @@
 #   BUSYBOX=path a static busybox   (default: /usr/bin/busybox)
 #   TIMER=loop  time with a date +%s%N loop even when hyperfine is installed
 #   ONLY=run    time the run-true row only (bench/guest.sh uses it in the VM guest)
+#   SYSTEMD=1   with ONLY=run, also time `--systemd-cgroup run true` (needs systemd and cgroup v2)
 # Results: bench/out/<timestamp>/ (table.md, one CSV per timed row, env.txt) and bench/out/latest.md.
 set -euo pipefail
 
@@ -122,7 +123,7 @@ peak_rss() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 # Commands of each row, for one runtime binary and its state root.
-cmd_run() { echo "'$1' --root '$2' run --bundle '$bundle' run-\$\$ </dev/null"; }
+cmd_run() { echo "'$1' --root '$2' ${3:-} run --bundle '$bundle' run-\$\$ </dev/null"; }
 cmd_csd() {
     echo "'$1' --root '$2' create --bundle '$bundle' csd-\$\$ </dev/null >/dev/null 2>&1 &&" \
         "'$1' --root '$2' start csd-\$\$ && '$1' --root '$2' delete --force csd-\$\$"
@@ -152,11 +153,19 @@ run_hull=$(timed run-true-hull "$(cmd_run "$HULL" "$root_hull")")
 run_runc=$(timed run-true-runc "$(cmd_run "$RUNC" "$root_runc")")
 floor=$(timed floor "unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/true")
 if [ "${ONLY:-}" = run ]; then
+    if [ "${SYSTEMD:-}" = 1 ]; then
+        echo "timing run true with --systemd-cgroup ..." >&2
+        sd_hull=$(timed run-true-systemd-hull "$(cmd_run "$HULL" "$root_hull" --systemd-cgroup)")
+        sd_runc=$(timed run-true-systemd-runc "$(cmd_run "$RUNC" "$root_runc" --systemd-cgroup)")
+    fi
     {
         echo
         echo "| measure | hull | runc | hull/runc | floor |"
         echo "|---|---:|---:|---:|---:|"
         echo "| run true (ms) | $run_hull | $run_runc | $(ratio "$run_hull" "$run_runc") | $floor |"
+        if [ "${SYSTEMD:-}" = 1 ]; then
+            echo "| run true, --systemd-cgroup (ms) | $sd_hull | $sd_runc | $(ratio "$sd_hull" "$sd_runc") | |"
+        fi
     } | tee "$out/table.md"
     cat "$out/env.txt" "$out/table.md" >"$repo/bench/out/latest.md"
     exit 0

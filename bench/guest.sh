@@ -3,6 +3,8 @@
 # VM test layer (systemd, cgroup v2, AppArmor; tests/vm/). Under TCG emulation absolute times
 # mean little: read the ratio. Runs bench.sh there with ONLY=run.
 #
+# Also `run true` with the systemd cgroup driver (--systemd-cgroup) beside runc's.
+#
 # Usage (as root):  bench/guest.sh        RUNS=N (default 15), WARMUP=N (default 3)
 # Result: bench/out/guest-<timestamp>.md
 set -euo pipefail
@@ -24,7 +26,7 @@ cp hull /usr/local/bin/hull
 # emulation the first row would otherwise pay for it.
 while [ "\$(systemctl list-jobs --no-legend | wc -l)" -gt 1 ]; do sleep 1; done
 sleep 15
-TIMER=loop ONLY=run RUNS=${RUNS:-15} WARMUP=${WARMUP:-3} HULL=/usr/local/bin/hull RUNC=/usr/sbin/runc \\
+TIMER=loop ONLY=run SYSTEMD=1 RUNS=${RUNS:-15} WARMUP=${WARMUP:-3} HULL=/usr/local/bin/hull RUNC=/usr/sbin/runc \\
     bash bench/bench.sh
 RUN
 HULL_VM_QUIET=1 tests/vm/run.sh --image "$image" "$share"

@@ -469,7 +469,15 @@ fn a_notify_service_running_hull_is_active_once_the_container_is_ready() {
     // A Type=notify service whose main process is `hull run -d`, as a unit file would
     // have it (NotifyAccess left at its default, main).
     let status = Command::new("systemd-run")
-        .args(["--unit", &service, "-p", "Type=notify", "--no-block", "--"])
+        .args([
+            "--unit",
+            &service,
+            "-p",
+            "Type=notify",
+            "-p",
+            "KillSignal=SIGKILL",
+        ])
+        .args(["--no-block", "--"])
         .arg(crate::util::runtime())
         .args([
             "--root",
@@ -500,7 +508,14 @@ fn a_notify_service_running_hull_is_active_once_the_container_is_ready() {
     // systemd now watches the container's init, in its own scope.
     let pid = t.state(&id).expect("state")["pid"].as_i64().unwrap();
     assert_eq!(state()["MainPID"], pid.to_string());
-    let out = t.hull(&["delete", "--force", &id]);
+    // Stopping the service ends the container (its init is the main process).
+    let stopped = Command::new("systemctl").args(["stop", &service]).status();
+    assert!(stopped.is_ok_and(|s| s.success()));
+    assert!(
+        wait_until(SLOW, || is_gone(pid as i32)),
+        "init left running"
+    );
+    let out = t.hull(&["delete", &id]);
     out.ok();
     assert_no_unit(&id, &out);
 }
