@@ -3,9 +3,12 @@
 # binaries on this host, builds (or reuses) the Debian 12 guest image, boots it and runs
 # guest-suite.sh there; exits with the guest's verdict.
 #
-#   tests/vm/guest-tests.sh                      every stage
-#   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, clients,
+#   tests/vm/guest-tests.sh                      every stage but validation-runc
+#   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, hybrid, clients,
 #                                                       validation, validation-runc
+#
+# `hybrid` (the systemd driver on a v1/hybrid host) needs the guest booted with
+# systemd.unified_cgroup_hierarchy=0: it runs in a second boot of its own.
 #   tests/vm/guest-tests.sh guest cgroup_v2::pause_and_resume_freeze_through_cgroup_freeze
 #
 # Needs root, cargo, debootstrap, e2fsprogs and qemu-system-x86 (bookworm-backports). The OCI
@@ -63,7 +66,6 @@ cp "$unit" "$share/bin/libhull-unit"
 echo "$hull" >"$share/hull-path"
 cp tests/vm/guest-suite.sh "$share/run"
 cp runtime-tools-tests/run.py runtime-tools-tests/expected-guest.tsv "$share/validation/"
-printf '%s\n' "$@" >"$share/args"
 extra=()
 tools_dir=${RUNTIME_TOOLS_DIR:-/work/runtime-tools}
 if [ -x "$tools_dir/runtimetest" ] && compgen -G "$tools_dir/validation/*/*.t" >/dev/null; then
@@ -72,16 +74,40 @@ else
     log "no built validation suite at $tools_dir: the guest's validation stage has nothing to run"
 fi
 
-log "running the guest suite"
-# Boot, then every stage to its deadline in guest-suite.sh (unit 120 s, guest 600, clients 900,
-# validation 900, validation-runc 900), then a margin: the stages' own deadlines end a hang
-# first, with their output.
-rc=0
-HULL_VM_TIMEOUT=${HULL_VM_TIMEOUT:-4000} tests/vm/run.sh --image "$image" "${extra[@]}" "$share" || rc=$?
+# The stages of the main boot, and whether the hybrid boot runs.
+stages=${1:-all}
+filters=("${@:2}")
+hybrid=false
+# With filters, "all" means the main boot's stages (the filters name tests of those).
+case ",$stages," in *,hybrid,*) hybrid=true ;; ,all,) [ ${#filters[@]} -gt 0 ] || hybrid=true ;; esac
+main=$(tr ',' '\n' <<<"$stages" | grep -vx hybrid | paste -sd, - || true)
 
+rc=0
 mkdir -p target/vm
-rm -rf target/vm/last
-cp -r "$share" target/vm/last
-rm -rf target/vm/last/bin
-log "guest stage: exit $rc after $((SECONDS - start)) s (output in target/vm/last/)"
+if [ -n "$main" ]; then
+    log "running the guest suite"
+    printf '%s\n' "$main" "${filters[@]}" >"$share/args"
+    # Boot, then every stage to its deadline in guest-suite.sh (unit 120 s, guest 600, clients
+    # 900, validation 900, validation-runc 900), then a margin: the stages' own deadlines end a
+    # hang first, with their output.
+    HULL_VM_TIMEOUT=${HULL_VM_TIMEOUT:-4000} tests/vm/run.sh --image "$image" "${extra[@]}" "$share" || rc=$?
+    rm -rf target/vm/last
+    cp -r "$share" target/vm/last
+    rm -rf target/vm/last/bin
+    log "guest suite: exit $rc after $((SECONDS - start)) s (output in target/vm/last/)"
+fi
+if $hybrid; then
+    log "running the hybrid stage (guest booted with systemd.unified_cgroup_hierarchy=0)"
+    printf '%s\n' hybrid "${filters[@]}" >"$share/args"
+    rm -f "$share/output.log" "$share/console.log" "$share/exit-code"
+    hrc=0
+    HULL_VM_APPEND=systemd.unified_cgroup_hierarchy=0 HULL_VM_TIMEOUT=900 \
+        tests/vm/run.sh --image "$image" "$share" || hrc=$?
+    rm -rf target/vm/last-hybrid
+    cp -r "$share" target/vm/last-hybrid
+    rm -rf target/vm/last-hybrid/bin target/vm/last-hybrid/validation
+    log "hybrid stage: exit $hrc (output in target/vm/last-hybrid/)"
+    [ "$rc" -ne 0 ] || rc=$hrc
+fi
+log "guest stage: exit $rc after $((SECONDS - start)) s"
 exit "$rc"

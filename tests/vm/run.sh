@@ -15,6 +15,8 @@
 #   HULL_VM_ACCEL         kvm or tcg (default: kvm where /dev/kvm is usable, else tcg)
 #   HULL_VM_MEMORY, HULL_VM_CPUS  guest size (default 4096 MiB, the host's cpu count)
 #   HULL_VM_QUIET=1       do not copy the console to stdout while it runs
+#   HULL_VM_APPEND        more kernel command line (systemd.unified_cgroup_hierarchy=0 boots
+#                         the guest with hybrid cgroups, as older systemd hosts run)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,7 +88,7 @@ setpriv --pdeathsig KILL qemu-system-x86_64 "${accel_args[@]}" \
     -smp "${HULL_VM_CPUS:-$(nproc)}" -m "${HULL_VM_MEMORY:-4096}" \
     -display none -monitor none -serial "file:$console" -no-reboot -nic none \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1" \
+    -append "root=/dev/vda rw console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 ${HULL_VM_APPEND:-}" \
     -drive "file=$image/disk.img,format=raw,if=virtio,snapshot=on" \
     "${share_args[@]}" </dev/null >"$share/qemu.log" 2>&1 &
 qemu_pid=$!

@@ -12,6 +12,7 @@ mod apparmor;
 mod cgroup_v2;
 mod sealed;
 mod systemd;
+mod systemd_hybrid;
 
 use std::fs;
 use std::path::PathBuf;

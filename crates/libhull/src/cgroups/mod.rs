@@ -350,21 +350,33 @@ impl Cgroups {
             });
         }
         let mounts = host_mounts()?;
-        let Some((mount, root)) = mounts.unified.as_ref().filter(|_| mounts.v1.is_empty()) else {
-            return Err(CgroupError::Unsupported {
-                field: "--systemd-cgroup".into(),
-                reason: "hull's systemd driver needs a unified cgroup v2 host; this one has \
-                         cgroup v1 hierarchies (run without --systemd-cgroup)"
-                    .into(),
-            });
-        };
-        let dir = under_mount(mount, root, &unit.cgroup());
-        Ok(Cgroups {
-            unified: Some(dir),
-            unified_only: true,
+        // On a v1 or hybrid host the unit's path is the same in every hierarchy: systemd
+        // makes it in the ones it manages (name=systemd, memory, cpu, blkio, pids, devices
+        // and its cgroup2 side), hull in the others, as runc's legacy driver does.
+        let cg = Cgroups {
+            v1: mounts
+                .v1
+                .iter()
+                .map(|(controllers, mount, root)| Hierarchy {
+                    controllers: controllers.clone(),
+                    dir: under_mount(mount, root, &unit.cgroup()),
+                })
+                .collect(),
+            unified: mounts
+                .unified
+                .as_ref()
+                .map(|(mount, root)| under_mount(mount, root, &unit.cgroup())),
+            unified_only: mounts.v1.is_empty(),
             systemd: Some(unit),
             ..Cgroups::default()
-        })
+        };
+        if cg.v1.is_empty() && cg.unified.is_none() {
+            return Err(CgroupError::Path {
+                path: given.to_string(),
+                reason: "no cgroup filesystem is mounted on this host".into(),
+            });
+        }
+        Ok(cg)
     }
 
     /// Keeps the `org.systemd.property.*` annotations for the unit, refusing a bad one now.
@@ -400,8 +412,12 @@ impl Cgroups {
         update: bool,
     ) -> Result<Vec<systemd::Property>, CgroupError> {
         let bus = systemd::bus(unit.user)?;
-        let files = v2::planned_files(dir, res, update)?;
-        let mut props = systemd::properties_of_files(&files, &|| bus.version())?;
+        let mut props = if self.unified_only {
+            let files = v2::planned_files(dir, res, update)?;
+            systemd::properties_of_files(&files, &|| bus.version())?
+        } else {
+            systemd::v1_properties(res, &|| bus.version())?
+        };
         if !update {
             let rules = res.devices().clone().unwrap_or_default();
             props.splice(0..0, systemd::device_properties(&rules)?);
@@ -421,13 +437,37 @@ impl Cgroups {
         let Some(unit) = self.systemd.clone() else {
             return Ok(());
         };
+        let bus = systemd::bus(unit.user)?;
+        if !self.unified_only {
+            let slice_dir = PathBuf::new();
+            let props = self.unit_properties(&unit, &slice_dir, res, false)?;
+            bus.start(&unit, pid as u32, props, !self.unified_only)?;
+            if let Some(u) = self.systemd.as_mut() {
+                u.started = true;
+            }
+            // The hierarchies systemd does not manage get the same path, made here.
+            let dirs: Vec<PathBuf> = self.dirs().map(Path::to_path_buf).collect();
+            for dir in dirs {
+                // Recorded before it is made: `remove` tolerates one that is not there.
+                self.created.push(dir.clone());
+                std::fs::create_dir_all(&dir).map_err(|source| CgroupError::Io {
+                    step: "create cgroup",
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            if let Some(cpuset) = self.v1_dir("cpuset") {
+                fill_cpuset_down(cpuset)?;
+            }
+            self.join(pid)?;
+            return self.apply_files(res, false);
+        }
         let Some(dir) = self.unified.clone() else {
             return Ok(());
         };
         let slice_dir = dir.parent().unwrap_or(&dir).to_path_buf();
         let props = self.unit_properties(&unit, &slice_dir, res, false)?;
-        let bus = systemd::bus(unit.user)?;
-        bus.start(&unit, pid as u32, props)?;
+        bus.start(&unit, pid as u32, props, !self.unified_only)?;
         if let Some(u) = self.systemd.as_mut() {
             u.started = true;
         }
@@ -627,13 +667,23 @@ impl Cgroups {
         res: &oci_spec::runtime::LinuxResources,
         update: bool,
     ) -> Result<(), CgroupError> {
+        if let Some(unit) = &self.systemd {
+            // systemd first: it rewrites the files of the properties it holds.
+            let dir = self.unified.clone().unwrap_or_default();
+            let props = self.unit_properties(unit, &dir, res, update)?;
+            systemd::bus(unit.user)?.set(unit, props)?;
+        }
+        self.apply_files(res, update)
+    }
+
+    /// The cgroup files of `res`, in every hierarchy.
+    fn apply_files(
+        &self,
+        res: &oci_spec::runtime::LinuxResources,
+        update: bool,
+    ) -> Result<(), CgroupError> {
         if !self.v1.is_empty() {
             v1::apply(self, res, update)?;
-        }
-        if let (Some(u), Some(unit)) = (&self.unified, &self.systemd) {
-            // systemd first: it rewrites the files of the properties it holds.
-            let props = self.unit_properties(unit, u, res, update)?;
-            systemd::bus(unit.user)?.set(unit, props)?;
         }
         if let Some(u) = &self.unified {
             v2::apply(u, res, self.unified_only, update)?;
@@ -887,6 +937,34 @@ impl Cgroups {
             None => Ok(()),
         }
     }
+}
+
+/// Gives each v1 cpuset cgroup from the hierarchy's root down to `dir` its parent's cpus
+/// and mems where it has none: a new cpuset cgroup (the slices hull makes beside systemd's)
+/// takes no task until then.
+fn fill_cpuset_down(dir: &Path) -> Result<(), CgroupError> {
+    let mut levels: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| a.join("cpuset.cpus").exists())
+        .collect();
+    levels.reverse();
+    for pair in levels.windows(2) {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = std::fs::read_to_string(pair[1].join(file)).unwrap_or_default();
+            if !mine.trim().is_empty() {
+                continue;
+            }
+            let theirs = std::fs::read_to_string(pair[0].join(file)).unwrap_or_default();
+            let path = pair[1].join(file);
+            std::fs::write(&path, theirs.trim()).map_err(|source| CgroupError::Write {
+                field: "--systemd-cgroup".into(),
+                path,
+                value: theirs.trim().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn own_cgroup_refused(dir: &Path) -> CgroupError {

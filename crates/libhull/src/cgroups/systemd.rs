@@ -246,6 +246,57 @@ pub fn properties_of_files(
     Ok(out)
 }
 
+/// The unit properties of `res` on a v1 (legacy or hybrid) host, where systemd manages the
+/// memory, cpu, blkio, pids and devices controllers under their v1 names, as runc's legacy
+/// driver sets them (the limits only; device rules come from [`device_properties`]).
+pub fn v1_properties(
+    res: &oci_spec::runtime::LinuxResources,
+    version: &dyn Fn() -> u32,
+) -> Result<Vec<Property>, CgroupError> {
+    let mut out: Vec<Property> = Vec::new();
+    let size = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    if let Some(l) = res
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|l| *l != 0)
+    {
+        out.push(("MemoryLimit".into(), Value::from(size(l))));
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(shares) = c.shares().filter(|s| *s != 0) {
+            out.push(("CPUShares".into(), Value::from(shares)));
+        }
+        let quota = c.quota().filter(|q| *q != 0);
+        let period = c.period().filter(|p| *p != 0);
+        if quota.is_some() || period.is_some() {
+            let q = match quota {
+                Some(q) if q > 0 => q.to_string(),
+                _ => "max".into(),
+            };
+            let value = match period {
+                Some(p) => format!("{q} {p}"),
+                None => q,
+            };
+            out.extend(properties_of_files(&[("cpu.max".into(), value)], version)?);
+        }
+    }
+    if let Some(w) = res
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
+        out.push(("BlockIOWeight".into(), Value::from(u64::from(w))));
+    }
+    if let Some(p) = res.pids() {
+        if p.limit() > 0 || p.limit() == -1 {
+            out.push(("TasksMax".into(), Value::from(size(p.limit()))));
+        }
+    }
+    Ok(out)
+}
+
 /// CPUQuotaPerSecUSec for a quota per period, rounded up to the 10 ms (1 %) steps systemd
 /// keeps (runc's rounding, so a child may still set the quota it was given).
 pub fn quota_per_sec(quota: u64, period: u64) -> u64 {
@@ -834,7 +885,14 @@ impl Bus {
 
     /// Starts `unit` with `pid` in it (a scope) or beside it (a slice, which `pid` joins by
     /// its cgroup afterwards) and the properties `props`; returns once systemd has.
-    pub fn start(&self, unit: &Unit, pid: u32, props: Vec<Property>) -> Result<(), CgroupError> {
+    /// `legacy`: a v1 or hybrid host, where the IO accounting is v1's blkio.
+    pub fn start(
+        &self,
+        unit: &Unit,
+        pid: u32,
+        props: Vec<Property>,
+        legacy: bool,
+    ) -> Result<(), CgroupError> {
         let fail = |reason: String| CgroupError::Systemd {
             step: "start unit",
             unit: unit.name.clone(),
@@ -851,12 +909,12 @@ impl Bus {
             all.push(("Delegate".into(), Value::from(true)));
             all.push(("PIDs".into(), Value::from(vec![pid])));
         }
-        for p in [
-            "MemoryAccounting",
-            "CPUAccounting",
-            "IOAccounting",
-            "TasksAccounting",
-        ] {
+        let io = if legacy {
+            "BlockIOAccounting"
+        } else {
+            "IOAccounting"
+        };
+        for p in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
             all.push((p.into(), Value::from(true)));
         }
         // Stopping a container's unit must not wait for, or pull in, anything else.
