@@ -1136,6 +1136,30 @@ mod tests {
     }
 
     #[test]
+    fn v1_limits_take_their_v1_property_names() {
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":-1},"cpu":{"shares":512,"quota":-1},
+                "blockIO":{"weight":300},"pids":{"limit":0}}"#,
+        )
+        .unwrap();
+        let props: Vec<String> = v1_properties(&res, &|| 252)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let max = u64::MAX;
+        assert_eq!(
+            props,
+            [
+                format!("MemoryLimit=uint64 {max}"),
+                "CPUShares=uint64 512".to_string(),
+                format!("CPUQuotaPerSecUSec=uint64 {max}"),
+                "BlockIOWeight=uint64 300".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn device_rules_become_a_superset_allow_list() {
         let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
             r#"[{"allow":false,"access":"rwm"},
