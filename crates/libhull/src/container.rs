@@ -337,12 +337,13 @@ impl Runtime {
                         return Ok(());
                     }
                     if cg.by_systemd() {
-                        // Saved either way: a unit started before a later step failed is
-                        // the container's to stop.
+                        // Saved as soon as systemd has the unit, before hull makes any
+                        // cgroup of it: a runtime killed from here on leaves it findable.
                         let started = cg.start_unit(pid.as_raw(), res);
                         st.cgroups = Some(cg.clone());
                         entry.save(&st).map_err(|e| e.to_string())?;
-                        return started.map_err(|e| e.to_string());
+                        started.map_err(|e| e.to_string())?;
+                        return cg.finish_unit(pid.as_raw(), res).map_err(|e| e.to_string());
                     }
                     cg.join(pid.as_raw()).map_err(|e| e.to_string())
                 }
@@ -416,12 +417,16 @@ impl Runtime {
     /// Releases a created container's init to exec the user process; returns once it has
     /// (and with a notify socket, once the container said it is ready, or died).
     pub fn start(&self, id: &str) -> Result<(), Error> {
-        self.start_as(id, None)
+        self.start_as(id, None).map(drop)
     }
 
     /// `start`; `main_pid`: the process the caller's notify socket is told is the service's
-    /// main one (default: the init).
-    fn start_as(&self, id: &str, main_pid: Option<i32>) -> Result<(), Error> {
+    /// main one (default: the init), told from a thread that is returned.
+    fn start_as(
+        &self,
+        id: &str,
+        main_pid: Option<i32>,
+    ) -> Result<Option<std::thread::JoinHandle<()>>, Error> {
         let entry = self.store.open(id)?;
         let mut st = entry.load()?;
         match st.status() {
@@ -463,12 +468,25 @@ impl Runtime {
             .as_ref()
             .and_then(|h| h.poststart().as_deref());
         warn_hooks("poststart", list, &st, HookStatus::Running);
-        if let (Some(l), Some(host)) = (listener, &st.notify_socket) {
+        if let (Some(l), Some(host)) = (listener, st.notify_socket.clone()) {
             let (pid, start_time) = (st.pid, st.pid_start_time);
-            let alive = || state::proc_stat(pid).is_some_and(|(s, t)| s != 'Z' && t == start_time);
-            l.forward_ready(host, main_pid.unwrap_or(pid), &alive)?;
+            let alive =
+                move || state::proc_stat(pid).is_some_and(|(s, t)| s != 'Z' && t == start_time);
+            match main_pid {
+                None => l.forward_ready(&host, pid, &alive)?,
+                // A foreground `run` goes on to copy the terminal and wait meanwhile: a
+                // container that fills its pty before it is ready must not stall. (Its
+                // signals are blocked already: the thread never takes one.)
+                Some(me) => {
+                    return Ok(Some(std::thread::spawn(move || {
+                        if let Err(e) = l.forward_ready(&host, me, &alive) {
+                            tracing::warn!("{e}");
+                        }
+                    })));
+                }
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// create + start; in the foreground, waits and returns the container's exit code
@@ -489,10 +507,13 @@ impl Runtime {
         };
         // In the foreground hull stays the service's main process.
         let main_pid = (!run.detach).then(|| std::process::id() as i32);
-        if let Err(e) = self.start_as(&opts.id, main_pid) {
-            let _ = self.delete(&opts.id, true);
-            return Err(e);
-        }
+        let notifier = match self.start_as(&opts.id, main_pid) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = self.delete(&opts.id, true);
+                return Err(e);
+            }
+        };
         let Some(sfd) = sfd else {
             return Ok(0);
         };
@@ -506,6 +527,10 @@ impl Runtime {
             },
             None => wait_forwarding(pid, &sfd),
         };
+        // A READY the container sent just before it exited is still passed on.
+        if let Some(n) = notifier {
+            let _ = n.join();
+        }
         if !run.keep {
             self.delete(&opts.id, true)?;
         }

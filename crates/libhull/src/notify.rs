@@ -98,6 +98,7 @@ impl Listener {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(io_err("set a timeout on", here))?;
         let mut buf = [0u8; 4096];
+        let mut checked = std::time::Instant::now();
         loop {
             match self.sock.recv(&mut buf) {
                 Ok(n) => {
@@ -106,6 +107,13 @@ impl Listener {
                         .any(|l| l.starts_with(b"READY="))
                     {
                         break;
+                    }
+                    // A stream of other messages must not keep a dead init's wait going.
+                    if checked.elapsed() > Duration::from_millis(100) {
+                        if !alive() {
+                            return Ok(());
+                        }
+                        checked = std::time::Instant::now();
                     }
                 }
                 Err(e)
@@ -137,7 +145,46 @@ impl Listener {
         client
             .send_to_addr(msg.as_bytes(), &addr)
             .map_err(io_err("send READY=1 to", host))?;
+        // systemd learns which unit a message is for from its sender, which must still be
+        // there when it reads it: wait until it has (sd_notify_barrier, as runc).
+        if let Err(e) = barrier(&client, host) {
+            tracing::warn!("NOTIFY_SOCKET {}: BARRIER=1: {e}", host.display());
+        }
         Ok(())
+    }
+}
+
+/// How long the notify socket's reader gets to take in what was sent before BARRIER=1.
+const BARRIER_TIMEOUT_MS: u16 = 5000;
+
+/// Sends BARRIER=1 with the write end of a pipe, then waits until the reader has closed it
+/// (systemd does once it handled every message before it).
+fn barrier(client: &UnixDatagram, host: &Path) -> io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::{AsFd, AsRawFd};
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let text = host.to_string_lossy();
+    let addr = match text.strip_prefix('@') {
+        Some(name) => UnixAddr::new_abstract(name.as_bytes())?,
+        None => UnixAddr::new(host)?,
+    };
+    let fds = [write.as_raw_fd()];
+    sendmsg(
+        client.as_raw_fd(),
+        &[io::IoSlice::new(b"BARRIER=1")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        Some(&addr),
+    )?;
+    drop(write);
+    let mut fds = [PollFd::new(read.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(BARRIER_TIMEOUT_MS))? {
+        0 => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the reader did not take it in 5 s",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -178,10 +225,25 @@ mod tests {
         let sock = dir.join("notify/notify.sock");
         container.send_to(b"STATUS=starting", &sock).unwrap();
         container.send_to(b"READY=1\nSTATUS=up", &sock).unwrap();
+        // The caller's end: takes the messages as they come (the barrier waits for that).
+        let reader = host.try_clone().unwrap();
+        let got = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut out = Vec::new();
+            for _ in 0..2 {
+                let n = reader.recv(&mut buf).unwrap();
+                out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            out
+        });
+        let t0 = std::time::Instant::now();
         l.forward_ready(&host_path, 42, &|| true).unwrap();
+        assert_eq!(got.join().unwrap(), ["READY=1\nMAINPID=42\n", "BARRIER=1"]);
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "the barrier waited for nothing"
+        );
         let mut buf = [0u8; 64];
-        let n = host.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1\nMAINPID=42\n");
         // Nothing comes and the init is gone: no READY is sent.
         l.forward_ready(&host_path, 42, &|| false).unwrap();
         host.set_nonblocking(true).unwrap();

@@ -9,17 +9,42 @@ use std::time::Duration;
 
 use crate::util::{send_ready, wait_until, Call, Test, HOST_ROOT};
 
+/// The caller's notify socket: every datagram it gets, as they come (a reader that takes
+/// them at once, as systemd does: hull waits for that after `BARRIER=1`).
+struct Caller {
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Caller {
+    fn bind(path: &std::path::Path) -> Caller {
+        let sock = UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Caller { rx }
+    }
+}
+
 /// The test's container with the host's / at /host (read-only), running `script`, and the
 /// caller's socket, bound in the test's directory.
-fn setup(name: &str, script: &str) -> (Test, UnixDatagram, Call) {
+fn setup(name: &str, script: &str) -> (Test, Caller, Call) {
     let mut t = Test::new(name);
     t.mount(HOST_ROOT.clone());
     t.sh(script);
     t.write_config();
     let path = t.dir.join("host-notify.sock");
-    let host = UnixDatagram::bind(&path).unwrap();
-    host.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let host = Caller::bind(&path);
     let call = Call {
         env: vec![("NOTIFY_SOCKET".into(), path.to_string_lossy().into_owned())],
         timeout: Some(Duration::from_secs(60)),
@@ -28,11 +53,12 @@ fn setup(name: &str, script: &str) -> (Test, UnixDatagram, Call) {
     (t, host, call)
 }
 
-fn received(host: &UnixDatagram) -> Option<String> {
-    let mut buf = [0u8; 256];
-    host.recv(&mut buf)
-        .ok()
-        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+/// What the caller got within a short while: `READY=1…` then `BARRIER=1`, as one string.
+fn received(host: &Caller) -> Option<String> {
+    let first = host.rx.recv_timeout(Duration::from_millis(200)).ok()?;
+    let barrier = host.rx.recv_timeout(Duration::from_secs(5)).ok();
+    assert_eq!(barrier.as_deref(), Some("BARRIER=1"), "after {first:?}");
+    Some(first)
 }
 
 #[test]

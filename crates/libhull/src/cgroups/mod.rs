@@ -420,15 +420,19 @@ impl Cgroups {
         };
         if !update {
             let rules = res.devices().clone().unwrap_or_default();
-            props.splice(0..0, systemd::device_properties(&rules)?);
+            props.splice(
+                0..0,
+                systemd::device_properties(&rules, !self.unified_only)?,
+            );
             props.extend(systemd::annotation_properties(&self.unit_annotations)?);
         }
         Ok(props)
     }
 
     /// Has systemd start the container's unit with `pid` (the init, not yet running
-    /// container code) in it and the limits of `res`, then writes the cgroup files systemd
-    /// has no property for. Marks the unit started and its cgroup made (hull's to remove).
+    /// container code) in it and the limits of `res` as properties. Marks the unit started
+    /// and records its cgroups as hull's to remove, before any is made: the caller saves the
+    /// state now, then calls [`Cgroups::finish_unit`].
     pub fn start_unit(
         &mut self,
         pid: i32,
@@ -438,21 +442,45 @@ impl Cgroups {
             return Ok(());
         };
         let bus = systemd::bus(unit.user)?;
-        if !self.unified_only {
-            let slice_dir = PathBuf::new();
-            let props = self.unit_properties(&unit, &slice_dir, res, false)?;
-            bus.start(&unit, pid as u32, props, !self.unified_only)?;
-            if let Some(u) = self.systemd.as_mut() {
-                u.started = true;
+        let slice_dir = match (&self.unified, self.unified_only) {
+            (Some(dir), true) => dir.parent().unwrap_or(dir).to_path_buf(),
+            _ => PathBuf::new(),
+        };
+        let props = self.unit_properties(&unit, &slice_dir, res, false)?;
+        bus.start(&unit, pid as u32, props, !self.unified_only)?;
+        if let Some(u) = self.systemd.as_mut() {
+            u.started = true;
+        }
+        if self.unified_only {
+            if let Some(dir) = self.unified.clone().filter(|d| !d.is_dir()) {
+                // Not where its name says (a user instance's units): ask systemd.
+                let cg = bus.control_group(&unit)?;
+                let (mount, root) = host_mounts()?.unified.unwrap_or_default();
+                tracing::debug!("{} is at {cg}, not {}", unit.name, dir.display());
+                self.unified = Some(under_mount(&mount, &root, &clean(&cg)));
             }
-            // The hierarchies systemd does not manage get the same path, made here.
-            let dirs: Vec<PathBuf> = self.dirs().map(Path::to_path_buf).collect();
-            for dir in dirs {
-                // Recorded before it is made: `remove` tolerates one that is not there.
-                self.created.push(dir.clone());
-                std::fs::create_dir_all(&dir).map_err(|source| CgroupError::Io {
+        }
+        // On v1 the hierarchies systemd does not manage get the unit's path from hull.
+        self.created = self.dirs().map(Path::to_path_buf).collect();
+        Ok(())
+    }
+
+    /// The rest of a unit's start: the cgroups systemd does not make, the controllers it
+    /// does not delegate (hugetlb, rdma, misc), the init in them all, and every cgroup file
+    /// of `res` (what systemd has no property for, and the exact values).
+    pub fn finish_unit(
+        &self,
+        pid: i32,
+        res: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), CgroupError> {
+        let Some(unit) = &self.systemd else {
+            return Ok(());
+        };
+        if !self.unified_only {
+            for dir in self.dirs() {
+                std::fs::create_dir_all(dir).map_err(|source| CgroupError::Io {
                     step: "create cgroup",
-                    path: dir.clone(),
+                    path: dir.to_path_buf(),
                     source,
                 })?;
             }
@@ -462,30 +490,36 @@ impl Cgroups {
             self.join(pid)?;
             return self.apply_files(res, false);
         }
-        let Some(dir) = self.unified.clone() else {
+        let Some(dir) = &self.unified else {
             return Ok(());
         };
-        let slice_dir = dir.parent().unwrap_or(&dir).to_path_buf();
-        let props = self.unit_properties(&unit, &slice_dir, res, false)?;
-        bus.start(&unit, pid as u32, props, !self.unified_only)?;
-        if let Some(u) = self.systemd.as_mut() {
-            u.started = true;
+        // systemd delegates only the controllers it knows: the others a limit needs are
+        // enabled from the root down, as runc does.
+        let needed: Vec<String> = v2::planned_files(dir, res, false)?
+            .iter()
+            .filter_map(|(file, _)| file.split('.').next().map(str::to_string))
+            .filter(|c| c != "cgroup")
+            .collect();
+        if !needed.is_empty() {
+            let root = host_mounts()?.unified.map(|m| m.0).unwrap_or_default();
+            let mut above: Vec<&Path> = dir
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&root))
+                .collect();
+            above.reverse();
+            let wanted: Vec<&str> = needed.iter().map(String::as_str).collect();
+            for a in above {
+                if let Err(e) = v2::enable_controllers(a, &wanted) {
+                    tracing::debug!("{e}");
+                }
+            }
         }
-        let dir = if dir.is_dir() {
-            dir
-        } else {
-            // Not where its name says (a user instance's units): ask systemd.
-            let cg = bus.control_group(&unit)?;
-            let (mount, root) = host_mounts()?.unified.unwrap_or_default();
-            under_mount(&mount, &root, &clean(&cg))
-        };
-        self.unified = Some(dir.clone());
-        self.created = vec![dir.clone()];
         if unit.is_slice() {
             // A slice holds no process by itself: the init joins its cgroup.
             self.join(pid)?;
         }
-        v2::apply(&dir, res, true, false)
+        v2::apply(dir, res, true, false)
     }
 
     /// Every directory of the container (v1 hierarchies, then the cgroup2 one).
@@ -879,8 +913,9 @@ impl Cgroups {
         // A unit not known to be started is not stopped: it may be another's of that name,
         // and a scope of this container's goes by itself once its processes are gone.
         if let Some(unit) = self.systemd.as_ref().filter(|u| u.started) {
+            // As runc: a unit that would not stop is reported, not a reason to keep the state.
             if let Err(e) = systemd::bus(unit.user).and_then(|bus| bus.stop(unit)) {
-                first_error = Some(e);
+                tracing::warn!("{e}");
             }
         }
         for dir in self.created.iter().rev() {

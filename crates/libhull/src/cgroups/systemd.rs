@@ -79,9 +79,8 @@ impl Unit {
         let unit = if name.ends_with(".slice") {
             expand_slice(name).map_err(|reason| bad(format!("slice {name:?}: {reason}")))?;
             name.to_string()
-        } else if prefix.is_empty() {
-            format!("{name}.scope")
         } else {
+            // runc's name even for an empty prefix: `-<name>.scope`.
             format!("{prefix}-{name}.scope")
         };
         check_unit_name(&unit).map_err(|reason| bad(format!("unit {unit:?}: {reason}")))?;
@@ -179,6 +178,8 @@ pub fn properties_of_files(
             "memory.swap.max" => out.push(prop("MemorySwapMax", num(file, value)?)),
             "pids.max" => out.push(prop("TasksMax", num(file, value)?)),
             "cpu.weight" => out.push(prop("CPUWeight", num(file, value)?)),
+            // systemd 252 reads a weight of 0 as "idle" (runc's mapping).
+            "cpu.idle" if value == "1" && version() >= 252 => out.push(prop("CPUWeight", 0)),
             "cpu.max" => {
                 let mut parts = value.split_whitespace();
                 let quota = parts.next().unwrap_or("max");
@@ -332,50 +333,78 @@ pub fn cpu_bits(list: &str) -> Result<Vec<u8>, String> {
     Ok(bits)
 }
 
-/// DevicePolicy and DeviceAllow for the container's device rules. systemd's list is made a
-/// superset of what the rules allow (every allow rule after the last reset, deny rules
-/// dropped): both device programs must agree to an access, and hull's own, attached beside
-/// systemd's, enforces the rules exactly. Where systemd cannot name a rule's devices (a
-/// wildcard major with a fixed minor) or the rules allow by default, systemd restricts nothing.
+/// DevicePolicy and DeviceAllow for the container's device rules.
+///
+/// On cgroup v2 (`exact` false) systemd's list is made a superset of what the rules allow
+/// (every allow rule after the last reset, deny rules dropped): both device programs must
+/// agree to an access, and hull's own, attached beside systemd's, enforces the rules
+/// exactly; where systemd cannot name a rule's devices (a wildcard major with a fixed minor)
+/// or the rules allow by default, systemd restricts nothing.
+///
+/// On v1 (`exact`) there is one list, which systemd rewrites from its properties (on
+/// daemon-reload): it gets the rules as they act, never more. Denies are taken out of the
+/// allows they overlap (all of an allow's overlapping access goes where systemd cannot say
+/// less), a rule systemd cannot name is left out, and a deny list becomes deny-all (runc's
+/// choice: systemd has no deny list).
 pub fn device_properties(
     rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+    exact: bool,
 ) -> Result<Vec<Property>, CgroupError> {
     let effective = devices::effective_rules(rules)?;
-    let allow_all = vec![
-        ("DevicePolicy".to_string(), Value::from("auto")),
-        (
-            "DeviceAllow".to_string(),
-            Value::from(Vec::<(String, String)>::new()),
-        ),
-    ];
+    let policy = |p: &str, list: Vec<(String, String)>| {
+        vec![
+            ("DevicePolicy".to_string(), Value::from(p.to_string())),
+            ("DeviceAllow".to_string(), Value::from(list)),
+        ]
+    };
     let start = effective
         .iter()
         .rposition(|(_, r)| r.is_reset())
         .map_or(0, |i| i + 1);
+    let after = &effective[start..];
     if start > 0 && effective[start - 1].1.allow {
-        return Ok(allow_all);
+        if after.is_empty() || !exact {
+            return Ok(policy("auto", Vec::new()));
+        }
+        tracing::warn!("systemd has no device deny list: the unit's device policy is deny-all");
+        return Ok(policy("strict", Vec::new()));
     }
-    let mut list: Vec<(String, String)> = Vec::new();
-    for (_, rule) in effective[start..].iter().filter(|(_, r)| r.allow) {
-        let access = devices::access_string(rule.access);
-        for node in rule.nodes() {
-            let group = match node.kind {
-                DeviceKind::Char => "char",
-                DeviceKind::Block => "block",
-            };
-            let path = match (node.major, node.minor) {
-                (None, None) => format!("{group}-*"),
-                (None, Some(_)) => return Ok(allow_all),
-                (Some(major), None) => format!("{group}-{major}"),
-                (Some(major), Some(minor)) => format!("/dev/{group}/{major}:{minor}"),
-            };
-            list.push((path, access.clone()));
+    // (node, access) allowed, in order.
+    let mut allowed: Vec<(devices::Node, u8)> = Vec::new();
+    for (_, rule) in after {
+        if rule.allow {
+            allowed.extend(rule.nodes().into_iter().map(|n| (n, rule.access)));
+        } else if exact {
+            for deny in rule.nodes() {
+                for (node, access) in &mut allowed {
+                    let meets =
+                        |a: Option<u32>, b: Option<u32>| a.is_none() || b.is_none() || a == b;
+                    if node.kind == deny.kind
+                        && meets(node.major, deny.major)
+                        && meets(node.minor, deny.minor)
+                    {
+                        *access &= !rule.access;
+                    }
+                }
+            }
         }
     }
-    Ok(vec![
-        ("DevicePolicy".to_string(), Value::from("strict")),
-        ("DeviceAllow".to_string(), Value::from(list)),
-    ])
+    let mut list: Vec<(String, String)> = Vec::new();
+    for (node, access) in allowed.into_iter().filter(|(_, a)| *a != 0) {
+        let group = match node.kind {
+            DeviceKind::Char => "char",
+            DeviceKind::Block => "block",
+        };
+        let path = match (node.major, node.minor) {
+            (None, None) => format!("{group}-*"),
+            (None, Some(_)) if exact => continue,
+            (None, Some(_)) => return Ok(policy("auto", Vec::new())),
+            (Some(major), None) => format!("{group}-{major}"),
+            (Some(major), Some(minor)) => format!("/dev/{group}/{major}:{minor}"),
+        };
+        list.push((path, devices::access_string(access)));
+    }
+    Ok(policy("strict", list))
 }
 
 // ---- org.systemd.property.<Name> annotations ---------------------------------------------
@@ -443,6 +472,7 @@ impl Literal {
         let mut p = Parser {
             s: text.as_bytes(),
             i: 0,
+            annotated: false,
         };
         let v = p.value(None)?;
         p.ws();
@@ -509,6 +539,14 @@ impl Literal {
                     Literal::Byte(v) => Some(v),
                     _ => None,
                 })),
+                "n" => Value::from(all(items, |l| match l {
+                    Literal::I16(v) => Some(v),
+                    _ => None,
+                })),
+                "q" => Value::from(all(items, |l| match l {
+                    Literal::U16(v) => Some(v),
+                    _ => None,
+                })),
                 "i" => Value::from(all(items, |l| match l {
                     Literal::I32(v) => Some(v),
                     _ => None,
@@ -541,6 +579,8 @@ impl Literal {
 struct Parser<'s> {
     s: &'s [u8],
     i: usize,
+    /// A type annotation was just read: another one may not follow (no unbounded recursion).
+    annotated: bool,
 }
 
 impl Parser<'_> {
@@ -580,7 +620,7 @@ impl Parser<'_> {
                 if !ok {
                     return Err(format!("type @{sig} is not supported"));
                 }
-                self.value(Some(&sig))
+                self.annotated_value(&sig)
             }
             Some(_) => {
                 let start = self.i;
@@ -602,7 +642,7 @@ impl Parser<'_> {
                     if want.is_some_and(|w| w != sig) {
                         return Err(format!("{word} where {} was expected", want.unwrap_or("")));
                     }
-                    return self.value(Some(sig));
+                    return self.annotated_value(sig);
                 }
                 match word.as_str() {
                     "true" => check(Literal::Bool(true), want),
@@ -612,6 +652,15 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    fn annotated_value(&mut self, sig: &str) -> Result<Literal, String> {
+        if std::mem::replace(&mut self.annotated, true) {
+            return Err("two type annotations in a row".into());
+        }
+        let v = self.value(Some(sig));
+        self.annotated = false;
+        v
     }
 
     fn string(&mut self) -> Result<String, String> {
@@ -933,9 +982,24 @@ impl Bus {
                         .await
                         .map_err(|e| fail(e.to_string()))
                 }
+                Err(JobError::Failed(e)) => {
+                    // systemd has the unit, failed or not started in time: take it back.
+                    self.stop_quietly(unit).await;
+                    Err(fail(e))
+                }
                 other => other.map_err(|e| fail(e.to_string())),
             }
         })
+    }
+
+    async fn stop_quietly(&self, unit: &Unit) {
+        let name = unit.name.as_str();
+        if let Err(e) = self.call("StopUnit", &(name, "replace")).await {
+            tracing::debug!("stop {name}: {}", describe(&e));
+        }
+        if let Err(e) = self.call("ResetFailedUnit", &(name,)).await {
+            tracing::debug!("reset-failed {name}: {}", describe(&e));
+        }
     }
 
     /// Sets properties of a running unit (`runtime`: until it stops, as every transient one).
@@ -1054,7 +1118,7 @@ mod tests {
         let u = Unit::parse("", "c1", true).unwrap();
         assert_eq!(u.slice, "user.slice");
         let u = unit("machine.slice::bare").unwrap();
-        assert_eq!(u.name, "bare.scope");
+        assert_eq!(u.name, "-bare.scope");
         let u = unit("kubepods-besteffort-pod12.slice:cri-containerd:c9").unwrap();
         assert_eq!(
             u.cgroup(),
@@ -1167,7 +1231,7 @@ mod tests {
                 {"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"}]"#,
         )
         .unwrap();
-        let props = device_properties(&rules).unwrap();
+        let props = device_properties(&rules, false).unwrap();
         assert_eq!(props[0].1.to_string(), "\"strict\"");
         let list = props[1].1.to_string();
         for want in [
@@ -1181,7 +1245,7 @@ mod tests {
         let open: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
             serde_json::from_str(r#"[{"allow":true,"access":"rwm"}]"#).unwrap();
         assert_eq!(
-            device_properties(&open).unwrap()[0].1.to_string(),
+            device_properties(&open, false).unwrap()[0].1.to_string(),
             "\"auto\""
         );
         let odd: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
@@ -1189,9 +1253,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            device_properties(&odd).unwrap()[0].1.to_string(),
+            device_properties(&odd, false).unwrap()[0].1.to_string(),
             "\"auto\""
         );
+    }
+
+    #[test]
+    fn v1_device_lists_are_exact() {
+        let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},
+                {"allow":false,"type":"c","major":1,"minor":5,"access":"rwm"},
+                {"allow":false,"type":"c","major":136,"minor":3,"access":"w"},
+                {"allow":true,"type":"c","minor":7,"access":"r"}]"#,
+        )
+        .unwrap();
+        let list = device_properties(&rules, true).unwrap()[1].1.to_string();
+        // /dev/zero denied outright; pts lose w and mknod of any char device goes (systemd
+        // cannot except one device from a wildcard); the wildcard-major rule cannot be named.
+        assert!(!list.contains("1:5"), "{list}");
+        assert!(list.contains("\"char-136\", \"rm\""), "{list}");
+        assert!(list.contains("\"/dev/char/1:3\", \"rwm\""), "{list}");
+        assert!(list.contains("\"block-*\", \"m\""), "{list}");
+        assert!(!list.contains("char-*") && !list.contains("*:7"), "{list}");
+        let deny_list: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"b","access":"rwm"}]"#,
+        )
+        .unwrap();
+        let props = device_properties(&deny_list, true).unwrap();
+        assert_eq!(props[0].1.to_string(), "\"strict\"");
+        assert_eq!(props[1].1.to_string(), "@a(ss) []");
     }
 
     #[test]
@@ -1219,6 +1309,7 @@ mod tests {
                 ("Delegate", "true"),
                 ("Weird", "int32 -2"),
                 ("Wants", "@as []"),
+                ("Nums", "@an [1, -2]"),
             ])
             .unwrap(),
             [
@@ -1226,6 +1317,7 @@ mod tests {
                 "CPUWeight=uint64 7",
                 "CollectMode=\"inactive-or-failed\"",
                 "Delegate=true",
+                "Nums=[int16 1, -2]",
                 "RuntimeMaxUSec=uint64 1500000",
                 "TimeoutStopUSec=uint64 3000000",
                 "Wants=@as []",
@@ -1242,6 +1334,8 @@ mod tests {
             ("Foo", "[]", "needs a type"),
             ("Foo", "'open", "unterminated"),
             ("Foo", "1 2", "unexpected"),
+            ("Foo", "uint64 uint64 1", "two type annotations"),
+            ("Foo", "@t @t 1", "two type annotations"),
         ] {
             let e = a(&[(name, value)]).unwrap_err();
             assert!(
