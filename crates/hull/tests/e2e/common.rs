@@ -537,7 +537,8 @@ impl CallLog {
 
 /// Asserts a containerd runc v2 shim ran hull (through the wrapper logging to `calls`) for
 /// container `id` with its bundle at `bundle`: a create and a start, each starting with
-/// `--root <root> --log <bundle>/log.json --log-format json`, the create with
+/// `--root <root> --log <bundle>/log.json --log-format json`, then `--systemd-cgroup` if
+/// `systemd` (the shim's `SystemdCgroup` option) and not otherwise, the create with
 /// `--bundle <bundle> --pid-file <bundle>/init.pid`. A `root` ending in `*` matches every
 /// root that starts with the rest. `logs` gives the diagnostics.
 #[track_caller]
@@ -546,11 +547,13 @@ pub fn assert_shim_ran_hull(
     id: &str,
     root: &str,
     bundle: &Path,
+    systemd: bool,
     logs: impl Fn() -> String,
 ) {
     let log = format!(
-        "--log {} --log-format json ",
-        bundle.join("log.json").display()
+        "--log {} --log-format json {}",
+        bundle.join("log.json").display(),
+        if systemd { "--systemd-cgroup " } else { "" }
     );
     let has_flags = |line: &str| {
         let Some((line_root, rest)) = line.strip_prefix("--root ").and_then(|l| l.split_once(' '))
@@ -561,7 +564,7 @@ pub fn assert_shim_ran_hull(
             Some(prefix) => line_root.starts_with(prefix),
             None => line_root == root,
         };
-        root_ok && rest.starts_with(&log)
+        root_ok && rest.starts_with(&log) && systemd == rest.contains(" --systemd-cgroup ")
     };
     let create = format!(
         "create --bundle {b} --pid-file {b}/init.pid ",
@@ -704,4 +707,275 @@ impl Drop for Background {
     fn drop(&mut self) {
         kill_child_group(&mut self.child);
     }
+}
+
+/// Which cgroup driver a client test's daemon runs its containers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cgroups {
+    /// Forced to cgroupfs, every container under the Scratch cgroup parent (dockerd
+    /// `native.cgroupdriver=cgroupfs` and `--cgroup-parent`, podman `--cgroup-manager cgroupfs`
+    /// and `--cgroup-parent`, the CRI's `SystemdCgroup = false`): the same on every host.
+    Cgroupfs,
+    /// Nothing overridden: only the runtime is registered, and the client picks its driver
+    /// as it does for any user. On a systemd host with cgroup v2 docker 20.10 and podman 4.3
+    /// then use systemd (`system.slice:docker:<id>`, `machine.slice:libpod:<id>`); for the
+    /// CRI, the kubelet's systemd shape: `SystemdCgroup = true` for the handler and pods whose
+    /// cgroup parent is a `kubepods-…-pod<uid>.slice`.
+    ClientDefault,
+}
+
+/// Panics unless this host is one the systemd driver tests apply to: systemd as PID 1 and a
+/// unified cgroup v2 hierarchy (the guest of tests/vm), naming what is missing.
+#[track_caller]
+pub fn assert_systemd_host() {
+    let pid1 = fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    assert!(
+        Path::new("/run/systemd/system").is_dir() && pid1.trim() == "systemd",
+        "this test needs systemd as PID 1 (PID 1 is {:?}): run it in the VM guest \
+         (tests/vm/guest-tests.sh clients <name>)",
+        pid1.trim()
+    );
+    let all = util::cgroup_hierarchies();
+    assert!(
+        !all.is_empty() && all.iter().all(util::CgHierarchy::is_v2),
+        "this test needs a unified cgroup v2 hierarchy, not {:?}: run it in the VM guest",
+        all.iter().map(util::CgHierarchy::name).collect::<Vec<_>>()
+    );
+}
+
+/// Where a systemd driver `linux.cgroupsPath` (`slice:prefix:name`) lands: the transient
+/// scope `<prefix>-<name>.scope` in `slice`, whose cgroup is the slice's path (each `-` of a
+/// slice name a level: `a-b.slice` is `/a.slice/a-b.slice`) plus the scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub slice: String,
+    pub unit: String,
+    /// The scope's cgroup, absolute (`/system.slice/docker-<id>.scope`).
+    pub cgroup: String,
+}
+
+impl Scope {
+    /// The scope of `cgroups_path`; None unless it has the `slice:prefix:name` form.
+    pub fn of(cgroups_path: &str) -> Option<Scope> {
+        let mut parts = cgroups_path.split(':');
+        let (Some(slice), Some(prefix), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let slice = if slice.is_empty() { "-.slice" } else { slice };
+        let unit = format!("{prefix}-{name}.scope");
+        let cgroup = format!("{}/{unit}", expand_slice(slice).trim_end_matches('/'));
+        Some(Scope {
+            slice: slice.to_owned(),
+            unit,
+            cgroup,
+        })
+    }
+
+    /// Its cgroup files.
+    pub fn cg(&self) -> util::CgView {
+        util::CgView::of(&self.cgroup)
+    }
+
+    /// Its cgroup directory.
+    pub fn dir(&self) -> PathBuf {
+        Path::new("/sys/fs/cgroup").join(self.cgroup.trim_start_matches('/'))
+    }
+
+    /// `systemctl show -p <props>` of the unit: each property's value as systemctl prints it.
+    pub fn show(&self, props: &[&str]) -> std::collections::BTreeMap<String, String> {
+        systemctl_show(&self.unit, props)
+    }
+}
+
+/// The cgroup path of slice unit `slice`: `-.slice` is the root, `a-b-c.slice` is
+/// `/a.slice/a-b.slice/a-b-c.slice` (systemd's rule for slice names).
+pub fn expand_slice(slice: &str) -> String {
+    let name = slice.strip_suffix(".slice").unwrap_or(slice);
+    if name == "-" || name.is_empty() {
+        return "/".into();
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path += &format!("/{prefix}.slice");
+    }
+    path
+}
+
+/// `systemctl show -p A,B,… UNIT`: `A=value` lines as a map.
+pub fn systemctl_show(unit: &str, props: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let out = run(Command::new("systemctl")
+        .arg("show")
+        .arg("-p")
+        .arg(props.join(","))
+        .arg("--")
+        .arg(unit));
+    assert!(out.success(), "{out}");
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The units systemd knows (loaded, whatever their state) whose names match the glob
+/// `pattern`: `systemctl list-units --all --no-legend --plain PATTERN`, first column.
+pub fn units_matching(pattern: &str) -> Vec<String> {
+    let out = run(Command::new("systemctl")
+        .args([
+            "list-units",
+            "--all",
+            "--no-legend",
+            "--plain",
+            "--full",
+            "--",
+        ])
+        .arg(pattern));
+    assert!(out.success(), "{out}");
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `unit` is active (`systemctl is-active`).
+pub fn unit_active(unit: &str) -> bool {
+    run(Command::new("systemctl").args(["is-active", "--quiet", "--", unit])).success()
+}
+
+/// Teardown: stops each unit systemd still knows under a name matching one of `patterns`
+/// (a scope's processes are killed with it; a slice takes its units along) and clears a
+/// failed state, so that nothing a test's client asked systemd for stays loaded. Quiet: a
+/// test's own assertions say what was left.
+pub fn stop_units(patterns: &[String]) {
+    for pattern in patterns {
+        let out = run_timeout(
+            Command::new("systemctl")
+                .args([
+                    "list-units",
+                    "--all",
+                    "--no-legend",
+                    "--plain",
+                    "--full",
+                    "--",
+                ])
+                .arg(pattern),
+            Duration::from_secs(30),
+        );
+        for unit in out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let _ = run_timeout(
+                Command::new("systemctl").args(["stop", "--", unit]),
+                Duration::from_secs(30),
+            );
+            let _ = run_timeout(
+                Command::new("systemctl").args(["reset-failed", "--", unit]),
+                Duration::from_secs(30),
+            );
+        }
+    }
+}
+
+/// The journal of `unit` since the test began (last `n` lines), for failure messages: what
+/// systemd said about a scope.
+pub fn journal(unit: &str, n: usize) -> String {
+    let out = run_timeout(
+        Command::new("journalctl")
+            .args(["--no-pager", "-o", "short-monotonic", "-n"])
+            .arg(n.to_string())
+            .arg("-u")
+            .arg(unit),
+        Duration::from_secs(30),
+    );
+    format!("--- journalctl -u {unit}:\n{}\n", out.stdout.trim_end())
+}
+
+/// The `linux.cgroupsPath` of the config.json in `bundle`.
+#[track_caller]
+pub fn bundle_cgroups_path(bundle: &Path) -> String {
+    let path = bundle.join("config.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Asserts the systemd driver made `scope` for a running container whose init is `pid`:
+/// the unit is active, in its slice, delegated, its control group the scope's cgroup, and
+/// the init is in that cgroup.
+#[track_caller]
+pub fn assert_scope_runs(scope: &Scope, pid: i32, logs: impl Fn() -> String) {
+    let props = scope.show(&["ActiveState", "Slice", "Delegate", "ControlGroup"]);
+    let want = |k: &str, v: &str| props.get(k).map(String::as_str) == Some(v);
+    assert!(
+        want("ActiveState", "active")
+            && want("Slice", &scope.slice)
+            && want("Delegate", "yes")
+            && want("ControlGroup", &scope.cgroup),
+        "{scope:?}: systemctl show says {props:?}\n{}{}",
+        journal(&scope.unit, 20),
+        logs()
+    );
+    let procs = scope.cg().procs();
+    assert!(
+        procs.contains(&pid),
+        "init {pid} not in {}: {procs:?}\n{}",
+        scope.dir().display(),
+        logs()
+    );
+}
+
+/// Asserts `systemctl show` gives `want` (property, value as systemctl prints it) for the
+/// unit of `scope`.
+#[track_caller]
+pub fn assert_unit_props(scope: &Scope, want: &[(&str, &str)], logs: impl Fn() -> String) {
+    let names: Vec<&str> = want.iter().map(|(k, _)| *k).collect();
+    let got = scope.show(&names);
+    let wrong: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).map(String::as_str) != Some(*v))
+        .map(|(k, v)| format!("{k}: want {v:?}, systemd has {:?}", got.get(*k)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "properties of {}: {wrong:?}\n{}{}",
+        scope.unit,
+        journal(&scope.unit, 20),
+        logs()
+    );
+}
+
+/// Asserts that within 20 s no unit matching `pattern` is left and the directory of the
+/// scope's cgroup is gone.
+#[track_caller]
+pub fn assert_scope_gone(scope: &Scope, pattern: &str, logs: impl Fn() -> String) {
+    let mut left = Vec::new();
+    let gone = util::wait_until(Duration::from_secs(20), || {
+        left = units_matching(pattern);
+        left.is_empty() && !scope.dir().exists()
+    });
+    assert!(
+        gone,
+        "left after rm: units {left:?} ({pattern}), cgroup {} {}\n{}{}",
+        scope.dir().display(),
+        if scope.dir().exists() {
+            "exists"
+        } else {
+            "gone"
+        },
+        journal(&scope.unit, 30),
+        logs()
+    );
 }

@@ -36,6 +36,8 @@ pub struct ContainerdDaemon {
     /// The shims this test started (container ids for `ctr`, sandbox ids for the CRI): their
     /// sockets are removed on drop.
     pub shims: RefCell<Vec<String>>,
+    /// Whether the shim runs hull with `--systemd-cgroup` (its `SystemdCgroup` option).
+    pub systemd: bool,
 }
 
 impl ContainerdDaemon {
@@ -81,6 +83,7 @@ impl ContainerdDaemon {
             wrapper,
             root,
             shims: RefCell::new(Vec::new()),
+            systemd: false,
         };
         let archive = c.s.oci_archive(IMAGE, image_cmd);
         c.ok(&["image", "import", &archive.to_string_lossy()]);
@@ -124,11 +127,15 @@ impl ContainerdDaemon {
     }
 
     /// Asserts hull (through the wrapper) created and started `id` with the flags the shim
-    /// passes: its `--root` under `options.Root`, its log in the bundle as JSON.
+    /// passes: its `--root` under `options.Root`, its log in the bundle as JSON,
+    /// `--systemd-cgroup` as `SystemdCgroup` says.
     #[track_caller]
     pub fn assert_hull_ran(&self, id: &str) {
         let root = self.hull_root().to_string_lossy().into_owned();
-        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
+        let bundle = self.bundle(id);
+        assert_shim_ran_hull(&self.calls, id, &root, &bundle, self.systemd, || {
+            self.logs()
+        });
     }
 
     /// The 1.6 shim's socket for shim `id` (a container's, or a pod's for the CRI).

@@ -257,7 +257,9 @@ impl Docker {
     fn assert_hull_ran(&self, id: &str) {
         assert_eq!(id.len(), 64, "not a container id: {id:?}\n{}", self.logs());
         let root = format!("{}/runtime-*", self.s.path("exec").display());
-        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), || self.logs());
+        assert_shim_ran_hull(&self.calls, id, &root, &self.bundle(id), false, || {
+            self.logs()
+        });
     }
 
     fn diag(&self, out: &Output) -> String {
