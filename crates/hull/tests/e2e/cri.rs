@@ -2,7 +2,10 @@
 //! `hull` in config.toml (`runtime_type = "io.containerd.runc.v2"`, `options.BinaryName` =
 //! the hull wrapper, `options.Root` in the Scratch dir) is what a RuntimeClass with
 //! `handler: hull` selects. The default runtime stays `runc`, so only the
-//! `RunPodSandboxRequest.runtime_handler` makes the pod a hull pod.
+//! `RunPodSandboxRequest.runtime_handler` makes the pod a hull pod. The handler runs on the
+//! cgroupfs driver with pods under the Scratch cgroup parent, or (the `systemd_` test) as
+//! with a kubelet on its systemd driver: `SystemdCgroup = true` and pods in a
+//! `kubepods-besteffort-pod<uid>.slice`.
 //!
 //! Debian 12 has no crictl. The client is Debian's python3-grpcio (from /usr/bin/python3),
 //! used only to move bytes: this file encodes the few CRI messages it sends and decodes the
@@ -19,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{assert_scope_gone, assert_scope_runs, assert_systemd_host, assert_unit_props};
+use crate::common::{bundle_cgroups_path, journal, stop_units, unit_active, Cgroups, Scope};
 use crate::common::{dir_names, hull, run, run_timeout, Scratch};
 use crate::containerd_daemon::{containerd_config, ContainerdDaemon, IMAGE};
 use crate::util;
@@ -221,6 +226,18 @@ fn namespaces() -> Msg {
 /// 1), command (3), envs (6: key 1, value 2) and `log_path` (11, relative to the pod's log
 /// directory), and `linux` (15) whose security context (2) has [`namespaces`] (3).
 fn container_config(name: &str, command: &[&str], env: &[(&str, &str)], log_path: &str) -> Msg {
+    container_config_with(name, command, env, log_path, Msg::new())
+}
+
+/// [`container_config`] whose `linux` (15) also has `resources` (1), a
+/// `LinuxContainerResources`.
+fn container_config_with(
+    name: &str,
+    command: &[&str],
+    env: &[(&str, &str)],
+    log_path: &str,
+    resources: Msg,
+) -> Msg {
     let mut m = Msg::new()
         .msg(1, Msg::new().str(1, name))
         .msg(2, Msg::new().str(1, IMAGE));
@@ -231,7 +248,21 @@ fn container_config(name: &str, command: &[&str], env: &[(&str, &str)], log_path
         m = m.msg(6, Msg::new().str(1, k).str(2, v));
     }
     let security = Msg::new().msg(3, namespaces());
-    m.str(11, log_path).msg(15, Msg::new().msg(2, security))
+    let mut linux = Msg::new();
+    if !resources.0.is_empty() {
+        linux = linux.msg(1, resources);
+    }
+    m.str(11, log_path).msg(15, linux.msg(2, security))
+}
+
+/// `LinuxContainerResources`: `cpu_period` (1), `cpu_quota` (2), `cpu_shares` (3),
+/// `memory_limit_in_bytes` (4).
+fn resources(cpu_period: u64, cpu_quota: u64, cpu_shares: u64, memory: u64) -> Msg {
+    Msg::new()
+        .int(1, cpu_period)
+        .int(2, cpu_quota)
+        .int(3, cpu_shares)
+        .int(4, memory)
 }
 
 /// What `ContainerStatus` says of a container (`ContainerStatusResponse.status`, 1).
@@ -264,8 +295,14 @@ struct Cri {
     client: PathBuf,
     /// The pods' log directory.
     logs_dir: PathBuf,
-    /// The cgroup parent of the test's pods (under the Scratch cgroup parent).
+    /// The cgroup parent of the test's pods (under the Scratch cgroup parent; with the
+    /// systemd driver the pod slice's path, `/kubepods.slice/…/kubepods-besteffort-pod<uid>.slice`).
     cgroup_parent: String,
+    cgroups: Cgroups,
+    /// Slice units to stop on drop: the pod slice, and its parents if this test started them.
+    slices: Vec<String>,
+    /// Containers (not sandboxes) this test made: their scopes are stopped on drop.
+    containers: std::cell::RefCell<Vec<String>>,
 }
 
 impl Deref for Cri {
@@ -276,10 +313,33 @@ impl Deref for Cri {
 }
 
 impl Cri {
+    /// A CRI whose hull handler is on the cgroupfs driver.
     fn new(name: &str) -> Cri {
+        Cri::with(name, Cgroups::Cgroupfs)
+    }
+
+    fn with(name: &str, cgroups: Cgroups) -> Cri {
         let s = Scratch::new(name);
-        s.cgroup_parent();
-        let cgroup_parent = s.cgroup("pods");
+        let mut slices = Vec::new();
+        let cgroup_parent = match cgroups {
+            Cgroups::Cgroupfs => {
+                s.cgroup_parent();
+                s.cgroup("pods")
+            }
+            Cgroups::ClientDefault => {
+                // The kubelet's systemd names: the pod's uid with `_` for `-` (a `-` in a slice
+                // name is a level), in the QoS class's slice, in kubepods.slice.
+                let pod_slice =
+                    format!("kubepods-besteffort-pod{}.slice", s.name.replace('-', "_"));
+                for parent in ["kubepods.slice", "kubepods-besteffort.slice"] {
+                    if !unit_active(parent) {
+                        slices.push(parent.to_owned());
+                    }
+                }
+                slices.push(pod_slice.clone());
+                crate::common::expand_slice(&pod_slice)
+            }
+        };
         for sub in ["cni/bin", "cni/net.d", "pods"] {
             fs::create_dir_all(s.path(sub)).unwrap();
         }
@@ -294,15 +354,19 @@ impl Cri {
             NS,
             "hull",
             false,
-            |dir, wrapper, root| config_toml(dir, wrapper, root, restrict_oom),
+            |dir, wrapper, root| config_toml(dir, wrapper, root, restrict_oom, cgroups),
             &["sleep", "3600"],
         );
-        let c = Cri {
+        let mut c = Cri {
             d,
             client,
             logs_dir,
             cgroup_parent,
+            cgroups,
+            slices,
+            containers: Default::default(),
         };
+        c.d.systemd = cgroups == Cgroups::ClientDefault;
         // The plugin learns of the image from containerd's events: wait until it knows it
         // (`ImageStatusResponse.image`, 1), or RunPodSandbox would try to pull it. This is
         // also the wait for the CRI service itself.
@@ -356,6 +420,7 @@ impl Cri {
             .msg(3, pod_config.clone());
         let id = self.ok("CreateContainer", req).str(1);
         assert!(!id.is_empty(), "no container id\n{}", self.logs());
+        self.containers.borrow_mut().push(id.clone());
         id
     }
 
@@ -420,9 +485,27 @@ impl Cri {
         Ok(())
     }
 
-    /// The cgroup of container (or sandbox) `id` of a pod: `<cgroup_parent>/<id>`.
+    /// The cgroup of container (or sandbox) `id` of a pod: `<cgroup_parent>/<id>`
+    /// (cgroupfs).
     fn cgroup(&self, id: &str) -> String {
+        assert_eq!(self.cgroups, Cgroups::Cgroupfs);
         format!("{}/{id}", self.cgroup_parent)
+    }
+
+    /// The systemd scope of container (or sandbox) `id` of a pod in the pod slice: asserts
+    /// the bundle asks for `<pod slice>:cri-containerd:<id>`, as the CRI plugin makes it of a
+    /// cgroup parent ending in `.slice`.
+    #[track_caller]
+    fn scope(&self, id: &str) -> Scope {
+        let path = bundle_cgroups_path(&self.bundle(id));
+        let slice = self.cgroup_parent.rsplit('/').next().unwrap_or_default();
+        assert_eq!(
+            path,
+            format!("{slice}:cri-containerd:{id}"),
+            "cgroupsPath\n{}",
+            self.logs()
+        );
+        Scope::of(&path).unwrap()
     }
 
     /// Live processes other than containerd that mention the Scratch dir (shims, containers,
@@ -454,6 +537,18 @@ impl Drop for Cri {
         // Through the CRI (hull's kill and delete); ContainerdDaemon's drop does the rest.
         for id in self.shims.borrow().iter() {
             let _ = self.remove_pod(id);
+        }
+        if self.cgroups == Cgroups::ClientDefault {
+            // The scopes, then the slices (the pod's first: it stops what it still holds).
+            let mut units: Vec<String> = self
+                .shims
+                .borrow()
+                .iter()
+                .chain(self.containers.borrow().iter())
+                .map(|id| format!("cri-containerd-{id}.scope"))
+                .collect();
+            units.extend(self.slices.iter().rev().cloned());
+            stop_units(&units);
         }
     }
 }
@@ -490,7 +585,13 @@ fn may_lower_oom_score_adj() -> bool {
 /// config.toml of a private containerd under `d` whose CRI plugin has a `hull` handler.
 /// `restrict_oom_score_adj`: whether the plugin keeps oom_score_adj at or above its own (the
 /// sandbox's -998 becomes containerd's 0).
-fn config_toml(d: &Path, wrapper: &Path, hull_root: &Path, restrict_oom: bool) -> String {
+fn config_toml(
+    d: &Path,
+    wrapper: &Path,
+    hull_root: &Path,
+    restrict_oom: bool,
+    cgroups: Cgroups,
+) -> String {
     let base = containerd_config(d, true);
     format!(
         r#"{base}
@@ -517,7 +618,7 @@ fn config_toml(d: &Path, wrapper: &Path, hull_root: &Path, restrict_oom: bool) -
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{HANDLER}.options]
         BinaryName = "{wrapper}"
         Root = "{hull_root}"
-        SystemdCgroup = false
+        SystemdCgroup = {systemd}
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{d}/cni/bin"
@@ -526,6 +627,7 @@ fn config_toml(d: &Path, wrapper: &Path, hull_root: &Path, restrict_oom: bool) -
         d = d.display(),
         wrapper = wrapper.display(),
         hull_root = hull_root.display(),
+        systemd = cgroups == Cgroups::ClientDefault,
     )
 }
 
@@ -694,4 +796,162 @@ fn pod_lifecycle_with_hull_handler() {
     );
     let out = c.ok("ListPodSandbox", Msg::new());
     assert!(out.0.is_empty(), "pods left: {out:?}");
+}
+
+/// A pod as a kubelet on its systemd cgroup driver makes it: the hull handler with
+/// `SystemdCgroup = true` (the shim runs hull with `--systemd-cgroup`) and the cgroup parent
+/// `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice`. The CRI
+/// plugin gives the sandbox and each container the cgroupsPath
+/// `kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>`, and hull asks systemd for the
+/// scope `cri-containerd-<id>.scope` in the pod's slice (systemd making the slices above it).
+/// A container's CPU and memory limits are checked as files, unit properties and from
+/// inside, at create and after `UpdateContainerResources`; once the pod is removed no scope
+/// and no cgroup of it is left.
+#[test]
+#[ignore = "needs systemd as PID 1 and cgroup v2: runs in the VM guest (tests/vm/guest-tests.sh clients)"]
+fn systemd_pod_in_kubepods_slice() {
+    assert_systemd_host();
+    let c = Cri::with("cri-sd", Cgroups::ClientDefault);
+    let init = |id: &str| -> i32 {
+        let out = run(Command::new(hull())
+            .arg("--root")
+            .arg(c.hull_root())
+            .args(["state", id]));
+        let state: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        assert_eq!(state["status"], "running", "{}", c.diag(&out));
+        state["pid"].as_i64().unwrap_or(0) as i32
+    };
+    let pod_config = pod_config("pod", &c.s.name, &c.logs_dir, &c.cgroup_parent);
+    let pod = c.run_pod(&pod_config);
+    c.assert_hull_ran(&pod);
+    let pod_scope = c.scope(&pod);
+    assert_eq!(
+        pod_scope.cgroup,
+        format!("{}/cri-containerd-{pod}.scope", c.cgroup_parent)
+    );
+    assert_scope_runs(&pod_scope, init(&pod), || c.logs());
+
+    // A container with CPU and memory limits: 0.5 CPU, cpu_shares 1024 (cpu.weight 39 by
+    // runc's linear map, CPUWeight the same), 64 MiB.
+    let limited = c.start_container(
+        &pod,
+        &pod_config,
+        container_config_with(
+            "limited",
+            &["sleep", "3599"],
+            &[],
+            "limited.log",
+            resources(100_000, 50_000, 1024, 64 << 20),
+        ),
+    );
+    c.assert_hull_ran(&limited);
+    c.wait_state(&limited, CONTAINER_RUNNING);
+    let scope = c.scope(&limited);
+    assert_eq!(
+        scope.cgroup,
+        format!("{}/cri-containerd-{limited}.scope", c.cgroup_parent)
+    );
+    assert_scope_runs(&scope, init(&limited), || c.logs());
+    let cg = scope.cg();
+    let weight = || {
+        fs::read_to_string(scope.dir().join("cpu.weight"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(cg.memory_limit(), "67108864");
+    assert_eq!(cg.cpu_quota_period(), ("50000".into(), "100000".into()));
+    assert_eq!(weight(), "39");
+    assert_unit_props(
+        &scope,
+        &[
+            ("MemoryMax", "67108864"),
+            ("CPUQuotaPerSecUSec", "500ms"),
+            ("CPUWeight", "39"),
+        ],
+        || c.logs(),
+    );
+    let inside = [
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/cpu.max",
+        "/sys/fs/cgroup/cpu.weight",
+        "/proc/self/cgroup",
+    ];
+    let r = c.exec_sync(&limited, &inside);
+    assert_eq!(
+        (r.stdout.split_whitespace().collect::<Vec<_>>(), r.exit_code),
+        (vec!["67108864", "50000", "100000", "39", "0::/"], 0),
+        "{r:?}\n{}",
+        c.logs()
+    );
+    let execs = c.calls.of("exec", &limited);
+    assert!(
+        !execs.is_empty() && execs.iter().all(|l| l.contains(" --systemd-cgroup exec ")),
+        "{}",
+        c.logs()
+    );
+
+    // UpdateContainerResources (container_id 1, linux 2), as for an in-place resize: the shim
+    // runs `hull --systemd-cgroup update --resources -`.
+    c.ok(
+        "UpdateContainerResources",
+        Msg::new()
+            .str(1, &limited)
+            .msg(2, resources(100_000, 25_000, 1024, 32 << 20)),
+    );
+    assert!(
+        c.calls
+            .of("update", &limited)
+            .iter()
+            .any(|l| l.contains(" --systemd-cgroup update --resources -")),
+        "no hull update of {limited}\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        (cg.memory_limit(), cg.cpu_quota_period(), weight()),
+        (
+            "33554432".into(),
+            ("25000".into(), "100000".into()),
+            "39".into()
+        ),
+        "{}{}",
+        journal(&scope.unit, 20),
+        c.logs()
+    );
+    assert_unit_props(
+        &scope,
+        &[
+            ("MemoryMax", "33554432"),
+            ("CPUQuotaPerSecUSec", "250ms"),
+            ("CPUWeight", "39"),
+        ],
+        || c.logs(),
+    );
+    let r = c.exec_sync(&limited, &inside);
+    assert_eq!(
+        (r.stdout.split_whitespace().collect::<Vec<_>>(), r.exit_code),
+        (vec!["33554432", "25000", "100000", "39", "0::/"], 0),
+        "{r:?}\n{}",
+        c.logs()
+    );
+
+    // Stop and remove the pod: hull deleted both, and neither scope nor cgroup is left.
+    if let Err(e) = c.remove_pod(&pod) {
+        panic!("{e}\n{}", c.logs());
+    }
+    for id in [&pod, &limited] {
+        assert!(
+            !c.calls.of("delete", id).is_empty(),
+            "no hull delete of {id}\n{}",
+            c.logs()
+        );
+    }
+    assert_scope_gone(&scope, &format!("cri-containerd-*{limited}*"), || c.logs());
+    assert_scope_gone(&pod_scope, &format!("cri-containerd-*{pod}*"), || c.logs());
+    assert!(
+        dir_names(&c.hull_root()).is_empty(),
+        "left in hull's root: {:?}",
+        dir_names(&c.hull_root())
+    );
 }

@@ -4,7 +4,10 @@
 //! directory), imports an image made from busybox-static, and tears everything down even when
 //! it fails.
 //!
-//! `.ci/run` installs the clients; without them these tests fail, they do not skip.
+//! `.ci/run` installs the clients; without them these tests fail, they do not skip. The
+//! `systemd_` tests run the clients on their default cgroup driver, which is systemd only
+//! where systemd is PID 1 with cgroup v2: they are `#[ignore]`d (reported by name with the
+//! reason) and run in the VM guest (`tests/vm/guest-tests.sh clients`, `--include-ignored`).
 
 #[path = "../util/mod.rs"]
 #[allow(unused_imports)]

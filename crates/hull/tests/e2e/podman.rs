@@ -2,7 +2,9 @@
 //! private podman world under its own Scratch dir — storage, runroot, tmpdir, network config,
 //! events log, file locks, containers.conf / storage.conf / registries.conf / policy.json —
 //! imports the busybox rootfs as `localhost/busybox:e2e`, and puts its containers' cgroups
-//! (and conmon's) under the Scratch cgroup parent.
+//! (and conmon's) under the Scratch cgroup parent with the cgroupfs manager — or, for the
+//! `systemd_` tests, leaves podman its default manager (systemd, on a systemd host) and
+//! parent (`machine.slice`).
 //!
 //! hull is registered the two ways users do: in containers.conf (`runtime = "hull"`,
 //! `[engine.runtimes] hull = [...]`, `runtime_supports_json`), pointing at a wrapper that logs
@@ -19,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{assert_scope_gone, assert_scope_runs, assert_systemd_host, assert_unit_props};
 use crate::common::{dir_names, file_sections, hull, run, run_timeout, write_script};
-use crate::common::{Background, CallLog, Output, Scratch};
+use crate::common::{journal, stop_units, Background, CallLog, Cgroups, Output, Scope, Scratch};
 use crate::pty::shell_session;
 use crate::util;
 
@@ -43,7 +46,8 @@ enum Registration {
 struct Podman {
     s: Scratch,
     reg: Registration,
-    /// `--cgroup-parent` for every container.
+    cgroups: Cgroups,
+    /// `--cgroup-parent` for every container (cgroupfs).
     parent: String,
     /// The wrapper's call log (Conf only).
     calls: CallLog,
@@ -51,13 +55,25 @@ struct Podman {
     hull_root: PathBuf,
     /// Full ids of containers made under hull's default root, removed from there on drop.
     default_root_ids: RefCell<Vec<String>>,
+    /// Full ids of every container the test saw (their systemd units are stopped on drop).
+    ids: RefCell<Vec<String>>,
 }
 
 impl Podman {
-    /// A private podman with its configuration written and the busybox image imported.
+    /// A private podman on the cgroupfs manager with its configuration written and the
+    /// busybox image imported.
     fn new(name: &str, reg: Registration) -> Podman {
+        Podman::with(name, reg, Cgroups::Cgroupfs)
+    }
+
+    /// A private podman on the cgroup manager `cgroups` says, with its configuration written
+    /// and the busybox image imported.
+    fn with(name: &str, reg: Registration, cgroups: Cgroups) -> Podman {
         let s = Scratch::new(name);
-        let parent = s.cgroup_parent();
+        let parent = match cgroups {
+            Cgroups::Cgroupfs => s.cgroup_parent(),
+            Cgroups::ClientDefault => String::new(),
+        };
         let d = s.dir.clone();
         for sub in [
             "storage",
@@ -87,7 +103,7 @@ impl Podman {
                 ),
             );
         }
-        fs::write(d.join("containers.conf"), containers_conf(&d, reg)).unwrap();
+        fs::write(d.join("containers.conf"), containers_conf(&d, reg, cgroups)).unwrap();
         fs::write(
             d.join("storage.conf"),
             format!(
@@ -110,10 +126,12 @@ impl Podman {
         .unwrap();
         let pm = Podman {
             reg,
+            cgroups,
             parent,
             calls: CallLog::new(calls),
             hull_root,
             default_root_ids: RefCell::new(Vec::new()),
+            ids: RefCell::new(Vec::new()),
             s,
         };
         let tar = pm.s.rootfs_tar();
@@ -135,15 +153,11 @@ impl Podman {
             .arg("--runroot")
             .arg(d.join("run"))
             .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args([
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--storage-driver",
-                "overlay",
-            ]);
+            .arg(d.join("tmp"));
+        if self.cgroups == Cgroups::Cgroupfs {
+            c.args(["--cgroup-manager", "cgroupfs"]);
+        }
+        c.args(["--events-backend", "file", "--storage-driver", "overlay"]);
         if self.reg == Registration::Flag {
             c.arg("--runtime").arg(hull());
         }
@@ -163,15 +177,15 @@ impl Podman {
         out
     }
 
-    /// The flags every container of this test gets: its cgroup under the Scratch parent,
-    /// no network.
+    /// The flags every container of this test gets: its cgroup under the Scratch parent
+    /// (cgroupfs), no network.
     fn ctr_flags(&self) -> Vec<String> {
-        vec![
-            "--cgroup-parent".into(),
-            self.parent.clone(),
-            "--network".into(),
-            "none".into(),
-        ]
+        let mut flags = Vec::new();
+        if self.cgroups == Cgroups::Cgroupfs {
+            flags.extend(["--cgroup-parent".into(), self.parent.clone()]);
+        }
+        flags.extend(["--network".into(), "none".into()]);
+        flags
     }
 
     /// `podman run <ctr_flags> ARGS…` (ARGS hold the run options, the image and the command).
@@ -197,8 +211,10 @@ impl Podman {
         id
     }
 
-    /// Records a container hull keeps under its default root, for cleanup there.
+    /// Records a container for cleanup: its systemd units, its state if hull keeps it under
+    /// its default root.
     fn note_id(&self, id: &str) {
+        self.ids.borrow_mut().push(id.to_owned());
         if self.reg == Registration::Flag {
             self.default_root_ids.borrow_mut().push(id.to_owned());
         }
@@ -229,7 +245,24 @@ impl Podman {
 
     /// The cgroup path of a podman container with the cgroupfs manager.
     fn ctr_cgroup(&self, id: &str) -> String {
+        assert_eq!(self.cgroups, Cgroups::Cgroupfs, "no cgroup parent of ours");
         format!("{}/libpod-{id}", self.parent)
+    }
+
+    /// The systemd scope of container `name` (podman's default manager on a systemd host):
+    /// asserts its OCI config asks for `machine.slice:libpod:<id>`, podman's default parent.
+    #[track_caller]
+    fn scope(&self, name: &str, id: &str) -> Scope {
+        let config = PathBuf::from(self.inspect(name, "{{.OCIConfigPath}}"));
+        let bundle = config.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let path = crate::common::bundle_cgroups_path(&bundle);
+        assert_eq!(
+            path,
+            format!("machine.slice:libpod:{id}"),
+            "cgroupsPath\n{}",
+            self.logs()
+        );
+        Scope::of(&path).unwrap()
     }
 
     /// Everything useful when a step fails: the command, the runtime calls, hull's logs
@@ -279,11 +312,27 @@ impl Drop for Podman {
                 let _ = fs::remove_dir_all(&state);
             }
         }
+        if self.cgroups == Cgroups::ClientDefault {
+            // conmon's scope too, when podman made one (not under a systemd service, which
+            // it tells by $INVOCATION_ID).
+            let units: Vec<String> = self
+                .ids
+                .borrow()
+                .iter()
+                .flat_map(|id| {
+                    [
+                        format!("libpod-{id}.scope"),
+                        format!("libpod-conmon-{id}.scope"),
+                    ]
+                })
+                .collect();
+            stop_units(&units);
+        }
     }
 }
 
 /// containers.conf for a private podman under `d`.
-fn containers_conf(d: &Path, reg: Registration) -> String {
+fn containers_conf(d: &Path, reg: Registration, cgroups: Cgroups) -> String {
     let runtime = match reg {
         Registration::Conf => format!(
             "runtime = \"hull\"\n\n[engine.runtimes]\nhull = [\"{}\"]\nrunc = [\"{RUNC}\"]\n",
@@ -292,6 +341,10 @@ fn containers_conf(d: &Path, reg: Registration) -> String {
         Registration::Flag => format!("\n[engine.runtimes]\nrunc = [\"{RUNC}\"]\n"),
     };
     let (nofile, nproc) = ulimits();
+    let manager = match cgroups {
+        Cgroups::Cgroupfs => "cgroup_manager = \"cgroupfs\"\n",
+        Cgroups::ClientDefault => "",
+    };
     format!(
         r#"[containers]
 netns = "none"
@@ -306,8 +359,7 @@ network_backend = "cni"
 network_config_dir = "{d}/networks"
 
 [engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
+{manager}events_logger = "file"
 events_logfile_path = "{d}/events.log"
 lock_type = "file"
 tmp_dir = "{d}/tmp"
@@ -361,15 +413,19 @@ fn find_files(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
 }
 
 /// Asserts the wrapper saw hull's create and start for container `id`, with the
-/// flags conmon passes (`--log-format=json` proves `runtime_supports_json` took effect).
+/// flags conmon passes (`--log-format=json` proves `runtime_supports_json` took effect;
+/// `--systemd-cgroup` before `create` with the systemd manager, and only then).
 #[track_caller]
 fn assert_hull_ran(pm: &Podman, id: &str) {
     let creates = pm.calls.of("create", id);
+    let systemd = pm.cgroups == Cgroups::ClientDefault;
     assert!(
         creates.iter().any(|c| c.contains("--log-format=json")
             && c.contains("--bundle")
-            && c.contains("--pid-file")),
-        "no hull create with --log-format=json for {id}:\n{}",
+            && c.contains("--pid-file")
+            && global_flag(c, "create", "--systemd-cgroup") == systemd),
+        "no hull create with --log-format=json{} for {id}:\n{}",
+        if systemd { " --systemd-cgroup" } else { "" },
         pm.logs()
     );
     assert!(
@@ -377,6 +433,13 @@ fn assert_hull_ran(pm: &Podman, id: &str) {
         "no hull start for {id}:\n{}",
         pm.logs()
     );
+}
+
+/// Whether the runtime call logged as `call` has global flag `flag` (before `subcommand`).
+fn global_flag(call: &str, subcommand: &str, flag: &str) -> bool {
+    call.split_whitespace()
+        .take_while(|w| *w != subcommand)
+        .any(|w| w == flag)
 }
 
 /// The id of the last container the wrapper saw created with `marker` on the create line
@@ -911,4 +974,176 @@ fn runtime_flag_registration() {
         "hull's state for {id} left in {}",
         pm.hull_root.display()
     );
+}
+
+/// podman's default cgroup manager on a systemd host with cgroup v2 is systemd: conmon runs
+/// hull with `--systemd-cgroup` and the cgroupsPath `machine.slice:libpod:<id>`, and hull
+/// asks systemd for the delegated scope `libpod-<id>.scope`. The limits are checked three
+/// ways (the scope's cgroup files, the unit's properties, what the container reads of its
+/// own cgroup) at run and after `podman update` — which podman runs itself, without
+/// `--systemd-cgroup`, so hull must know the container's driver from its own state — then
+/// `podman stats`, an exec landing in the scope, pause and unpause, stop; after rm no unit
+/// (the container's, or conmon's `libpod-conmon-<id>.scope` when podman made one) and no
+/// cgroup is left.
+#[test]
+#[ignore = "needs systemd as PID 1 and cgroup v2: runs in the VM guest (tests/vm/guest-tests.sh clients)"]
+fn systemd_run_limits_update_exec_pause_stop() {
+    assert_systemd_host();
+    let pm = Podman::with("pm-sd", Registration::Conf, Cgroups::ClientDefault);
+    let info = pm.ok(&[
+        "info",
+        "--format",
+        "{{.Host.CgroupManager}} {{.Host.CgroupsVersion}}",
+    ]);
+    assert_eq!(info.stdout.trim(), "systemd v2", "{}", pm.diag(&info));
+    let id = pm.start_detached(
+        "limited",
+        &[
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cpus",
+            "0.5",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    assert_hull_ran(&pm, &id);
+    let scope = pm.scope("limited", &id);
+    assert_eq!(scope.cgroup, format!("/machine.slice/libpod-{id}.scope"));
+    let pid: i32 = pm.inspect("limited", "{{.State.Pid}}").parse().unwrap();
+    assert_scope_runs(&scope, pid, || pm.logs());
+
+    // The limits: the scope's files, the unit's properties, what the container sees (its
+    // own cgroup namespace, rooted at the scope: podman's default on cgroup v2).
+    let cg = scope.cg();
+    assert_eq!(cg.memory_limit(), "67108864");
+    assert_eq!(cg.pids_max(), "50");
+    assert_eq!(cg.cpu_quota_period(), ("50000".into(), "100000".into()));
+    let props = |memory, cpu| {
+        [
+            ("MemoryMax", memory),
+            ("TasksMax", "50"),
+            ("CPUQuotaPerSecUSec", cpu),
+        ]
+    };
+    assert_unit_props(&scope, &props("67108864", "500ms"), || pm.logs());
+    let [mem, pids, _, cpu] = cg.inside_files();
+    let script = format!("cat {mem} {pids} {cpu} /proc/self/cgroup");
+    let out = pm.ok(&["exec", "limited", "sh", "-c", &script]);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["67108864", "50", "50000", "100000", "0::/"],
+        "{}",
+        pm.diag(&out)
+    );
+
+    // stats: podman reads the scope's cgroup itself.
+    let out = pm.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "limited",
+    ]);
+    let fields: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert!(
+        fields.len() == 5 && fields[0] == "limited" && fields[1] == "1" && fields[4] == "67.11MB",
+        "{}",
+        pm.diag(&out)
+    );
+
+    // exec: the new process joins the scope.
+    pm.ok(&["exec", "-d", "limited", "sleep", "1234"]);
+    let mut procs = Vec::new();
+    let joined = util::wait_until(Duration::from_secs(20), || {
+        procs = cg.procs();
+        procs.iter().any(|p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001234\x00")
+        })
+    });
+    assert!(
+        joined && procs.contains(&pid),
+        "no exec'd `sleep 1234` beside init {pid} in {}: {procs:?}\n{}",
+        scope.dir().display(),
+        pm.logs()
+    );
+
+    // update (podman 4.3 has no --pids-limit for it: TasksMax stays); then a daemon-reload
+    // (systemd applying each unit's properties to its cgroup again) leaves the new limits.
+    pm.ok(&[
+        "update",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "64m",
+        "--cpus",
+        "0.25",
+        "limited",
+    ]);
+    assert!(
+        !pm.calls.of("update", &id).is_empty(),
+        "no hull update of {id}:\n{}",
+        pm.logs()
+    );
+    let check_updated = |when: &str| {
+        let files = (
+            cg.memory_limit(),
+            cg.memory_swap_limit(),
+            cg.pids_max(),
+            cg.cpu_quota_period(),
+        );
+        assert_eq!(
+            files,
+            (
+                "33554432".into(),
+                "67108864".into(),
+                "50".into(),
+                ("25000".into(), "100000".into())
+            ),
+            "{} files {when}\n{}{}",
+            scope.dir().display(),
+            journal(&scope.unit, 20),
+            pm.logs()
+        );
+        assert_unit_props(&scope, &props("33554432", "250ms"), || pm.logs());
+    };
+    check_updated("after podman update");
+    let out = pm.ok(&["exec", "limited", "sh", "-c", &script]);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["33554432", "50", "25000", "100000", "0::/"],
+        "{}",
+        pm.diag(&out)
+    );
+    let reload = run(Command::new("systemctl").arg("daemon-reload"));
+    assert!(reload.success(), "{reload}");
+    check_updated("after systemctl daemon-reload");
+
+    // pause and unpause: cgroup.freeze of the scope.
+    pm.ok(&["pause", "limited"]);
+    assert_eq!(pm.inspect("limited", "{{.State.Status}}"), "paused");
+    assert!(cg.frozen(), "{} is not frozen", scope.dir().display());
+    let freeze = fs::read_to_string(scope.dir().join("cgroup.freeze")).unwrap_or_default();
+    assert_eq!(freeze.trim(), "1");
+    assert_eq!(pm.calls.of("pause", &id).len(), 1, "{}", pm.logs());
+    pm.ok(&["unpause", "limited"]);
+    assert_eq!(pm.inspect("limited", "{{.State.Status}}"), "running");
+    assert!(cg.thawed(), "{} is not thawed", scope.dir().display());
+    pm.ok(&["exec", "limited", "true"]);
+
+    // stop (sleep as pid 1 ignores SIGTERM: SIGKILL after 1 s) and rm: hull deleted it, and
+    // neither a unit nor the cgroup is left.
+    pm.ok(&["stop", "-t", "1", "limited"]);
+    assert_eq!(pm.inspect("limited", "{{.State.ExitCode}}"), "137");
+    pm.ok(&["rm", "limited"]);
+    assert!(!pm.calls.of("delete", &id).is_empty(), "{}", pm.logs());
+    assert!(
+        !pm.hull_root.join(&id).exists(),
+        "hull's state of {id} left\n{}",
+        pm.logs()
+    );
+    assert_scope_gone(&scope, &format!("libpod-*{id}*"), || pm.logs());
 }
