@@ -105,13 +105,18 @@ hybrid_filters=$(for f in $filters; do case $f in systemd_hybrid*) echo "$f" ;; 
 stage hybrid 300 1 /opt/hull/guest --test-threads=2 ${hybrid_filters:-systemd_hybrid::}
 
 # The host's client tests whose subject differs on such a host (limits, stats, update, pause,
-# OOM, exec on cgroup v2; AppArmor's docker-default), the clients on the cgroupfs driver.
+# OOM, exec on cgroup v2; AppArmor's docker-default), the clients on the cgroupfs driver; and
+# the `systemd_` tests, the clients on their default driver, systemd (ignored in
+# `cargo test`: they need systemd as PID 1). --include-ignored runs those; --exact with names
+# runs no other test, ignored or not.
 clients="docker::run_resources_stats_update docker::top_pause_stop_restart docker::oom_kill_reported
 docker::exec_output_code_user_env_tty docker::apparmor_docker_default podman::run_resources
-podman::top_pause_stats_stop podman::exec_plain_and_it containerd::detached_task_lifecycle"
+podman::top_pause_stats_stop podman::exec_plain_and_it containerd::detached_task_lifecycle
+docker::systemd_run_limits_update_exec_pause_stop docker::systemd_oom_kill_reported
+podman::systemd_run_limits_update_exec_pause_stop cri::systemd_pod_in_kubepods_slice"
 # shellcheck disable=SC2086
-stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-threads=1 --exact \
-    ${filters:-$clients}
+stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-threads=1 \
+    --include-ignored --exact ${filters:-$clients}
 
 # The OCI validation suite, when the host passed one in: hull in `validation`, the guest's runc
 # beside it in `validation-runc` (asked for by name: it doubles the time).
