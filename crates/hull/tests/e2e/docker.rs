@@ -1086,18 +1086,14 @@ fn systemd_run_limits_update_exec_pause_stop() {
         dk.logs()
     );
     assert_eq!(dk.inspect("limited", "{{.HostConfig.Memory}}"), "33554432");
+    // (No swap: dockerd 20.10 with the systemd driver looks for memory.swap.max in the root
+    // cgroup, finds none, and drops every swap limit: "Memory limited without swap".)
     let check_updated = |when: &str| {
-        let files = (
-            cg.memory_limit(),
-            cg.memory_swap_limit(),
-            cg.pids_max(),
-            cg.cpu_quota_period(),
-        );
+        let files = (cg.memory_limit(), cg.pids_max(), cg.cpu_quota_period());
         assert_eq!(
             files,
             (
                 "33554432".into(),
-                "67108864".into(),
                 "40".into(),
                 ("25000".into(), "100000".into())
             ),
@@ -1179,7 +1175,6 @@ fn systemd_oom_kill_reported() {
     assert_scope_runs(&scope, pid, || dk.logs());
     let cg = scope.cg();
     assert_eq!(cg.memory_limit(), "16777216");
-    assert_eq!(cg.memory_swap_limit(), "16777216");
     assert_unit_props(&scope, &[("MemoryMax", "16777216")], || dk.logs());
 
     dk.ok(&["exec", "hog", "touch", "/tmp/go"]);
