@@ -418,7 +418,7 @@ impl Cgroups {
         } else {
             systemd::v1_properties(res, &|| bus.version())?
         };
-        if !update {
+        if !update && !unit.user {
             let rules = res.devices().clone().unwrap_or_default();
             props.splice(
                 0..0,

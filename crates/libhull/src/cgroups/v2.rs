@@ -382,7 +382,9 @@ fn plan_unified(dir: &Path, res: &LinuxResources, update: bool) -> Result<Plan, 
     if res.network().is_some() {
         tracing::warn!("linux.resources.network is ignored on cgroup v2 (no net_cls/net_prio)");
     }
-    if !update || res.devices().is_some() {
+    // Rootless, as with runc: no device program (attaching one takes CAP_SYS_ADMIN, and a
+    // user namespace gives no access to devices its user could not open anyway).
+    if (!update || res.devices().is_some()) && !super::rootless() {
         plan.devices = Some(res.devices().clone().unwrap_or_default());
     }
     let enabled = read(dir, "cgroup.controllers").unwrap_or_default();
