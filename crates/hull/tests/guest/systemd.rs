@@ -17,7 +17,7 @@ use crate::{unified, SLOW};
 
 /// `systemctl show -p A,B unit` as a map; a list property (one line per entry) joined
 /// with "; ".
-fn show(unit: &str, props: &[&str]) -> BTreeMap<String, String> {
+pub(crate) fn show(unit: &str, props: &[&str]) -> BTreeMap<String, String> {
     let out = Command::new("systemctl")
         .args(["show", "-p", &props.join(","), unit])
         .output()
@@ -95,7 +95,7 @@ fn sd_create(t: &Test, id: &str) -> (Out, Option<i32>) {
     (out, pid)
 }
 
-fn read(dir: &Path, file: &str) -> String {
+pub(crate) fn read(dir: &Path, file: &str) -> String {
     fs::read_to_string(dir.join(file))
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
         .trim()

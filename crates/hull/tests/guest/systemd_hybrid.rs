@@ -7,10 +7,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::json;
 
+use crate::systemd::{read, show};
 use crate::util::{cgroup_hierarchies, is_gone, wait_until, Test, MIB};
 use crate::SLOW;
 
@@ -29,25 +29,6 @@ fn hybrid() {
         "not a hybrid host under systemd: the `hybrid` stage boots the guest with \
          systemd.unified_cgroup_hierarchy=0 (tests/vm/guest-tests.sh hybrid)"
     );
-}
-
-fn show(unit: &str, props: &[&str]) -> Vec<(String, String)> {
-    let out = Command::new("systemctl")
-        .args(["show", "-p", &props.join(","), unit])
-        .output()
-        .expect("systemctl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn read(dir: &Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file))
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -98,7 +79,7 @@ fn a_scope_spans_every_hierarchy_with_its_limits_through_its_life() {
             "CPUQuotaPerSecUSec",
         ],
     );
-    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| p.get(k).map(String::as_str);
     assert_eq!(get("ActiveState"), Some("active"), "{p:?}");
     assert_eq!(get("MemoryLimit"), Some("67108864"), "{p:?}");
     assert_eq!(get("TasksMax"), Some("42"), "{p:?}");
@@ -131,8 +112,10 @@ fn a_scope_spans_every_hierarchy_with_its_limits_through_its_life() {
 
     t.hull(&["update", "--memory", &(128 * MIB).to_string(), &id])
         .ok();
-    let p = show(&unit, &["MemoryLimit"]);
-    assert_eq!(p[0].1, (128 * MIB).to_string());
+    assert_eq!(
+        show(&unit, &["MemoryLimit"])["MemoryLimit"],
+        (128 * MIB).to_string()
+    );
     assert_eq!(
         read(&dir("memory"), "memory.limit_in_bytes"),
         (128 * MIB).to_string()
@@ -148,7 +131,8 @@ fn a_scope_spans_every_hierarchy_with_its_limits_through_its_life() {
     t.wait_status(&id, "stopped", SLOW);
     t.hull(&["delete", &id]).ok();
     assert!(
-        wait_until(SLOW, || show(&unit, &["LoadState"])[0].1 == "not-found"),
+        wait_until(SLOW, || show(&unit, &["LoadState"])["LoadState"]
+            == "not-found"),
         "unit left: {:?}",
         show(&unit, &["LoadState", "ActiveState"])
     );
