@@ -74,7 +74,7 @@ impl Drop for UnitGuard {
 }
 
 /// `--systemd-cgroup create` of `id` with the test's config: the call and the init's pid.
-fn sd_create(t: &Test, id: &str) -> (Out, Option<i32>) {
+pub(crate) fn sd_create(t: &Test, id: &str) -> (Out, Option<i32>) {
     t.write_config();
     let pid_file = t.dir.join(format!("{id}.pid"));
     let out = t.hull(&[

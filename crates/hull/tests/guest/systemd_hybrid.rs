@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::systemd::{read, show};
+use crate::systemd::{read, sd_create, show};
 use crate::util::{cgroup_hierarchies, is_gone, wait_until, Test, MIB};
 use crate::SLOW;
 
@@ -44,24 +44,9 @@ fn a_scope_spans_every_hierarchy_with_its_limits_through_its_life() {
     res["cpu"] = json!({ "shares": 512, "quota": 50000, "period": 100000 });
     res["pids"] = json!({ "limit": 42 });
     t.args(&["sleep", "1000"]);
-    t.write_config();
-    let pid_file = t.dir.join("init.pid");
-    t.hull(&[
-        "--systemd-cgroup",
-        "create",
-        "--bundle",
-        &t.bundle_str(),
-        "--pid-file",
-        &pid_file.to_string_lossy(),
-        &id,
-    ])
-    .ok();
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    t.track_pid(pid);
+    let (out, pid) = sd_create(&t, &id);
+    out.ok();
+    let pid = pid.expect("pid file");
 
     // In every hierarchy, systemd's or not, at the scope's path.
     let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
