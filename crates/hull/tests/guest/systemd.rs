@@ -519,3 +519,24 @@ fn a_notify_service_running_hull_is_active_once_the_container_is_ready() {
     out.ok();
     assert_no_unit(&id, &out);
 }
+
+#[test]
+fn hugepage_limits_reach_a_scope_though_systemd_does_not_delegate_hugetlb() {
+    // The kubelet sends hugepage limits for every container: systemd enables only the
+    // controllers it knows below its slices, so hull enables hugetlb above the scope.
+    let cg = unified();
+    let mut t = Test::new("sd_huge");
+    let id = t.id.clone();
+    let unit = format!("hulltest-{id}.scope");
+    let _g = UnitGuard(vec![unit.clone()]);
+    t.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hulltest:{id}"));
+    t.config["linux"]["resources"]["hugepageLimits"] =
+        json!([{ "pageSize": "2MB", "limit": 4 * MIB }]);
+    t.args(&["sleep", "1000"]);
+    sd_create(&t, &id).0.ok();
+    let dir = cg.mount.join("system.slice").join(&unit);
+    assert_eq!(read(&dir, "hugetlb.2MB.max"), (4 * MIB).to_string());
+    let out = t.hull(&["delete", "--force", &id]);
+    out.ok();
+    assert_no_unit(&id, &out);
+}

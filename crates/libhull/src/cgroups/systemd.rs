@@ -530,48 +530,29 @@ impl Literal {
             Literal::U64(v) => Value::from(v),
             Literal::F64(v) => Value::from(v),
             Literal::Str(v) => Value::from(v),
-            Literal::Array(sig, items) => match sig.as_str() {
-                "b" => Value::from(all(items, |l| match l {
-                    Literal::Bool(v) => Some(v),
-                    _ => None,
-                })),
-                "y" => Value::from(all(items, |l| match l {
-                    Literal::Byte(v) => Some(v),
-                    _ => None,
-                })),
-                "n" => Value::from(all(items, |l| match l {
-                    Literal::I16(v) => Some(v),
-                    _ => None,
-                })),
-                "q" => Value::from(all(items, |l| match l {
-                    Literal::U16(v) => Some(v),
-                    _ => None,
-                })),
-                "i" => Value::from(all(items, |l| match l {
-                    Literal::I32(v) => Some(v),
-                    _ => None,
-                })),
-                "u" => Value::from(all(items, |l| match l {
-                    Literal::U32(v) => Some(v),
-                    _ => None,
-                })),
-                "x" => Value::from(all(items, |l| match l {
-                    Literal::I64(v) => Some(v),
-                    _ => None,
-                })),
-                "t" => Value::from(all(items, |l| match l {
-                    Literal::U64(v) => Some(v),
-                    _ => None,
-                })),
-                "d" => Value::from(all(items, |l| match l {
-                    Literal::F64(v) => Some(v),
-                    _ => None,
-                })),
-                _ => Value::from(all(items, |l| match l {
-                    Literal::Str(v) => Some(v),
-                    _ => None,
-                })),
-            },
+            Literal::Array(sig, items) => {
+                // The elements of one variant, as a typed vector (zvariant's array type).
+                macro_rules! of {
+                    ($variant:ident) => {
+                        Value::from(all(items, |l| match l {
+                            Literal::$variant(v) => Some(v),
+                            _ => None,
+                        }))
+                    };
+                }
+                match sig.as_str() {
+                    "b" => of!(Bool),
+                    "y" => of!(Byte),
+                    "n" => of!(I16),
+                    "q" => of!(U16),
+                    "i" => of!(I32),
+                    "u" => of!(U32),
+                    "x" => of!(I64),
+                    "t" => of!(U64),
+                    "d" => of!(F64),
+                    _ => of!(Str),
+                }
+            }
         }
     }
 }
@@ -765,8 +746,6 @@ fn number(text: &str, sig: &str) -> Result<Literal, String> {
 #[derive(Debug)]
 pub struct Bus {
     conn: zbus::Connection,
-    /// Which bus, for errors.
-    name: &'static str,
     version: OnceLock<u32>,
 }
 
@@ -841,11 +820,6 @@ impl Bus {
                 .map_err(|e| e.to_string())?;
             Ok(Bus {
                 conn,
-                name: if user {
-                    "the session bus"
-                } else {
-                    "the system bus"
-                },
                 version: OnceLock::new(),
             })
         })
@@ -1077,10 +1051,6 @@ impl Bus {
             String::try_from(v).map_err(|e| fail(e.into()))
         })
     }
-
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1164,6 +1134,7 @@ mod tests {
             ("io.weight", "500"),
             ("io.max", "8:0 rbps=1000 wiops=max"),
             ("hugetlb.2MB.max", "0"),
+            ("cpu.idle", "1"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -1189,11 +1160,20 @@ mod tests {
         assert!(get("IOReadBandwidthMax").contains("/dev/block/8:0"));
         assert!(get("IOWriteIOPSMax").contains(&u64::MAX.to_string()));
         assert_eq!(props.iter().filter(|(k, _)| k.contains("huge")).count(), 0);
+        // cpu.idle 1 is systemd 252's idle weight, 0, set after the shares' weight.
+        let weights = |p: &[Property]| -> Vec<String> {
+            p.iter()
+                .filter(|(k, _)| k == "CPUWeight")
+                .map(|(_, v)| v.to_string())
+                .collect()
+        };
+        assert_eq!(weights(&props), ["uint64 39", "uint64 0"]);
         // An old systemd gets no property it does not know.
         let old = properties_of_files(&files, &|| 239).unwrap();
         assert!(!old
             .iter()
             .any(|(k, _)| k == "AllowedCPUs" || k == "CPUQuotaPeriodUSec"));
+        assert_eq!(weights(&old), ["uint64 39"]);
         assert_eq!(quota_per_sec(100_000, 100_000), 1_000_000);
         assert_eq!(quota_per_sec(1_000, 100_000), 10_000);
         assert_eq!(quota_per_sec(1_001, 100_000), 20_000);
