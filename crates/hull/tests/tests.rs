@@ -33,6 +33,7 @@ mod cases {
     mod process_attrs;
     mod review_regressions;
     mod rootfs;
+    mod rootless;
     mod seccomp;
     mod terminal;
 }

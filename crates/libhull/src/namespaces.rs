@@ -243,6 +243,19 @@ pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<(), NsError> {
     let uids = linux.uid_mappings().as_deref().unwrap_or_default();
     let gids = linux.gid_mappings().as_deref().unwrap_or_default();
     write_map(pid, "uid_map", "newuidmap", uids)?;
+    // Without CAP_SETGID the kernel takes a map of our own gid only once setgroups(2) is
+    // denied in the namespace; any other map goes through newgidmap, which keeps it (runc's
+    // rule: a container with additional gids needs root or the helper).
+    let egid = nix::unistd::getegid().as_raw();
+    if !nix::unistd::geteuid().is_root()
+        && matches!(gids, [m] if m.size() == 1 && m.host_id() == egid)
+    {
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(|e| NsError::IdMap {
+            file: "setgroups",
+            pid,
+            reason: e.to_string(),
+        })?;
+    }
     write_map(pid, "gid_map", "newgidmap", gids)
 }
 

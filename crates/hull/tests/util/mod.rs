@@ -174,6 +174,8 @@ pub struct Call {
     pub fds: Vec<(RawFd, RawFd)>,
     /// Set in the runtime's environment.
     pub env: Vec<(String, String)>,
+    /// Run the runtime as this uid (and the same gid, no additional groups).
+    pub uid: Option<u32>,
 }
 
 /// One test's world. Dropping it deletes its containers, kills the processes it recorded,
@@ -364,6 +366,9 @@ impl Test {
             cmd.current_dir(cwd);
         }
         cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
+        if let Some(uid) = c.uid {
+            cmd.uid(uid).gid(uid);
+        }
         if !c.fds.is_empty() {
             let fds = c.fds.clone();
             // SAFETY: the closure only calls dup2 and fcntl (async-signal-safe) and allocates

@@ -293,11 +293,21 @@ fn setup(
     if child_of_runtime {
         parent_death_signal(libc::SIGKILL)?;
     }
-    non_dumpable()?;
+    // An unprivileged runtime may write the id maps of a new user namespace, which it does
+    // between the clone and Go, only while we are dumpable. Until Go nothing but us is in
+    // our new namespaces (the single clone joins none), so non-dumpable from Go on is as
+    // safe (CVE-2016-9962).
+    let maps_pending = single_clone && args.plan.new_user();
+    if !maps_pending {
+        non_dumpable()?;
+    }
     let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
         ToInit::Go { host_pid } => host_pid,
         ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
     };
+    if maps_pending {
+        non_dumpable()?;
+    }
     let spec: &Spec = &args.bundle.spec;
     let linux = spec.linux().as_ref().expect("validated");
     let plan = args.plan;

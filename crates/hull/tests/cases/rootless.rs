@@ -1,0 +1,111 @@
+//! The runtime run by an unprivileged user: `spec --rootless`'s config (a user namespace
+//! that maps the caller's own ids), the state under a root that user owns, and the
+//! lifecycle commands as the same user.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A uid with no account: the kernel needs none to run a process or map it.
+const UID: u32 = 64_123;
+
+/// A test whose bundle config and state root belong to `UID`, with a copy of the runtime
+/// that `UID` can reach (the build directory may be under a home that it cannot enter).
+fn rootless(name: &str, args: &[&str]) -> (Test, Call) {
+    let mut t = Test::new(name);
+    let bin = t.dir.join("runtime");
+    fs::copy(runtime(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(&t.root).unwrap();
+    for p in [&t.bundle, &t.root] {
+        std::os::unix::fs::chown(p, Some(UID), Some(UID)).unwrap();
+    }
+    let c = Call {
+        bin: Some(bin),
+        uid: Some(UID),
+        cwd: Some(t.bundle.clone()),
+        ..Default::default()
+    };
+    t.call(&["spec", "--rootless"], &c).ok();
+    let text = fs::read_to_string(t.bundle.join("config.json")).unwrap();
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["root"]["readonly"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    t.config = config;
+    (t, c)
+}
+
+#[test]
+fn unprivileged_caller_runs_a_container_as_root_of_its_user_namespace() {
+    let (t, c) = rootless(
+        "rootless-run",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; \
+             touch /tmp/w && stat -c %u /tmp/w",
+        ],
+    );
+    t.write_config();
+    let out = t.call(&["run", &t.id], &c);
+    out.ok();
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    let uid = UID.to_string();
+    assert_eq!(
+        words,
+        ["0", &uid, "1", "0", &uid, "1", "0", "0", "0"],
+        "{out:?}"
+    );
+    // The rootfs file the container made belongs to the caller on the host.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(t.rootfs.join("tmp/w")).unwrap().uid(), UID);
+    t.assert_nothing_left(&t.id);
+}
+
+#[test]
+fn unprivileged_caller_creates_execs_kills_and_deletes() {
+    let (t, c) = rootless("rootless-life", &["sleep", "600"]);
+    t.write_config();
+    let pid_path = t.bundle.join("init.pid");
+    t.call(
+        &["create", "--pid-file", pid_path.to_str().unwrap(), &t.id],
+        &c,
+    )
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(format!("/proc/{pid}")).unwrap().uid(),
+        UID,
+        "the init runs as the caller on the host"
+    );
+    let state: Value = serde_json::from_str(&t.call(&["state", &t.id], &c).ok().stdout).unwrap();
+    assert_eq!(state["status"], "created");
+    t.call(&["start", &t.id], &c).ok();
+    let out = t.call(
+        &[
+            "exec",
+            &t.id,
+            "sh",
+            "-c",
+            "id -u; tr '\\0' ' ' </proc/1/cmdline",
+        ],
+        &c,
+    );
+    out.ok();
+    assert_eq!(out.stdout, "0\nsleep 600 ", "{out:?}");
+    t.call(&["kill", &t.id, "KILL"], &c).ok();
+    assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
+    t.call(&["delete", &t.id], &c).ok();
+    let left = t.call(&["list", "-q"], &c);
+    assert_eq!(left.ok().stdout, "", "{left:?}");
+    t.assert_nothing_left(&t.id);
+}
