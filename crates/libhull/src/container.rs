@@ -708,9 +708,16 @@ impl Runtime {
                 if want_pidfd {
                     pidfd = crate::sys::process::pidfd_open(p).ok();
                 }
-                cg.as_ref()
-                    .map_or(Ok(()), |c| c.join(p.as_raw()))
-                    .map_err(|e| e.to_string())
+                match cg.as_ref().map_or(Ok(()), |c| c.join_or_attach(p.as_raw())) {
+                    // A rootless caller outside the subtree delegated to it (a login session
+                    // beside the user's systemd instance) may not move a process in: runc
+                    // runs the process where the caller is, and so do we, but say so.
+                    Err(e) if e.is_permission() && crate::cgroups::rootless() => {
+                        tracing::warn!("the process runs outside the container's cgroup: {e}");
+                        Ok(())
+                    }
+                    r => r.map_err(|e| e.to_string()),
+                }
             }
             SpawnEvent::InitPid(p) => {
                 pid = Some(p);

@@ -101,7 +101,7 @@ pub fn features() -> Value {
                 "v1": true,
                 "v2": true,
                 "systemd": true,
-                "systemdUser": false,
+                "systemdUser": true,
                 "rdma": true
             },
             "seccomp": seccomp(),

@@ -3,7 +3,6 @@
 //! lifecycle commands as the same user.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
 use serde_json::Value;
 
@@ -12,37 +11,11 @@ use crate::util::*;
 /// A uid with no account: the kernel needs none to run a process or map it.
 const UID: u32 = 64_123;
 
-/// A test whose bundle config and state root belong to `UID`, with a copy of the runtime
-/// that `UID` can reach (the build directory may be under a home that it cannot enter).
-fn rootless(name: &str, args: &[&str]) -> (Test, Call) {
-    let mut t = Test::new(name);
-    let bin = t.dir.join("runtime");
-    fs::copy(runtime(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir_all(&t.root).unwrap();
-    for p in [&t.bundle, &t.root] {
-        std::os::unix::fs::chown(p, Some(UID), Some(UID)).unwrap();
-    }
-    let c = Call {
-        bin: Some(bin),
-        uid: Some(UID),
-        cwd: Some(t.bundle.clone()),
-        ..Default::default()
-    };
-    t.call(&["spec", "--rootless"], &c).ok();
-    let text = fs::read_to_string(t.bundle.join("config.json")).unwrap();
-    let mut config: Value = serde_json::from_str(&text).unwrap();
-    config["process"]["terminal"] = false.into();
-    config["root"]["readonly"] = false.into();
-    config["process"]["args"] = serde_json::json!(args);
-    t.config = config;
-    (t, c)
-}
-
 #[test]
 fn unprivileged_caller_runs_a_container_as_root_of_its_user_namespace() {
-    let (t, c) = rootless(
+    let (t, c) = rootless_test(
         "rootless-run",
+        UID,
         &[
             "sh",
             "-c",
@@ -68,7 +41,7 @@ fn unprivileged_caller_runs_a_container_as_root_of_its_user_namespace() {
 
 #[test]
 fn unprivileged_caller_creates_execs_kills_and_deletes() {
-    let (t, c) = rootless("rootless-life", &["sleep", "600"]);
+    let (t, c) = rootless_test("rootless-life", UID, &["sleep", "600"]);
     t.write_config();
     let pid_path = t.bundle.join("init.pid");
     t.call(

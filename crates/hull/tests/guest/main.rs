@@ -13,6 +13,7 @@ mod cgroup_v2;
 mod sealed;
 mod systemd;
 mod systemd_hybrid;
+mod systemd_user;
 
 use std::fs;
 use std::path::PathBuf;

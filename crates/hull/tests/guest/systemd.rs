@@ -18,7 +18,16 @@ use crate::{unified, SLOW};
 /// `systemctl show -p A,B unit` as a map; a list property (one line per entry) joined
 /// with "; ".
 pub(crate) fn show(unit: &str, props: &[&str]) -> BTreeMap<String, String> {
-    let out = Command::new("systemctl")
+    show_with(Command::new("systemctl"), unit, props)
+}
+
+/// `show` through `systemctl` as `systemctl` names it (`runuser … systemctl --user`).
+pub(crate) fn show_with(
+    mut systemctl: Command,
+    unit: &str,
+    props: &[&str],
+) -> BTreeMap<String, String> {
+    let out = systemctl
         .args(["show", "-p", &props.join(","), unit])
         .output()
         .expect("systemctl");
@@ -36,7 +45,12 @@ pub(crate) fn show(unit: &str, props: &[&str]) -> BTreeMap<String, String> {
 
 /// Every unit systemd knows (loaded, in any state) whose name holds `needle`.
 fn units_with(needle: &str) -> Vec<String> {
-    let out = Command::new("systemctl")
+    units_in(Command::new("systemctl"), needle)
+}
+
+/// `units_with` of the systemd instance `systemctl` talks to.
+pub(crate) fn units_in(mut systemctl: Command, needle: &str) -> Vec<String> {
+    let out = systemctl
         .args(["list-units", "--all", "--no-legend", "--plain", "--full"])
         .output()
         .expect("systemctl");
@@ -103,7 +117,7 @@ pub(crate) fn read(dir: &Path, file: &str) -> String {
 }
 
 /// `KEY=value` lines a container printed, as a lookup.
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }

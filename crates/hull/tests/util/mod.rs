@@ -976,6 +976,34 @@ impl Test {
     }
 }
 
+/// A test whose bundle config (`spec --rootless`'s, running `args`) and state root belong
+/// to `uid`, and a call that runs, as `uid`, a copy of the runtime it can reach (the build
+/// directory may be under a home that it cannot enter).
+pub fn rootless_test(name: &str, uid: u32, args: &[&str]) -> (Test, Call) {
+    let mut t = Test::new(name);
+    let bin = t.dir.join("runtime");
+    fs::copy(runtime(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(&t.root).unwrap();
+    for p in [&t.bundle, &t.root] {
+        std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
+    }
+    let c = Call {
+        bin: Some(bin),
+        uid: Some(uid),
+        cwd: Some(t.bundle.clone()),
+        ..Default::default()
+    };
+    t.call(&["spec", "--rootless"], &c).ok();
+    let text = fs::read_to_string(t.bundle.join("config.json")).unwrap();
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["root"]["readonly"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    t.config = config;
+    (t, c)
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -418,12 +418,15 @@ impl Cgroups {
         } else {
             systemd::v1_properties(res, &|| bus.version())?
         };
+        // A user instance may not attach a device program (runc's rule).
         if !update && !unit.user {
             let rules = res.devices().clone().unwrap_or_default();
             props.splice(
                 0..0,
                 systemd::device_properties(&rules, !self.unified_only)?,
             );
+        }
+        if !update {
             props.extend(systemd::annotation_properties(&self.unit_annotations)?);
         }
         Ok(props)
@@ -744,6 +747,8 @@ impl Cgroups {
         }
         let plain = specs.iter().find(|(c, _)| c.is_none()).map(|(_, p)| p);
         let mut out = self.clone();
+        // Not the unit's own cgroup: systemd cannot be asked to move a process there.
+        out.systemd = None;
         for h in &mut out.v1 {
             let own = specs.iter().find_map(|(c, p)| {
                 c.as_ref()
@@ -791,6 +796,18 @@ impl Cgroups {
                 source,
             })?;
         Ok(Some(file.into()))
+    }
+
+    /// [`Cgroups::join`] for a process the caller may not move itself (a rootless caller
+    /// outside the subtree delegated to it): the container's unit has systemd move it.
+    pub fn join_or_attach(&self, pid: i32) -> Result<(), CgroupError> {
+        match (self.join(pid), &self.systemd) {
+            (Err(e), Some(unit)) if e.is_permission() => {
+                tracing::debug!("{e}: asking systemd to attach pid {pid} to {}", unit.name);
+                systemd::bus(unit.user)?.attach(unit, pid as u32)
+            }
+            (r, _) => r,
+        }
     }
 
     /// Moves `pid` (and so everything it will fork) into every one of the container's cgroups.

@@ -990,6 +990,22 @@ impl Bus {
             })
     }
 
+    /// Has systemd move `pid` into `unit`'s cgroup (systemd ≥ 238). A user instance that
+    /// may not move it itself (the caller is outside its subtree) asks the system instance,
+    /// which does so for a process of the same user.
+    pub fn attach(&self, unit: &Unit, pid: u32) -> Result<(), CgroupError> {
+        block_on(self.call(
+            "AttachProcessesToUnit",
+            &(unit.name.as_str(), "", vec![pid]),
+        ))
+        .map(drop)
+        .map_err(|e| CgroupError::Systemd {
+            step: "attach a process to",
+            unit: unit.name.clone(),
+            reason: describe(&e),
+        })
+    }
+
     /// Stops `unit` (gone already is fine) and clears a failed state it is left in.
     pub fn stop(&self, unit: &Unit) -> Result<(), CgroupError> {
         block_on(async {

@@ -60,13 +60,13 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match (single_clone, args.exec.is_some()) {
-            (true, false) => setup(args, &chan, true, true),
+            (true, false) => setup(args, &chan, true, None),
             (true, true) => exec_process(args, &chan, true),
-            (false, exec) => enter_namespaces(&args, &chan).and_then(|forked| {
+            (false, exec) => enter_namespaces(&args, &chan).and_then(|entered| {
                 if exec {
-                    exec_process(args, &chan, !forked)
+                    exec_process(args, &chan, !entered.forked)
                 } else {
-                    setup(args, &chan, !forked, false)
+                    setup(args, &chan, !entered.forked, Some(entered.cgroup2))
                 }
             }),
         }
@@ -92,10 +92,31 @@ fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError
     move |e| InitError::new(name, e)
 }
 
+/// What the slow path leaves for the rest of the setup.
+struct Entered {
+    /// This process is a fork of the clone child (in a new pid or time namespace).
+    forked: bool,
+    /// See [`cgroup2_before`].
+    cgroup2: Option<PathBuf>,
+}
+
+/// With a new cgroup namespace in `new`: this process's cgroup2 path ("0::" of
+/// /proc/self/cgroup), read before that namespace hides it. Where the kernel refuses a new
+/// cgroup2 mount (the host's is already at the mount point), the rootfs binds this one.
+fn cgroup2_before(new: CloneFlags) -> Option<PathBuf> {
+    if !new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        return None;
+    }
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(PathBuf::from)
+}
+
 /// The slow path: join namespaces by path, unshare the new ones, and fork once more when
 /// the init must be inside a new pid or time namespace. Returns in the process that goes on
-/// to be the container's init, saying whether that is a fork of the clone child.
-fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> {
+/// to be the container's init.
+fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<Entered, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
     // The runtime first puts us into the container's cgroups: a cgroup namespace made below
     // is rooted at the cgroup we are in.
@@ -121,6 +142,7 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> 
         become_root()?;
         rest.remove(CloneFlags::CLONE_NEWUSER);
     }
+    let cgroup2 = cgroup2_before(rest);
     namespaces::unshare_new(rest).map_err(step("create namespaces"))?;
     if args
         .plan
@@ -132,7 +154,10 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> 
     if !args.plan.needs_fork() {
         chan.send(&FromInit::InitPid(std::process::id() as i32))
             .map_err(step("sync"))?;
-        return Ok(false);
+        return Ok(Entered {
+            forked: false,
+            cgroup2,
+        });
     }
     // The fork is born inside the pid namespace, where other containers (a pod's) may see
     // it: non-dumpable from birth, not from its first step (CVE-2016-9962). Not earlier: a
@@ -140,7 +165,10 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<bool, InitError> 
     non_dumpable()?;
     // SAFETY: this process is single-threaded (a clone child of a single-threaded runtime).
     match unsafe { fork() }.map_err(step("fork into pid namespace"))? {
-        ForkResult::Child => Ok(true),
+        ForkResult::Child => Ok(Entered {
+            forked: true,
+            cgroup2,
+        }),
         ForkResult::Parent { child } => {
             let _ = chan.send(&FromInit::InitPid(child.as_raw()));
             // SAFETY: see child_main; this intermediate process's work is done.
@@ -284,8 +312,10 @@ fn setup(
     mut args: InitArgs,
     chan: &Channel,
     child_of_runtime: bool,
-    single_clone: bool,
+    entered: Option<Option<PathBuf>>,
 ) -> Result<Infallible, InitError> {
+    // `entered`: what the slow path found; none for the single clone.
+    let single_clone = entered.is_none();
     use oci_spec::runtime::ContainerState as S;
     // A runtime killed during setup takes the half-made container with it. An init whose
     // parent is the intermediate process cannot use this (that parent exits right away); it
@@ -312,6 +342,11 @@ fn setup(
     let linux = spec.linux().as_ref().expect("validated");
     let plan = args.plan;
     let hooks = spec.hooks().as_ref();
+    let deferred = plan.new.difference(plan.clone_flags());
+    let cgroup2 = match entered {
+        Some(path) => path,
+        None => cgroup2_before(deferred),
+    };
     let ctx = RootfsContext {
         spec,
         rootfs: &args.bundle.rootfs,
@@ -319,6 +354,7 @@ fn setup(
         no_pivot: args.no_pivot,
         mount_ns: plan.has(LinuxNamespaceType::Mount),
         user_ns: plan.has(LinuxNamespaceType::User),
+        cgroup2_path: cgroup2.as_deref(),
     };
 
     if single_clone {
@@ -327,7 +363,6 @@ fn setup(
             // A credential change clears the parent-death signal.
             parent_death_signal(libc::SIGKILL)?;
         }
-        let deferred = plan.new.difference(plan.clone_flags());
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
 

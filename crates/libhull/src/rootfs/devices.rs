@@ -285,6 +285,7 @@ mod tests {
             no_pivot: false,
             mount_ns: true,
             user_ns: false,
+            cgroup2_path: None,
         };
         let devs = wanted(&ctx).unwrap();
         assert_eq!(devs.len(), 7);

@@ -96,6 +96,9 @@ pub struct RootfsContext<'a> {
     /// The container has a new user namespace: device nodes are bind-mounted from the host
     /// instead of created with mknod.
     pub user_ns: bool,
+    /// With a new cgroup namespace: the init's cgroup2 path as it was before that namespace
+    /// (relative to the hierarchy's root), bound at a cgroup2 mount the kernel refuses.
+    pub cgroup2_path: Option<&'a Path>,
 }
 
 impl RootfsContext<'_> {

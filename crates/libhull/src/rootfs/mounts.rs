@@ -418,7 +418,7 @@ impl<'a> Mounter<'a> {
             Some(data.as_str()),
         ) {
             Ok(()) => {}
-            Err(Errno::EPERM | Errno::EBUSY) => {
+            Err(e @ (Errno::EPERM | Errno::EBUSY)) => {
                 let host = mountinfo::read_self()
                     .map_err(io_err("read mount table", "/proc/self/mountinfo"))?
                     .into_iter()
@@ -427,6 +427,14 @@ impl<'a> Mounter<'a> {
                             && !mountinfo::is_at_or_below(&m.mount_point, &self.root_path)
                     })
                     .map_or_else(|| PathBuf::from(CGROUP_ROOT), |m| m.mount_point);
+                // EBUSY: the host's hierarchy is at the mount point already (a /sys bound
+                // from the host), and the kernel will not stack the same superblock there.
+                // With a cgroup namespace, its root is the init's own cgroup: bind that.
+                let host = match self.ctx.cgroup2_path.filter(|_| self.cgroup_ns) {
+                    Some(own) => host.join(own.strip_prefix("/").unwrap_or(own)),
+                    None => host,
+                };
+                tracing::debug!(dest = %dest.display(), "cannot mount cgroup2 here ({e}): binding {}", host.display());
                 let mut bind = opts.clone();
                 bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
                 return self.attach_bind(&host, &target, dest, &bind);

@@ -164,6 +164,7 @@ fn ctx<'a>(spec: &'a Spec, rootfs: &'a Path, bundle: &'a Path) -> RootfsContext<
         no_pivot: false,
         mount_ns: true,
         user_ns: false,
+        cgroup2_path: None,
     }
 }
 
