@@ -30,6 +30,7 @@ mod cases {
     mod namespaces;
     mod notify;
     mod process;
+    mod probes;
     mod process_attrs;
     mod review_regressions;
     mod rootfs;

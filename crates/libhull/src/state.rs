@@ -414,15 +414,24 @@ fn read_state(path: PathBuf) -> Result<ContainerState, StateError> {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-    let mut f = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
+    // The directory may be writable by others (a pid file's): the temporary file is always
+    // a new one (O_EXCL), never an entry someone planted, symlink or not, under a name
+    // that cannot be guessed ahead.
+    let mut tries = 0;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.{}.{:08x}", std::process::id(), random_u32()));
+        match File::options()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+            Err(e) => return Err(io("create", &tmp)(e)),
+        }
+    };
     // No fsync: state lives on tmpfs (/run) and must survive a crash of hull, not of the
     // machine; the rename alone keeps readers from seeing half a file.
     let written = f.write_all(data);
@@ -432,6 +441,19 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
         return Err(io("write", path)(e));
     }
     Ok(())
+}
+
+/// 32 random bits from the kernel; the clock's nanoseconds where getrandom fails.
+fn random_u32() -> u32 {
+    let mut buf = [0u8; 4];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+    if n == buf.len() as isize {
+        return u32::from_ne_bytes(buf);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 #[cfg(test)]

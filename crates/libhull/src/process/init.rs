@@ -595,7 +595,7 @@ fn prepare_process(
     let mut env = process.env().clone().unwrap_or_default();
     // As runc: a process without HOME gets its user's home from the container's passwd.
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(process.user().uid())));
+        env.push(format!("HOME={}", home_of(process.user().uid())?));
     }
     if listen_fds > 0 {
         env.push(format!("LISTEN_FDS={listen_fds}"));
@@ -720,15 +720,50 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
 }
 
 /// The home directory of `uid` in the container's /etc/passwd, "/" if it has none.
-fn home_of(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
+fn home_of(uid: u32) -> Result<String, InitError> {
+    let passwd = read_untrusted("/etc/passwd", PASSWD_LIMIT)
+        .map_err(|reason| InitError::new("read /etc/passwd", reason))?
+        .unwrap_or_default();
+    Ok(passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
         .map(|f| f[5].to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/".to_string())
+        .unwrap_or_else(|| "/".to_string()))
+}
+
+/// The most of /etc/passwd read for HOME: far beyond any real one.
+const PASSWD_LIMIT: u64 = 4 << 20;
+
+/// A file of the container, which the container controls: read only if it is a regular
+/// file (not a FIFO that blocks, not /dev/zero that never ends) reached without a magic
+/// link, and at most `limit` bytes. `None` when it does not exist.
+fn read_untrusted(path: &str, limit: u64) -> Result<Option<String>, String> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = match nix::fcntl::openat2(libc::AT_FDCWD, path, how) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(e.desc().to_lowercase()),
+    };
+    // SAFETY: openat2 just returned this fd and nothing else owns it.
+    let file = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut data = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if data.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes"));
+    }
+    Ok(Some(String::from_utf8_lossy(&data).into_owned()))
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

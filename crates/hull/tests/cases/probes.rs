@@ -1,0 +1,115 @@
+//! Defects that adversarial probes found (issue #17, part 3): what a container, a caller or
+//! a damaged state directory can make hull do. Each test aims at a harmless target of its
+//! own and checks that the attack is refused, or the damage contained.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Replacing /etc/passwd with something that never ends or blocks, the container must not
+/// hang or bloat an `exec` (docker exec, kubelet probes), which reads it to find HOME.
+#[test]
+fn exec_refuses_a_passwd_that_is_a_fifo_or_endless() {
+    let mut t = Test::new("probe_passwd");
+    t.args(&["sleep", "600"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    for (what, make) in [
+        ("fifo", "rm /etc/passwd && mkfifo /etc/passwd"),
+        ("endless", "rm /etc/passwd && ln -s /dev/zero /etc/passwd"),
+    ] {
+        // HOME set: this exec itself does not read the file.
+        let c = Call::default();
+        t.call(&["exec", "--env", "HOME=/", &t.id, "sh", "-c", make], &c)
+            .ok();
+        let began = Instant::now();
+        let out = t.call(
+            &["exec", &t.id, "true"],
+            &Call {
+                timeout: Some(Duration::from_secs(10)),
+                ..Default::default()
+            },
+        );
+        assert!(!out.timed_out, "{what}: exec hung: {out:?}");
+        assert!(began.elapsed() < Duration::from_secs(5), "{what}: {out:?}");
+        assert!(!out.success(), "{what}: {out:?}");
+        assert!(
+            out.stderr.contains("/etc/passwd") && out.stderr.contains("not a regular file"),
+            "{what}: {out:?}"
+        );
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{what}: {out:?}");
+        // With HOME given, the file is not needed and the exec works.
+        t.call(&["exec", "--env", "HOME=/", &t.id, "true"], &c).ok();
+    }
+}
+
+/// A hostile image whose /etc/passwd is a FIFO: create fails at once, naming the file, and
+/// leaves nothing behind.
+#[test]
+fn create_refuses_an_image_whose_passwd_is_a_fifo() {
+    let mut t = Test::new("probe_passwd_create");
+    fs::remove_file(t.rootfs.join("etc/passwd")).unwrap();
+    nix::unistd::mkfifo(
+        &t.rootfs.join("etc/passwd"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    t.write_config();
+    let out = t.call(
+        &["run", "--bundle", &t.bundle_str(), &t.id],
+        &Call {
+            timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        },
+    );
+    assert!(!out.timed_out, "run hung: {out:?}");
+    out.fails();
+    assert!(
+        out.stderr.contains("/etc/passwd") && out.stderr.contains("not a regular file"),
+        "{out:?}"
+    );
+    t.assert_nothing_left(&t.id);
+}
+
+/// `--pid-file` in a directory others may write: a symlink planted at the name of the
+/// temporary file must not make root-run hull write through it.
+#[test]
+fn pid_file_never_writes_through_a_planted_symlink() {
+    let mut t = Test::new("probe_pidfile");
+    t.args(&["true"]);
+    t.write_config();
+    let dir = t.mkdir("shared");
+    let victim = t.path("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    // Every name hull ever used for its temporary file (".<name>.<pid>"), for the pids
+    // this call can get: the runtime's pid is the next one or close to it.
+    let next: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for pid in next..next + 2000 {
+        symlink(&victim, dir.join(format!(".pid.{pid}"))).unwrap();
+    }
+    let pid_file = dir.join("pid");
+    let out = t.hull(&[
+        "create",
+        "--bundle",
+        &t.bundle_str(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &t.id,
+    ]);
+    out.ok();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(Some(pid), t.state(&t.id).and_then(|s| s["pid"].as_i64()).map(|p| p as i32));
+    assert!(fs::symlink_metadata(&pid_file).unwrap().is_file());
+}
