@@ -455,10 +455,12 @@ impl Runtime {
             Some(_) => Some(crate::notify::Listener::bind(entry.dir())?),
             None => None,
         };
-        let released = gate::release(entry.dir_fd());
-        let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
+        // Recorded before the release: a state that cannot be written (a full filesystem)
+        // fails `start` with the container still created, not released behind its back.
         st.started = true;
         entry.save(&st)?;
+        let released = gate::release(entry.dir_fd());
+        let _ = std::fs::remove_file(entry.dir().join(gate::GATE));
         // Poststart hooks may call back into hull for this container.
         drop(entry);
         released?;

@@ -113,3 +113,36 @@ fn pid_file_never_writes_through_a_planted_symlink() {
     assert_eq!(Some(pid), t.state(&t.id).and_then(|s| s["pid"].as_i64()).map(|p| p as i32));
     assert!(fs::symlink_metadata(&pid_file).unwrap().is_file());
 }
+
+/// `start` whose state cannot be written (a full filesystem under `--root`) fails with the
+/// container still created and not running; once there is room it starts.
+#[test]
+fn start_on_a_full_state_filesystem_fails_without_releasing_the_container() {
+    let mut t = Test::new("probe_start_full");
+    let root = t.path("small-root");
+    mount_tmpfs(&root);
+    t.track(&runtime(), &root, &t.id);
+    t.sh("touch /ran; sleep 600");
+    t.write_config();
+    let c = Call {
+        root: Some(root.clone()),
+        ..Default::default()
+    };
+    t.call(&["create", "--bundle", &t.bundle_str(), &t.id], &c).ok();
+    let filler = root.join("filler");
+    let _ = fs::write(&filler, vec![0u8; 2 << 20]);
+    let out = t.call(&["start", &t.id], &c);
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("no space left"), "{out:?}");
+    let state = t.call(&["state", &t.id], &c);
+    assert!(state.ok().stdout.contains("\"created\""), "{state:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.rootfs.join("ran").exists(), "the process ran after a failed start");
+
+    fs::remove_file(&filler).unwrap();
+    t.call(&["start", &t.id], &c).ok();
+    assert!(wait_until(STOP_TIMEOUT, || t.rootfs.join("ran").exists()));
+    let state = t.call(&["state", &t.id], &c);
+    assert!(state.ok().stdout.contains("\"running\""), "{state:?}");
+    t.call(&["delete", "--force", &t.id], &c).ok();
+}
