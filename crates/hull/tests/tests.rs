@@ -29,12 +29,13 @@ mod cases {
     mod malformed;
     mod namespaces;
     mod notify;
-    mod process;
     mod probes;
+    mod process;
     mod process_attrs;
     mod review_regressions;
     mod rootfs;
     mod rootless;
+    mod runc_parity;
     mod seccomp;
     mod terminal;
 }

@@ -419,7 +419,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
     // that cannot be guessed ahead.
     let mut tries = 0;
     let (tmp, mut f) = loop {
-        let tmp = dir.join(format!(".{name}.{}.{:08x}", std::process::id(), random_u32()));
+        let tmp = dir.join(format!(
+            ".{name}.{}.{:08x}",
+            std::process::id(),
+            random_u32()
+        ));
         match File::options()
             .write(true)
             .create_new(true)

@@ -110,7 +110,12 @@ fn pid_file_never_writes_through_a_planted_symlink() {
         .trim()
         .parse()
         .unwrap();
-    assert_eq!(Some(pid), t.state(&t.id).and_then(|s| s["pid"].as_i64()).map(|p| p as i32));
+    assert_eq!(
+        Some(pid),
+        t.state(&t.id)
+            .and_then(|s| s["pid"].as_i64())
+            .map(|p| p as i32)
+    );
     assert!(fs::symlink_metadata(&pid_file).unwrap().is_file());
 }
 
@@ -128,7 +133,8 @@ fn start_on_a_full_state_filesystem_fails_without_releasing_the_container() {
         root: Some(root.clone()),
         ..Default::default()
     };
-    t.call(&["create", "--bundle", &t.bundle_str(), &t.id], &c).ok();
+    t.call(&["create", "--bundle", &t.bundle_str(), &t.id], &c)
+        .ok();
     let filler = root.join("filler");
     let _ = fs::write(&filler, vec![0u8; 2 << 20]);
     let out = t.call(&["start", &t.id], &c);
@@ -137,7 +143,10 @@ fn start_on_a_full_state_filesystem_fails_without_releasing_the_container() {
     let state = t.call(&["state", &t.id], &c);
     assert!(state.ok().stdout.contains("\"created\""), "{state:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!t.rootfs.join("ran").exists(), "the process ran after a failed start");
+    assert!(
+        !t.rootfs.join("ran").exists(),
+        "the process ran after a failed start"
+    );
 
     fs::remove_file(&filler).unwrap();
     t.call(&["start", &t.id], &c).ok();
@@ -145,4 +154,19 @@ fn start_on_a_full_state_filesystem_fails_without_releasing_the_container() {
     let state = t.call(&["state", &t.id], &c);
     assert!(state.ok().stdout.contains("\"running\""), "{state:?}");
     t.call(&["delete", "--force", &t.id], &c).ok();
+}
+
+/// An RLIMIT_NOFILE at or below the descriptors the init holds: `create` fails naming the
+/// limit, instead of reporting a container that dies at `start`.
+#[test]
+fn create_names_an_rlimit_nofile_too_low_to_start() {
+    let mut t = Test::new("probe_nofile");
+    t.config["process"]["rlimits"] =
+        serde_json::json!([{ "type": "RLIMIT_NOFILE", "soft": 3, "hard": 3 }]);
+    t.args(&["true"]);
+    let (out, _) = t.create(&t.id);
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("RLIMIT_NOFILE 3"), "{out:?}");
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+    t.assert_nothing_left(&t.id);
 }

@@ -446,6 +446,7 @@ fn setup(
     // As pid 1 of its pid namespace, the init ignores signals it has no handler for: give the
     // usual stop signals one, so `kill` of a created container ends it. execve resets them.
     catch_stop_signals()?;
+    spare_fd(chan)?;
     chan.send(&FromInit::Ready).map_err(step("sync"))?;
     let gate = args
         .gate
@@ -462,6 +463,29 @@ fn setup(
     let _ = write!(conn, "{}", e.message);
     // SAFETY: see child_main.
     unsafe { libc::_exit(1) }
+}
+
+/// Fails unless the init can still open a descriptor, which waiting for `start` takes: with
+/// `process.rlimits` RLIMIT_NOFILE at or below the descriptors it holds, it would die after
+/// `create` had said the container was ready.
+fn spare_fd(chan: &Channel) -> Result<(), InitError> {
+    match nix::fcntl::fcntl(chan.as_fd().as_raw_fd(), nix::fcntl::F_DUPFD_CLOEXEC(0)) {
+        Ok(fd) => {
+            let _ = nix::unistd::close(fd);
+            Ok(())
+        }
+        Err(e) => {
+            let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(0, |(soft, _)| soft);
+            Err(InitError::new(
+                "rlimits",
+                format!(
+                    "RLIMIT_NOFILE {soft} leaves the container's init no file descriptor to wait \
+                     for start with: {e}"
+                ),
+            ))
+        }
+    }
 }
 
 /// `exec`: in the container's namespaces (joined by now), becomes the process `args.exec`
@@ -552,6 +576,20 @@ fn prepare_process(
     }
 
     let cwd = process.cwd();
+    // First as root, as runc does: a cwd that root may enter but the user may not (a 0700
+    // /root with uid 42) works; a refusal is tried again as the user, who may be the one
+    // allowed (a volume owned by the user that root cannot enter).
+    let cwd_done = match chdir(cwd) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => false,
+        Err(e) => return Err(InitError::new("chdir", format!("{}: {e}", cwd.display()))),
+    };
+    // As runc: a process without HOME gets its user's home from the container's passwd,
+    // read as root, before a tight RLIMIT_NOFILE could refuse the open.
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())?));
+    }
 
     // Late, so a tight limit cannot trip up our own setup; before the user switch, while we
     // may still lower our own hard limits and oom_score_adj is ours to write.
@@ -577,7 +615,9 @@ fn prepare_process(
     // A uid change makes us dumpable again when fs.suid_dumpable is 1.
     non_dumpable()?;
 
-    chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
+    if !cwd_done {
+        chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
+    }
     // The cwd must be inside the container: a leaked host fd or a racing mount could leave
     // us outside it (CVE-2024-21626), and getcwd then reports an unreachable path.
     match nix::unistd::getcwd() {
@@ -592,11 +632,6 @@ fn prepare_process(
     }
 
     let args = process.args().as_deref().unwrap_or_default();
-    let mut env = process.env().clone().unwrap_or_default();
-    // As runc: a process without HOME gets its user's home from the container's passwd.
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(process.user().uid())?));
-    }
     if listen_fds > 0 {
         env.push(format!("LISTEN_FDS={listen_fds}"));
         env.push("LISTEN_PID=1".to_string());
