@@ -50,7 +50,7 @@ fn exec_refuses_a_passwd_that_is_a_fifo_or_endless() {
 /// leaves nothing behind.
 #[test]
 fn create_refuses_an_image_whose_passwd_is_a_fifo() {
-    let mut t = Test::new("probe_passwd_create");
+    let t = Test::new("probe_passwd_create");
     fs::remove_file(t.rootfs.join("etc/passwd")).unwrap();
     nix::unistd::mkfifo(
         &t.rootfs.join("etc/passwd"),
