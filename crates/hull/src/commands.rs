@@ -123,10 +123,12 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {
         Some(path) => {
-            let text = std::fs::read(path).map_err(|e| {
-                let why = libhull::logging::go_error_text(&e.to_string());
-                anyhow!("open {}: {why}", path.display())
-            })?;
+            let text = std::fs::File::open(path)
+                .and_then(libhull::spec::read_input)
+                .map_err(|e| {
+                    let why = libhull::logging::go_error_text(&e.to_string());
+                    anyhow!("open {}: {why}", path.display())
+                })?;
             Some(
                 serde_json::from_slice(&text)
                     .map_err(|e| anyhow!("process {}: {e}", path.display()))?,

@@ -1,7 +1,6 @@
 //! `update`'s flags and `-r FILE|-` as the LinuxResources delta the library applies, with
 //! runc's parsing of sizes ("64M") and Go durations ("1m30s").
 
-use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -14,23 +13,23 @@ use crate::cli::UpdateArgs;
 /// else from the flags that were given.
 pub fn resources(args: &UpdateArgs) -> Result<LinuxResources> {
     if let Some(path) = &args.resources {
-        let mut text = String::new();
-        if path.as_os_str() == "-" {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("read resources from standard input")?;
+        let text = if path.as_os_str() == "-" {
+            libhull::spec::read_input(std::io::stdin().lock())
+                .context("read resources from standard input")?
         } else {
-            text = std::fs::read_to_string(path).map_err(|e| {
-                let why = libhull::logging::go_error_text(&e.to_string());
-                anyhow!("open {}: {why}", path.display())
-            })?;
-        }
+            std::fs::File::open(path)
+                .and_then(libhull::spec::read_input)
+                .map_err(|e| {
+                    let why = libhull::logging::go_error_text(&e.to_string());
+                    anyhow!("open {}: {why}", path.display())
+                })?
+        };
         let what = if path.as_os_str() == "-" {
             "standard input".to_string()
         } else {
             path.display().to_string()
         };
-        return serde_json::from_str(&text).map_err(|e| anyhow!("resources from {what}: {e}"));
+        return serde_json::from_slice(&text).map_err(|e| anyhow!("resources from {what}: {e}"));
     }
     let mut memory = Map::new();
     let mut cpu = Map::new();

@@ -7,7 +7,6 @@ pub mod default;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
@@ -103,13 +102,32 @@ impl Bundle {
     }
 }
 
+/// The most hull reads of a file a caller names (config.json, `exec --process`, `update
+/// -r`): far beyond any real one, small enough that a /dev/zero cannot bloat hull.
+pub const INPUT_LIMIT: u64 = 16 << 20;
+
+/// Reads a caller's input up to [`INPUT_LIMIT`] bytes; more is an error.
+pub fn read_input(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    r.take(INPUT_LIMIT + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > INPUT_LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {INPUT_LIMIT} bytes"),
+        ));
+    }
+    Ok(data)
+}
+
 /// Parses a config file, naming the JSON path of the first field that does not fit.
 pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
-    let file = File::open(path).map_err(|source| SpecError::Open {
+    let open = |source| SpecError::Open {
         path: path.to_path_buf(),
         source,
-    })?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+    };
+    let data = File::open(path).and_then(read_input).map_err(open)?;
+    let mut de = serde_json::Deserializer::from_slice(&data);
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| SpecError::Parse {
         path: path.to_path_buf(),
         field: e.path().to_string(),

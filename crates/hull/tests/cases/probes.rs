@@ -170,3 +170,34 @@ fn create_names_an_rlimit_nofile_too_low_to_start() {
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
     t.assert_nothing_left(&t.id);
 }
+
+/// Files a caller names are read with a bound: /dev/zero as `exec --process`, `update -r`
+/// or config.json fails at once in one line, without growing hull.
+#[test]
+fn endless_input_files_fail_in_one_line() {
+    let mut t = Test::new("probe_endless");
+    t.args(&["sleep", "600"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    let quick = Call {
+        timeout: Some(Duration::from_secs(20)),
+        ..Default::default()
+    };
+    for args in [
+        vec!["exec", "--process", "/dev/zero", &t.id],
+        vec!["update", "-r", "/dev/zero", &t.id],
+    ] {
+        let out = t.call(&args, &quick);
+        assert!(!out.timed_out && !out.success(), "{out:?}");
+        assert!(out.stderr.contains("larger than"), "{out:?}");
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+    }
+    let other = t.new_id();
+    fs::remove_file(t.bundle.join("config.json")).unwrap();
+    symlink("/dev/zero", t.bundle.join("config.json")).unwrap();
+    let out = t.call(&["create", "--bundle", &t.bundle_str(), &other], &quick);
+    assert!(!out.timed_out && !out.success(), "{out:?}");
+    assert!(out.stderr.contains("larger than"), "{out:?}");
+    // (Not assert_nothing_left: the first container's init shares the bundle.)
+    assert!(!t.root.join(&other).exists(), "state of {other} left");
+}
