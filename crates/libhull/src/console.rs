@@ -357,7 +357,7 @@ pub fn send_fd(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> Result
             None,
         ) {
             Err(Errno::EINTR) => continue,
-            other => break other.map_err(sys("send the pty master over the console socket"))?,
+            other => break other.map_err(sys("send a descriptor over the socket"))?,
         }
     };
     if sent != name.len() {

@@ -271,6 +271,7 @@ impl Runtime {
             notify_socket: opts.notify_socket.clone(),
             config: spec.clone(),
         };
+        let mut wrote_pid_file = false;
         let result = (|| {
             let gate_fd = gate::bind_gate(entry.dir_fd())?;
             if opts.notify_socket.is_some() {
@@ -397,6 +398,7 @@ impl Runtime {
                         source,
                     },
                 )?;
+                wrote_pid_file = true;
             }
             send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "standard")?;
             Ok(())
@@ -404,6 +406,10 @@ impl Runtime {
         match result {
             Ok(()) => Ok((st, tty_end)),
             Err(e) => {
+                // A pid file must not name an init that is about to be gone.
+                if let (true, Some(path)) = (wrote_pid_file, &pid_file) {
+                    let _ = std::fs::remove_file(path);
+                }
                 kill_everything(&st);
                 if let Err(e) = release_resources(&st) {
                     tracing::warn!("{e}");

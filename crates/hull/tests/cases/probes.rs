@@ -201,3 +201,36 @@ fn endless_input_files_fail_in_one_line() {
     // (Not assert_nothing_left: the first container's init shares the bundle.)
     assert!(!t.root.join(&other).exists(), "state of {other} left");
 }
+
+/// A create that fails after writing its pid file (here: the `--pidfd-socket` peer hung
+/// up) removes the file, and its error speaks of that socket, not of a console.
+#[test]
+fn a_failed_create_leaves_no_pid_file() {
+    if skip_on_runc("runc 1.1.5 has no --pidfd-socket") {
+        return;
+    }
+    let mut t = Test::new("probe_pidfile_left");
+    t.args(&["sleep", "600"]);
+    t.write_config();
+    let sock = t.path("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // The peer takes the connection and hangs up at once.
+    let peer = std::thread::spawn(move || drop(listener.accept()));
+    let pid_file = t.path("init.pid");
+    let out = t.hull(&[
+        "create",
+        "--bundle",
+        &t.bundle_str(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--pidfd-socket",
+        sock.to_str().unwrap(),
+        &t.id,
+    ]);
+    peer.join().unwrap();
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("pidfd socket"), "{out:?}");
+    assert!(!out.stderr.contains("pty") && !out.stderr.contains("console"), "{out:?}");
+    assert!(!pid_file.exists(), "pid file left: {out:?}");
+    t.assert_nothing_left(&t.id);
+}
