@@ -62,6 +62,13 @@ pub enum Error {
     NoCgroups(String),
     #[error("container not running")]
     NotRunning,
+    #[error("unable to stat preserved-fd {index} (of {count}): {source}")]
+    PreservedFd {
+        index: u32,
+        count: u32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("container is still being created")]
     StillCreating,
     #[error("cannot start a container that has stopped")]
@@ -198,6 +205,7 @@ impl Runtime {
         own_tty: bool,
     ) -> Result<(ContainerState, Option<UnixStream>), Error> {
         state::validate_id(&opts.id)?;
+        check_preserved_fds(opts.listen_fds, opts.preserve_fds)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
         if opts.notify_socket.is_some() {
             crate::notify::setup_spec(&mut bundle.spec, &self.store.dir(&opts.id))?;
@@ -638,6 +646,7 @@ impl Runtime {
     /// process attributes unless overridden. Detached it returns once the process has exec'd
     /// (0); else it waits and returns the exit code (128+N for a death by signal N).
     pub fn exec(&self, opts: &ExecOptions) -> Result<i32, Error> {
+        check_preserved_fds(0, opts.preserve_fds)?;
         let st = self.store.read(&opts.id)?;
         match st.status() {
             Status::Stopped | Status::Creating => return Err(Error::ExecStopped),
@@ -990,6 +999,27 @@ fn send_pidfd(
     let pidfd = pidfd.ok_or_else(|| err(std::io::Error::from_raw_os_error(libc::ESRCH)))?;
     crate::console::send_fd(socket.as_fd(), name, pidfd.as_fd())
         .map_err(|e| err(std::io::Error::other(e.to_string())))
+}
+
+/// `--preserve-fds N`: the N descriptors after stdio and the `LISTEN_FDS` ones must be
+/// open, as runc checks (a count near u32::MAX must not wrap into the container's stdio).
+fn check_preserved_fds(listen_fds: u32, count: u32) -> Result<(), Error> {
+    for index in 0..count {
+        let fd = 3u64 + u64::from(listen_fds) + u64::from(index);
+        let open = i32::try_from(fd).is_ok_and(|fd| {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            flags >= 0
+        });
+        if !open {
+            return Err(Error::PreservedFd {
+                index,
+                count,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The process `exec` runs: `-p`'s, or the container's with the flags laid over it.

@@ -230,7 +230,46 @@ fn a_failed_create_leaves_no_pid_file() {
     peer.join().unwrap();
     assert!(!out.success(), "{out:?}");
     assert!(out.stderr.contains("pidfd socket"), "{out:?}");
-    assert!(!out.stderr.contains("pty") && !out.stderr.contains("console"), "{out:?}");
+    assert!(
+        !out.stderr.contains("pty") && !out.stderr.contains("console"),
+        "{out:?}"
+    );
     assert!(!pid_file.exists(), "pid file left: {out:?}");
     t.assert_nothing_left(&t.id);
+}
+
+/// `--preserve-fds` counts more descriptors than the caller passed: refused as runc does,
+/// naming the first one missing (a count near u32::MAX once wrapped around and closed the
+/// container's stdio without a word).
+#[test]
+fn preserve_fds_beyond_the_open_ones_is_refused() {
+    let mut t = Test::new("probe_preserve");
+    t.args(&["sh", "-c", "ls /proc/self/fd | wc -l"]);
+    t.write_config();
+    let a = open_fd(std::path::Path::new("/dev/null"));
+    let b = open_fd(std::path::Path::new("/dev/null"));
+    let c = Call {
+        fds: vec![(raw(&a), 3), (raw(&b), 4)],
+        ..Default::default()
+    };
+    let run = |id: &str, n: &str| {
+        t.call(
+            &["run", "--bundle", &t.bundle_str(), "--preserve-fds", n, id],
+            &c,
+        )
+    };
+    for n in ["3", "4294967295"] {
+        let id = t.new_id();
+        let out = run(&id, n);
+        assert!(!out.success(), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("unable to stat preserved-fd 2 (of {n})")),
+            "{out:?}"
+        );
+        t.assert_nothing_left(&id);
+    }
+    // The two passed: stdio, 3, 4, and the fd ls reads /proc/self/fd with.
+    let out = run(&t.id, "2");
+    assert_eq!(out.ok().stdout.trim(), "6", "{out:?}");
 }

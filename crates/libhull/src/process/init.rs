@@ -660,8 +660,11 @@ fn prepare_process(
     // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
     // the fd table as it is, so a host directory fd the caller leaked would let the program
     // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
-    crate::sys::process::close_from_except(3 + listen_fds + preserve_fds, keep)
-        .map_err(step("close fds"))?;
+    crate::sys::process::close_from_except(
+        3u32.saturating_add(listen_fds).saturating_add(preserve_fds),
+        keep,
+    )
+    .map_err(step("close fds"))?;
     // Before the filter: a profile need not allow sched_setaffinity.
     if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
         attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
