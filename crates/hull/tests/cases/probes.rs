@@ -291,3 +291,20 @@ fn preserve_fds_beyond_the_open_ones_is_refused() {
     let out = run(&t.id, "2");
     assert_eq!(out.ok().stdout.trim(), "6", "{out:?}");
 }
+
+/// `kill --all` with a catchable signal leaves the freezer as it found it: a paused
+/// container stays paused, and its processes get the signal once resumed.
+#[test]
+fn kill_all_keeps_a_paused_container_paused() {
+    let mut t = Test::new("probe_killall_paused");
+    t.sh("trap 'exit 3' TERM; sleep 600 & wait");
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    t.hull(&["pause", &t.id]).ok();
+    t.hull(&["kill", "--all", &t.id, "TERM"]).ok();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(t.status(&t.id), "paused");
+    t.hull(&["resume", &t.id]).ok();
+    assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
+}
