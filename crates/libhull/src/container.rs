@@ -1216,8 +1216,12 @@ fn container_pids(st: &ContainerState) -> Vec<Pid> {
 
 /// SIGKILLs every process of the container and waits until they are gone.
 fn kill_everything(st: &ContainerState) {
+    // Thawed around the kill: a cgroup the container froze itself, below its own, would
+    // keep its processes (v1) and make the cgroups impossible to remove.
     if let Some(cg) = own_cgroups(st) {
+        cg.thaw_all();
         let _ = cg.signal_all(libc::SIGKILL);
+        cg.thaw_all();
     }
     for pid in container_pids(st) {
         let _ = kill(pid, Signal::SIGKILL);
@@ -1225,7 +1229,13 @@ fn kill_everything(st: &ContainerState) {
     wait_gone(st, Duration::from_secs(10));
     if let Some(cg) = own_cgroups(st) {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rounds = 0u32;
         while !cg.procs().is_empty() && Instant::now() < deadline {
+            rounds += 1;
+            if rounds % 20 == 0 {
+                // A process that was frozen when the signal came gets it once thawed.
+                cg.thaw_all();
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }

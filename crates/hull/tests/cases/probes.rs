@@ -296,6 +296,9 @@ fn preserve_fds_beyond_the_open_ones_is_refused() {
 /// container stays paused, and its processes get the signal once resumed.
 #[test]
 fn kill_all_keeps_a_paused_container_paused() {
+    if skip_on_runc("runc 1.1.5 thaws a paused container on kill --all") {
+        return;
+    }
     let mut t = Test::new("probe_killall_paused");
     t.sh("trap 'exit 3' TERM; sleep 600 & wait");
     let (out, _) = t.create(&t.id);
@@ -307,4 +310,54 @@ fn kill_all_keeps_a_paused_container_paused() {
     assert_eq!(t.status(&t.id), "paused");
     t.hull(&["resume", &t.id]).ok();
     assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
+}
+
+/// A container that may write its cgroups freezes a child cgroup of its own: `delete -f`
+/// still ends it at once, thawing every descendant around the kill.
+#[test]
+fn delete_force_ends_a_container_that_froze_its_own_child_cgroup() {
+    if skip_on_runc("runc 1.1.5 does not thaw cgroups the container froze itself") {
+        return;
+    }
+    let mut t = Test::new("probe_frozen_child");
+    let mounts = t.config["mounts"].as_array_mut().unwrap();
+    for m in mounts.iter_mut() {
+        if m["destination"] == "/sys/fs/cgroup" {
+            m["options"] = serde_json::json!(["nosuid", "noexec", "nodev", "rw"]);
+        }
+    }
+    t.config["linux"]["cgroupsPath"] = t.id.clone().into();
+    t.config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 100 });
+    // The freezer's own directory: v1's freezer hierarchy, or the cgroup2 one.
+    t.sh(
+        "f=/sys/fs/cgroup/freezer; [ -d $f ] || f=/sys/fs/cgroup/unified; \
+         [ -e $f/freezer.state ] || [ -e $f/cgroup.freeze ] || f=/sys/fs/cgroup; \
+         mkdir $f/child && sh -c 'echo $$ > '$f'/child/cgroup.procs; exec sleep 600' & \
+         sleep 0.3; \
+         if [ -e $f/child/freezer.state ]; then echo FROZEN > $f/child/freezer.state; \
+         else echo 1 > $f/child/cgroup.freeze; fi; \
+         echo frozen > /tmp/ready; sleep 600",
+    );
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    assert!(
+        wait_until(STOP_TIMEOUT, || t.rootfs.join("tmp/ready").exists()),
+        "the container did not freeze its child cgroup"
+    );
+    let began = Instant::now();
+    let out = t.call(
+        &["delete", "--force", &t.id],
+        &Call {
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    );
+    out.ok();
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    t.assert_nothing_left(&t.id);
 }

@@ -872,6 +872,36 @@ impl Cgroups {
         v1_freeze(dir, frozen)
     }
 
+    /// Thaws the container's cgroups and every cgroup below them (the container may make
+    /// and freeze its own): a child frozen by itself stays frozen when its parent thaws, and
+    /// in a v1 freezer its processes do not act on SIGKILL. Best effort, no waiting.
+    pub fn thaw_all(&self) {
+        let mut todo: Vec<(PathBuf, &str, &str)> = Vec::new();
+        if let Some(dir) = self.v1_dir("freezer").filter(|_| !self.unified_only) {
+            todo.push((dir.to_path_buf(), "freezer.state", "THAWED"));
+        }
+        if let Some(dir) = &self.unified {
+            todo.push((dir.clone(), "cgroup.freeze", "0"));
+        }
+        // Bounded: the container decides how many cgroups it makes.
+        let mut budget = 10_000;
+        while let Some((dir, file, value)) = todo.pop() {
+            budget -= 1;
+            if budget == 0 {
+                break;
+            }
+            let _ = std::fs::write(dir.join(file), value);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push((e.path(), file, value));
+                }
+            }
+        }
+    }
+
     /// Whether the container's processes are frozen (or being frozen).
     pub fn is_frozen(&self) -> bool {
         match self.freezer_dir() {
