@@ -62,6 +62,8 @@ pub enum Error {
     NoCgroups(String),
     #[error("container not running")]
     NotRunning,
+    #[error("container init was OOM-killed (memory limit too low?)")]
+    InitOomKilled,
     #[error("unable to stat preserved-fd {index} (of {count}): {source}")]
     PreservedFd {
         index: u32,
@@ -414,6 +416,15 @@ impl Runtime {
         match result {
             Ok(()) => Ok((st, tty_end)),
             Err(e) => {
+                // Whatever the init failed with, the OOM killer is the likely cause, as runc
+                // reports it (read before the kill, which removes the cgroups).
+                let oom = own_cgroups(&st).is_some_and(|c| cgroups::events::oom_kill_count(c) > 0);
+                let e = if oom {
+                    tracing::debug!("create failed: {e}");
+                    Error::InitOomKilled
+                } else {
+                    e
+                };
                 // A pid file must not name an init that is about to be gone.
                 if let (true, Some(path)) = (wrote_pid_file, &pid_file) {
                     let _ = std::fs::remove_file(path);

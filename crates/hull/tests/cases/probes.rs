@@ -327,7 +327,7 @@ fn delete_force_ends_a_container_that_froze_its_own_child_cgroup() {
         }
     }
     t.config["linux"]["cgroupsPath"] = t.id.clone().into();
-    t.config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 100 });
+    t.config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 65536 });
     // The freezer's own directory: v1's freezer hierarchy, or the cgroup2 one.
     t.sh(
         "f=/sys/fs/cgroup/freezer; [ -d $f ] || f=/sys/fs/cgroup/unified; \
@@ -359,5 +359,27 @@ fn delete_force_ends_a_container_that_froze_its_own_child_cgroup() {
         "{:?}",
         began.elapsed()
     );
+    t.assert_nothing_left(&t.id);
+}
+
+/// A memory limit too small for the container's init: create fails naming the cause as
+/// runc does, not "sync channel closed".
+#[test]
+fn a_memory_limit_too_small_for_the_init_is_named() {
+    if skip_on_runc("runc 1.1.5 words it differently") {
+        return;
+    }
+    let mut t = Test::new("probe_tiny_memory");
+    t.config["linux"]["cgroupsPath"] = t.id.clone().into();
+    t.config["linux"]["resources"]["memory"] = serde_json::json!({ "limit": 65536 });
+    t.args(&["true"]);
+    let (out, _) = t.create(&t.id);
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("memory limit too low")
+            || out.stderr.contains("unable to set memory limit to"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
     t.assert_nothing_left(&t.id);
 }
