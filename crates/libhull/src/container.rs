@@ -627,7 +627,28 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         };
-        let st = entry.load()?;
+        let st = match entry.load() {
+            Ok(st) => st,
+            Err(e @ StateError::Corrupt { .. }) if force => {
+                // Nothing says where the container's processes and cgroups are but its id.
+                let found = cgroups::reap_by_id(id);
+                tracing::warn!(
+                    "{e}; removed the container by its id (cgroups: {})",
+                    if found.is_empty() {
+                        "none found".to_string()
+                    } else {
+                        found
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+                entry.remove()?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let status = st.status();
         if status != Status::Stopped && !force {
             return Err(Error::NotStopped {
@@ -919,7 +940,8 @@ impl Runtime {
             match self.state(&id) {
                 Ok(s) => out.push(s),
                 Err(Error::State(StateError::NotExist)) => {}
-                Err(e) => return Err(e),
+                // One broken container does not hide the others (runc's rule too).
+                Err(e) => tracing::warn!("load container {id}: {e}"),
             }
         }
         Ok(out)

@@ -383,3 +383,72 @@ fn a_memory_limit_too_small_for_the_init_is_named() {
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
     t.assert_nothing_left(&t.id);
 }
+
+/// One container's state.json emptied: `list` still shows the others (warning about it),
+/// and `delete -f` of it ends its processes and removes its cgroups, found by its id.
+#[test]
+fn a_corrupt_state_hides_nothing_else_and_delete_force_cleans_up() {
+    if skip_on_runc("runc 1.1.5 cannot delete a container whose state it cannot read") {
+        return;
+    }
+    let mut t = Test::new("probe_corrupt");
+    t.args(&["sleep", "600"]);
+    let broken = t.id.clone();
+    let other = t.new_id();
+    let mut pids = Vec::new();
+    for id in [&broken, &other] {
+        t.config["linux"]["cgroupsPath"] = id.clone().into();
+        t.config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 50 });
+        let (out, pid) = t.create(id);
+        out.ok();
+        pids.push(pid.unwrap());
+    }
+    let dirs = cgroup_dirs_of(pids[0]);
+    assert!(
+        dirs.iter().any(|d| d.ends_with(&broken)),
+        "no cgroup named after {broken}: {dirs:?}"
+    );
+    fs::write(t.root.join(&broken).join("state.json"), "").unwrap();
+
+    let log = t.path("list.log");
+    let out = t.hull(&["--log", log.to_str().unwrap(), "list", "-q"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), other, "{out:?}");
+    let warned = fs::read_to_string(&log).unwrap_or_default();
+    assert!(warned.contains(&broken), "{warned}");
+
+    let out = t.hull(&["delete", "--force", &broken]);
+    out.ok();
+    assert!(
+        wait_until(STOP_TIMEOUT, || is_gone(pids[0])),
+        "init of {broken} alive"
+    );
+    for d in &dirs {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    assert!(!t.root.join(&broken).exists());
+    assert!(!is_gone(pids[1]), "the other container was touched");
+    assert_eq!(t.status(&other), "created");
+}
+
+/// The cgroup directories of `pid` in every hierarchy, from /proc/PID/cgroup.
+fn cgroup_dirs_of(pid: i32) -> Vec<std::path::PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let mount = if ctrl.is_empty() {
+            "unified".to_string()
+        } else {
+            ctrl.trim_start_matches("name=").to_string()
+        };
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(mount)
+            .join(path.trim_start_matches('/'));
+        if dir.exists() {
+            out.push(dir);
+        }
+    }
+    out
+}

@@ -1086,6 +1086,72 @@ fn same_controllers(field: &str, controllers: &[String]) -> bool {
     !a.is_empty() && a == b
 }
 
+/// For a container whose state is lost (`delete -f` of a corrupt state.json): the cgroups
+/// named after `id` as hull, runc and the clients name them (`…/<id>`, `…/<prefix>-<id>.scope`)
+/// in every hierarchy, their processes killed and the cgroups removed. Returns the cgroups
+/// found. Bounded: a search of at most 50,000 directories, 8 levels deep.
+pub fn reap_by_id(id: &str) -> Vec<PathBuf> {
+    let Ok(mounts) = host_mounts() else {
+        return Vec::new();
+    };
+    let roots = mounts
+        .v1
+        .iter()
+        .map(|h| h.1.clone())
+        .chain(mounts.unified.iter().map(|u| u.0.clone()));
+    let scope = format!("-{id}.scope");
+    let mut found = Vec::new();
+    let mut budget = 50_000u32;
+    for root in roots {
+        let mut todo = vec![(root, 0u32)];
+        while let Some((dir, depth)) = todo.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if budget == 0 || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                budget -= 1;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                // Never a slice (an id like "user.slice" must not reach the host's).
+                if (name == id || name.ends_with(&scope)) && !name.ends_with(".slice") {
+                    found.push(e.path());
+                } else if depth < 8 {
+                    todo.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    // Nor a cgroup holding PID 1 or this very process: not a container's.
+    let me = std::process::id() as i32;
+    found.retain(|dir| {
+        let mut pids = Vec::new();
+        collect_procs(dir, &mut pids);
+        !pids.iter().any(|p| *p == 1 || *p == me)
+    });
+    for dir in &found {
+        for (file, value) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+            let _ = std::fs::write(dir.join(file), value);
+        }
+        if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
+            let mut pids = Vec::new();
+            collect_procs(dir, &mut pids);
+            for pid in pids {
+                // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    for dir in &found {
+        if let Err(e) = remove_tree(dir) {
+            tracing::warn!("{e}");
+        }
+    }
+    found
+}
+
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
     if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
         // cgroup2 lists 0 for a process outside the reader's pid namespace: never a pid to
