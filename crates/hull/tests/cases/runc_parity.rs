@@ -18,3 +18,27 @@ fn a_cwd_only_root_may_enter_is_entered_before_the_user_switch() {
     let out = t.output();
     assert_eq!(out, "/root\n42\ncannot-list\n");
 }
+
+/// The pid, process group and session of the process reading /proc/self/stat (fields 1, 5
+/// and 6), as the line `PID PGRP SID`.
+const PGRP_SID: &str = "cut -d' ' -f1,5,6 /proc/self/stat";
+
+/// As runc (nsexec calls setsid for every process it starts): the init and each exec'd
+/// process lead a session and a process group of their own, without a terminal too.
+#[test]
+fn the_init_and_exec_processes_are_session_leaders() {
+    let mut t = Test::new("parity_setsid");
+    t.sh(&format!("exec {PGRP_SID}"));
+    let out = t.output();
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f, ["1", "1", "1"], "init: {out}");
+
+    t.args(&["sleep", "600"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    let out = t.hull(&["exec", &t.id, "sh", "-c", &format!("exec {PGRP_SID}")]);
+    let f: Vec<String> = out.ok().stdout.split_whitespace().map(String::from).collect();
+    assert_eq!(f.len(), 3, "{out:?}");
+    assert_eq!((&f[1], &f[2]), (&f[0], &f[0]), "exec: {out:?}");
+}

@@ -564,6 +564,12 @@ fn prepare_process(
     chan: &Channel,
     keep: &[i32],
 ) -> Result<Exec, InitError> {
+    // As runc: every process hull starts leads a session and a process group of its own
+    // (a terminal's made it one already: EPERM).
+    match nix::unistd::setsid() {
+        Ok(_) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(InitError::new("setsid", e)),
+    }
     if let Some(s) = process.scheduler() {
         attrs::set_scheduler(s).map_err(step("scheduler"))?;
     }
