@@ -42,3 +42,13 @@ fn the_init_and_exec_processes_are_session_leaders() {
     assert_eq!(f.len(), 3, "{out:?}");
     assert_eq!((&f[1], &f[2]), (&f[0], &f[0]), "exec: {out:?}");
 }
+
+/// A new network namespace comes with its loopback interface up, as runc sets it.
+#[test]
+fn a_new_network_namespace_has_loopback_up() {
+    let mut t = Test::new("parity_lo");
+    t.sh("ip -o addr show lo; ip link show lo");
+    let out = t.output();
+    assert!(out.contains("inet 127.0.0.1/8"), "{out}");
+    assert!(out.contains("<LOOPBACK,UP,LOWER_UP>"), "{out}");
+}

@@ -365,6 +365,9 @@ fn setup(
         }
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
+    if plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        crate::sys::net::loopback_up().map_err(step("set the loopback interface up"))?;
+    }
 
     // Early, as runc does, while /proc is still the runtime's (the keyring code reads it).
     if !args.no_new_keyring {
