@@ -52,3 +52,31 @@ fn a_new_network_namespace_has_loopback_up() {
     assert!(out.contains("inet 127.0.0.1/8"), "{out}");
     assert!(out.contains("<LOOPBACK,UP,LOWER_UP>"), "{out}");
 }
+
+/// createContainer hooks run with the container's rootfs as their cwd, as runc runs them
+/// (the runtime's own hooks run in the bundle).
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    let mut t = Test::new("parity_hook_cwd");
+    let seen = t.path("cwd");
+    let hook = |file: &std::path::Path| {
+        serde_json::json!({
+            "path": "/usr/bin/busybox",
+            "args": ["busybox", "sh", "-c", format!("pwd > {}", file.display())],
+        })
+    };
+    let runtime_seen = t.path("runtime-cwd");
+    t.config["hooks"] = serde_json::json!({
+        "createContainer": [hook(&seen)],
+        "createRuntime": [hook(&runtime_seen)],
+    });
+    t.args(&["true"]);
+    t.output();
+    let rootfs = fs::canonicalize(&t.rootfs).unwrap();
+    assert_eq!(fs::read_to_string(&seen).unwrap().trim(), rootfs.to_str().unwrap());
+    let bundle = fs::canonicalize(&t.bundle).unwrap();
+    assert_eq!(
+        fs::read_to_string(&runtime_seen).unwrap().trim(),
+        bundle.to_str().unwrap()
+    );
+}

@@ -391,9 +391,10 @@ fn setup(
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
         let st = hook_state(args.id, host_pid, args.bundle, S::Creating);
+        // In the rootfs, as runc runs them (its init has changed into it by now).
         let opts = hooks::RunOptions {
             default_env: &[],
-            cwd: Some(&args.bundle.dir),
+            cwd: Some(&args.bundle.rootfs),
         };
         hooks::run_with("createContainer", list, &st, &opts)
             .map_err(step("createContainer hook"))?;
