@@ -129,10 +129,14 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
                     let why = libhull::logging::go_error_text(&e.to_string());
                     anyhow!("open {}: {why}", path.display())
                 })?;
-            Some(
-                serde_json::from_slice(&text)
-                    .map_err(|e| anyhow!("process {}: {e}", path.display()))?,
-            )
+            let bad = |e: serde_json::Error| anyhow!("process {}: {e}", path.display());
+            let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(bad)?;
+            // runc's process has a zero-valued user when the file has none: uid and gid 0.
+            if let Some(p) = value.as_object_mut() {
+                p.entry("user")
+                    .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+            }
+            Some(serde_json::from_value(value).map_err(bad)?)
         }
         None => None,
     };

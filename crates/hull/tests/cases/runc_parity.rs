@@ -80,3 +80,21 @@ fn create_container_hooks_run_in_the_rootfs() {
         bundle.to_str().unwrap()
     );
 }
+
+/// `exec -p` with a process file that has no `user`: runc runs it as uid 0.
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    let mut t = Test::new("parity_exec_nouser");
+    t.args(&["sleep", "600"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    let file = t.path("process.json");
+    fs::write(
+        &file,
+        r#"{"args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin"]}"#,
+    )
+    .unwrap();
+    let out = t.hull(&["exec", "-p", file.to_str().unwrap(), &t.id]);
+    assert_eq!(out.ok().stdout, "0\n0\n", "{out:?}");
+}
