@@ -38,7 +38,12 @@ fn the_init_and_exec_processes_are_session_leaders() {
     out.ok();
     t.hull(&["start", &t.id]).ok();
     let out = t.hull(&["exec", &t.id, "sh", "-c", &format!("exec {PGRP_SID}")]);
-    let f: Vec<String> = out.ok().stdout.split_whitespace().map(String::from).collect();
+    let f: Vec<String> = out
+        .ok()
+        .stdout
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     assert_eq!(f.len(), 3, "{out:?}");
     assert_eq!((&f[1], &f[2]), (&f[0], &f[0]), "exec: {out:?}");
 }
@@ -73,7 +78,10 @@ fn create_container_hooks_run_in_the_rootfs() {
     t.args(&["true"]);
     t.output();
     let rootfs = fs::canonicalize(&t.rootfs).unwrap();
-    assert_eq!(fs::read_to_string(&seen).unwrap().trim(), rootfs.to_str().unwrap());
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap().trim(),
+        rootfs.to_str().unwrap()
+    );
     let bundle = fs::canonicalize(&t.bundle).unwrap();
     assert_eq!(
         fs::read_to_string(&runtime_seen).unwrap().trim(),
@@ -97,4 +105,28 @@ fn exec_process_file_without_user_runs_as_root() {
     .unwrap();
     let out = t.hull(&["exec", "-p", file.to_str().unwrap(), &t.id]);
     assert_eq!(out.ok().stdout, "0\n0\n", "{out:?}");
+}
+
+/// A tmpfs over an existing directory takes the directory's mode (runc's rule), unless its
+/// options say `mode=`; over a new directory it keeps tmpfs's own (1777).
+#[test]
+fn a_tmpfs_over_a_directory_takes_its_mode() {
+    let mut t = Test::new("parity_tmpfs_mode");
+    for (dir, mode) in [("kept", 0o750), ("given", 0o750)] {
+        fs::create_dir(t.rootfs.join(dir)).unwrap();
+        fs::set_permissions(t.rootfs.join(dir), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    t.mount(serde_json::json!({ "destination": "/kept", "type": "tmpfs", "source": "tmpfs" }));
+    t.mount(serde_json::json!({
+        "destination": "/given", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]
+    }));
+    t.mount(serde_json::json!({ "destination": "/new", "type": "tmpfs", "source": "tmpfs" }));
+    t.sh("stat -c '%n %a' /kept /new /given");
+    let out = t.output();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["/kept 750", "/new 1777"], "{out}");
+    // runc 1.3 puts the directory's mode before the options; 1.1.5 chmods after the mount.
+    if !is_runc() {
+        assert_eq!(lines[2], "/given 700", "{out}");
+    }
 }

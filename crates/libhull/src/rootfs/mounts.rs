@@ -169,6 +169,21 @@ impl<'a> Mounter<'a> {
         if special {
             self.refuse_non_directory(dest, typ)?;
         }
+        // A tmpfs over an existing directory takes that directory's mode, as with runc (a
+        // `mode=` in the options still wins: it comes later).
+        let with_mode;
+        let opts = match self.root.resolve(dest).ok().filter(|_| typ == "tmpfs") {
+            Some(existing) => {
+                let st = nix::sys::stat::fstat(existing.as_raw_fd())
+                    .map_err(sys("stat", dest.display()))?;
+                let mut o = opts.clone();
+                o.data
+                    .insert(0, format!("mode={:04o}", st.st_mode & 0o7777));
+                with_mode = o;
+                &with_mode
+            }
+            None => opts,
+        };
         let target = self.mountpoint(dest, false)?;
         let at = self.in_root(&target, dest)?;
         check_proc_destination(&at, typ == "proc", None)?;
