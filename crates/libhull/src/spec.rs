@@ -511,8 +511,14 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
     if key.starts_with("net.") {
         return needs(LinuxNamespaceType::Network, "network");
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    if key == "kernel.domainname" {
         return needs(LinuxNamespaceType::Uts, "uts");
+    }
+    if key == "kernel.hostname" && has(LinuxNamespaceType::Uts) {
+        return Err(SpecError::invalid(
+            field(),
+            "sysctl is not allowed as it conflicts with the OCI \"hostname\" field",
+        ));
     }
     Err(SpecError::invalid(
         field(),

@@ -130,3 +130,23 @@ fn a_tmpfs_over_a_directory_takes_its_mode() {
         assert_eq!(lines[2], "/given 700", "{out}");
     }
 }
+
+/// `kernel.hostname` as a sysctl is refused as runc refuses it (the `hostname` field says
+/// it); `kernel.domainname`, which has no field, is set.
+#[test]
+fn the_hostname_sysctl_is_refused_and_domainname_set() {
+    let mut t = Test::new("parity_sysctl_hostname");
+    t.add_namespace("uts", None);
+    t.config["linux"]["sysctl"] = serde_json::json!({ "kernel.hostname": "other" });
+    let out = t.run();
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("kernel.hostname") && out.stderr.contains("conflicts"),
+        "{out:?}"
+    );
+    t.assert_nothing_left(&t.id);
+
+    t.config["linux"]["sysctl"] = serde_json::json!({ "kernel.domainname": "example.org" });
+    t.args(&["cat", "/proc/sys/kernel/domainname"]);
+    assert_eq!(t.output(), "example.org\n");
+}
