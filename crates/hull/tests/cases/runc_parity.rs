@@ -150,3 +150,17 @@ fn the_hostname_sysctl_is_refused_and_domainname_set() {
     t.args(&["cat", "/proc/sys/kernel/domainname"]);
     assert_eq!(t.output(), "example.org\n");
 }
+
+/// runc counts only r, w and m in a device rule's access and skips other letters: "rwa"
+/// allows reading and writing.
+#[test]
+fn device_access_letters_other_than_rwm_are_skipped() {
+    let mut t = Test::new("parity_dev_access");
+    t.config["linux"]["cgroupsPath"] = t.id.clone().into();
+    t.config["linux"]["resources"]["devices"] = serde_json::json!([
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa" },
+    ]);
+    t.sh("echo x > /dev/null && head -c 1 /dev/null; echo ok");
+    assert_eq!(t.output(), "ok\n");
+}

@@ -26,6 +26,14 @@ pub fn parse_access(access: &str) -> Result<u8, char> {
     })
 }
 
+/// [`parse_access`] that skips letters other than `rwm`, as runc's does.
+fn parse_access_lenient(access: &str) -> u8 {
+    access
+        .chars()
+        .filter_map(|c| parse_access(&c.to_string()).ok())
+        .fold(0, |acc, b| acc | b)
+}
+
 /// The access string of `bits`, in the kernel's `rwm` order.
 pub fn access_string(bits: u8) -> String {
     [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')]
@@ -109,12 +117,11 @@ impl Rule {
         let minor = number(d.minor(), ".minor")?;
         let access = match d.access().as_deref() {
             None | Some("") => return Err(invalid(".access", "must not be empty".into())),
-            Some(s) => parse_access(s).map_err(|c| {
-                invalid(
-                    ".access",
-                    format!("unknown access {c:?} in {s:?} (only r, w and m)"),
-                )
-            })?,
+            // As runc: letters other than r, w and m count for nothing ("rwa" is "rw").
+            Some(s) => match parse_access_lenient(s) {
+                0 => return Err(invalid(".access", format!("{s:?} has none of r, w and m"))),
+                bits => bits,
+            },
         };
         let kind = match d.typ().unwrap_or_default() {
             LinuxDeviceType::A => None,
@@ -286,8 +293,8 @@ mod tests {
                 "linux.resources.devices[1].access: must not be empty",
             ),
             (
-                r#"{"allow":true,"type":"c","major":1,"minor":5,"access":"rx"}"#,
-                "linux.resources.devices[1].access: unknown access 'x'",
+                r#"{"allow":true,"type":"c","major":1,"minor":5,"access":"xa"}"#,
+                "linux.resources.devices[1].access: \"xa\" has none of r, w and m",
             ),
             (
                 r#"{"allow":true,"type":"u","major":1,"minor":5,"access":"r"}"#,
