@@ -429,7 +429,11 @@ impl Runtime {
                 if let (true, Some(path)) = (wrote_pid_file, &pid_file) {
                     let _ = std::fs::remove_file(path);
                 }
-                kill_everything(&st);
+                // No init yet (refused before the clone): nothing to kill, and no cgroup to
+                // thaw that hull did not freeze (an existing one someone froze stays so).
+                if st.pid > 0 {
+                    kill_everything(&st);
+                }
                 if let Err(e) = release_resources(&st) {
                     tracing::warn!("{e}");
                 }

@@ -164,3 +164,40 @@ fn device_access_letters_other_than_rwm_are_skipped() {
     t.sh("echo x > /dev/null && head -c 1 /dev/null; echo ok");
     assert_eq!(t.output(), "ok\n");
 }
+
+/// `run` into an existing cgroup someone froze is refused, and the cgroup stays frozen:
+/// hull thaws nothing it did not freeze.
+#[test]
+fn a_refused_run_leaves_a_frozen_cgroup_frozen() {
+    let mut t = Test::new("parity_frozen_existing");
+    let Some(freezer) = cgroup_hierarchies()
+        .into_iter()
+        .find(|h| h.controllers.iter().any(|c| c == "freezer"))
+    else {
+        panic!("no v1 freezer on this host: this test needs the project's hybrid CI host");
+    };
+    let path = format!("hulltest-frozen-{}", t.id);
+    let dir = freezer.dir_for(&path);
+    fs::create_dir(&dir).unwrap();
+    struct Thaw(std::path::PathBuf);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _thaw = Thaw(dir.clone());
+    fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+    t.config["linux"]["cgroupsPath"] = path.clone().into();
+    t.args(&["true"]);
+    let out = t.run();
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("frozen"), "{out:?}");
+    assert_eq!(
+        fs::read_to_string(dir.join("freezer.state"))
+            .unwrap()
+            .trim(),
+        "FROZEN",
+        "{out:?}"
+    );
+}
