@@ -201,3 +201,43 @@ fn a_refused_run_leaves_a_frozen_cgroup_frozen() {
         "{out:?}"
     );
 }
+
+/// An existing intermediate cpuset cgroup left empty (a pod's, made by a client): runc fills
+/// every level from its parent, so the container can join.
+#[test]
+fn an_empty_existing_cpuset_parent_is_filled() {
+    let mut t = Test::new("parity_cpuset_parent");
+    let Some(cpuset) = cgroup_hierarchies()
+        .into_iter()
+        .find(|h| h.controllers.iter().any(|c| c == "cpuset"))
+    else {
+        panic!("no v1 cpuset hierarchy: this test needs the project's hybrid CI host");
+    };
+    let parent_path = format!("hulltest-pod-{}", t.id);
+    let parent = cpuset.dir_for(&parent_path);
+    fs::create_dir(&parent).unwrap();
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _gone = Gone(parent.clone());
+    assert_eq!(
+        fs::read_to_string(parent.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
+    t.config["linux"]["cgroupsPath"] = format!("{parent_path}/{}", t.id).into();
+    t.config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 50 });
+    t.args(&["true"]);
+    t.output();
+    let top = fs::read_to_string(parent.parent().unwrap().join("cpuset.cpus")).unwrap();
+    assert_eq!(
+        fs::read_to_string(parent.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        top.trim()
+    );
+}

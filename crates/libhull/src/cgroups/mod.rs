@@ -487,8 +487,12 @@ impl Cgroups {
                     source,
                 })?;
             }
+            // The slices hull makes beside systemd's take no task until they have cpus
+            // and mems.
             if let Some(cpuset) = self.v1_dir("cpuset") {
-                fill_cpuset_down(cpuset)?;
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    v1::fill_cpuset_down(cpuset, file)?;
+                }
             }
             self.join(pid)?;
             return self.apply_files(res, false);
@@ -1041,34 +1045,6 @@ impl Cgroups {
             None => Ok(()),
         }
     }
-}
-
-/// Gives each v1 cpuset cgroup from the hierarchy's root down to `dir` its parent's cpus
-/// and mems where it has none: a new cpuset cgroup (the slices hull makes beside systemd's)
-/// takes no task until then.
-fn fill_cpuset_down(dir: &Path) -> Result<(), CgroupError> {
-    let mut levels: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|a| a.join("cpuset.cpus").exists())
-        .collect();
-    levels.reverse();
-    for pair in levels.windows(2) {
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = std::fs::read_to_string(pair[1].join(file)).unwrap_or_default();
-            if !mine.trim().is_empty() {
-                continue;
-            }
-            let theirs = std::fs::read_to_string(pair[0].join(file)).unwrap_or_default();
-            let path = pair[1].join(file);
-            std::fs::write(&path, theirs.trim()).map_err(|source| CgroupError::Write {
-                field: "--systemd-cgroup".into(),
-                path,
-                value: theirs.trim().to_string(),
-                source,
-            })?;
-        }
-    }
-    Ok(())
 }
 
 fn own_cgroup_refused(dir: &Path) -> CgroupError {

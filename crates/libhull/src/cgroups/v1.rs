@@ -150,7 +150,9 @@ enum Step {
     /// and runtime): the first, then the second; if the kernel refuses the first with
     /// EINVAL, the second first.
     EitherOrder(Write, Write),
-    /// Copies the parent's `cpuset.cpus` or `cpuset.mems` into `dir` if it is still empty.
+    /// Copies the parent's `cpuset.cpus` or `cpuset.mems` into `dir` if it is still empty,
+    /// and first into every empty ancestor, from the top down (runc's rule: an existing
+    /// intermediate cgroup left empty, a pod's, refuses every process with ENOSPC).
     FillFromParent {
         dir: PathBuf,
         file: &'static str,
@@ -160,6 +162,34 @@ enum Step {
         dir: PathBuf,
         want: DeviceState,
     },
+}
+
+/// Fills `file` (`cpuset.cpus` or `cpuset.mems`) of `dir` and of each ancestor that has it
+/// empty, from the first non-empty one down, with its parent's value.
+pub(super) fn fill_cpuset_down(dir: &Path, file: &'static str) -> Result<(), CgroupError> {
+    let mut empty = Vec::new();
+    for level in dir.ancestors() {
+        let path = level.join(file);
+        if !path.exists() || !read(&path)?.trim().is_empty() {
+            break;
+        }
+        empty.push(level);
+    }
+    let name = if file == "cpuset.cpus" {
+        "cpus"
+    } else {
+        "mems"
+    };
+    for level in empty.into_iter().rev() {
+        let parent = level.parent().unwrap_or(Path::new("/")).join(file);
+        Write {
+            field: field(&format!("cpu.{name} (copied from the parent cgroup)")),
+            path: level.join(file),
+            value: read(&parent)?.trim().to_owned(),
+        }
+        .run()?;
+    }
+    Ok(())
 }
 
 impl Step {
@@ -196,25 +226,7 @@ impl Step {
                 }
                 Err(e) => Err(first.error(e)),
             },
-            Step::FillFromParent { dir, file } => {
-                let path = dir.join(file);
-                if !read(&path)?.trim().is_empty() {
-                    return Ok(());
-                }
-                let parent = dir.parent().unwrap_or(Path::new("/")).join(file);
-                let value = read(&parent)?.trim().to_owned();
-                let name = if file == "cpuset.cpus" {
-                    "cpus"
-                } else {
-                    "mems"
-                };
-                Write {
-                    field: field(&format!("cpu.{name} (copied from the parent cgroup)")),
-                    path,
-                    value,
-                }
-                .run()
-            }
+            Step::FillFromParent { dir, file } => fill_cpuset_down(&dir, file),
             Step::CheckDevices { dir, want } => {
                 let path = dir.join("devices.list");
                 let got =
@@ -703,14 +715,12 @@ impl<'a> Plan<'a> {
         }
         let files = ["cpuset.cpus", "cpuset.mems"];
         if !self.update {
-            // Directories hull made above the container's, parents first: each must have
-            // cpus and mems before its child can.
-            for made in &self.cg.created {
-                if dir.starts_with(made) && made != dir {
-                    for file in files {
-                        let dir = made.clone();
-                        self.steps.push(Step::FillFromParent { dir, file });
-                    }
+            // Every level above the container's, parents first: each must have cpus and
+            // mems before its child can.
+            if let Some(parent) = dir.parent() {
+                for file in files {
+                    let dir = parent.to_owned();
+                    self.steps.push(Step::FillFromParent { dir, file });
                 }
             }
         }
