@@ -1310,6 +1310,10 @@ exec {} "$@""#,
             let path = format!("/proc/self/fd/{}", view.as_raw_fd());
             let mut child = run_blocked(&view);
             let exe_link = format!("/proc/{}/exe", child.id());
+            // Once seen under emulation (TCG): the link still named the test binary when
+            // read right after spawn. Wait until it names the copy.
+            let original = std::fs::read_link("/proc/self/exe").unwrap();
+            wait_for(|| std::fs::read_link(&exe_link).is_ok_and(|l| l != original));
             let handle = File::open(&exe_link).unwrap();
             let seen = || {
                 format!(
