@@ -241,3 +241,30 @@ fn an_empty_existing_cpuset_parent_is_filled() {
         top.trim()
     );
 }
+
+/// A bind mount of a file onto a directory (or the reverse) fails as runc's does, "not a
+/// directory" with both paths: docker shows its "Are you trying to mount a directory onto
+/// a file" hint on that text only.
+#[test]
+fn binding_a_file_onto_a_directory_says_not_a_directory() {
+    let mut t = Test::new("parity_bind_kind");
+    let file = t.path("a-file");
+    fs::write(&file, "x").unwrap();
+    let dir = t.mkdir("a-dir");
+    fs::create_dir(t.rootfs.join("target-dir")).unwrap();
+    fs::write(t.rootfs.join("target-file"), "").unwrap();
+    for (source, dest) in [(&file, "/target-dir"), (&dir, "/target-file")] {
+        let mut t2 = Test::new("parity_bind_kind_case");
+        t2.rootfs = t.rootfs.clone();
+        t2.config["root"]["path"] = t.rootfs.to_str().unwrap().into();
+        t2.mount(serde_json::json!({
+            "destination": dest, "type": "bind", "source": source, "options": ["bind"]
+        }));
+        t2.args(&["true"]);
+        let out = t2.run();
+        assert!(!out.success(), "{out:?}");
+        assert!(out.stderr.contains("not a directory"), "{out:?}");
+        assert!(out.stderr.contains(source.to_str().unwrap()), "{out:?}");
+        t2.assert_nothing_left(&t2.id);
+    }
+}

@@ -152,6 +152,19 @@ impl<'a> Mounter<'a> {
             setattr(tree.as_fd(), &attr, true)
                 .map_err(sys("set recursive mount attributes for", dest.display()))?;
         }
+        // move_mount says EINVAL where mount(2) said ENOTDIR; docker's hint ("Are you trying
+        // to mount a directory onto a file?") keys on runc's "not a directory".
+        let is_dir = |fd: &OwnedFd| {
+            nix::sys::stat::fstat(fd.as_raw_fd())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        };
+        if is_dir(&tree) != is_dir(target) {
+            return Err(RootfsError::refused(
+                "bind mount",
+                format!("{} onto {}", source.display(), dest.display()),
+                "not a directory",
+            ));
+        }
         sysmount::move_mount(tree.as_fd(), target.as_fd())
             .map_err(sys("bind mount onto", dest.display()))?;
         self.set_propagation(tree.as_fd(), dest, opts)
