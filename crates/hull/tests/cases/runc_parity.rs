@@ -247,7 +247,7 @@ fn an_empty_existing_cpuset_parent_is_filled() {
 /// a file" hint on that text only.
 #[test]
 fn binding_a_file_onto_a_directory_says_not_a_directory() {
-    let mut t = Test::new("parity_bind_kind");
+    let t = Test::new("parity_bind_kind");
     let file = t.path("a-file");
     fs::write(&file, "x").unwrap();
     let dir = t.mkdir("a-dir");
