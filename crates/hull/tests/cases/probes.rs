@@ -292,26 +292,6 @@ fn preserve_fds_beyond_the_open_ones_is_refused() {
     assert_eq!(out.ok().stdout.trim(), "6", "{out:?}");
 }
 
-/// `kill --all` with a catchable signal leaves the freezer as it found it: a paused
-/// container stays paused, and its processes get the signal once resumed.
-#[test]
-fn kill_all_keeps_a_paused_container_paused() {
-    if skip_on_runc("runc 1.1.5 thaws a paused container on kill --all") {
-        return;
-    }
-    let mut t = Test::new("probe_killall_paused");
-    t.sh("trap 'exit 3' TERM; sleep 600 & wait");
-    let (out, _) = t.create(&t.id);
-    out.ok();
-    t.hull(&["start", &t.id]).ok();
-    t.hull(&["pause", &t.id]).ok();
-    t.hull(&["kill", "--all", &t.id, "TERM"]).ok();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(t.status(&t.id), "paused");
-    t.hull(&["resume", &t.id]).ok();
-    assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
-}
-
 /// A container that may write its cgroups freezes a child cgroup of its own: `delete -f`
 /// still ends it at once, thawing every descendant around the kill.
 #[test]
