@@ -350,7 +350,11 @@ pub fn parse_signal(raw: &str) -> Result<i32> {
 }
 
 fn list(rt: &Runtime, args: ListArgs) -> Result<i32> {
-    let states = rt.list()?;
+    let (states, broken) = rt.list()?;
+    // As runc prints them, whatever the log settings.
+    for (id, e) in broken {
+        eprintln!("load container {id}: {e}");
+    }
     let mut out = Vec::new();
     if args.quiet {
         for s in &states {

@@ -938,17 +938,19 @@ impl Runtime {
     }
 
     /// The state of every container, sorted by id.
-    pub fn list(&self) -> Result<Vec<OciState>, Error> {
+    /// Every container under the root, and apart the ones whose state cannot be read (one
+    /// broken container does not hide the others: runc's rule).
+    pub fn list(&self) -> Result<(Vec<OciState>, Vec<(String, Error)>), Error> {
         let mut out = Vec::new();
+        let mut broken = Vec::new();
         for id in self.store.ids()? {
             match self.state(&id) {
                 Ok(s) => out.push(s),
                 Err(Error::State(StateError::NotExist)) => {}
-                // One broken container does not hide the others (runc's rule too).
-                Err(e) => tracing::warn!("load container {id}: {e}"),
+                Err(e) => broken.push((id, e)),
             }
         }
-        Ok(out)
+        Ok((out, broken))
     }
 }
 
