@@ -940,7 +940,7 @@ impl Runtime {
     /// The state of every container, sorted by id.
     /// Every container under the root, and apart the ones whose state cannot be read (one
     /// broken container does not hide the others: runc's rule).
-    pub fn list(&self) -> Result<(Vec<OciState>, Vec<(String, Error)>), Error> {
+    pub fn list(&self) -> Result<Listing, Error> {
         let mut out = Vec::new();
         let mut broken = Vec::new();
         for id in self.store.ids()? {
@@ -953,6 +953,9 @@ impl Runtime {
         Ok((out, broken))
     }
 }
+
+/// `list`'s answer: the containers, and the ids whose state could not be read, with why.
+pub type Listing = (Vec<OciState>, Vec<(String, Error)>);
 
 /// Runs hooks the runtime itself runs, as runc does: in the bundle directory, with the
 /// runtime's environment for a hook that has none. Stops at the first failure.
