@@ -353,7 +353,7 @@ fn list(rt: &Runtime, args: ListArgs) -> Result<i32> {
     let (states, broken) = rt.list()?;
     // As runc prints them, whatever the log settings.
     for (id, e) in broken {
-        eprintln!("load container {id}: {e}");
+        let _ = writeln!(std::io::stderr(), "load container {id}: {e}");
     }
     let mut out = Vec::new();
     if args.quiet {
