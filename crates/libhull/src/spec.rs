@@ -120,13 +120,48 @@ pub fn read_input(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// The runtime-spec's names of two scheduler flags, and how the pinned oci-spec spells them.
+const SCHED_FLAG_NAMES: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+/// Renames the runtime-spec's scheduler flags in a `process` object to the names oci-spec
+/// 0.10 parses (runc takes the spec's names).
+pub fn spec_scheduler_flags(process: &mut serde_json::Value) {
+    let Some(flags) = process
+        .pointer_mut("/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for flag in flags {
+        let ours = SCHED_FLAG_NAMES
+            .iter()
+            .find(|(spec, _)| flag.as_str() == Some(spec));
+        if let Some((_, ours)) = ours {
+            *flag = (*ours).into();
+        }
+    }
+}
+
 /// Parses a config file, naming the JSON path of the first field that does not fit.
 pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
     let open = |source| SpecError::Open {
         path: path.to_path_buf(),
         source,
     };
-    let data = File::open(path).and_then(read_input).map_err(open)?;
+    let mut data = File::open(path).and_then(read_input).map_err(open)?;
+    let has = |name: &str| data.windows(name.len()).any(|w| w == name.as_bytes());
+    if SCHED_FLAG_NAMES.iter().any(|(spec, _)| has(spec)) {
+        // Rare: only then parsed twice.
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) {
+            if let Some(process) = value.get_mut("process") {
+                spec_scheduler_flags(process);
+            }
+            data = serde_json::to_vec(&value).expect("a parsed value serializes");
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(&data);
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| SpecError::Parse {
         path: path.to_path_buf(),

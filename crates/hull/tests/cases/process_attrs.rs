@@ -210,3 +210,31 @@ fn run_with_listen_env(t: &Test, listen_pid: &str, fd3: &Path) -> crate::util::O
     };
     t.call(&["-c", &script], &c)
 }
+
+/// SCHED_FIFO with a priority and the runtime-spec's flag names (`SCHED_FLAG_RESET_ON_FORK`,
+/// which the pinned oci-spec spells otherwise), as runc 1.2+ takes them.
+#[test]
+fn sched_fifo_with_the_spec_flag_names() {
+    if skip_on_runc("runc 1.1.5 ignores process.scheduler") {
+        return;
+    }
+    let mut t = Test::new("attrs_sched_fifo");
+    t.config["process"]["scheduler"] = json!({
+        "policy": "SCHED_FIFO", "priority": 1, "flags": ["SCHED_FLAG_RESET_ON_FORK"]
+    });
+    // A v1 cpu cgroup with real-time group scheduling (this host's) gives a new cgroup no
+    // real-time runtime: the container must ask for some, as with runc.
+    t.config["linux"]["cgroupsPath"] = t.id.clone().into();
+    t.config["linux"]["resources"]["cpu"] = json!({ "realtimeRuntime": 10000 });
+    t.args(&["cat", "/proc/self/sched"]);
+    let sched = t.output();
+    // SCHED_FIFO is policy 1; reset-on-fork does not show in the policy number.
+    assert_eq!(sched_field(&sched, "policy"), Some(1), "{sched}");
+    // The flag: a child of the container's process is back to SCHED_OTHER.
+    t.args(&["sh", "-c", "cat /proc/self/sched"]);
+    let child = t.output();
+    assert_eq!(sched_field(&child, "policy"), Some(1), "sh itself: {child}");
+    t.args(&["sh", "-c", "cat /proc/self/sched; true"]);
+    let forked = t.output();
+    assert_eq!(sched_field(&forked, "policy"), Some(0), "a fork: {forked}");
+}
