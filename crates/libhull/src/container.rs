@@ -326,6 +326,13 @@ impl Runtime {
                 }
                 other => other.map(|()| true)?,
             };
+            // Opened here, with the runtime's rights: the root of a new user namespace may
+            // not reach a source the caller can (runc does the same). The clone inherits them.
+            let bind_sources = if plan.new_user() {
+                crate::rootfs::open_bind_sources(spec, &bundle.dir)
+            } else {
+                Vec::new()
+            };
             // With systemd the cgroup comes with the unit, once the init exists.
             let cgroup_fd = if active && !cg.by_systemd() {
                 cg.check_not_frozen()?;
@@ -392,6 +399,7 @@ impl Runtime {
                         listen_fds: opts.listen_fds,
                         exec: None,
                         seccomp: filter.as_ref(),
+                        bind_sources: &bind_sources,
                     },
                     lock: entry.dir_fd().as_raw_fd(),
                     cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
@@ -798,6 +806,7 @@ impl Runtime {
                     listen_fds: 0,
                     exec: Some(&process),
                     seccomp: filter.as_ref(),
+                    bind_sources: &[],
                 },
                 lock: -1,
                 cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),

@@ -268,3 +268,25 @@ fn binding_a_file_onto_a_directory_says_not_a_directory() {
         t2.assert_nothing_left(&t2.id);
     }
 }
+
+/// A bind source the container's user-namespace root cannot reach (below a 0700 directory
+/// of the host's root) is mounted all the same: the runtime opens the sources, as runc does,
+/// and the container sees what it may see there.
+#[test]
+fn bind_sources_are_opened_by_the_runtime_not_the_user_namespace_root() {
+    let mut t = Test::new("parity_bind_userns");
+    super::namespaces::new_user_namespace(&mut t);
+    let private = t.path("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let shared = private.join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(shared.join("file"), "seen\n").unwrap();
+    fs::set_permissions(shared.join("file"), fs::Permissions::from_mode(0o644)).unwrap();
+    t.mount(serde_json::json!({
+        "destination": "/data", "type": "bind", "source": shared, "options": ["rbind", "ro"]
+    }));
+    t.sh("cat /data/file; touch /data/x 2>/dev/null || echo read-only");
+    assert_eq!(t.output(), "seen\nread-only\n");
+}

@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub exec: Option<&'a Process>,
     /// The container's seccomp filter, compiled by the runtime.
     pub seccomp: Option<&'a seccomp::Filter>,
+    /// Bind mount sources the runtime opened (see [`rootfs::open_bind_sources`]).
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
@@ -355,6 +357,7 @@ fn setup(
         mount_ns: plan.has(LinuxNamespaceType::Mount),
         user_ns: plan.has(LinuxNamespaceType::User),
         cgroup2_path: cgroup2.as_deref(),
+        bind_sources: args.bind_sources,
     };
 
     if single_clone {

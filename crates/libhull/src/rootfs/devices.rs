@@ -286,6 +286,7 @@ mod tests {
             mount_ns: true,
             user_ns: false,
             cgroup2_path: None,
+            bind_sources: &[],
         };
         let devs = wanted(&ctx).unwrap();
         assert_eq!(devs.len(), 7);

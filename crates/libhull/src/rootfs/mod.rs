@@ -13,6 +13,8 @@ mod devices;
 mod inroot;
 pub(crate) mod mountinfo;
 mod mounts;
+
+pub use mounts::open_bind_sources;
 pub mod options;
 mod paths;
 mod pivot;
@@ -99,6 +101,8 @@ pub struct RootfsContext<'a> {
     /// With a new cgroup namespace: the init's cgroup2 path as it was before that namespace
     /// (relative to the hierarchy's root), bound at a cgroup2 mount the kernel refuses.
     pub cgroup2_path: Option<&'a Path>,
+    /// Bind mount sources the runtime opened as detached trees, by `mounts[]` index.
+    pub bind_sources: &'a [Option<std::os::fd::OwnedFd>],
 }
 
 impl RootfsContext<'_> {
@@ -148,8 +152,8 @@ pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
 
     let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     let mounter = mounts::Mounter::new(ctx, &root)?;
-    for m in mounts {
-        mounter.mount(m)?;
+    for (i, m) in mounts.iter().enumerate() {
+        mounter.mount(m, ctx.bind_sources.get(i).and_then(Option::as_ref))?;
     }
     if devices::needs_setup(mounts) {
         devices::setup(ctx, &root)?;

@@ -38,6 +38,39 @@ const PROC_ALLOWED: &[&str] = &[
 /// Where the host keeps its cgroup2 hierarchy when it is fully unified.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
+/// The bind mount sources of `spec`, each opened (as a detached copy, recursive for
+/// `rbind`) by the runtime, by `mounts[]` index; `None` where a mount is no bind or the open
+/// failed (the init then tries the path itself and reports). For a container with a new user
+/// namespace, whose root may not reach a source the runtime can (a directory under a 0700
+/// parent): runc opens sources in the runtime too.
+pub fn open_bind_sources(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Option<OwnedFd>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    mounts
+        .iter()
+        .map(|m| {
+            let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+            let bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
+            if !bind || opts.flags.contains(MsFlags::MS_REMOUNT) {
+                return None;
+            }
+            let source = m
+                .source()
+                .as_deref()
+                .filter(|s| !s.as_os_str().is_empty())?;
+            open_source_tree(&bundle.join(source), &opts).ok()
+        })
+        .collect()
+}
+
+/// A detached copy of the mount tree at `source` (of all of it for `rbind`).
+fn open_source_tree(source: &Path, opts: &MountOptions) -> Result<OwnedFd, Errno> {
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if opts.is_recursive_bind() {
+        flags |= AT_RECURSIVE as u32;
+    }
+    sysmount::open_tree(None, source, flags)
+}
+
 /// Performs mounts inside one rootfs.
 pub(super) struct Mounter<'a> {
     ctx: &'a RootfsContext<'a>,
@@ -66,8 +99,8 @@ impl<'a> Mounter<'a> {
         })
     }
 
-    /// Performs one `mounts[]` entry.
-    pub fn mount(&self, m: &Mount) -> Result<(), RootfsError> {
+    /// Performs one `mounts[]` entry; `opened`: its bind source as the runtime opened it.
+    pub fn mount(&self, m: &Mount, opened: Option<&OwnedFd>) -> Result<(), RootfsError> {
         let dest = clean_path(m.destination());
         let options = m.options().as_deref().unwrap_or_default();
         let opts = MountOptions::parse(options);
@@ -90,7 +123,7 @@ impl<'a> Mounter<'a> {
                 ));
             };
             let source = self.ctx.bundle.join(source);
-            return self.bind(&source, &dest, &opts);
+            return self.bind(&source, &dest, &opts, opened);
         }
         match typ {
             "" => Err(RootfsError::refused(
@@ -111,8 +144,15 @@ impl<'a> Mounter<'a> {
         }
     }
 
-    /// A bind mount of the host path `source` (already joined to the bundle).
-    fn bind(&self, source: &Path, dest: &Path, opts: &MountOptions) -> Result<(), RootfsError> {
+    /// A bind mount of the host path `source` (already joined to the bundle), or of the tree
+    /// the runtime `opened` from it.
+    fn bind(
+        &self,
+        source: &Path,
+        dest: &Path,
+        opts: &MountOptions,
+        opened: Option<&OwnedFd>,
+    ) -> Result<(), RootfsError> {
         if opts.flags.contains(MsFlags::MS_REMOUNT) {
             // "bind,remount,…": change the flags of what is mounted at dest already.
             let target = self
@@ -121,12 +161,18 @@ impl<'a> Mounter<'a> {
                 .map_err(sys("resolve mount destination", dest.display()))?;
             return self.set_attrs(target.as_fd(), dest, opts, true);
         }
-        let meta =
-            std::fs::metadata(source).map_err(io_err("stat bind source", source.display()))?;
-        let target = self.mountpoint(dest, !meta.is_dir())?;
+        let is_dir = match opened {
+            Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .map_err(sys("stat bind source", source.display()))?,
+            None => std::fs::metadata(source)
+                .map_err(io_err("stat bind source", source.display()))?
+                .is_dir(),
+        };
+        let target = self.mountpoint(dest, !is_dir)?;
         let at = self.in_root(&target, dest)?;
         check_proc_destination(&at, false, Some(source))?;
-        self.attach_bind(source, &target, dest, opts)
+        self.attach_bind(source, &target, dest, opts, opened)
     }
 
     /// Clones `source` (recursively for rbind), sets its flags while it is still detached,
@@ -137,13 +183,17 @@ impl<'a> Mounter<'a> {
         target: &OwnedFd,
         dest: &Path,
         opts: &MountOptions,
+        opened: Option<&OwnedFd>,
     ) -> Result<(), RootfsError> {
-        let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-        if opts.is_recursive_bind() {
-            flags |= AT_RECURSIVE as u32;
-        }
-        let tree = sysmount::open_tree(None, source, flags)
-            .map_err(sys("clone bind source", source.display()))?;
+        let cloned;
+        let tree = match opened {
+            Some(tree) => tree,
+            None => {
+                cloned = open_source_tree(source, opts)
+                    .map_err(sys("clone bind source", source.display()))?;
+                &cloned
+            }
+        };
         if let Some(attr) = opts.bind_attr() {
             setattr(tree.as_fd(), &attr, false)
                 .map_err(sys("set bind mount flags for", dest.display()))?;
@@ -158,7 +208,7 @@ impl<'a> Mounter<'a> {
             nix::sys::stat::fstat(fd.as_raw_fd())
                 .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         };
-        if is_dir(&tree) != is_dir(target) {
+        if is_dir(tree) != is_dir(target) {
             return Err(RootfsError::refused(
                 "bind mount",
                 format!("{} onto {}", source.display(), dest.display()),
@@ -261,7 +311,7 @@ impl<'a> Mounter<'a> {
                 tracing::debug!(dest = %dest.display(), "cannot mount {typ} here: binding {host}");
                 let mut bind = opts.clone();
                 bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                return self.attach_bind(Path::new(host), &target, dest, &bind);
+                return self.attach_bind(Path::new(host), &target, dest, &bind, None);
             }
             Err(e) => return Err(sys("mount", format!("{typ} at {}", dest.display()))(e)),
         }
@@ -411,7 +461,7 @@ impl<'a> Mounter<'a> {
                     .unwrap_or(Path::new(path));
                 let rel = rel.strip_prefix("/").unwrap_or(rel);
                 let source = h.mount_point.join(rel);
-                self.attach_bind(&source, &dir, &sub, &sub_opts)?;
+                self.attach_bind(&source, &dir, &sub, &sub_opts, None)?;
             }
             if name.contains(',') {
                 for c in name.split(',') {
@@ -465,7 +515,7 @@ impl<'a> Mounter<'a> {
                 tracing::debug!(dest = %dest.display(), "cannot mount cgroup2 here ({e}): binding {}", host.display());
                 let mut bind = opts.clone();
                 bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                return self.attach_bind(&host, &target, dest, &bind);
+                return self.attach_bind(&host, &target, dest, &bind, None);
             }
             Err(e) => return Err(sys("mount", format!("cgroup2 at {}", dest.display()))(e)),
         }

@@ -165,6 +165,7 @@ fn ctx<'a>(spec: &'a Spec, rootfs: &'a Path, bundle: &'a Path) -> RootfsContext<
         mount_ns: true,
         user_ns: false,
         cgroup2_path: None,
+        bind_sources: &[],
     }
 }
 
