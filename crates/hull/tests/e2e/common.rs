@@ -271,6 +271,28 @@ pub fn remove_cgroup_tree(path: &str) {
             util::wait_until(Duration::from_secs(5), || fs::remove_dir(&d).is_ok());
         }
     }
+    // podman's cgroupfs manager also makes the path under /sys/fs/cgroup/<name> for
+    // controllers this host does not mount (hugetlb, net_cls, …): plain directories on the
+    // tmpfs there (with a `tasks` file conmon writes), which are no hierarchy's.
+    let mounted: Vec<PathBuf> = util::cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.mount)
+        .collect();
+    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let base = e.path();
+        if mounted.iter().any(|m| m == &base) || !base.is_dir() {
+            continue;
+        }
+        let top = base.join(path.trim_start_matches('/'));
+        let on_tmpfs = nix::sys::statfs::statfs(&top)
+            .is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        if top != base && top.is_dir() && on_tmpfs {
+            let _ = fs::remove_dir_all(&top);
+        }
+    }
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
