@@ -165,30 +165,51 @@ fn device_access_letters_other_than_rwm_are_skipped() {
     assert_eq!(t.output(), "ok\n");
 }
 
+/// A cgroup the test makes in the v1 hierarchy of `controller` (this host's), thawed and
+/// removed at the end with what the runtime made below it or under its name elsewhere.
+struct OwnCgroup {
+    path: String,
+    dir: std::path::PathBuf,
+}
+
+impl OwnCgroup {
+    fn new(controller: &str, path: String) -> OwnCgroup {
+        let Some(h) = cgroup_hierarchies()
+            .into_iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+        else {
+            panic!("no v1 {controller} hierarchy: this test needs the project's hybrid CI host");
+        };
+        let dir = h.dir_for(&path);
+        fs::create_dir(&dir).unwrap();
+        OwnCgroup { path, dir }
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        for h in cgroup_hierarchies() {
+            let dir = h.dir_for(&self.path);
+            let _ = fs::write(dir.join("freezer.state"), "THAWED");
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+}
+
 /// `run` into an existing cgroup someone froze is refused, and the cgroup stays frozen:
 /// hull thaws nothing it did not freeze.
 #[test]
 fn a_refused_run_leaves_a_frozen_cgroup_frozen() {
     let mut t = Test::new("parity_frozen_existing");
-    let Some(freezer) = cgroup_hierarchies()
-        .into_iter()
-        .find(|h| h.controllers.iter().any(|c| c == "freezer"))
-    else {
-        panic!("no v1 freezer on this host: this test needs the project's hybrid CI host");
-    };
-    let path = format!("hulltest-frozen-{}", t.id);
-    let dir = freezer.dir_for(&path);
-    fs::create_dir(&dir).unwrap();
-    struct Thaw(std::path::PathBuf);
-    impl Drop for Thaw {
-        fn drop(&mut self) {
-            let _ = fs::write(self.0.join("freezer.state"), "THAWED");
-            let _ = fs::remove_dir(&self.0);
-        }
-    }
-    let _thaw = Thaw(dir.clone());
+    let own = OwnCgroup::new("freezer", format!("hulltest-frozen-{}", t.id));
+    let (path, dir) = (own.path.clone(), own.dir.clone());
     fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
-    t.config["linux"]["cgroupsPath"] = path.clone().into();
+    t.config["linux"]["cgroupsPath"] = path.into();
     t.args(&["true"]);
     let out = t.run();
     assert!(!out.success(), "{out:?}");
@@ -207,22 +228,8 @@ fn a_refused_run_leaves_a_frozen_cgroup_frozen() {
 #[test]
 fn an_empty_existing_cpuset_parent_is_filled() {
     let mut t = Test::new("parity_cpuset_parent");
-    let Some(cpuset) = cgroup_hierarchies()
-        .into_iter()
-        .find(|h| h.controllers.iter().any(|c| c == "cpuset"))
-    else {
-        panic!("no v1 cpuset hierarchy: this test needs the project's hybrid CI host");
-    };
-    let parent_path = format!("hulltest-pod-{}", t.id);
-    let parent = cpuset.dir_for(&parent_path);
-    fs::create_dir(&parent).unwrap();
-    struct Gone(std::path::PathBuf);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir(&self.0);
-        }
-    }
-    let _gone = Gone(parent.clone());
+    let own = OwnCgroup::new("cpuset", format!("hulltest-pod-{}", t.id));
+    let (parent_path, parent) = (own.path.clone(), own.dir.clone());
     assert_eq!(
         fs::read_to_string(parent.join("cpuset.cpus"))
             .unwrap()
