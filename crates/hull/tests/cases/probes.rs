@@ -43,7 +43,7 @@ fn exec_refuses_a_passwd_that_is_a_fifo_or_endless() {
             out.stderr.contains("/etc/passwd") && out.stderr.contains("not a regular file"),
             "{what}: {out:?}"
         );
-        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{what}: {out:?}");
+        out.one_line();
         // With HOME given, the file is not needed and the exec works.
         t.call(&["exec", "--env", "HOME=/", &t.id, "true"], &c).ok();
     }
@@ -147,8 +147,7 @@ fn start_on_a_full_state_filesystem_fails_without_releasing_the_container() {
     let filler = root.join("filler");
     let _ = fs::write(&filler, vec![0u8; 2 << 20]);
     let out = t.call(&["start", &t.id], &c);
-    assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("no space left"), "{out:?}");
+    out.fails().stderr_has("no space left");
     let state = t.call(&["state", &t.id], &c);
     assert!(state.ok().stdout.contains("\"created\""), "{state:?}");
     std::thread::sleep(Duration::from_millis(300));
@@ -177,9 +176,8 @@ fn create_names_an_rlimit_nofile_too_low_to_start() {
         serde_json::json!([{ "type": "RLIMIT_NOFILE", "soft": 3, "hard": 3 }]);
     t.args(&["true"]);
     let (out, _) = t.create(&t.id);
-    assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("RLIMIT_NOFILE 3"), "{out:?}");
-    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+    out.fails().stderr_has("RLIMIT_NOFILE 3");
+    out.one_line();
     t.assert_nothing_left(&t.id);
 }
 
@@ -205,7 +203,7 @@ fn endless_input_files_fail_in_one_line() {
         let out = t.call(&args, &quick);
         assert!(!out.timed_out && !out.success(), "{out:?}");
         assert!(out.stderr.contains("larger than"), "{out:?}");
-        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+        out.one_line();
     }
     let other = t.new_id();
     fs::remove_file(t.bundle.join("config.json")).unwrap();
@@ -243,8 +241,7 @@ fn a_failed_create_leaves_no_pid_file() {
         &t.id,
     ]);
     peer.join().unwrap();
-    assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("pidfd socket"), "{out:?}");
+    out.fails().stderr_has("pidfd socket");
     assert!(
         !out.stderr.contains("pty") && !out.stderr.contains("console"),
         "{out:?}"
@@ -360,7 +357,7 @@ fn a_memory_limit_too_small_for_the_init_is_named() {
             || out.stderr.contains("unable to set memory limit to"),
         "{out:?}"
     );
-    assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out:?}");
+    out.one_line();
     t.assert_nothing_left(&t.id);
 }
 

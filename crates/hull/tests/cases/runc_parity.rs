@@ -212,8 +212,7 @@ fn a_refused_run_leaves_a_frozen_cgroup_frozen() {
     t.config["linux"]["cgroupsPath"] = path.into();
     t.args(&["true"]);
     let out = t.run();
-    assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("frozen"), "{out:?}");
+    out.fails().stderr_has("frozen");
     assert_eq!(
         fs::read_to_string(dir.join("freezer.state"))
             .unwrap()
@@ -269,8 +268,7 @@ fn binding_a_file_onto_a_directory_says_not_a_directory() {
         }));
         t2.args(&["true"]);
         let out = t2.run();
-        assert!(!out.success(), "{out:?}");
-        assert!(out.stderr.contains("not a directory"), "{out:?}");
+        out.fails().stderr_has("not a directory");
         assert!(out.stderr.contains(source.to_str().unwrap()), "{out:?}");
         t2.assert_nothing_left(&t2.id);
     }

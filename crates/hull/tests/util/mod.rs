@@ -140,6 +140,17 @@ impl Out {
         self
     }
 
+    /// Panics unless stderr is one line (a refusal names its cause in one line).
+    #[track_caller]
+    pub fn one_line(&self) -> &Out {
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "expected one line:\n{self}"
+        );
+        self
+    }
+
     /// The stdout file read again now (for containers that write after the call returned).
     pub fn stdout_now(&self) -> String {
         fs::read_to_string(&self.stdout_path).unwrap_or_default()
