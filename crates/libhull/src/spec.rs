@@ -151,29 +151,37 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut data = File::open(path).and_then(read_input).map_err(open)?;
-    let has = |name: &str| data.windows(name.len()).any(|w| w == name.as_bytes());
-    if SCHED_FLAG_NAMES.iter().any(|(spec, _)| has(spec)) {
-        // Rare: only then parsed twice.
-        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) {
+    let data = File::open(path).and_then(read_input).map_err(open)?;
+    let parse = |data: &[u8]| -> Result<Spec, SpecError> {
+        let mut de = serde_json::Deserializer::from_slice(data);
+        let spec: Spec =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| SpecError::Parse {
+                path: path.to_path_buf(),
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        de.end().map_err(|e| SpecError::Parse {
+            path: path.to_path_buf(),
+            field: ".".into(),
+            message: e.to_string(),
+        })?;
+        Ok(spec)
+    };
+    match parse(&data) {
+        // Only a refused scheduler flag pays for a second parse, with the spec's names
+        // renamed (every other config parses once, on the hot path of create).
+        Err(e) if matches!(&e, SpecError::Parse { field, .. } if field.starts_with("process.scheduler.flags")) =>
+        {
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) else {
+                return Err(e);
+            };
             if let Some(process) = value.get_mut("process") {
                 spec_scheduler_flags(process);
             }
-            data = serde_json::to_vec(&value).expect("a parsed value serializes");
+            parse(&serde_json::to_vec(&value).expect("a parsed value serializes")).map_err(|_| e)
         }
+        r => r,
     }
-    let mut de = serde_json::Deserializer::from_slice(&data);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| SpecError::Parse {
-        path: path.to_path_buf(),
-        field: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
-    de.end().map_err(|e| SpecError::Parse {
-        path: path.to_path_buf(),
-        field: ".".into(),
-        message: e.to_string(),
-    })?;
-    Ok(spec)
 }
 
 /// The checks runc makes before it touches anything, plus the runtime-spec's MUSTs.
