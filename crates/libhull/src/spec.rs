@@ -108,13 +108,18 @@ pub const INPUT_LIMIT: u64 = 16 << 20;
 
 /// Reads a caller's input up to [`INPUT_LIMIT`] bytes; more is an error.
 pub fn read_input(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    read_bounded(r, INPUT_LIMIT)
+}
+
+/// Reads `r` to its end if that is at most `limit` bytes; more is an error ("larger than …").
+pub fn read_bounded(r: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut data = Vec::new();
-    r.take(INPUT_LIMIT + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > INPUT_LIMIT {
+    r.take(limit + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("larger than {INPUT_LIMIT} bytes"),
+            format!("larger than {limit} bytes"),
         ));
     }
     Ok(data)

@@ -792,7 +792,6 @@ const PASSWD_LIMIT: u64 = 4 << 20;
 /// link, and at most `limit` bytes. `None` when it does not exist.
 fn read_untrusted(path: &str, limit: u64) -> Result<Option<String>, String> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-    use std::io::Read;
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -807,13 +806,7 @@ fn read_untrusted(path: &str, limit: u64) -> Result<Option<String>, String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    let mut data = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| e.to_string())?;
-    if data.len() as u64 > limit {
-        return Err(format!("larger than {limit} bytes"));
-    }
+    let data = crate::spec::read_bounded(file, limit).map_err(|e| e.to_string())?;
     Ok(Some(String::from_utf8_lossy(&data).into_owned()))
 }
 
