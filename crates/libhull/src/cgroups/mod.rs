@@ -945,33 +945,22 @@ impl Cgroups {
         let paused = self.is_frozen();
         // A SIGINT or SIGTERM to hull between the freeze and the thaw would leave the
         // container frozen though nobody paused it: they wait until the thaw.
-        let mut old = nix::sys::signal::SigSet::empty();
-        let blocked = nix::sys::signal::pthread_sigmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::all()),
-            Some(&mut old),
-        );
-        if !paused {
-            if let Err(e) = self.freeze(true) {
-                tracing::warn!("{e}");
+        crate::sys::process::with_signals_blocked(|| {
+            if !paused {
+                if let Err(e) = self.freeze(true) {
+                    tracing::warn!("{e}");
+                }
             }
-        }
-        for pid in self.procs() {
-            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
-            unsafe { libc::kill(pid, signal) };
-        }
-        if !paused {
-            if let Err(e) = self.freeze(false) {
-                tracing::warn!("{e}");
+            for pid in self.procs() {
+                // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+                unsafe { libc::kill(pid, signal) };
             }
-        }
-        if blocked.is_ok() {
-            let _ = nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&old),
-                None,
-            );
-        }
+            if !paused {
+                if let Err(e) = self.freeze(false) {
+                    tracing::warn!("{e}");
+                }
+            }
+        });
         Ok(())
     }
 

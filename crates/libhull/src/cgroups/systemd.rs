@@ -776,18 +776,7 @@ pub fn bus(user: bool) -> Result<&'static Bus, CgroupError> {
 /// did not block them would be handed them instead, and `run` would never see its container
 /// exit. Signals that come meanwhile stay pending until the mask is restored.
 fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
-    let mut old = SigSet::empty();
-    let blocked = pthread_sigmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    );
-    let out = async_io::block_on(fut);
-    if blocked.is_ok() {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-    }
-    out
+    crate::sys::process::with_signals_blocked(|| async_io::block_on(fut))
 }
 
 fn method_error(e: &zbus::Error) -> Option<&str> {

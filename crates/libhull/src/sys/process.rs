@@ -134,3 +134,20 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
+
+/// Runs `f` with every signal blocked in this thread, then restores the mask: signals that
+/// come meanwhile stay pending until then (and threads `f` starts inherit the full mask).
+pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    let out = f();
+    if blocked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    out
+}
