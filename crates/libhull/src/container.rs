@@ -506,6 +506,9 @@ impl Runtime {
             .hooks()
             .as_ref()
             .and_then(|h| h.poststart().as_deref());
+        if list.is_some_and(|l| !l.is_empty()) {
+            let_the_process_run(st.pid, st.pid_start_time);
+        }
         warn_hooks("poststart", list, &st, HookStatus::Running);
         if let (Some(l), Some(host)) = (listener, st.notify_socket.clone()) {
             let (pid, start_time) = (st.pid, st.pid_start_time);
@@ -984,6 +987,20 @@ fn run_hooks(
         &hook_state(st, status),
         &runtime_hook_options(st, &env),
     )
+}
+
+/// Waits (at most 100 ms) until the just-exec'ed process has run far enough to sleep or exit:
+/// poststart hooks are "called after the user-specified process is executed", and hooks and
+/// callers (the validation suite among them) expect its first steps to be done by then, not
+/// racing a hook that starts on the other core.
+fn let_the_process_run(pid: i32, start_time: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    // 'D' too: the end of execve (and the first page-ins) is uninterruptible.
+    while state::proc_stat(pid).is_some_and(|(s, t)| matches!(s, 'R' | 'D') && t == start_time)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
 
 /// As [`run_hooks`], but every hook runs and failures are only warnings (poststart and
