@@ -87,15 +87,17 @@ pub struct Pty {
 /// TIOCGPTPEER, bind the peer onto /dev/console, send the master over `socket`, and make the
 /// peer the controlling terminal and fds 0-2.
 pub fn setup(socket: OwnedFd) -> Result<(), ConsoleError> {
-    setup_with_size(socket, None)
+    setup_with_size(socket, None, false)
 }
 
-/// [`setup`] that first sets the window size from `process.consoleSize`.
+/// [`setup`] that first sets the window size from `process.consoleSize`, and with
+/// `clear_onlcr` leaves `\n` unconverted (what runc's own relay sets on the pty it receives).
 pub fn setup_with_size(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
+    clear_onlcr: bool,
 ) -> Result<(), ConsoleError> {
-    attach_new_pty(socket, size, true)
+    attach_new_pty(socket, size, true, clear_onlcr)
 }
 
 /// For a process joining a running container (`exec --tty`): as [`setup_with_size`] but
@@ -103,14 +105,16 @@ pub fn setup_with_size(
 pub fn setup_exec(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
+    clear_onlcr: bool,
 ) -> Result<(), ConsoleError> {
-    attach_new_pty(socket, size, false)
+    attach_new_pty(socket, size, false, clear_onlcr)
 }
 
 fn attach_new_pty(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
     bind_console: bool,
+    clear_onlcr: bool,
 ) -> Result<(), ConsoleError> {
     let Pty {
         master,
@@ -120,6 +124,12 @@ fn attach_new_pty(
     tracing::debug!(pty = %peer_name, "allocated console");
     if let Some(size) = size {
         resize(master.as_fd(), size)?;
+    }
+    if clear_onlcr {
+        use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+        let mut t = tcgetattr(&master).map_err(sys("read the pty's modes (TCGETS)"))?;
+        t.output_flags.remove(OutputFlags::ONLCR);
+        tcsetattr(&master, SetArg::TCSANOW, &t).map_err(sys("clear ONLCR on the pty (TCSETS)"))?;
     }
     if bind_console {
         bind_onto_console(peer.as_fd(), &peer_name)?;
@@ -579,7 +589,7 @@ mod tests {
             let Ok(theirs) = theirs.try_clone() else {
                 return 9;
             };
-            match setup_exec(theirs, Some(&size(24, 81))) {
+            match setup_exec(theirs, Some(&size(24, 81)), true) {
                 Ok(()) => echo_over_stdio(""),
                 Err(_) => 10,
             }
@@ -588,6 +598,10 @@ mod tests {
 
         let (name, master) = recv_fd(ours.as_fd()).unwrap();
         assert_eq!(name, PTMX_PATH);
+        let modes = nix::sys::termios::tcgetattr(&master).unwrap();
+        assert!(!modes
+            .output_flags
+            .contains(nix::sys::termios::OutputFlags::ONLCR));
         read_until(master.as_fd(), "ready 24x81").unwrap();
         nix::unistd::write(&master, b"ping\n").unwrap();
         read_until(master.as_fd(), "got:ping").unwrap();

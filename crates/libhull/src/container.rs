@@ -393,6 +393,7 @@ impl Runtime {
                         plan: &plan,
                         gate: Some(&gate_fd),
                         console,
+                        console_relayed: tty_end.is_some() && relay_output_is_captured(),
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
                         preserve_fds: opts.preserve_fds,
@@ -803,6 +804,7 @@ impl Runtime {
                     plan: &plan,
                     gate: None,
                     console,
+                    console_relayed: tty_end.is_some() && relay_output_is_captured(),
                     no_pivot: false,
                     no_new_keyring: true,
                     preserve_fds: opts.preserve_fds,
@@ -1394,6 +1396,14 @@ fn own_tty_pair() -> Result<(UnixStream, OwnedFd), Error> {
         source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
     Ok((ours, OwnedFd::from(theirs)))
+}
+
+/// Whether the foreground relay's output goes to a pipe or file rather than a terminal: then
+/// the container's pty gets ONLCR cleared, so what a script captures has `\n` line ends (runc
+/// clears it on the pty it relays, meaning the same, but racing the process: on a terminal
+/// the user still sees `\r\n`, which a raw terminal needs, and so do hull's users there).
+fn relay_output_is_captured() -> bool {
+    !nix::unistd::isatty(1).unwrap_or(false)
 }
 
 /// A foreground process with a terminal: relays the caller's stdin to the pty master and the

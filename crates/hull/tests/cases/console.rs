@@ -64,6 +64,12 @@ fn console_socket_receives_the_pty_master_and_the_process_uses_it() {
     let text = read_until_hangup(&master, Duration::from_secs(5));
     // The arithmetic proves that the shell ran the line, not just that the tty echoed it.
     assert!(text.contains("hi-from-tty-42"), "{text:?}");
+    // The receiver gets a terminal as the kernel makes it (runc clears ONLCR only on the pty
+    // its own foreground relay receives): the shim's line endings stay \r\n.
+    assert!(
+        text.contains("hi-from-tty-42\r\n"),
+        "ONLCR was cleared: {text:?}"
+    );
     assert!(text.contains("30 100"), "consoleSize not applied: {text:?}");
     assert!(
         text.contains("/dev/console") || text.contains("/dev/pts/0"),

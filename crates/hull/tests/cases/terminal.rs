@@ -3,6 +3,7 @@
 //! controlling terminal and stdio, as under a terminal emulator, while the test types into
 //! the master and reads what comes back. Every read and wait has a deadline; a runtime that
 //! is still running when a test ends is killed, and the `Test` guard deletes its container.
+//! The last tests relay the pty into a pipe instead, as a script that captures output does.
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -16,7 +17,7 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::termios::{tcgetattr, LocalFlags};
 use serde_json::json;
 
-use crate::util::{runtime, runtime_name, wait_until, Test};
+use crate::util::{runtime, runtime_name, skip_on_runc, wait_until, Test};
 
 /// The shell's prompt (set through `PS1` in the process's env): seeing it means the shell
 /// waits for a line, and hence that the runtime has already put our terminal in raw mode.
@@ -517,4 +518,27 @@ fn exec_tty_killed_by_a_signal_exits_128_plus_it_after_relaying_all_output() {
     // Everything the shell wrote before it died came through before the runtime exited.
     term.expect("\n4999\r\n5000\r\n", Duration::from_millis(500));
     assert_eq!(t.status(&id), "running");
+}
+
+#[test]
+fn captured_output_of_a_terminal_process_has_plain_newlines() {
+    // stdout a pipe, as in a script (or runc's own integration suite): the pty's ONLCR is
+    // cleared, as runc clears it, so lines end in \n; on a terminal (above) they end in \r\n.
+    if skip_on_runc("runc needs a controlling terminal (/dev/tty) to relay a terminal") {
+        return;
+    }
+    let mut t = Test::new("term_captured");
+    let id = t.id.clone();
+    t.config["process"]["terminal"] = json!(true);
+    t.args(&["printf", "a\\nb\\n"]);
+    let out = t.run();
+    out.ok();
+    assert_eq!(out.stdout, "a\nb\n");
+
+    t.config["process"]["terminal"] = json!(false);
+    t.args(&["sleep", "100"]);
+    t.create_and_start(&id);
+    let out = t.hull(&["exec", "-t", &id, "printf", "c\\nd\\n"]);
+    out.ok();
+    assert_eq!(out.stdout, "c\nd\n");
 }

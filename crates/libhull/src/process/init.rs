@@ -34,6 +34,9 @@ pub struct InitArgs<'a> {
     /// Listening socket `start` connects to.
     pub gate: Option<&'a OwnedFd>,
     pub console: Option<OwnedFd>,
+    /// The pty's master goes to hull's own foreground relay, whose output is captured (not a
+    /// terminal): ONLCR is cleared before the process can write, so `\n` stays `\n`.
+    pub console_relayed: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -414,7 +417,8 @@ fn setup(
 
     if let Some(sock) = args.console.take() {
         let size = spec.process().as_ref().and_then(|p| p.console_size());
-        console::setup_with_size(sock, size.as_ref()).map_err(step("console"))?;
+        console::setup_with_size(sock, size.as_ref(), args.console_relayed)
+            .map_err(step("console"))?;
     }
     if let Some(sysctl) = linux.sysctl() {
         attrs::set_sysctls(sysctl).map_err(step("sysctl"))?;
@@ -522,7 +526,8 @@ fn exec_process(
             })?;
     }
     if let Some(sock) = args.console.take() {
-        console::setup_exec(sock, process.console_size().as_ref()).map_err(step("console"))?;
+        console::setup_exec(sock, process.console_size().as_ref(), args.console_relayed)
+            .map_err(step("console"))?;
     }
     // Cleared before the filter, which may deny prctl: only our last setup steps lose it.
     if child_of_runtime {
