@@ -221,7 +221,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
         if let Some(env) = process.env() {
             for (i, e) in env.iter().enumerate() {
-                if !e.contains('=') {
+                if !e.contains('=') || e.starts_with('=') {
                     return Err(SpecError::invalid(
                         format!("process.env[{i}]"),
                         format!("{e:?} is not of the form KEY=VALUE"),

@@ -150,6 +150,16 @@ fn unknown_capability_is_refused() {
 }
 
 #[test]
+fn env_entry_without_a_name_is_refused_naming_it() {
+    let mut t = Test::new("bad_env");
+    t.config["process"]["env"] = json!(["PATH=/bin", "=value"]);
+    let out = refused(&t, "env");
+    if !crate::util::is_runc() {
+        out.stderr_has("process.env[1]");
+    }
+}
+
+#[test]
 fn missing_rootfs_is_refused() {
     let t = Test::new("bad_no_rootfs");
     fs::remove_dir_all(&t.rootfs).unwrap();

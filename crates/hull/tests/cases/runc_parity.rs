@@ -48,6 +48,38 @@ fn the_init_and_exec_processes_are_session_leaders() {
     assert_eq!((&f[1], &f[2]), (&f[0], &f[0]), "exec: {out:?}");
 }
 
+/// runc 1.2+ prepares the environment: each name once with its last value, and an empty
+/// HOME replaced by the user's home from the container's passwd; for `exec` as well.
+#[test]
+fn env_names_are_set_once_and_an_empty_home_is_filled_in() {
+    if skip_on_runc("runc 1.1.5 passes duplicates and an empty HOME on") {
+        return;
+    }
+    let mut t = Test::new("parity_env");
+    t.config["process"]["env"] = serde_json::json!([
+        "PATH=/bin",
+        "ONE=two",
+        "HOME=/override",
+        "ONE=three",
+        "HOME="
+    ]);
+    t.args(&["env"]);
+    let mut want = vec!["PATH=/bin", "ONE=three", "HOME=/root"];
+    want.sort();
+    let mut got: Vec<String> = t.output().lines().map(String::from).collect();
+    got.sort();
+    assert_eq!(got, want);
+
+    t.args(&["sleep", "600"]);
+    t.create_and_start(&t.id);
+    let out = t.hull(&["exec", "--env", "TWO=a", "--env", "TWO=b", &t.id, "env"]);
+    let mut got: Vec<String> = out.ok().stdout.lines().map(String::from).collect();
+    got.sort();
+    let mut want = vec!["PATH=/bin", "ONE=three", "HOME=/root", "TWO=b"];
+    want.sort();
+    assert_eq!(got, want);
+}
+
 /// A new network namespace comes with its loopback interface up, as runc sets it.
 #[test]
 fn a_new_network_namespace_has_loopback_up() {

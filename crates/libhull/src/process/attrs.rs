@@ -825,6 +825,30 @@ pub(crate) mod forked {
     }
 }
 
+/// The environment as runc prepares it: each name once, with its last value, in the order
+/// of those last values; an empty `HOME=` dropped (the caller fills in the user's home).
+/// Returns it and whether a non-empty HOME is in it.
+pub fn prepare_env(env: &[String]) -> (Vec<String>, bool) {
+    let mut seen = std::collections::HashSet::with_capacity(env.len());
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut home = false;
+    for kv in env.iter().rev() {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        if !seen.insert(key) {
+            continue;
+        }
+        if key == "HOME" {
+            if kv.len() == "HOME=".len() {
+                continue;
+            }
+            home = true;
+        }
+        out.push(kv.clone());
+    }
+    out.reverse();
+    (out, home)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;
@@ -838,6 +862,23 @@ mod tests {
 
     use super::forked::{check, ensure, run, status_field};
     use super::*;
+
+    #[test]
+    fn env_keeps_the_last_value_of_each_name_and_drops_an_empty_home() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            prepare_env(&v(&["ONE=two", "PATH=/bin", "ONE=three"])),
+            (v(&["PATH=/bin", "ONE=three"]), false)
+        );
+        assert_eq!(
+            prepare_env(&v(&["HOME=/override", "HOME="])),
+            (v(&[]), false)
+        );
+        assert_eq!(
+            prepare_env(&v(&["HOME=", "HOME=/x", "A=", "A=="])),
+            (v(&["HOME=/x", "A=="]), true)
+        );
+    }
 
     fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {
         PosixRlimitBuilder::default()

@@ -604,8 +604,9 @@ fn prepare_process(
     };
     // As runc: a process without HOME gets its user's home from the container's passwd,
     // read as root, before a tight RLIMIT_NOFILE could refuse the open.
-    let mut env = process.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
+    // Each name once, its last value winning, and an empty HOME as good as none (runc 1.2+).
+    let (mut env, has_home) = attrs::prepare_env(process.env().as_deref().unwrap_or_default());
+    if !has_home {
         env.push(format!("HOME={}", home_of(process.user().uid())?));
     }
 
