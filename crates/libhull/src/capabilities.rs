@@ -192,8 +192,11 @@ fn apply_ambient(ambient: &CapsHashSet) -> Result<(), CapsError> {
         return Err(CapsError::ClearAmbient { source });
     }
     for cap in sorted(ambient.iter()) {
-        if let Err(err) = caps::raise(None, CapSet::Ambient, cap) {
-            tracing::warn!(%cap, error = %err, "cannot raise ambient capability (it must be permitted and inheritable)");
+        if caps::raise(None, CapSet::Ambient, cap).is_err() {
+            // runc's words; the kernel's reason is EPERM unless it is both permitted and
+            // inheritable.
+            let why = crate::logging::errno_text(&std::io::Error::last_os_error());
+            tracing::warn!("can't raise ambient capability {cap}: {why}");
         }
     }
     Ok(())

@@ -66,9 +66,8 @@ impl Logging {
 
 /// Installs the global logger: `log` (created if missing, appended to) or stderr.
 ///
-/// Only errors are logged, plus debug and up with `debug`: stderr must carry nothing a caller
-/// would mistake for an error, and podman reads a JSON log file as one object. A text log file
-/// also gets warnings.
+/// Errors and warnings are logged, as runc logs them, plus debug and up with `debug`; a JSON
+/// log file gets errors only, since podman reads it as one object.
 pub fn init(log: Option<&Path>, format: Format, debug: bool) -> Result<Logging, LogError> {
     let (output, to_stderr) = match log {
         Some(path) => (Output::File(open_log(path)?), false),
@@ -76,7 +75,7 @@ pub fn init(log: Option<&Path>, format: Format, debug: bool) -> Result<Logging, 
     };
     let max = if debug {
         Level::DEBUG
-    } else if format == Format::Text && !to_stderr {
+    } else if format == Format::Text {
         Level::WARN
     } else {
         Level::ERROR
@@ -135,7 +134,7 @@ pub fn go_error_text(msg: &str) -> String {
 }
 
 /// An io::Error worded as Go words it ("no such file or directory"), which clients match.
-fn errno_text(e: &io::Error) -> String {
+pub(crate) fn errno_text(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => {
             let desc = nix::errno::Errno::from_raw(n).desc();

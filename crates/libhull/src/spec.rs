@@ -133,7 +133,7 @@ const SCHED_FLAG_NAMES: [(&str, &str); 2] = [
 
 /// Renames the runtime-spec's scheduler flags in a `process` object to the names oci-spec
 /// 0.10 parses (runc takes the spec's names).
-pub fn spec_scheduler_flags(process: &mut serde_json::Value) {
+fn spec_scheduler_flags(process: &mut serde_json::Value) {
     let Some(flags) = process
         .pointer_mut("/scheduler/flags")
         .and_then(|f| f.as_array_mut())
@@ -147,6 +147,39 @@ pub fn spec_scheduler_flags(process: &mut serde_json::Value) {
         if let Some((_, ours)) = ours {
             *flag = (*ours).into();
         }
+    }
+}
+
+/// What runc takes in a `process` object that the pinned oci-spec refuses, made parseable:
+/// the runtime-spec's scheduler flag names, and capabilities no kernel or oci-spec knows,
+/// which runc 1.3 drops with a warning (a config written for a newer kernel still runs).
+pub fn runc_lenient_process(process: &mut serde_json::Value) {
+    spec_scheduler_flags(process);
+    let Some(caps) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    let mut unknown: Vec<String> = Vec::new();
+    for list in caps.values_mut().filter_map(|l| l.as_array_mut()) {
+        list.retain(|c| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+            if !known {
+                let name = c.as_str().map_or_else(|| c.to_string(), String::from);
+                if !unknown.contains(&name) {
+                    unknown.push(name);
+                }
+            }
+            known
+        });
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        tracing::warn!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        );
     }
 }
 
@@ -172,16 +205,18 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
         })?;
         Ok(spec)
     };
+    let lenient = |field: &str| {
+        field.starts_with("process.scheduler.flags") || field.starts_with("process.capabilities.")
+    };
     match parse(&data) {
-        // Only a refused scheduler flag pays for a second parse, with the spec's names
-        // renamed (every other config parses once, on the hot path of create).
-        Err(e) if matches!(&e, SpecError::Parse { field, .. } if field.starts_with("process.scheduler.flags")) =>
-        {
+        // Only a refused scheduler flag or capability pays for a second parse, made as runc
+        // would take it (every other config parses once, on the hot path of create).
+        Err(e) if matches!(&e, SpecError::Parse { field, .. } if lenient(field)) => {
             let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) else {
                 return Err(e);
             };
             if let Some(process) = value.get_mut("process") {
-                spec_scheduler_flags(process);
+                runc_lenient_process(process);
             }
             parse(&serde_json::to_vec(&value).expect("a parsed value serializes")).map_err(|_| e)
         }

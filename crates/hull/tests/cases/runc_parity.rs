@@ -80,6 +80,56 @@ fn env_names_are_set_once_and_an_empty_home_is_filled_in() {
     assert_eq!(got, want);
 }
 
+/// `Cpus_allowed_list` of the process reading /proc/self/status (a test's thread: its own).
+fn cpus_allowed(status: &str) -> String {
+    status_field(status, "Cpus_allowed_list")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// runc 1.2+ widens the container's processes to every CPU of their cpuset: a runtime run
+/// under `taskset -c 0` (or by a pinned service) does not pin the container to CPU 0.
+#[test]
+fn the_runtimes_cpu_affinity_is_not_inherited() {
+    if skip_on_runc("runc 1.1.5 passes its own CPU affinity on") {
+        return;
+    }
+    let wide = cpus_allowed(&fs::read_to_string("/proc/thread-self/status").unwrap());
+    assert!(
+        wide.contains('-') || wide.contains(','),
+        "this test needs at least 2 CPUs (the CI machine has 2); allowed here: {wide}"
+    );
+    // Runtime calls are forked from this thread, so they start with its affinity.
+    let mut cpu0 = nix::sched::CpuSet::new();
+    cpu0.set(0).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpu0).unwrap();
+
+    let mut t = Test::new("parity_affinity");
+    t.sh("grep Cpus_allowed_list /proc/self/status");
+    assert_eq!(cpus_allowed(&t.output()), wide, "run");
+
+    t.args(&["sleep", "600"]);
+    t.create_and_start(&t.id);
+    let out = t.hull(&[
+        "exec",
+        &t.id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert_eq!(cpus_allowed(&out.ok().stdout), wide, "exec");
+    // A configured affinity still wins.
+    let process = t.path("process.json");
+    let p = serde_json::json!({
+        "args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/",
+        "env": ["PATH=/bin"], "execCPUAffinity": { "initial": "1", "final": "1" }
+    });
+    fs::write(&process, p.to_string()).unwrap();
+    let out = t.hull(&["exec", "-p", &process.to_string_lossy(), &t.id]);
+    assert_eq!(cpus_allowed(&out.ok().stdout), "1", "exec -p");
+}
+
 /// A new network namespace comes with its loopback interface up, as runc sets it.
 #[test]
 fn a_new_network_namespace_has_loopback_up() {

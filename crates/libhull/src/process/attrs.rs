@@ -629,6 +629,18 @@ pub fn set_cpu_affinity(list: &str) -> Result<(), AttrError> {
     set_cpu_affinity_of(Pid::from_raw(0), list)
 }
 
+/// Widens the calling process's CPU affinity to every CPU its cpuset cgroup allows (the kernel
+/// clamps an all-ones mask to that), so the process does not inherit the runtime's own
+/// narrower affinity (`taskset hull run`, a pinned systemd service): since Linux 6.2 joining
+/// a cpuset no longer resets it. As runc 1.2+, a failure is only a warning.
+pub fn reset_cpu_affinity() {
+    // As many CPUs as hull can name at all: the kernel ignores bits beyond its own count.
+    let all = [u64::MAX; (MAX_CPU + 1).div_ceil(64)];
+    if let Err(e) = sched::sched_setaffinity(Pid::from_raw(0), &all) {
+        tracing::warn!("resetting the CPU affinity failed (the process keeps the runtime's): {e}");
+    }
+}
+
 /// Restricts process `pid` to the CPUs in `list`; the parent sets `final` this way once the
 /// process is in its cgroup.
 pub fn set_cpu_affinity_of(pid: Pid, list: &str) -> Result<(), AttrError> {

@@ -589,8 +589,10 @@ fn prepare_process(
         attrs::set_io_priority(p).map_err(step("ioPriority"))?;
     }
     let affinity = process.exec_cpu_affinity().as_ref();
-    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
-        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?;
+    // In its cgroup by now: without an initial set, every CPU of its cpuset (runc 1.2+).
+    match affinity.and_then(|a| a.initial().as_deref()) {
+        Some(cpus) => attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?,
+        None => attrs::reset_cpu_affinity(),
     }
 
     let cwd = process.cwd();
