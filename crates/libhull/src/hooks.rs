@@ -27,7 +27,7 @@ const EXIT_POLL_INTERVAL_MS: i32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("error running {kind} hook #{index} ({path}): {reason}")]
+    #[error("error running {kind} hook #{index}: {path}: {reason}")]
     Failed {
         kind: &'static str,
         index: usize,
@@ -647,7 +647,7 @@ mod tests {
         let err = run("createRuntime", &hooks, &state("x")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "error running createRuntime hook #1 (/usr/bin/busybox): exit status 3, \
+            "error running createRuntime hook #1: /usr/bin/busybox: exit status 3, \
              stdout: some output, stderr: oops"
         );
         assert!(Path::new(&first).exists());
@@ -659,7 +659,7 @@ mod tests {
         let err = run("poststop", &[sh("kill -9 $$")], &state("x")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "error running poststop hook #0 (/usr/bin/busybox): signal: SIGKILL"
+            "error running poststop hook #0: /usr/bin/busybox: signal: SIGKILL"
         );
 
         let missing = HookBuilder::default()
@@ -669,7 +669,7 @@ mod tests {
         let err = run("poststart", &[missing], &state("x")).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("error running poststart hook #0 (/nonexistent/hook): start: "),
+                .starts_with("error running poststart hook #0: /nonexistent/hook: start: "),
             "{err}"
         );
 
@@ -677,7 +677,7 @@ mod tests {
         let err = run("poststart", &[relative], &state("x")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "error running poststart hook #0 (bin/true): path is not absolute"
+            "error running poststart hook #0: bin/true: path is not absolute"
         );
     }
 
@@ -704,7 +704,7 @@ mod tests {
         let took = started.elapsed();
         assert_eq!(
             err.to_string(),
-            "error running createContainer hook #0 (/usr/bin/busybox): timeout after 1s"
+            "error running createContainer hook #0: /usr/bin/busybox: timeout after 1s"
         );
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(3),
