@@ -130,6 +130,28 @@ fn the_runtimes_cpu_affinity_is_not_inherited() {
     assert_eq!(cpus_allowed(&out.ok().stdout), "1", "exec -p");
 }
 
+/// An execve that fails after the lookup (here a script whose interpreter is missing) is
+/// reported in runc 1.3's words, `exec PATH: reason`, by `run` and by `exec`.
+#[test]
+fn an_execve_failure_is_worded_as_runc_words_it() {
+    let mut t = Test::new("parity_execve");
+    let script = t.rootfs.join("run.sh");
+    fs::write(&script, "#!/mmnnttbb foo bar\nsh\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    t.args(&["/run.sh"]);
+    let out = t.run();
+    // runc 1.3 starts the container, whose process prints this and exits 255; hull's
+    // `start` (and so `run`) fails with it (see docs/compat.md).
+    assert_ne!(out.code, 0, "{out}");
+    out.stderr_has("exec /run.sh: no such file or directory");
+
+    t.args(&["sleep", "600"]);
+    t.create_and_start(&t.id);
+    let out = t.hull(&["exec", &t.id, "/run.sh"]);
+    assert_ne!(out.code, 0, "{out}");
+    out.stderr_has("exec /run.sh: no such file or directory");
+}
+
 /// A new network namespace comes with its loopback interface up, as runc sets it.
 #[test]
 fn a_new_network_namespace_has_loopback_up() {

@@ -549,11 +549,12 @@ fn exec_process(
 /// Execs the user process; returns only if execve failed, with runc's wording of the error.
 fn execve_failed(exec: &Exec) -> InitError {
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+    // runc 1.3's words (Go's PathError for op "exec"), for the resolved path.
     InitError::new(
         "unable to start container process",
         format!(
-            "exec: {:?}: {}",
-            exec.argv[0].to_string_lossy(),
+            "exec {}: {}",
+            exec.path.to_string_lossy(),
             e.desc().to_lowercase()
         ),
     )
