@@ -601,7 +601,7 @@ impl<'a> Mounter<'a> {
                     return Err(RootfsError::refused(
                         "mount",
                         dest.display(),
-                        format!("{typ} must be mounted on an ordinary directory"),
+                        format!("filesystem {typ:?} must be mounted on ordinary directory"),
                     ));
                 }
                 Ok(())

@@ -29,10 +29,9 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
     let masked = linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default();
-    // Opened (and checked) at the first masked file.
-    let mut null = None;
+    let mut masks = Masks::default();
     for p in masked {
-        mask_path(&root, Path::new(p), &mut null, ctx.mount_label())?;
+        mask_path(&root, Path::new(p), &mut masks, ctx.mount_label())?;
     }
     readonly_tmpfs(ctx, &root)?;
     if ctx
@@ -76,10 +75,19 @@ fn readonly_path(root: &InRoot, path: &Path) -> Result<(), RootfsError> {
 }
 
 /// Hides `path`: a directory under an empty read-only tmpfs, anything else under /dev/null.
+/// What masking makes once and shares: the container's /dev/null (opened and checked at the
+/// first masked file) and one read-only tmpfs that every masked directory gets a bind of,
+/// as runc does (one superblock, not one per directory).
+#[derive(Default)]
+struct Masks {
+    null: Option<OwnedFd>,
+    tmpfs: Option<OwnedFd>,
+}
+
 fn mask_path(
     root: &InRoot,
     path: &Path,
-    null: &mut Option<OwnedFd>,
+    masks: &mut Masks,
     mount_label: Option<&str>,
 ) -> Result<(), RootfsError> {
     let Some(target) = existing(root, path, "resolve masked path")? else {
@@ -87,7 +95,15 @@ fn mask_path(
     };
     let st = nix::sys::stat::fstat(target.as_fd().as_raw_fd())
         .map_err(sys("stat masked path", path.display()))?;
-    let mnt = if st.st_mode & libc::S_IFMT == SFlag::S_IFDIR.bits() {
+    let is_dir = st.st_mode & libc::S_IFMT == SFlag::S_IFDIR.bits();
+    let mnt = if let (true, Some(shared)) = (is_dir, &masks.tmpfs) {
+        sysmount::open_tree(
+            Some(shared.as_fd()),
+            Path::new(""),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH as u32,
+        )
+        .map_err(sys("bind the masking tmpfs", path.display()))?
+    } else if is_dir {
         let fs = sysmount::fsopen("tmpfs").map_err(sys("fsopen tmpfs to mask", path.display()))?;
         // A read-only superblock with source "tmpfs", as mount(2) would have made it.
         sysmount::fsconfig_set(fs.as_fd(), "source", Some("tmpfs"))
@@ -102,10 +118,10 @@ fn mask_path(
         sysmount::fsmount(fs.as_fd(), sysmount::MOUNT_ATTR_RDONLY)
             .map_err(sys("fsmount tmpfs to mask", path.display()))?
     } else {
-        if null.is_none() {
-            *null = Some(verified_dev_null(root)?);
+        if masks.null.is_none() {
+            masks.null = Some(verified_dev_null(root)?);
         }
-        let null = null.as_ref().expect("set above");
+        let null = masks.null.as_ref().expect("set above");
         sysmount::open_tree(
             Some(null.as_fd()),
             Path::new(""),
@@ -113,7 +129,12 @@ fn mask_path(
         )
         .map_err(sys("clone /dev/null to mask", path.display()))?
     };
-    sysmount::move_mount(mnt.as_fd(), target.as_fd()).map_err(sys("mask", path.display()))
+    sysmount::move_mount(mnt.as_fd(), target.as_fd()).map_err(sys("mask", path.display()))?;
+    // Attached now, so later directories can clone it (a detached mount cannot be).
+    if is_dir && masks.tmpfs.is_none() {
+        masks.tmpfs = Some(mnt);
+    }
+    Ok(())
 }
 
 /// The container's /dev/null, opened without following a symlink and checked to be the 1:3
