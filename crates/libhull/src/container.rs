@@ -591,6 +591,15 @@ impl Runtime {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
+        // As runc 1.2+: SIGKILL to an init without a pid namespace of its own would leave the
+        // other processes running (the kernel kills a namespace's members only with its init),
+        // so it goes to every process of the container, even after the init is gone.
+        if signal == libc::SIGKILL && !all && !has_private_pid_ns(&st) {
+            if let Some(cg) = own_cgroups(&st) {
+                cg.signal_all(signal)?;
+                return Ok(());
+            }
+        }
         // --all still reaches what a dead init left behind.
         if !st.has_init() && !all {
             return Err(Error::NotRunning);
@@ -1205,6 +1214,18 @@ fn exec_process_unchecked(
 
 /// The container's cgroups when hull made them, so that every process in them is the
 /// container's: a cgroup given by path that already existed may hold others.
+/// Whether the container has a pid namespace that it made (not joined by path).
+fn has_private_pid_ns(st: &ContainerState) -> bool {
+    st.config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        })
+}
+
 fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
     st.cgroups.as_ref().filter(|c| c.owns_procs())
 }

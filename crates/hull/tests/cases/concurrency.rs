@@ -66,6 +66,42 @@ fn kill_all_kills_every_process_of_a_container_in_the_hosts_pid_namespace() {
 }
 
 #[test]
+fn kill_of_a_container_in_the_hosts_pid_namespace_kills_every_process() {
+    // runc 1.2+: a plain `kill ID KILL` of a container without its own pid namespace goes to
+    // all its processes (the kernel would leave them running), even once the init is gone.
+    if crate::util::skip_on_runc("runc 1.1.5 kills only the init") {
+        return;
+    }
+    for init_gone in [false, true] {
+        let mut t = Test::new("conc_kill_host_pidns");
+        t.remove_namespace("pid");
+        t.sh("sleep 100 & sleep 100 & sleep 100 & wait");
+        let (pid, mnt) = start_with_processes(&t, 4);
+        let id = t.id.clone();
+        if init_gone {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+                .unwrap();
+            assert_eq!(
+                t.wait_status(&id, "stopped", Duration::from_secs(5)),
+                "stopped"
+            );
+            assert_eq!(wait_at_most(&mnt, 3, Duration::from_secs(3)).len(), 3);
+        }
+        t.hull(&["kill", &id, "KILL"]).ok();
+        let left = wait_at_most(&mnt, 0, Duration::from_secs(3));
+        assert!(
+            left.is_empty(),
+            "init gone {init_gone}: survived kill KILL: {left:?}"
+        );
+        assert_eq!(
+            t.wait_status(&id, "stopped", Duration::from_secs(5)),
+            "stopped"
+        );
+        t.hull(&["delete", &id]).ok();
+    }
+}
+
+#[test]
 fn kill_all_signals_the_processes_besides_an_init_that_ignores_the_signal() {
     let mut t = Test::new("conc_kill_all_pidns");
     // The init of a pid namespace gets no signal it has no handler for, so TERM leaves the
