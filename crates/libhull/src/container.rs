@@ -1179,6 +1179,11 @@ fn exec_process_unchecked(
     }
     p.set_user(user);
     if !opts.caps.is_empty() {
+        // runc adds to the ambient set too when the process has an inheritable set at all.
+        let had_inheritable = p
+            .capabilities()
+            .as_ref()
+            .is_some_and(|c| c.inheritable().is_some());
         // No capabilities field: as runc, the sets are only what --cap adds; never oci-spec's
         // default, which fills inheritable and ambient (CVE-2022-29162).
         let mut caps = p.capabilities().clone().unwrap_or_else(|| {
@@ -1194,15 +1199,24 @@ fn exec_process_unchecked(
         let mut bounding = caps.bounding().clone().unwrap_or_default();
         let mut effective = caps.effective().clone().unwrap_or_default();
         let mut permitted = caps.permitted().clone().unwrap_or_default();
+        let mut ambient = caps.ambient().clone().unwrap_or_default();
         for name in &opts.caps {
             // `CAP_NET_ADMIN` as in a config, or `NET_ADMIN`.
             let bare = name.strip_prefix("CAP_").unwrap_or(name);
-            let cap: oci_spec::runtime::Capability = bare
-                .parse()
-                .map_err(|_| Error::UnknownCapability(name.clone()))?;
+            let Ok(cap) = bare.parse::<oci_spec::runtime::Capability>() else {
+                // As an unknown one in the config: runc's warning, and the rest apply.
+                tracing::warn!("ignoring unknown or unavailable capabilities: [{name}]");
+                continue;
+            };
             bounding.insert(cap);
             effective.insert(cap);
             permitted.insert(cap);
+            if had_inheritable {
+                ambient.insert(cap);
+            }
+        }
+        if had_inheritable {
+            caps.set_ambient(Some(ambient));
         }
         caps.set_bounding(Some(bounding));
         caps.set_effective(Some(effective));
@@ -1212,8 +1226,6 @@ fn exec_process_unchecked(
     Ok(p)
 }
 
-/// The container's cgroups when hull made them, so that every process in them is the
-/// container's: a cgroup given by path that already existed may hold others.
 /// Whether the container has a pid namespace that it made (not joined by path).
 fn has_private_pid_ns(st: &ContainerState) -> bool {
     st.config
@@ -1226,6 +1238,8 @@ fn has_private_pid_ns(st: &ContainerState) -> bool {
         })
 }
 
+/// The container's cgroups when hull made them, so that every process in them is the
+/// container's: a cgroup given by path that already existed may hold others.
 fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
     st.cgroups.as_ref().filter(|c| c.owns_procs())
 }

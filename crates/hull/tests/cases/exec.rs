@@ -341,16 +341,51 @@ fn exec_cap_adds_to_bounding_effective_permitted_but_never_inheritable() {
 }
 
 #[test]
-fn exec_unknown_cap_is_refused() {
-    if skip_on_runc("runc 1.1.5 only warns about an unknown capability") {
-        return;
-    }
+fn exec_unknown_cap_is_ignored_with_a_warning() {
+    // runc 1.3: as an unknown capability in config.json, a warning naming it.
     let mut t = Test::new("exec_bad_cap");
     start_sleeper(&mut t);
-    let marker = t.rootfs.join("tmp/ran");
-    let out = exec(&t, &["-c", "CAP_BOGUS"], &["touch", "/tmp/ran"]);
-    assert_exec_refused(&out, "CAP_BOGUS");
-    assert!(!marker.exists(), "the process ran despite the bad --cap");
+    let out = exec(
+        &t,
+        &["-c", "CAP_BOGUS", "-c", "CAP_NET_ADMIN"],
+        &["cat", "/proc/self/status"],
+    );
+    out.ok().stderr_has("CAP_BOGUS");
+    let eff = caps_field(&out.stdout, "CapEff");
+    assert_eq!(
+        eff & cap_mask(&["CAP_NET_ADMIN"]),
+        cap_mask(&["CAP_NET_ADMIN"]),
+        "{out}"
+    );
+}
+
+#[test]
+fn exec_cap_also_adds_to_ambient_when_the_process_has_an_inheritable_set() {
+    // runc's rule: with an inheritable set in the config, --cap goes to ambient too (the
+    // kernel raises it only if it is inheritable, else runc's warning).
+    if skip_on_runc("runc 1.1.5 leaves the ambient set alone") {
+        return;
+    }
+    let mut t = Test::new("exec_cap_ambient");
+    let caps = &mut t.config["process"]["capabilities"];
+    caps["inheritable"] = json!(["CAP_KILL", "CAP_SYSLOG"]);
+    caps["bounding"] = json!(["CAP_KILL", "CAP_SYSLOG", "CAP_NET_ADMIN"]);
+    caps["ambient"] = json!(["CAP_KILL"]);
+    start_sleeper(&mut t);
+    let out = exec(&t, &["--cap", "CAP_SYSLOG"], &["cat", "/proc/self/status"]);
+    out.ok();
+    assert_eq!(
+        caps_field(&out.stdout, "CapAmb"),
+        cap_mask(&["CAP_KILL", "CAP_SYSLOG"])
+    );
+    let out = exec(
+        &t,
+        &["--cap", "CAP_NET_ADMIN"],
+        &["cat", "/proc/self/status"],
+    );
+    out.ok()
+        .stderr_has("can't raise ambient capability CAP_NET_ADMIN");
+    assert_eq!(caps_field(&out.stdout, "CapAmb"), cap_mask(&["CAP_KILL"]));
 }
 
 #[test]
