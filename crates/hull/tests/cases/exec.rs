@@ -763,9 +763,20 @@ fn exec_cgroup_runs_in_an_existing_sub_cgroup() {
     }
     assert_eq!(ns_link(pid, "pid"), ns_link(init, "pid"));
 
-    // A sub-cgroup that does not exist is an error, and nothing runs.
+    // A sub-cgroup that does not exist is an error, and nothing runs; so are a path out of
+    // the container's cgroup and a controller nobody mounted (runc's words).
     let out = exec(&t, &["--cgroup", "pids:nosuch"], &["true"]);
     assert_eq!(out.code, 255, "{out}");
+    out.stderr_has(" adding pid ");
+    out.stderr_has("/nosuch/cgroup.procs: no such file ");
+    let out = exec(&t, &["--cgroup", ".."], &["true"]);
+    assert_eq!(out.code, 255, "{out}");
+    out.stderr_has(" .. is not a sub cgroup path");
+    // `/` is the container's own cgroup.
+    exec(&t, &["--cgroup", "/"], &["true"]).ok();
+    let out = exec(&t, &["--cgroup", "whaaat:/"], &["true"]);
+    assert_eq!(out.code, 255, "{out}");
+    out.stderr_has("unknown controller ");
 }
 
 /// A sub-cgroup a test made under a container's cgroup: on drop its processes are killed

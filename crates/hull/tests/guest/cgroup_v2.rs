@@ -676,7 +676,7 @@ fn exec_cgroup_puts_the_process_in_a_sub_cgroup() {
     let out = t.hull(&["exec", "--cgroup", "nosuch", &id, "true"]);
     assert_eq!(out.code, 255, "exec fails as runc's does:\n{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "one line:\n{out}");
-    out.stderr_has("nosuch: no such sub-cgroup");
+    out.stderr_has("/nosuch/cgroup.procs: no such file or directory");
 }
 
 #[test]

@@ -740,13 +740,22 @@ impl Cgroups {
             field: format!("--cgroup {}", path.display()),
             reason: reason.into(),
         };
-        for (_, path) in specs {
-            if path.is_absolute()
-                || path
-                    .components()
-                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err(bad(path, "must be a path below the container's cgroup"));
+        // As runc: a path is below the container's cgroup even when written absolute (`/` is
+        // the container's own), and may not climb out of it.
+        let specs: Vec<(Option<String>, PathBuf)> = specs
+            .iter()
+            .map(|(c, p)| (c.clone(), p.strip_prefix("/").unwrap_or(p).to_path_buf()))
+            .collect();
+        for (_, path) in &specs {
+            if path.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            }) {
+                // runc's words.
+                let why = format!("{} is not a sub cgroup path", path.display());
+                return Err(bad(path, &why));
             }
         }
         let plain = specs.iter().find(|(c, _)| c.is_none()).map(|(_, p)| p);
@@ -759,25 +768,32 @@ impl Cgroups {
                     .filter(|c| c.split(',').any(|c| h.controllers.iter().any(|h| h == c)))
                     .map(|_| p)
             });
-            if let Some(p) = own.or(plain) {
+            if let Some(p) = own.or(plain).filter(|p| !p.as_os_str().is_empty()) {
                 h.dir = h.dir.join(p);
             }
         }
         if let (Some(u), Some(p)) = (&mut out.unified, plain) {
-            *u = u.join(p);
+            if !p.as_os_str().is_empty() {
+                *u = u.join(p);
+            }
         }
         for dir in out.dirs() {
             if !dir.is_dir() {
-                return Err(bad(dir, "no such sub-cgroup (it must exist)"));
+                // runc's words (it finds out when it writes the pid).
+                let why = format!(
+                    "adding pid to cgroup: open {}/cgroup.procs: no such file or directory",
+                    dir.display()
+                );
+                return Err(bad(dir, &why));
             }
         }
-        for (c, p) in specs {
+        for (c, p) in &specs {
             if let Some(c) = c {
                 if !c
                     .split(',')
                     .all(|c| self.v1.iter().any(|h| h.controllers.iter().any(|h| h == c)))
                 {
-                    return Err(bad(p, &format!("controller {c:?} is not mounted")));
+                    return Err(bad(p, &format!("unknown controller {c:?}")));
                 }
             }
         }
