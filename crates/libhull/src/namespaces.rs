@@ -213,9 +213,12 @@ pub fn unshare_new(flags: CloneFlags) -> Result<(), NsError> {
     unshare(flags).map_err(|source| NsError::Unshare { flags, source })
 }
 
-/// Writes `/proc/self/timens_offsets` after unshare(CLONE_NEWTIME), before any process is
-/// in the new time namespace.
-pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
+/// Writes the offsets of the time namespace `pid` (None: this process) unshared for its
+/// children, before any process is in it. Under a new user namespace the runtime writes them:
+/// the file is the host root's (the process's memory dates from before its user namespace,
+/// and a credential change made it non-dumpable), which its user namespace's root may not
+/// write.
+pub fn write_time_offsets(pid: Option<Pid>, linux: &Linux) -> Result<(), NsError> {
     let Some(offsets) = linux.time_offsets() else {
         return Ok(());
     };
@@ -227,8 +230,11 @@ pub fn write_time_offsets(linux: &Linux) -> Result<(), NsError> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", text)
-        .map_err(|source| NsError::TimeOffsets { source })
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/timens_offsets"),
+        None => "/proc/self/timens_offsets".to_string(),
+    };
+    std::fs::write(path, text).map_err(|source| NsError::TimeOffsets { source })
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {

@@ -74,6 +74,27 @@ fn time_offsets_shift_the_containers_clocks() {
 }
 
 #[test]
+fn time_offsets_under_a_new_user_namespace_are_written_by_the_runtime() {
+    // The time namespace is then owned by the new user namespace, whose root may not write
+    // the offsets file: runc writes it from the runtime, so does hull.
+    if skip_on_runc("runc 1.1.5 has no time namespace") {
+        return;
+    }
+    let mut t = Test::new("kernel_timens_userns");
+    super::namespaces::new_user_namespace(&mut t);
+    t.add_namespace("time", None);
+    t.config["linux"]["timeOffsets"] = json!({
+        "boottime": { "secs": BOOTTIME_SECS, "nanosecs": 7 }
+    });
+    t.sh("grep boottime /proc/self/timens_offsets; id -u");
+    let out = t.output();
+    let mut lines = out.lines();
+    let offs = offsets(lines.next().unwrap_or_default());
+    assert_eq!(offs, [("boottime".to_string(), BOOTTIME_SECS, 7)], "{out}");
+    assert_eq!(lines.next(), Some("0"), "{out}");
+}
+
+#[test]
 fn time_namespace_without_offsets_has_zero_offsets() {
     if skip_on_runc("runc 1.1.5 has no time namespace") {
         return;

@@ -149,7 +149,6 @@ fn joining_a_uts_namespace_by_path_sees_its_hostname() {
     assert_eq!(out.stdout, "first-box\n");
 }
 
-/// `chown -hR uid:gid` of a rootfs, and opens it up so a mapped root can read it.
 /// A new user namespace mapping container ids 0..65536 to host 100000.., with the rootfs
 /// owned by the mapped root so the container can use it.
 pub(super) fn new_user_namespace(t: &mut Test) {
@@ -161,6 +160,7 @@ pub(super) fn new_user_namespace(t: &mut Test) {
         json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
 }
 
+/// `chown -hR uid:gid` of a rootfs, and opens it up so a mapped root can read it.
 fn chown_tree(p: &Path, uid: u32, gid: u32) {
     lchown(p, Some(uid), Some(gid)).unwrap();
     let meta = fs::symlink_metadata(p).unwrap();

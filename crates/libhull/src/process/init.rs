@@ -154,7 +154,13 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<Entered, InitErro
         .new
         .contains(namespaces::clone_flag(LinuxNamespaceType::Time))
     {
-        namespaces::write_time_offsets(linux).map_err(step("time namespace"))?;
+        if args.plan.new_user() {
+            chan.send(&FromInit::WantTimeOffsets)
+                .map_err(step("sync"))?;
+            expect_continue(chan)?;
+        } else {
+            namespaces::write_time_offsets(None, linux).map_err(step("time namespace"))?;
+        }
     }
     if !args.plan.needs_fork() {
         chan.send(&FromInit::InitPid(std::process::id() as i32))

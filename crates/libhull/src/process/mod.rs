@@ -150,6 +150,10 @@ fn drive(
                 namespaces::write_id_maps(clone_pid, linux)?;
                 chan.send(&ToInit::Continue)?;
             }
+            FromInit::WantTimeOffsets => {
+                namespaces::write_time_offsets(Some(clone_pid), linux)?;
+                chan.send(&ToInit::Continue)?;
+            }
             FromInit::InitPid(pid) => {
                 let pid = Pid::from_raw(pid);
                 *init_pid = Some(pid);

@@ -43,6 +43,9 @@ impl InitError {
 pub enum FromInit {
     /// The process that unshared a new user namespace waits for its id maps.
     WantIdMaps,
+    /// The process that unshared a time namespace owned by a new user namespace waits for
+    /// its offsets: only the runtime may write them (see [`crate::namespaces::write_time_offsets`]).
+    WantTimeOffsets,
     /// The container init's pid in the runtime's pid namespace, when it is not the clone
     /// child itself (an extra fork was needed to enter a pid or time namespace).
     InitPid(i32),
