@@ -86,7 +86,7 @@ pub struct JoinNs {
 pub struct Plan {
     /// Namespaces created new for the container.
     pub new: CloneFlags,
-    /// Namespaces joined by path, user first (joining it grants the rights to join the rest).
+    /// Namespaces joined by path, in the order [`Plan::join_all`] gives them.
     pub join: Vec<JoinNs>,
 }
 
@@ -113,7 +113,6 @@ impl Plan {
                 }
             }
         }
-        join.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
         Ok(Plan { new, join })
     }
 
@@ -150,7 +149,6 @@ impl Plan {
                 fd: file.into(),
             });
         }
-        join.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
         Ok(Plan {
             new: CloneFlags::empty(),
             join,
@@ -192,16 +190,37 @@ impl Plan {
         self.has(LinuxNamespaceType::Pid) || self.has(LinuxNamespaceType::Time)
     }
 
-    /// setns into every namespace given by path, user first.
+    /// setns into every namespace given by path, in runc's three passes: the others first
+    /// (one owned by another user namespace than the one joined, e.g. a host network
+    /// namespace, may only be joined with our own privileges), then the user namespace, then
+    /// those the first pass was refused (EPERM), with the privileges it gives.
     pub fn join_all(&self) -> Result<(), NsError> {
-        for j in &self.join {
+        let join = |j: &JoinNs| {
             setns(j.fd.as_fd(), clone_flag(j.typ)).map_err(|source| NsError::Join {
                 kind: kind(j.typ),
                 path: j.path.clone(),
                 source,
-            })?;
+            })
+        };
+        let user = self.join.iter().find(|j| j.typ == LinuxNamespaceType::User);
+        let mut refused = Vec::new();
+        for j in self
+            .join
+            .iter()
+            .filter(|j| j.typ != LinuxNamespaceType::User)
+        {
+            match join(j) {
+                Err(NsError::Join {
+                    source: nix::errno::Errno::EPERM,
+                    ..
+                }) if user.is_some() => refused.push(j),
+                r => r?,
+            }
         }
-        Ok(())
+        if let Some(u) = user {
+            join(u)?;
+        }
+        refused.into_iter().try_for_each(join)
     }
 }
 

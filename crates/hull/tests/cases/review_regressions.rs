@@ -53,6 +53,50 @@ fn joining_a_user_namespace_by_path_makes_the_init_its_root() {
     assert_eq!(lines, [want.to_string_lossy().as_ref(), "0", "0"], "{out}");
 }
 
+/// runc joins the namespaces other than the user namespace first, with the runtime's own
+/// privileges, then the user namespace, then what was refused: a joined user namespace does
+/// not stop a container from also joining a network namespace the host owns.
+#[test]
+fn a_joined_user_namespace_does_not_stop_joining_a_namespace_the_host_owns() {
+    let mut t = Test::new("rev_join_user_hostnet");
+    new_user_namespace(&mut t);
+    t.args(&["sleep", "100"]);
+    let first = t.id.clone();
+    let (out, pid) = t.create(&first);
+    out.ok();
+    let user_ns = format!("/proc/{}/ns/user", pid.unwrap());
+    let want_user = fs::read_link(&user_ns).unwrap();
+    let host_net = format!("/proc/{}/ns/net", std::process::id());
+    let want_net = fs::read_link(&host_net).unwrap();
+
+    t.add_namespace("user", Some(&user_ns));
+    t.add_namespace("network", Some(&host_net));
+    t.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "uidMappings" && k != "gidMappings");
+    // sysfs belongs to the host's network namespace, which the user namespace does not own.
+    for m in t.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "sysfs" {
+            *m = json!({ "destination": "/sys", "type": "bind", "source": "/sys",
+                         "options": ["rbind", "ro"] });
+        }
+    }
+    t.sh("readlink /proc/self/ns/user; readlink /proc/self/ns/net");
+    let second = t.new_id();
+    let out = t.run_with(&second, &[]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            want_user.to_string_lossy().as_ref(),
+            want_net.to_string_lossy().as_ref()
+        ],
+        "{out}"
+    );
+}
+
 #[test]
 fn a_hook_can_ask_hull_for_the_state_while_create_runs() {
     let mut t = Test::new("rev_hook_state");
