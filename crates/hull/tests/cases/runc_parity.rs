@@ -152,6 +152,52 @@ fn an_execve_failure_is_worded_as_runc_words_it() {
     out.stderr_has("exec /run.sh: no such file or directory");
 }
 
+/// runc's "mount order" case: mounts whose sources are paths inside the rootfs (written as
+/// host paths, as are their destinations) see the tree the mounts before them made, with a
+/// new user namespace too (whose root cannot reach the other sources, which the runtime
+/// opens for it).
+#[test]
+fn bind_sources_inside_the_rootfs_see_the_earlier_mounts() {
+    for userns in [false, true] {
+        let mut t = Test::new("parity_mount_order");
+        let src = t.mkdir("bind-src");
+        for sub in ["a/x", "b/y", "c/z"] {
+            fs::create_dir_all(src.join(sub)).unwrap();
+            fs::write(src.join(sub).join("file"), format!("{sub}\n")).unwrap();
+            let top = sub.split('/').next().unwrap();
+            std::os::unix::fs::symlink(top, src.join(format!("sym-{top}"))).unwrap();
+        }
+        fs::create_dir_all(t.rootfs.join("mnt")).unwrap();
+        fs::create_dir_all(t.rootfs.join("final")).unwrap();
+        if userns {
+            super::namespaces::new_user_namespace(&mut t);
+            fs::set_permissions(&src, fs::Permissions::from_mode(0o750)).unwrap();
+        }
+        let r = t.rootfs.display().to_string();
+        let s = src.display().to_string();
+        for (from, to) in [
+            (format!("{s}/a"), "/mnt".to_string()),
+            (format!("{s}/sym-b"), "/mnt/x".into()),
+            (format!("{s}/c"), "/mnt/x/y".into()),
+            (format!("{s}/sym-a"), "/mnt/x/y/z".into()),
+            (format!("{r}/mnt/x"), format!("{r}/mnt/x/y/z/x")),
+            (format!("{r}/mnt/x/y"), format!("{r}/mnt/x/y/z")),
+            (format!("{r}/mnt"), format!("{r}/final")),
+        ] {
+            t.mount(serde_json::json!({
+                "source": from, "destination": to, "type": "bind", "options": ["rbind"]
+            }));
+        }
+        t.args(&["cat", "/final/x/y/z/z/x/y/z/x/file"]);
+        assert_eq!(t.output(), "a/x\n", "userns {userns}");
+        assert!(!t
+            .rootfs
+            .join("tmp")
+            .join(r.trim_start_matches('/'))
+            .exists());
+    }
+}
+
 /// A new network namespace comes with its loopback interface up, as runc sets it.
 #[test]
 fn a_new_network_namespace_has_loopback_up() {

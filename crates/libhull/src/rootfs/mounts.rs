@@ -102,6 +102,13 @@ impl<'a> Mounter<'a> {
     /// Performs one `mounts[]` entry; `opened`: its bind source as the runtime opened it.
     pub fn mount(&self, m: &Mount, opened: Option<&OwnedFd>) -> Result<(), RootfsError> {
         let dest = clean_path(m.destination());
+        // As runc: a destination already written as a host path inside the rootfs names the
+        // same place (configs made by older tools spell mount points that way).
+        let rootfs = clean_path(self.ctx.rootfs);
+        let dest = match dest.strip_prefix(&rootfs) {
+            Ok(rest) if rootfs != Path::new("/") => Path::new("/").join(rest),
+            _ => dest,
+        };
         let options = m.options().as_deref().unwrap_or_default();
         let opts = MountOptions::parse(options);
         let typ = m.typ().as_deref().unwrap_or("");
@@ -161,6 +168,10 @@ impl<'a> Mounter<'a> {
                 .map_err(sys("resolve mount destination", dest.display()))?;
             return self.set_attrs(target.as_fd(), dest, opts, true);
         }
+        // As runc: the runtime's copy only where the init cannot reach the source itself
+        // (a new user namespace's root); by path, a source in the rootfs is the tree the
+        // mounts before this one made there, which the runtime's copy never shows.
+        let opened = opened.filter(|_| std::fs::metadata(source).is_err());
         let is_dir = match opened {
             Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
