@@ -423,7 +423,10 @@ impl Runtime {
             Ok(())
         })();
         match result {
-            Ok(()) => Ok((st, tty_end)),
+            Ok(()) => {
+                crate::spec::warn_unknown_capabilities(&bundle.ignored_capabilities);
+                Ok((st, tty_end))
+            }
             Err(e) => {
                 // Whatever the init failed with, the OOM killer is the likely cause, as runc
                 // reports it (read before the kill, which removes the cgroups).
@@ -730,6 +733,7 @@ impl Runtime {
             dir: st.bundle.clone(),
             rootfs: st.rootfs.clone(),
             spec: st.config.clone(),
+            ignored_capabilities: Vec::new(),
         };
         let mut tty_end = None;
         let console = match &opts.console_socket {

@@ -471,15 +471,56 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags)).map(drop)
 }
 
-/// "exit status N" or "signal: SIGNAME", as Go's os/exec words them for runc.
+/// Go's names of the signals (its syscall package's table), which runc's messages carry.
+const GO_SIGNAL_NAMES: [&str; 31] = [
+    "hangup",
+    "interrupt",
+    "quit",
+    "illegal instruction",
+    "trace/breakpoint trap",
+    "aborted",
+    "bus error",
+    "floating point exception",
+    "killed",
+    "user defined signal 1",
+    "segmentation fault",
+    "user defined signal 2",
+    "broken pipe",
+    "alarm clock",
+    "terminated",
+    "stack fault",
+    "child exited",
+    "continued",
+    "stopped (signal)",
+    "stopped",
+    "stopped (tty input)",
+    "stopped (tty output)",
+    "urgent I/O condition",
+    "CPU time limit exceeded",
+    "file size limit exceeded",
+    "virtual timer expired",
+    "profiling timer expired",
+    "window changed",
+    "I/O possible",
+    "power failure",
+    "bad system call",
+];
+
+/// "exit status N" or "signal: killed", as Go's os/exec words them for runc.
 fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         format!("exit status {code}")
     } else if let Some(sig) = status.signal() {
-        match Signal::try_from(sig) {
-            Ok(sig) => format!("signal: {sig}"),
-            Err(_) => format!("signal: {sig}"),
-        }
+        let name = usize::try_from(sig)
+            .ok()
+            .and_then(|n| GO_SIGNAL_NAMES.get(n.wrapping_sub(1)))
+            .map_or_else(|| format!("signal {sig}"), |n| n.to_string());
+        let core = if status.core_dumped() {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        format!("signal: {name}{core}")
     } else {
         status.to_string()
     }
@@ -659,7 +700,7 @@ mod tests {
         let err = run("poststop", &[sh("kill -9 $$")], &state("x")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "error running poststop hook #0: /usr/bin/busybox: signal: SIGKILL"
+            "error running poststop hook #0: /usr/bin/busybox: signal: killed"
         );
 
         let missing = HookBuilder::default()

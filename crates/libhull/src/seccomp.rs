@@ -105,6 +105,15 @@ pub enum SeccompError {
         #[source]
         source: Errno,
     },
+    /// runc's words, which its suite checks.
+    #[error(
+        "failed to connect with seccomp agent specified in the seccomp profile: {path}: {source}"
+    )]
+    AgentConnect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("send the seccomp listener to {path}: {step}: {source}")]
     Listener {
         path: PathBuf,
@@ -426,7 +435,7 @@ impl<'a> Plan<'a> {
                     return Err(SeccompError::invalid(
                         format!("{field}.names[{j}]"),
                         format!(
-                            "SCMP_ACT_NOTIFY cannot be used for {name}: the runtime needs it to hand the listener to the agent"
+                            "SCMP_ACT_NOTIFY cannot be used for the {name} syscall (the runtime needs it to hand the listener to the agent)"
                         ),
                     ));
                 }
@@ -1253,7 +1262,10 @@ pub fn send_listener<S: Serialize>(
         state,
     })
     .map_err(|e| fail("encode the container process state")(e.into()))?;
-    let stream = UnixStream::connect(path).map_err(fail("connect"))?;
+    let stream = UnixStream::connect(path).map_err(|source| SeccompError::AgentConnect {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let fds = [fd.as_raw_fd()];
     let sent = loop {
         match sendmsg::<()>(
@@ -1474,7 +1486,7 @@ mod tests {
             (
                 json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [
                     {"names": ["getcwd", "write"], "action": "SCMP_ACT_NOTIFY"}]}),
-                "linux.seccomp.syscalls[0].names[1]: SCMP_ACT_NOTIFY cannot be used for write",
+                "linux.seccomp.syscalls[0].names[1]: SCMP_ACT_NOTIFY cannot be used for the write syscall",
             ),
             (
                 json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}),
@@ -1989,8 +2001,8 @@ mod tests {
             .expect_err("no agent");
         let text = err.to_string();
         assert!(
-            text.starts_with("send the seccomp listener to ")
-                && text.contains("none.sock: connect: "),
+            text.starts_with("failed to connect with seccomp agent ")
+                && text.contains("none.sock: "),
             "{text}"
         );
     }

@@ -55,6 +55,9 @@ pub struct Bundle {
     /// Absolute path of the root filesystem.
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// Capabilities the config names that nobody knows, left out as runc leaves them out;
+    /// warned about once the container exists (a refused config gets its one line alone).
+    pub ignored_capabilities: Vec<String>,
 }
 
 impl Bundle {
@@ -75,7 +78,7 @@ impl Bundle {
             });
         }
         let config = dir.join(CONFIG_FILE);
-        let spec = load_spec(&config)?;
+        let (spec, dropped_caps) = load_spec(&config)?;
         validate(&spec)?;
         let root = spec.root().as_ref().expect("validated");
         let rootfs = if root.path().is_absolute() {
@@ -98,7 +101,12 @@ impl Bundle {
                 ))
             }
         }
-        Ok(Bundle { dir, rootfs, spec })
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            ignored_capabilities: dropped_caps,
+        })
     }
 }
 
@@ -152,30 +160,37 @@ fn spec_scheduler_flags(process: &mut serde_json::Value) {
 
 /// What runc takes in a `process` object that the pinned oci-spec refuses, made parseable:
 /// the runtime-spec's scheduler flag names, and capabilities no kernel or oci-spec knows,
-/// which runc 1.3 drops with a warning (a config written for a newer kernel still runs).
-pub fn runc_lenient_process(process: &mut serde_json::Value) {
+/// which runc 1.3 drops (a config written for a newer kernel still runs). Returns the names
+/// dropped, for [`warn_unknown_capabilities`] once the rest of the input is known good.
+/// Anything but a non-empty name stays, for the parser to refuse.
+pub fn runc_lenient_process(process: &mut serde_json::Value) -> Vec<String> {
     spec_scheduler_flags(process);
+    let mut unknown: Vec<String> = Vec::new();
     let Some(caps) = process
         .get_mut("capabilities")
         .and_then(|c| c.as_object_mut())
     else {
-        return;
+        return unknown;
     };
-    let mut unknown: Vec<String> = Vec::new();
     for list in caps.values_mut().filter_map(|l| l.as_array_mut()) {
         list.retain(|c| {
+            let Some(name) = c.as_str().filter(|n| !n.is_empty() && !n.contains('\0')) else {
+                return true;
+            };
             let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
-            if !known {
-                let name = c.as_str().map_or_else(|| c.to_string(), String::from);
-                if !unknown.contains(&name) {
-                    unknown.push(name);
-                }
+            if !known && !unknown.iter().any(|u| u == name) {
+                unknown.push(name.to_string());
             }
             known
         });
     }
+    unknown.sort();
+    unknown
+}
+
+/// runc's warning about the capabilities [`runc_lenient_process`] dropped.
+pub fn warn_unknown_capabilities(unknown: &[String]) {
     if !unknown.is_empty() {
-        unknown.sort();
         tracing::warn!(
             "ignoring unknown or unavailable capabilities: [{}]",
             unknown.join(" ")
@@ -183,8 +198,9 @@ pub fn runc_lenient_process(process: &mut serde_json::Value) {
     }
 }
 
-/// Parses a config file, naming the JSON path of the first field that does not fit.
-pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
+/// Parses a config file, naming the JSON path of the first field that does not fit; with the
+/// capabilities dropped as runc drops them (see [`runc_lenient_process`]).
+pub fn load_spec(path: &Path) -> Result<(Spec, Vec<String>), SpecError> {
     let open = |source| SpecError::Open {
         path: path.to_path_buf(),
         source,
@@ -215,12 +231,15 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
             let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) else {
                 return Err(e);
             };
-            if let Some(process) = value.get_mut("process") {
-                runc_lenient_process(process);
-            }
-            parse(&serde_json::to_vec(&value).expect("a parsed value serializes")).map_err(|_| e)
+            let dropped = value
+                .get_mut("process")
+                .map(runc_lenient_process)
+                .unwrap_or_default();
+            let spec = parse(&serde_json::to_vec(&value).expect("a parsed value serializes"))
+                .map_err(|_| e)?;
+            Ok((spec, dropped))
         }
-        r => r,
+        r => r.map(|spec| (spec, Vec::new())),
     }
 }
 

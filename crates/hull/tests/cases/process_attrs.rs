@@ -17,6 +17,33 @@ fn linux32_personality_makes_uname_report_i686() {
     t.config["linux"]["personality"] = json!({ "domain": "LINUX32" });
     t.args(&["uname", "-m"]);
     assert_eq!(t.output(), "i686\n");
+    // An exec'd process gets it too, as runc's do.
+    t.args(&["sleep", "100"]);
+    t.create_and_start(&t.id);
+    let out = t.hull(&["exec", &t.id, "uname", "-m"]);
+    assert_eq!(out.ok().stdout, "i686\n");
+}
+
+#[test]
+fn sched_deadline_in_a_restricted_cpuset_is_refused_in_runcs_words() {
+    // The kernel refuses SCHED_DEADLINE where the cpuset does not span the root domain.
+    if skip_on_runc("runc 1.1.5 ignores process.scheduler") {
+        return;
+    }
+    let mut t = Test::new("attrs_sched_dl_cpus");
+    let g = t.cgroup_guard();
+    let id = t.id.clone();
+    t.in_cgroup(&g, &id);
+    t.config["linux"]["resources"]["cpu"] = json!({ "cpus": "0" });
+    t.config["process"]["scheduler"] = json!({
+        "policy": "SCHED_DEADLINE", "nice": 19, "runtime": 42000,
+        "deadline": 1000000, "period": 1000000
+    });
+    t.args(&["true"]);
+    let (out, _) = t.create(&id);
+    out.fails()
+        .stderr_has("process scheduler can't be used together with AllowedCPUs");
+    t.assert_nothing_left(&id);
 }
 
 #[test]

@@ -302,3 +302,75 @@ fn cwd_inside_the_rootfs_is_created() {
     t.args(&["pwd"]);
     assert_eq!(t.output(), "/work/dir\n");
 }
+
+/// The options of the mount at `/mnt` as the container sees it, or the failed call.
+fn mnt_options(t: &Test, opts: &[&str]) -> Result<Vec<String>, crate::util::Out> {
+    let mut t2 = Test::new("rootfs_bind_flags_run");
+    t2.config = t.config.clone();
+    t2.config["root"]["path"] = t.rootfs.to_string_lossy().into_owned().into();
+    let src = t.path("src");
+    t2.mount(json!({ "destination": "/mnt", "type": "bind", "source": src, "options": opts }));
+    t2.sh("grep ' /mnt ' /proc/self/mounts");
+    let out = t2.run();
+    if out.code != 0 {
+        return Err(out);
+    }
+    let line = out.stdout.lines().last().unwrap_or_default().to_string();
+    Ok(line
+        .split(' ')
+        .nth(3)
+        .unwrap_or_default()
+        .split(',')
+        .map(String::from)
+        .collect())
+}
+
+/// runc 1.3's flags for a new bind mount: none asked keeps the source's; any asked gives
+/// exactly those (the atime ones stay the source's); in a user namespace a locked flag the
+/// options only leave out stays, and clearing one explicitly fails.
+#[test]
+fn bind_mount_flags_are_runcs() {
+    use nix::mount::{mount, MsFlags};
+    for userns in [false, true] {
+        let mut t = Test::new("rootfs_bind_flags");
+        let src = t.path("src");
+        mount_tmpfs(&src);
+        let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOEXEC | MsFlags::MS_NODIRATIME;
+        mount(
+            None::<&str>,
+            &src,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | ro,
+            None::<&str>,
+        )
+        .unwrap();
+        fs::create_dir_all(t.rootfs.join("mnt")).unwrap();
+        if userns {
+            super::namespaces::new_user_namespace(&mut t);
+        }
+        let has = |o: &[String], f: &str| o.iter().any(|x| x == f);
+        let o = mnt_options(&t, &["bind"]).unwrap();
+        assert!(
+            has(&o, "ro") && has(&o, "noexec") && has(&o, "nodiratime"),
+            "userns {userns}: {o:?}"
+        );
+        let o = mnt_options(&t, &["bind", "nosuid"]).unwrap();
+        assert!(
+            has(&o, "nosuid") && has(&o, "nodiratime"),
+            "userns {userns}: {o:?}"
+        );
+        if userns {
+            // Locked by the user namespace: kept.
+            assert!(has(&o, "ro") && has(&o, "noexec"), "{o:?}");
+            let out = mnt_options(&t, &["bind", "rw"]).unwrap_err();
+            out.stderr_has("cannot clear locked flags MS_RDONLY");
+        } else {
+            assert!(has(&o, "rw") && !has(&o, "noexec"), "{o:?}");
+            let o = mnt_options(&t, &["bind", "dev"]).unwrap();
+            assert!(
+                has(&o, "rw") && !has(&o, "noexec") && has(&o, "nodiratime"),
+                "{o:?}"
+            );
+        }
+    }
+}

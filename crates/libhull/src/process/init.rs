@@ -436,10 +436,6 @@ fn setup(
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         attrs::set_domainname(d).map_err(step("domainname"))?;
     }
-    if let Some(p) = linux.personality() {
-        attrs::set_personality(p).map_err(step("personality"))?;
-    }
-
     // From here the container outlives `create`: cleared before the filter, which may deny
     // prctl. A runtime that dies now is noticed at the next message over the channel.
     if child_of_runtime {
@@ -448,6 +444,7 @@ fn setup(
     let exec = match spec.process() {
         Some(process) => Some(prepare_process(
             process,
+            linux,
             args.preserve_fds,
             args.listen_fds,
             args.seccomp,
@@ -541,6 +538,7 @@ fn exec_process(
     }
     let exec = prepare_process(
         process,
+        args.bundle.spec.linux().as_ref().expect("validated"),
         args.preserve_fds,
         0,
         args.seccomp,
@@ -577,6 +575,7 @@ struct Exec {
 /// Everything of `process` that is set before the init reports ready.
 fn prepare_process(
     process: &Process,
+    linux: &oci_spec::runtime::Linux,
     preserve_fds: u32,
     listen_fds: u32,
     filter: Option<&seccomp::Filter>,
@@ -589,8 +588,30 @@ fn prepare_process(
         Ok(_) | Err(nix::errno::Errno::EPERM) => {}
         Err(e) => return Err(InitError::new("setsid", e)),
     }
+    // The container's, for exec'd processes too (as runc: `uname -m` says i686 in both).
+    if let Some(p) = linux.personality() {
+        attrs::set_personality(p).map_err(step("personality"))?;
+    }
     if let Some(s) = process.scheduler() {
-        attrs::set_scheduler(s).map_err(step("scheduler"))?;
+        attrs::set_scheduler(s).map_err(|e| match e {
+            // runc's words for the kernel's refusal of SCHED_DEADLINE in a restricted cpuset.
+            attrs::AttrError::Scheduler {
+                source: nix::errno::Errno::EPERM,
+                ..
+            } if linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.cpu().as_ref())
+                .and_then(|c| c.cpus().as_deref())
+                .is_some_and(|c| !c.is_empty()) =>
+            {
+                InitError::new(
+                    "scheduler",
+                    "process scheduler can't be used together with AllowedCPUs",
+                )
+            }
+            e => step("scheduler")(e),
+        })?;
     }
     if let Some(p) = process.io_priority() {
         attrs::set_io_priority(p).map_err(step("ioPriority"))?;

@@ -205,9 +205,27 @@ impl<'a> Mounter<'a> {
                 &cloned
             }
         };
-        if let Some(attr) = opts.bind_attr() {
-            setattr(tree.as_fd(), &attr, false)
-                .map_err(sys("set bind mount flags for", dest.display()))?;
+        if let Some(attr) = opts.fresh_bind_attr() {
+            match setattr(tree.as_fd(), &attr, false) {
+                // A user namespace locked some of the source's flags: keep those the options
+                // only left out, as runc does; clearing one explicitly cannot be done.
+                Err(Errno::EPERM) => {
+                    let locked = lockable_flags(tree.as_fd())
+                        .map_err(sys("statvfs bind source", source.display()))?;
+                    let retry = opts.locked_retry(&attr, locked).map_err(|why| {
+                        RootfsError::refused(
+                            "set bind mount flags for",
+                            dest.display(),
+                            format!("{why}: operation not permitted"),
+                        )
+                    })?;
+                    setattr(tree.as_fd(), &retry, false).map_err(sys(
+                        "set bind mount flags (locked ones kept) for",
+                        dest.display(),
+                    ))?;
+                }
+                r => r.map_err(sys("set bind mount flags for", dest.display()))?,
+            }
         }
         if let Some(attr) = opts.rec_attr() {
             setattr(tree.as_fd(), &attr, true)
@@ -621,6 +639,32 @@ impl<'a> Mounter<'a> {
             Err(e) => Err(sys("resolve mount destination", dest.display())(e)),
         }
     }
+}
+
+/// The flags of the mount `fd` is on that a user namespace may lock, as `MOUNT_ATTR_*` bits.
+fn lockable_flags(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    use nix::sys::statvfs::FsFlags;
+    let f = nix::sys::statvfs::fstatvfs(fd)?.flags();
+    let mut bits = 0;
+    for (flag, bit) in [
+        (FsFlags::ST_RDONLY, sysmount::MOUNT_ATTR_RDONLY),
+        (FsFlags::ST_NOSUID, sysmount::MOUNT_ATTR_NOSUID),
+        (FsFlags::ST_NODEV, sysmount::MOUNT_ATTR_NODEV),
+        (FsFlags::ST_NOEXEC, sysmount::MOUNT_ATTR_NOEXEC),
+        (FsFlags::ST_NODIRATIME, sysmount::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if f.contains(flag) {
+            bits |= bit;
+        }
+    }
+    bits |= if f.contains(FsFlags::ST_NOATIME) {
+        sysmount::MOUNT_ATTR_NOATIME
+    } else if f.contains(FsFlags::ST_RELATIME) {
+        sysmount::MOUNT_ATTR_RELATIME
+    } else {
+        sysmount::MOUNT_ATTR_STRICTATIME
+    };
+    Ok(bits)
 }
 
 /// Resolves `path` as if the rootfs were `/`: every symlink on the way, dangling ones too,

@@ -244,6 +244,79 @@ impl MountOptions {
         (attr.attr_set != 0 || attr.attr_clr != 0).then_some(attr)
     }
 
+    /// The per-mount flags of a new bind mount, as runc 1.3 gives them: with no flag in the
+    /// options at all, the source's flags stay (mount(8)'s `--bind`); with any flag set or
+    /// cleared, the mount gets exactly the flags set and loses the others, except the atime
+    /// ones, which stay as the source had them unless an atime flag is set (runc's remount
+    /// with MS_BIND, whose atime rules these are). See [`locked_retry`] for a user namespace.
+    pub fn fresh_bind_attr(&self) -> Option<MountAttr> {
+        const PER_MOUNT: [(MsFlags, u64); 5] = [
+            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
+        ];
+        let asked = self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if asked.is_empty() && self.cleared.is_empty() {
+            return None;
+        }
+        let mut attr = empty_attr();
+        for (flag, bit) in PER_MOUNT {
+            if self.flags.contains(flag) {
+                attr.attr_set |= bit;
+            } else {
+                attr.attr_clr |= bit;
+            }
+        }
+        if self.flags.intersects(ATIME_FLAGS | MsFlags::MS_NODIRATIME) {
+            attr.attr_clr |= MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+            attr.attr_set |= if self.flags.contains(MsFlags::MS_NOATIME) {
+                MOUNT_ATTR_NOATIME
+            } else if self.flags.contains(MsFlags::MS_STRICTATIME) {
+                MOUNT_ATTR_STRICTATIME
+            } else {
+                MOUNT_ATTR_RELATIME
+            };
+            if self.flags.contains(MsFlags::MS_NODIRATIME) {
+                attr.attr_set |= MOUNT_ATTR_NODIRATIME;
+            }
+        }
+        Some(attr)
+    }
+
+    /// [`fresh_bind_attr`] again after the kernel refused it (EPERM: flags a user namespace
+    /// locked on the source, given as `MOUNT_ATTR_*` bits): the locked flags the options only
+    /// left out are kept, as runc retries; `Err` names those the options explicitly clear,
+    /// or an atime mode other than the locked one, which cannot be had.
+    pub fn locked_retry(&self, attr: &MountAttr, locked: u64) -> Result<MountAttr, String> {
+        const CLEARING: [(MsFlags, u64, &str); 4] = [
+            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY, "MS_RDONLY"),
+            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID, "MS_NOSUID"),
+            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV, "MS_NODEV"),
+            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC, "MS_NOEXEC"),
+        ];
+        let cannot: Vec<&str> = CLEARING
+            .iter()
+            .filter(|(flag, bit, _)| self.cleared.contains(*flag) && locked & bit != 0)
+            .map(|(_, _, name)| *name)
+            .collect();
+        if !cannot.is_empty() {
+            // runc's words.
+            return Err(format!("cannot clear locked flags {}", cannot.join("|")));
+        }
+        let atime_bits = MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+        if attr.attr_clr & MOUNT_ATTR__ATIME != 0
+            && attr.attr_set & atime_bits != locked & atime_bits
+        {
+            return Err("cannot change locked atime flags".into());
+        }
+        let mut retry = *attr;
+        retry.attr_clr &= !locked;
+        retry.attr_set |= locked & !atime_bits;
+        Ok(retry)
+    }
+
     /// The recursive attributes as a mount_setattr request, `None` if none were asked.
     pub fn rec_attr(&self) -> Option<MountAttr> {
         (self.rec_set != 0 || self.rec_clr != 0).then(|| MountAttr {
@@ -340,6 +413,54 @@ mod tests {
         assert!(MountOptions::parse(&["bind", "norelatime"])
             .bind_attr()
             .is_none());
+    }
+
+    #[test]
+    fn a_fresh_bind_gets_exactly_the_flags_asked_for_but_keeps_its_atime() {
+        // runc 1.3: no flag at all keeps the source's.
+        assert!(MountOptions::parse(&["rbind", "rprivate"])
+            .fresh_bind_attr()
+            .is_none());
+        // A clearing flag alone clears the rest too; atime stays the source's.
+        let a = MountOptions::parse(&["bind", "dev"])
+            .fresh_bind_attr()
+            .unwrap();
+        assert_eq!(a.attr_set, 0);
+        assert_eq!(
+            a.attr_clr,
+            MOUNT_ATTR_RDONLY
+                | MOUNT_ATTR_NOSUID
+                | MOUNT_ATTR_NODEV
+                | MOUNT_ATTR_NOEXEC
+                | MOUNT_ATTR_NOSYMFOLLOW
+        );
+        let a = MountOptions::parse(&["bind", "ro", "noatime"])
+            .fresh_bind_attr()
+            .unwrap();
+        assert_eq!(a.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
+        assert_ne!(a.attr_clr & MOUNT_ATTR__ATIME, 0);
+        assert_ne!(a.attr_clr & MOUNT_ATTR_NODIRATIME, 0);
+    }
+
+    #[test]
+    fn a_locked_flag_is_kept_unless_explicitly_cleared() {
+        let o = MountOptions::parse(&["bind", "nosuid", "nodev"]);
+        let a = o.fresh_bind_attr().unwrap();
+        let locked = MOUNT_ATTR_RDONLY | MOUNT_ATTR_RELATIME;
+        let r = o.locked_retry(&a, locked).unwrap();
+        assert_eq!(r.attr_set & MOUNT_ATTR_RDONLY, MOUNT_ATTR_RDONLY);
+        assert_eq!(r.attr_clr & MOUNT_ATTR_RDONLY, 0);
+        assert_eq!(
+            r.attr_set & (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        );
+        let o = MountOptions::parse(&["bind", "rw", "nosuid"]);
+        let a = o.fresh_bind_attr().unwrap();
+        let err = o.locked_retry(&a, locked).unwrap_err();
+        assert!(err.contains("MS_RDONLY"), "{err}");
+        let o = MountOptions::parse(&["bind", "strictatime"]);
+        let a = o.fresh_bind_attr().unwrap();
+        assert!(o.locked_retry(&a, MOUNT_ATTR_NOATIME).is_err());
     }
 
     #[test]
