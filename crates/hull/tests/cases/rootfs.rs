@@ -304,7 +304,7 @@ fn cwd_inside_the_rootfs_is_created() {
 }
 
 /// The options of the mount at `/mnt` as the container sees it, or the failed call.
-fn mnt_options(t: &Test, opts: &[&str]) -> Result<Vec<String>, crate::util::Out> {
+fn mnt_options(t: &Test, opts: &[&str]) -> Result<Vec<String>, Box<crate::util::Out>> {
     let mut t2 = Test::new("rootfs_bind_flags_run");
     t2.config = t.config.clone();
     t2.config["root"]["path"] = t.rootfs.to_string_lossy().into_owned().into();
@@ -313,7 +313,7 @@ fn mnt_options(t: &Test, opts: &[&str]) -> Result<Vec<String>, crate::util::Out>
     t2.sh("grep ' /mnt ' /proc/self/mounts");
     let out = t2.run();
     if out.code != 0 {
-        return Err(out);
+        return Err(Box::new(out));
     }
     let line = out.stdout.lines().last().unwrap_or_default().to_string();
     Ok(line
