@@ -299,7 +299,7 @@ impl Runtime {
             let none = oci_spec::runtime::LinuxResources::default();
             let res = linux.resources().as_ref().unwrap_or(&none);
             cg.check_ownership(true)?;
-            cg.warn_if_shared();
+            cg.check_empty()?;
             let made = cg.make(res);
             // What was really made (nothing that appeared meanwhile is hull's).
             st.cgroups = Some(cg.clone());

@@ -856,15 +856,24 @@ fn container_in_an_existing_cgroup_spares_it_and_its_other_processes() {
             .expect("spawn sleep"),
     );
     let foreign = bystander.0.id() as i32;
-    for d in &dirs {
-        fs::write(d.join("cgroup.procs"), foreign.to_string())
-            .unwrap_or_else(|e| panic!("move {foreign} into {}: {e}", d.display()));
-    }
+    // A second test-made cgroup to park the bystander in between the two containers.
+    let aside = format!("/hulltest-aside-{id}");
+    g.add(&format!("{id}-aside"), &aside);
+    let aside_dirs = make_cgroup(&aside);
+    let move_to = |dirs: &[PathBuf]| {
+        for d in dirs {
+            fs::write(d.join("cgroup.procs"), foreign.to_string())
+                .unwrap_or_else(|e| panic!("move {foreign} into {}: {e}", d.display()));
+        }
+    };
     t.config["linux"]["cgroupsPath"] = json!(path);
     t.config["linux"]["resources"]["pids"] = json!({ "limit": 30 });
     t.sh("sleep 100 & exec sleep 101");
 
+    // A cgroup that holds others' processes at create is refused (runc 1.2+); one that
+    // gets them later keeps them apart from the container's.
     let (_, init) = t.create_and_start(&id);
+    move_to(&dirs);
     for d in &dirs {
         let procs = cgroup_procs(d);
         assert!(procs.contains(&init), "init {init} not in {}", d.display());
@@ -903,8 +912,10 @@ fn container_in_an_existing_cgroup_spares_it_and_its_other_processes() {
     }
 
     // A running one, `delete --force`.
+    move_to(&aside_dirs);
     let id2 = t.new_id();
     let (_, init2) = t.create_and_start(&id2);
+    move_to(&dirs);
     t.hull(&["delete", "--force", &id2]).ok();
     assert!(still_alive(&[init2], STOP_TIMEOUT).is_empty(), "init alive");
     assert!(
@@ -1106,4 +1117,34 @@ fn create_under_a_frozen_parent_fails_instead_of_hanging() {
             h.dir_for(&path).display()
         );
     }
+}
+
+#[test]
+fn a_cgroup_that_holds_another_containers_processes_is_refused() {
+    // runc 1.2+: "container's cgroup is not empty"; the running one is left alone.
+    if skip_on_runc("runc 1.1.5 only warns and shares the cgroup") {
+        return;
+    }
+    let mut t = Test::new("cgl_not_empty");
+    let g = t.cgroup_guard();
+    let first = t.id.clone();
+    let path = t.in_cgroup(&g, &first);
+    t.args(&["sleep", "100"]);
+    let (_, init) = t.create_and_start(&first);
+    let second = t.new_id();
+    let bundle = t.bundle_str();
+    for cmd in ["create", "run"] {
+        let mut args = vec![cmd, "--bundle", &bundle];
+        if cmd == "run" {
+            args.push("-d");
+        }
+        args.push(&second);
+        let out = t.hull(&args);
+        out.fails()
+            .stderr_has("container's cgroup is not empty: 1 process(es) found");
+        t.assert_nothing_left(&second);
+    }
+    assert_eq!(t.status(&first), "running");
+    assert!(!is_gone(init));
+    assert_cgroups_exist(&path);
 }

@@ -26,6 +26,9 @@ pub enum CgroupError {
     /// A value in the config the kernel would refuse or that makes no sense.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// runc 1.2+'s refusal (its words): the cgroup holds another's processes.
+    #[error("container's cgroup is not empty: {count} process(es) found ({dir})")]
+    NotEmpty { dir: PathBuf, count: usize },
     /// The host cannot do what a field asks (controller not mounted, file missing).
     #[error("{field}: {reason}")]
     Unsupported { field: String, reason: String },
@@ -1010,21 +1013,20 @@ impl Cgroups {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Warns, as runc does, when the container joins a cgroup that already holds processes:
-    /// they are not its own, so hull does not treat that cgroup as the container's (`ps`,
-    /// `kill --all` and `delete` go by namespace instead).
-    pub fn warn_if_shared(&self) {
+    /// Refuses, as runc 1.2+ does, a cgroup that already holds processes (in it or below):
+    /// they would be the container's for `ps`, `kill --all`, `pause` and `delete`.
+    pub fn check_empty(&self) -> Result<(), CgroupError> {
         if let Some(dir) = self.procs_dir().filter(|d| !self.made(d)) {
             let mut pids = Vec::new();
             collect_procs(dir, &mut pids);
             if !pids.is_empty() {
-                tracing::warn!(
-                    "cgroup {} is not empty ({} processes): the container shares it",
-                    dir.display(),
-                    pids.len()
-                );
+                return Err(CgroupError::NotEmpty {
+                    dir: dir.to_path_buf(),
+                    count: pids.len(),
+                });
             }
         }
+        Ok(())
     }
 
     /// Refuses cgroups that are frozen (pre-existing ones, or new ones below a frozen
