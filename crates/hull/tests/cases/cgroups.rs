@@ -704,6 +704,28 @@ fn kernel_tcp_limit_is_written() {
 }
 
 #[test]
+fn a_unified_key_the_hybrid_hosts_cgroup2_lacks_is_refused_in_runcs_words() {
+    if skip_on_runc("runc 1.1.5 words it otherwise") {
+        return;
+    }
+    let hierarchies = cgroup_hierarchies();
+    assert!(
+        hierarchies.len() > 1 && hierarchies.iter().any(|h| h.is_v2()),
+        "this test needs a hybrid host (v1 controllers and a cgroup2), the CI machine's kind"
+    );
+    let mut t = Test::new("cg_unified_on_v1");
+    let g = t.cgroup_guard();
+    let id = t.id.clone();
+    t.in_cgroup(&g, &id);
+    t.config["linux"]["resources"]["unified"] = json!({ "memory.min": "131072" });
+    t.args(&["true"]);
+    let (out, _) = t.create(&id);
+    out.fails()
+        .stderr_has("invalid configuration: cannot use unified on cgroup v1");
+    t.assert_nothing_left(&id);
+}
+
+#[test]
 fn hugepage_limit_lands_on_the_unified_hierarchy_of_a_hybrid_host() {
     // runc 1.1.5 looks for hugetlb in v1 only: "container could not join or create cgroup".
     if skip_on_runc("runc 1.1.5 has no hugetlb on a hybrid host's unified hierarchy") {

@@ -330,8 +330,10 @@ fn plan_hybrid(dir: &Path, res: &LinuxResources) -> Result<Plan, CgroupError> {
         if !dir.join(key).exists() {
             return Err(CgroupError::Unsupported {
                 field: unified_field(key),
+                // runc's words (it refuses every unified key on a hybrid host; hull takes
+                // those the host's cgroup2 hierarchy has).
                 reason: format!(
-                    "not available on the cgroup2 hierarchy of a hybrid host ({} has no {key})",
+                    "invalid configuration: cannot use unified on cgroup v1 ({} has no {key})",
                     dir.display()
                 ),
             });
@@ -1172,7 +1174,7 @@ pub(super) mod tests {
         )])));
         let err = apply(&d.0, &res, false, false).unwrap_err().to_string();
         assert!(
-            err.starts_with("linux.resources.unified[\"memory.max\"]: not available on the cgroup2 hierarchy of a hybrid host"),
+            err.starts_with("linux.resources.unified[\"memory.max\"]: invalid configuration: cannot use unified on cgroup v1"),
             "{err}"
         );
     }
