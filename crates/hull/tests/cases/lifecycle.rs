@@ -137,6 +137,32 @@ fn delete_of_a_running_container_fails() {
 }
 
 #[test]
+fn plain_delete_of_a_created_container_removes_it() {
+    // runc's rule, which containerd's shim relies on: it deletes a task that never started
+    // without --force. The init goes with it, and its poststop hooks run.
+    let mut t = Test::new("delete_created");
+    let marker = t.path("poststop-ran");
+    t.config["hooks"] = serde_json::json!({
+        "poststop": [{ "path": "/usr/bin/touch", "args": ["touch", marker] }]
+    });
+    t.args(&["sleep", "100"]);
+    let id = t.id.clone();
+    let (out, pid) = t.create(&id);
+    out.ok();
+    t.hull(&["delete", &id]).ok();
+    assert!(t.state(&id).is_none(), "state left after delete");
+    let pid = pid.expect("pid file");
+    assert!(
+        crate::util::wait_until(std::time::Duration::from_secs(3), || crate::util::is_gone(
+            pid
+        )),
+        "the init outlived delete"
+    );
+    assert!(marker.exists(), "poststop did not run");
+    t.assert_nothing_left(&id);
+}
+
+#[test]
 fn delete_force_removes_a_running_container() {
     let mut t = Test::new("delete_force");
     t.args(&["sleep", "100"]);
