@@ -78,7 +78,20 @@ impl Bundle {
             });
         }
         let config = dir.join(CONFIG_FILE);
-        let (spec, dropped_caps) = load_spec(&config)?;
+        let (mut spec, dropped_caps) = load_spec(&config)?;
+        // As runc: an empty namespace path means a new namespace (tools that rewrite configs
+        // with jq leave `"path": ""` behind).
+        if let Some(nss) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.namespaces_mut().as_mut())
+        {
+            for ns in nss.iter_mut() {
+                if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    ns.set_path(None);
+                }
+            }
+        }
         validate(&spec)?;
         let root = spec.root().as_ref().expect("validated");
         let rootfs = if root.path().is_absolute() {
