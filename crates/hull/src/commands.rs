@@ -136,10 +136,8 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
                 p.entry("user")
                     .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
             }
-            let dropped = libhull::spec::runc_lenient_process(&mut value);
-            let process = serde_json::from_value(value).map_err(bad)?;
-            libhull::spec::warn_unknown_capabilities(&dropped);
-            Some(process)
+            libhull::spec::runc_lenient_process(&mut value);
+            Some(serde_json::from_value(value).map_err(bad)?)
         }
         None => None,
     };

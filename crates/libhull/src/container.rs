@@ -423,10 +423,7 @@ impl Runtime {
             Ok(())
         })();
         match result {
-            Ok(()) => {
-                crate::spec::warn_unknown_capabilities(&bundle.ignored_capabilities);
-                Ok((st, tty_end))
-            }
+            Ok(()) => Ok((st, tty_end)),
             Err(e) => {
                 // Whatever the init failed with, the OOM killer is the likely cause, as runc
                 // reports it (read before the kill, which removes the cgroups).
@@ -736,7 +733,6 @@ impl Runtime {
             dir: st.bundle.clone(),
             rootfs: st.rootfs.clone(),
             spec: st.config.clone(),
-            ignored_capabilities: Vec::new(),
         };
         let mut tty_end = None;
         let console = match &opts.console_socket {
@@ -1210,11 +1206,9 @@ fn exec_process_unchecked(
         for name in &opts.caps {
             // `CAP_NET_ADMIN` as in a config, or `NET_ADMIN`.
             let bare = name.strip_prefix("CAP_").unwrap_or(name);
-            let Ok(cap) = bare.parse::<oci_spec::runtime::Capability>() else {
-                // As an unknown one in the config: runc's warning, and the rest apply.
-                tracing::warn!("ignoring unknown or unavailable capabilities: [{name}]");
-                continue;
-            };
+            let cap: oci_spec::runtime::Capability = bare
+                .parse()
+                .map_err(|_| Error::UnknownCapability(name.clone()))?;
             bounding.insert(cap);
             effective.insert(cap);
             permitted.insert(cap);

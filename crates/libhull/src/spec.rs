@@ -55,9 +55,6 @@ pub struct Bundle {
     /// Absolute path of the root filesystem.
     pub rootfs: PathBuf,
     pub spec: Spec,
-    /// Capabilities the config names that nobody knows, left out as runc leaves them out;
-    /// warned about once the container exists (a refused config gets its one line alone).
-    pub ignored_capabilities: Vec<String>,
 }
 
 impl Bundle {
@@ -78,7 +75,7 @@ impl Bundle {
             });
         }
         let config = dir.join(CONFIG_FILE);
-        let (mut spec, dropped_caps) = load_spec(&config)?;
+        let mut spec = load_spec(&config)?;
         // As runc: an empty namespace path means a new namespace (tools that rewrite configs
         // with jq leave `"path": ""` behind).
         if let Some(nss) = spec
@@ -114,12 +111,7 @@ impl Bundle {
                 ))
             }
         }
-        Ok(Bundle {
-            dir,
-            rootfs,
-            spec,
-            ignored_capabilities: dropped_caps,
-        })
+        Ok(Bundle { dir, rootfs, spec })
     }
 }
 
@@ -172,48 +164,13 @@ fn spec_scheduler_flags(process: &mut serde_json::Value) {
 }
 
 /// What runc takes in a `process` object that the pinned oci-spec refuses, made parseable:
-/// the runtime-spec's scheduler flag names, and capabilities no kernel or oci-spec knows,
-/// which runc 1.3 drops (a config written for a newer kernel still runs). Returns the names
-/// dropped, for [`warn_unknown_capabilities`] once the rest of the input is known good.
-/// Anything but a non-empty name stays, for the parser to refuse.
-pub fn runc_lenient_process(process: &mut serde_json::Value) -> Vec<String> {
+/// the runtime-spec's scheduler flag names.
+pub fn runc_lenient_process(process: &mut serde_json::Value) {
     spec_scheduler_flags(process);
-    let mut unknown: Vec<String> = Vec::new();
-    let Some(caps) = process
-        .get_mut("capabilities")
-        .and_then(|c| c.as_object_mut())
-    else {
-        return unknown;
-    };
-    for list in caps.values_mut().filter_map(|l| l.as_array_mut()) {
-        list.retain(|c| {
-            let Some(name) = c.as_str().filter(|n| !n.is_empty() && !n.contains('\0')) else {
-                return true;
-            };
-            let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
-            if !known && !unknown.iter().any(|u| u == name) {
-                unknown.push(name.to_string());
-            }
-            known
-        });
-    }
-    unknown.sort();
-    unknown
 }
 
-/// runc's warning about the capabilities [`runc_lenient_process`] dropped.
-pub fn warn_unknown_capabilities(unknown: &[String]) {
-    if !unknown.is_empty() {
-        tracing::warn!(
-            "ignoring unknown or unavailable capabilities: [{}]",
-            unknown.join(" ")
-        );
-    }
-}
-
-/// Parses a config file, naming the JSON path of the first field that does not fit; with the
-/// capabilities dropped as runc drops them (see [`runc_lenient_process`]).
-pub fn load_spec(path: &Path) -> Result<(Spec, Vec<String>), SpecError> {
+/// Parses a config file, naming the JSON path of the first field that does not fit.
+pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
     let open = |source| SpecError::Open {
         path: path.to_path_buf(),
         source,
@@ -234,25 +191,20 @@ pub fn load_spec(path: &Path) -> Result<(Spec, Vec<String>), SpecError> {
         })?;
         Ok(spec)
     };
-    let lenient = |field: &str| {
-        field.starts_with("process.scheduler.flags") || field.starts_with("process.capabilities.")
-    };
+    let lenient = |field: &str| field.starts_with("process.scheduler.flags");
     match parse(&data) {
-        // Only a refused scheduler flag or capability pays for a second parse, made as runc
-        // would take it (every other config parses once, on the hot path of create).
+        // Only a refused scheduler flag pays for a second parse, with the spec's names
+        // renamed (every other config parses once, on the hot path of create).
         Err(e) if matches!(&e, SpecError::Parse { field, .. } if lenient(field)) => {
             let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&data) else {
                 return Err(e);
             };
-            let dropped = value
-                .get_mut("process")
-                .map(runc_lenient_process)
-                .unwrap_or_default();
-            let spec = parse(&serde_json::to_vec(&value).expect("a parsed value serializes"))
-                .map_err(|_| e)?;
-            Ok((spec, dropped))
+            if let Some(process) = value.get_mut("process") {
+                runc_lenient_process(process);
+            }
+            parse(&serde_json::to_vec(&value).expect("a parsed value serializes")).map_err(|_| e)
         }
-        r => r.map(|spec| (spec, Vec::new())),
+        r => r,
     }
 }
 
