@@ -29,22 +29,28 @@ fn process_starts_with_no_signal_ignored() {
     );
 }
 
-#[test]
-fn joining_a_user_namespace_by_path_makes_the_init_its_root() {
-    let mut t = Test::new("rev_join_user");
-    new_user_namespace(&mut t);
+/// Creates a first container with a user namespace of its own, then points `t`'s config at
+/// that namespace (by path, without id maps) for a second one; returns the namespace's link.
+fn join_the_user_namespace_of_a_first_container(t: &mut Test) -> std::path::PathBuf {
+    new_user_namespace(t);
     t.args(&["sleep", "100"]);
     let first = t.id.clone();
     let (out, pid) = t.create(&first);
     out.ok();
     let user_ns = format!("/proc/{}/ns/user", pid.unwrap());
-    let want = fs::read_link(&user_ns).unwrap();
-
+    let link = fs::read_link(&user_ns).unwrap();
     t.add_namespace("user", Some(&user_ns));
     t.config["linux"]
         .as_object_mut()
         .unwrap()
         .retain(|k, _| k != "uidMappings" && k != "gidMappings");
+    link
+}
+
+#[test]
+fn joining_a_user_namespace_by_path_makes_the_init_its_root() {
+    let mut t = Test::new("rev_join_user");
+    let want = join_the_user_namespace_of_a_first_container(&mut t);
     t.sh("readlink /proc/self/ns/user; id -u; id -g");
     let second = t.new_id();
     let out = t.run_with(&second, &[]);
@@ -59,22 +65,10 @@ fn joining_a_user_namespace_by_path_makes_the_init_its_root() {
 #[test]
 fn a_joined_user_namespace_does_not_stop_joining_a_namespace_the_host_owns() {
     let mut t = Test::new("rev_join_user_hostnet");
-    new_user_namespace(&mut t);
-    t.args(&["sleep", "100"]);
-    let first = t.id.clone();
-    let (out, pid) = t.create(&first);
-    out.ok();
-    let user_ns = format!("/proc/{}/ns/user", pid.unwrap());
-    let want_user = fs::read_link(&user_ns).unwrap();
+    let want_user = join_the_user_namespace_of_a_first_container(&mut t);
     let host_net = format!("/proc/{}/ns/net", std::process::id());
     let want_net = fs::read_link(&host_net).unwrap();
-
-    t.add_namespace("user", Some(&user_ns));
     t.add_namespace("network", Some(&host_net));
-    t.config["linux"]
-        .as_object_mut()
-        .unwrap()
-        .retain(|k, _| k != "uidMappings" && k != "gidMappings");
     // sysfs belongs to the host's network namespace, which the user namespace does not own.
     for m in t.config["mounts"].as_array_mut().unwrap() {
         if m["type"] == "sysfs" {
