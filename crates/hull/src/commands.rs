@@ -136,7 +136,7 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
                 p.entry("user")
                     .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
             }
-            libhull::spec::runc_lenient_process(&mut value);
+            libhull::spec::spec_scheduler_flags(&mut value);
             Some(serde_json::from_value(value).map_err(bad)?)
         }
         None => None,

@@ -594,12 +594,11 @@ impl Runtime {
         // As runc 1.2+: SIGKILL to an init without a pid namespace of its own would leave the
         // other processes running (the kernel kills a namespace's members only with its init),
         // so it goes to every process of the container, even after the init is gone.
-        if signal == libc::SIGKILL && !all && !has_private_pid_ns(&st) {
-            if let Some(cg) = own_cgroups(&st) {
-                cg.signal_all(signal)?;
-                return Ok(());
-            }
-        }
+        let all = all
+            || (signal == libc::SIGKILL
+                && !config_namespace(&st, LinuxNamespaceType::Pid)
+                    .is_some_and(|n| n.path().is_none())
+                && own_cgroups(&st).is_some());
         // --all still reaches what a dead init left behind.
         if !st.has_init() && !all {
             return Err(Error::NotRunning);
@@ -1227,16 +1226,16 @@ fn exec_process_unchecked(
     Ok(p)
 }
 
-/// Whether the container has a pid namespace that it made (not joined by path).
-fn has_private_pid_ns(st: &ContainerState) -> bool {
+/// The container's namespace of kind `typ` in its config (made, or joined by path).
+fn config_namespace(
+    st: &ContainerState,
+    typ: LinuxNamespaceType,
+) -> Option<&oci_spec::runtime::LinuxNamespace> {
     st.config
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        })
+        .and_then(|ns| ns.iter().find(|n| n.typ() == typ))
 }
 
 /// The container's cgroups when hull made them, so that every process in them is the
@@ -1250,13 +1249,7 @@ fn own_cgroups(st: &ContainerState) -> Option<&Cgroups> {
 /// keeps the state, so that it can be tried again).
 fn release_resources(st: &ContainerState) -> Result<(), CgroupError> {
     let cgroups = st.cgroups.as_ref().map_or(Ok(()), Cgroups::remove);
-    let own_mount_ns = st
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount));
-    if !own_mount_ns {
+    if config_namespace(st, LinuxNamespaceType::Mount).is_none() {
         if let Err(e) = crate::rootfs::cleanup_host_mounts(&st.rootfs) {
             tracing::warn!("{e}");
         }

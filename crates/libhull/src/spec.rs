@@ -146,7 +146,7 @@ const SCHED_FLAG_NAMES: [(&str, &str); 2] = [
 
 /// Renames the runtime-spec's scheduler flags in a `process` object to the names oci-spec
 /// 0.10 parses (runc takes the spec's names).
-fn spec_scheduler_flags(process: &mut serde_json::Value) {
+pub fn spec_scheduler_flags(process: &mut serde_json::Value) {
     let Some(flags) = process
         .pointer_mut("/scheduler/flags")
         .and_then(|f| f.as_array_mut())
@@ -161,12 +161,6 @@ fn spec_scheduler_flags(process: &mut serde_json::Value) {
             *flag = (*ours).into();
         }
     }
-}
-
-/// What runc takes in a `process` object that the pinned oci-spec refuses, made parseable:
-/// the runtime-spec's scheduler flag names.
-pub fn runc_lenient_process(process: &mut serde_json::Value) {
-    spec_scheduler_flags(process);
 }
 
 /// Parses a config file, naming the JSON path of the first field that does not fit.
@@ -200,7 +194,7 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
                 return Err(e);
             };
             if let Some(process) = value.get_mut("process") {
-                runc_lenient_process(process);
+                spec_scheduler_flags(process);
             }
             parse(&serde_json::to_vec(&value).expect("a parsed value serializes")).map_err(|_| e)
         }

@@ -10,17 +10,16 @@ use crate::util::{skip_on_runc, Out, Test};
 /// `create` of the test's bundle fails with `needle` on one stderr line and leaves nothing.
 #[track_caller]
 fn refused(t: &Test, needle: &str) -> Out {
-    let (out, _) = t.create(&t.id);
-    refused_call(t, &out, needle);
+    let (out, _) = t.create_fails();
+    println!("stderr: {}", out.stderr.trim_end());
+    out.stderr_has(needle).one_line();
     out
 }
 
 #[track_caller]
 fn refused_call(t: &Test, out: &Out, needle: &str) {
     println!("stderr: {}", out.stderr.trim_end());
-    out.fails().stderr_has(needle);
-    let lines = out.stderr.trim_end().lines().count();
-    assert_eq!(lines, 1, "expected a one-line error:\n{out}");
+    out.fails().stderr_has(needle).one_line();
     t.assert_nothing_left(&t.id);
 }
 

@@ -719,10 +719,9 @@ fn a_unified_key_the_hybrid_hosts_cgroup2_lacks_is_refused_in_runcs_words() {
     t.in_cgroup(&g, &id);
     t.config["linux"]["resources"]["unified"] = json!({ "memory.min": "131072" });
     t.args(&["true"]);
-    let (out, _) = t.create(&id);
-    out.fails()
-        .stderr_has("invalid configuration: cannot use unified on cgroup v1");
-    t.assert_nothing_left(&id);
+    let (out, _) = t.create_fails();
+    out.stderr_has("invalid configuration: cannot use unified on cgroup v1")
+        .one_line();
 }
 
 #[test]

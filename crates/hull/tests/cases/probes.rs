@@ -175,10 +175,8 @@ fn create_names_an_rlimit_nofile_too_low_to_start() {
     t.config["process"]["rlimits"] =
         serde_json::json!([{ "type": "RLIMIT_NOFILE", "soft": 3, "hard": 3 }]);
     t.args(&["true"]);
-    let (out, _) = t.create(&t.id);
-    out.fails().stderr_has("RLIMIT_NOFILE 3");
-    out.one_line();
-    t.assert_nothing_left(&t.id);
+    let (out, _) = t.create_fails();
+    out.stderr_has("RLIMIT_NOFILE 3").one_line();
 }
 
 /// Files a caller names are read with a bound: /dev/zero as `exec --process`, `update -r`

@@ -40,10 +40,9 @@ fn sched_deadline_in_a_restricted_cpuset_is_refused_in_runcs_words() {
         "deadline": 1000000, "period": 1000000
     });
     t.args(&["true"]);
-    let (out, _) = t.create(&id);
-    out.fails()
-        .stderr_has("process scheduler can't be used together with AllowedCPUs");
-    t.assert_nothing_left(&id);
+    let (out, _) = t.create_fails();
+    out.stderr_has("process scheduler can't be used together with AllowedCPUs")
+        .one_line();
 }
 
 #[test]

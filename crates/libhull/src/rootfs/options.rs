@@ -18,6 +18,16 @@ const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
     .union(MsFlags::MS_RELATIME)
     .union(MsFlags::MS_STRICTATIME);
 
+/// The per-mount flags a bind mount's options set or clear, and their mount_setattr bits
+/// (the atime ones apart: they are one mode, plus nodiratime).
+const PER_MOUNT: [(MsFlags, u64); 5] = [
+    (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+    (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+    (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+    (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
 /// Options that set (`false`) or clear (`true`) a mount(2) flag.
 const FLAGS: &[(&str, bool, MsFlags)] = &[
     ("async", true, MsFlags::MS_SYNCHRONOUS),
@@ -208,16 +218,9 @@ impl MountOptions {
     /// what the options set and clear, leaving every other flag (and so any flag the kernel
     /// locked in a user namespace) as the source had it. `None` if nothing is asked.
     pub fn bind_attr(&self) -> Option<MountAttr> {
-        const PER_MOUNT: [(MsFlags, u64); 6] = [
-            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
-            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
-            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
-            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-            (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
-            (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
-        ];
         let mut attr = empty_attr();
-        for (flag, bit) in PER_MOUNT {
+        let nodiratime = [(MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME)];
+        for (flag, bit) in PER_MOUNT.into_iter().chain(nodiratime) {
             if self.flags.contains(flag) {
                 attr.attr_set |= bit;
             } else if self.cleared.contains(flag) {
@@ -250,13 +253,6 @@ impl MountOptions {
     /// ones, which stay as the source had them unless an atime flag is set (runc's remount
     /// with MS_BIND, whose atime rules these are). See [`locked_retry`] for a user namespace.
     pub fn fresh_bind_attr(&self) -> Option<MountAttr> {
-        const PER_MOUNT: [(MsFlags, u64); 5] = [
-            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
-            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
-            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
-            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-            (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
-        ];
         let asked = self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if asked.is_empty() && self.cleared.is_empty() {
             return None;
