@@ -388,9 +388,19 @@ impl Test {
                 cmd.pre_exec(move || hand_over_fds(&fds));
             }
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        // A copy of the runtime made by a test (rootless_test) may still be open for writing
+        // in a child another test thread forked meanwhile, until that child execs: ETXTBSY
+        // for a moment, not a failure.
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r.unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display())),
+            }
+        };
         let mut shown = vec![bin.to_string_lossy().into_owned()];
         shown.extend(argv);
         if let Some(text) = input {
