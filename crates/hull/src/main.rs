@@ -56,7 +56,7 @@ fn real_main() -> i32 {
             "hull version {}\ncommit: {}\nspec: {}\n",
             env!("CARGO_PKG_VERSION"),
             env!("HULL_COMMIT"),
-            libhull::OCI_VERSION
+            libhull::spec::OCI_VERSION
         );
         return match std::io::stdout().write_all(text.as_bytes()) {
             Ok(()) => 0,
@@ -203,19 +203,10 @@ fn honor_xdg_runtime_dir() -> bool {
     if !nix::unistd::geteuid().is_root() {
         return true;
     }
-    if !in_user_namespace() {
+    if !libhull::sys::proc::in_user_namespace() {
         return false;
     }
     std::env::var_os("USER").is_none_or(|u| u != "root")
-}
-
-/// Whether this process runs in a user namespace other than the initial one.
-fn in_user_namespace() -> bool {
-    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
-        return false;
-    };
-    let fields: Vec<&str> = map.split_whitespace().collect();
-    fields != ["0", "0", "4294967295"]
 }
 
 #[cfg(test)]

@@ -7,18 +7,15 @@
 //! master was opened from ([`PTMX_PATH`], never empty, shorter than [`MAX_NAME_LEN`]) and whose
 //! only control message is `SCM_RIGHTS` with exactly one fd, the pty master. No reply.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
-use crate::sys::pty;
+use hull_sys::pty;
 
 /// Where the master is allocated from: the ptmx node of the devpts mounted at /dev/pts (what
 /// /dev/ptmx points to), opened without following symlinks. Also the name sent with the master.
@@ -27,9 +24,6 @@ const CONSOLE_PATH: &str = "/dev/console";
 /// Receivers (go-runc, runc's own cmsg code, conmon) read the name into a 4096-byte buffer and
 /// refuse a message that fills it.
 pub const MAX_NAME_LEN: usize = 4096;
-/// How many fds `recv_fd` makes room for, so that extra fds are received (and closed) rather
-/// than dropped by the kernel with MSG_CTRUNC.
-const RECV_MAX_FDS: usize = 4;
 
 const PTMX_MAJOR: u64 = 5;
 const PTMX_MINOR: u64 = 2;
@@ -227,14 +221,14 @@ fn bind_onto_console(peer: BorrowedFd<'_>, peer_name: &str) -> Result<(), Consol
     let console = open_console_target()?;
     // open_tree + move_mount: no /proc magic link is walked, so an image whose /proc is not
     // (yet) a real procfs cannot redirect either end.
-    let tree = crate::sys::mount::open_tree(
+    let tree = hull_sys::mount::open_tree(
         Some(peer),
         std::path::Path::new(""),
-        crate::sys::mount::OPEN_TREE_CLONE
-            | crate::sys::mount::OPEN_TREE_CLOEXEC
-            | crate::sys::mount::AT_EMPTY_PATH as u32,
+        hull_sys::mount::OPEN_TREE_CLONE
+            | hull_sys::mount::OPEN_TREE_CLOEXEC
+            | hull_sys::mount::AT_EMPTY_PATH as u32,
     );
-    tree.and_then(|tree| crate::sys::mount::move_mount(tree.as_fd(), console.as_fd()))
+    tree.and_then(|tree| hull_sys::mount::move_mount(tree.as_fd(), console.as_fd()))
         .map_err(|source| ConsoleError::Path {
             step: "bind-mount the console",
             path: format!("{peer_name} onto {CONSOLE_PATH}"),
@@ -355,21 +349,8 @@ pub fn send_fd(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> Result
             ),
         });
     }
-    let iov = [IoSlice::new(name.as_bytes())];
-    let fds = [fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let sent = loop {
-        match nix::sys::socket::sendmsg::<()>(
-            socket.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(sys("send a descriptor over the socket"))?,
-        }
-    };
+    let sent = hull_sys::fdpass::send_fd(socket, name.as_bytes(), fd)
+        .map_err(sys("send a descriptor over the socket"))?;
     if sent != name.len() {
         return Err(ConsoleError::Message {
             reason: format!("short send: {sent} of {} bytes", name.len()),
@@ -382,36 +363,11 @@ pub fn send_fd(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> Result
 /// close-on-exec here. Anything else is an error, and every fd received with it is closed.
 pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<(String, OwnedFd), ConsoleError> {
     let mut buf = vec![0u8; MAX_NAME_LEN];
-    let mut space = nix::cmsg_space!([RawFd; RECV_MAX_FDS]);
-    let (len, flags, mut fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = match nix::sys::socket::recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(Errno::EINTR) => continue,
-            other => other.map_err(sys("receive from the console socket"))?,
-        };
-        let mut fds = Vec::new();
-        for cmsg in msg
-            .cmsgs()
-            .map_err(sys("parse console socket control messages"))?
-        {
-            if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                // SAFETY: SCM_RIGHTS just installed these fds in our table; nothing else owns
-                // them, and wrapping them at once closes them on every error path below.
-                fds.extend(
-                    raw.into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
-        break (msg.bytes, msg.flags, fds);
-    };
+    let got = hull_sys::fdpass::recv_fds(socket, &mut buf)
+        .map_err(sys("receive from the console socket"))?;
+    let (len, mut fds) = (got.len, got.fds);
     let bad = |reason: String| Err(ConsoleError::Message { reason });
-    if flags.contains(MsgFlags::MSG_CTRUNC) {
+    if got.fds_truncated {
         return bad("control data truncated (too many fds)".to_owned());
     }
     if len == 0 && fds.is_empty() {
@@ -716,13 +672,13 @@ mod tests {
         );
 
         let (c, d) = socket_pair();
-        let iov = [IoSlice::new(b"two")];
+        let iov = [std::io::IoSlice::new(b"two")];
         let fds = [c.as_raw_fd(), d.as_raw_fd()];
         nix::sys::socket::sendmsg::<()>(
             c.as_raw_fd(),
             &iov,
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
+            &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+            nix::sys::socket::MsgFlags::empty(),
             None,
         )
         .unwrap();

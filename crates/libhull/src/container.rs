@@ -15,12 +15,12 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State};
 
-use crate::cgroups::{self, CgroupError, Cgroups};
 use crate::hooks;
 use crate::namespaces::Plan;
 use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions};
 use crate::spec::Bundle;
 use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
+use hull_cgroups::{self as cgroups, CgroupError, Cgroups};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -346,7 +346,7 @@ impl Runtime {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
                     if want_pidfd {
-                        pidfd = crate::sys::process::pidfd_open(pid).ok();
+                        pidfd = hull_sys::process::pidfd_open(pid).ok();
                     }
                     entry.save(&st).map_err(|e| e.to_string())?;
                     // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
@@ -369,7 +369,7 @@ impl Runtime {
                     st.pid = pid.as_raw();
                     st.pid_start_time = state::proc_stat(st.pid).map(|(_, t)| t).unwrap_or(0);
                     if want_pidfd {
-                        pidfd = crate::sys::process::pidfd_open(pid).ok();
+                        pidfd = hull_sys::process::pidfd_open(pid).ok();
                     }
                     entry.save(&st).map_err(|e| e.to_string())
                 }
@@ -782,13 +782,13 @@ impl Runtime {
             SpawnEvent::Cloned(p) => {
                 pid = Some(p);
                 if want_pidfd {
-                    pidfd = crate::sys::process::pidfd_open(p).ok();
+                    pidfd = hull_sys::process::pidfd_open(p).ok();
                 }
                 match cg.as_ref().map_or(Ok(()), |c| c.join_or_attach(p.as_raw())) {
                     // A rootless caller outside the subtree delegated to it (a login session
                     // beside the user's systemd instance) may not move a process in: runc
                     // runs the process where the caller is, and so do we, but say so.
-                    Err(e) if e.is_permission() && crate::cgroups::rootless() => {
+                    Err(e) if e.is_permission() && hull_cgroups::rootless() => {
                         tracing::warn!("the process runs outside the container's cgroup: {e}");
                         Ok(())
                     }
@@ -798,7 +798,7 @@ impl Runtime {
             SpawnEvent::InitPid(p) => {
                 pid = Some(p);
                 if want_pidfd {
-                    pidfd = crate::sys::process::pidfd_open(p).ok();
+                    pidfd = hull_sys::process::pidfd_open(p).ok();
                 }
                 Ok(())
             }

@@ -91,7 +91,7 @@ pub fn features() -> Value {
     namespaces.sort_unstable();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": crate::OCI_VERSION,
+        "ociVersionMax": crate::spec::OCI_VERSION,
         "hooks": HOOKS,
         "mountOptions": mount_options(),
         "linux": {
@@ -143,7 +143,7 @@ mod tests {
                 "linux"
             ]
         );
-        assert_eq!(f["ociVersionMax"], crate::OCI_VERSION);
+        assert_eq!(f["ociVersionMax"], crate::spec::OCI_VERSION);
         assert_eq!(
             f["linux"]["namespaces"],
             json!(["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"])

@@ -72,7 +72,7 @@ pub fn state(
     status: oci_spec::runtime::ContainerState,
 ) -> State {
     let mut st = State::default();
-    st.set_version(crate::OCI_VERSION.to_string());
+    st.set_version(crate::spec::OCI_VERSION.to_string());
     st.set_id(id.to_string());
     st.set_status(status);
     st.set_pid((pid > 0).then_some(pid));
@@ -249,7 +249,7 @@ impl Running {
     fn new(mut child: Child) -> Self {
         let pid = Pid::from_raw(child.id() as i32);
         // Without a pidfd (kernels before 5.3) the exit is found by polling try_wait.
-        let pidfd = crate::sys::process::pidfd_open(pid).ok();
+        let pidfd = hull_sys::process::pidfd_open(pid).ok();
         let stdin = child.stdin.take().map(|p| File::from(OwnedFd::from(p)));
         let stdout = Capture::new(child.stdout.take().map(OwnedFd::from));
         let stderr = Capture::new(child.stderr.take().map(OwnedFd::from));

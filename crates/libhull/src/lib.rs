@@ -7,7 +7,6 @@
 //! 4. Leaves: [`spec`], [`state`], [`capabilities`], [`logging`], [`features`], [`sys`].
 
 pub mod capabilities;
-pub mod cgroups;
 pub mod console;
 pub mod container;
 pub mod features;
@@ -21,9 +20,10 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
-pub mod sys;
+
+/// The cgroup managers (the `hull-cgroups` crate).
+pub use hull_cgroups as cgroups;
+/// The system layer (the `hull-sys` crate).
+pub use hull_sys as sys;
 
 pub use container::{CreateOptions, Error, ExecOptions, RunOptions, Runtime};
-
-/// The runtime-spec version hull implements.
-pub const OCI_VERSION: &str = "1.2.1";

@@ -124,16 +124,11 @@ fn selinuxfs_at(root: &Path) -> Option<PathBuf> {
     if is_selinuxfs(root, &default) {
         return Some(default);
     }
-    let info = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
-    info.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            (right.split(' ').next()? == "selinuxfs").then_some(())?;
-            // Mount points with escaped characters (`\040`) are skipped: selinuxfs never
-            // lives at such a place, and it saves a second copy of the unescaping code.
-            let point = left.split(' ').nth(4).filter(|p| !p.contains('\\'))?;
-            Some(root.join(point.trim_start_matches('/')))
-        })
+    let info = hull_sys::proc::read_file(&root.join("proc/self/mountinfo")).ok()?;
+    hull_sys::mountinfo::parse(&info)
+        .into_iter()
+        .filter(|m| m.fs_type == "selinuxfs")
+        .map(|m| root.join(m.mount_point.strip_prefix("/").unwrap_or(&m.mount_point)))
         .find(|dir| is_selinuxfs(root, dir))
 }
 

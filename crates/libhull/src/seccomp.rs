@@ -16,7 +16,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
-use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
@@ -27,7 +27,7 @@ use libseccomp::{
     ScmpVersion,
 };
 use nix::errno::Errno;
-use nix::sys::socket::{send, sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::{send, MsgFlags};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
@@ -1255,7 +1255,7 @@ pub fn send_listener<S: Serialize>(
         }
     };
     let msg = serde_json::to_vec(&ProcessState {
-        oci_version: crate::OCI_VERSION,
+        oci_version: crate::spec::OCI_VERSION,
         fds: [SECCOMP_FD_NAME],
         pid,
         metadata,
@@ -1266,19 +1266,8 @@ pub fn send_listener<S: Serialize>(
         path: path.to_path_buf(),
         source,
     })?;
-    let fds = [fd.as_raw_fd()];
-    let sent = loop {
-        match sendmsg::<()>(
-            stream.as_raw_fd(),
-            &[IoSlice::new(&msg)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(|e| fail("send the listener")(e.into()))?,
-        }
-    };
+    let sent = hull_sys::fdpass::send_fd(stream.as_fd(), &msg, fd)
+        .map_err(|e| fail("send the listener")(e.into()))?;
     let mut rest = &msg[sent..];
     while !rest.is_empty() {
         match send(stream.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
@@ -1864,7 +1853,7 @@ mod tests {
                 Ok(None) => return 92,
                 Err(code) => return code,
             };
-            if !send_fd_raw(theirs.as_raw_fd(), listener.as_raw_fd()) {
+            if hull_sys::fdpass::send_fd(theirs.as_fd(), b"x", listener.as_fd()) != Ok(1) {
                 return 93;
             }
             // Answered by the agent in the parent.
@@ -1887,41 +1876,6 @@ mod tests {
         assert_exit0(child.wait());
     }
 
-    /// The child's side: one sendmsg with the fd, from stack buffers.
-    fn send_fd_raw(sock: RawFd, fd: RawFd) -> bool {
-        #[repr(C)]
-        struct Cmsg {
-            hdr: libc::cmsghdr,
-            fd: RawFd,
-            pad: u32,
-        }
-        let mut cmsg = Cmsg {
-            hdr: libc::cmsghdr {
-                cmsg_len: std::mem::size_of::<libc::cmsghdr>() + 4,
-                cmsg_level: libc::SOL_SOCKET,
-                cmsg_type: libc::SCM_RIGHTS,
-            },
-            fd,
-            pad: 0,
-        };
-        let mut byte = [b'x'];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let msg = libc::msghdr {
-            msg_name: std::ptr::null_mut(),
-            msg_namelen: 0,
-            msg_iov: &mut iov,
-            msg_iovlen: 1,
-            msg_control: (&mut cmsg as *mut Cmsg).cast(),
-            msg_controllen: std::mem::size_of::<Cmsg>(),
-            msg_flags: 0,
-        };
-        // SAFETY: msg points at live stack buffers for the duration of the call.
-        unsafe { libc::sendmsg(sock, &msg, 0) == 1 }
-    }
-
     fn poll_in(fd: &OwnedFd, timeout: Duration) -> bool {
         let mut fds = [nix::poll::PollFd::new(
             fd.as_fd(),
@@ -1937,22 +1891,8 @@ mod tests {
             "nothing from the child"
         );
         let mut byte = [0u8; 1];
-        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-        let mut space = nix::cmsg_space!(RawFd);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .ok()?;
-        for c in msg.cmsgs().ok()? {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: SCM_RIGHTS gave this process a new descriptor nobody else owns.
-                return fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-        None
+        let got = hull_sys::fdpass::recv_fds(sock.as_fd(), &mut byte).ok()?;
+        got.fds.into_iter().next()
     }
 
     #[test]
@@ -1976,7 +1916,7 @@ mod tests {
         let got: serde_json::Value = serde_json::from_slice(&data).expect("one JSON object");
         assert_eq!(
             got,
-            json!({"ociVersion": crate::OCI_VERSION, "fds": ["seccompFd"], "pid": 42,
+            json!({"ociVersion": crate::spec::OCI_VERSION, "fds": ["seccompFd"], "pid": 42,
                 "metadata": "meta data", "state": state})
         );
         let (a, b) = (
@@ -2009,26 +1949,10 @@ mod tests {
 
     fn recv_fd_and_data(sock: &OwnedFd) -> (Option<OwnedFd>, Vec<u8>) {
         let mut buf = vec![0u8; 65536];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 4]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg");
-        let mut fd = None;
-        for c in msg.cmsgs().expect("cmsgs") {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                assert_eq!(fds.len(), 1, "exactly one fd");
-                // SAFETY: SCM_RIGHTS gave this process a new descriptor nobody else owns.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        buf.truncate(n);
-        (fd, buf)
+        let got = hull_sys::fdpass::recv_fds(sock.as_fd(), &mut buf).expect("recvmsg");
+        assert!(got.fds.len() <= 1, "exactly one fd");
+        buf.truncate(got.len);
+        (got.fds.into_iter().next(), buf)
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 
 /// The name of the config file inside a bundle.
+/// The runtime-spec version hull implements.
+pub const OCI_VERSION: &str = "1.2.1";
+
 pub const CONFIG_FILE: &str = "config.json";
 
 #[derive(Debug, thiserror::Error)]

@@ -118,7 +118,7 @@ pub struct ContainerState {
     pub process_ns: Option<String>,
     /// The container's cgroups, and which of their directories hull made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroups: Option<crate::cgroups::Cgroups>,
+    pub cgroups: Option<hull_cgroups::Cgroups>,
     /// The caller's `NOTIFY_SOCKET` at create: `start` tells it when the container is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_socket: Option<PathBuf>,
@@ -192,7 +192,7 @@ impl ContainerState {
 
     pub fn oci(&self, status: Status) -> OciState {
         OciState {
-            oci_version: crate::OCI_VERSION.to_string(),
+            oci_version: crate::spec::OCI_VERSION.to_string(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 0

@@ -26,7 +26,7 @@ use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 
 use crate::capabilities::{self, CapsError};
-use crate::sys::sched;
+use hull_sys::sched;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttrError {
@@ -712,8 +712,7 @@ fn in_user_namespace() -> Result<bool, String> {
         .map_err(|e| e.to_string())
         .and_then(|mut f| f.read_to_string(&mut map).map_err(|e| e.to_string()))
         .map_err(|e| format!("read /proc/self/uid_map: {e}"))?;
-    let fields: Vec<&str> = map.split_whitespace().collect();
-    Ok(fields != ["0", "0", "4294967295"])
+    Ok(!hull_sys::proc::is_initial_uid_map(&map))
 }
 
 /// The permission mask of a key, from KEYCTL_DESCRIBE's "type;uid;gid;perm;description".

@@ -112,10 +112,7 @@ fn cgroup2_before(new: CloneFlags) -> Option<PathBuf> {
     if !new.contains(CloneFlags::CLONE_NEWCGROUP) {
         return None;
     }
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(PathBuf::from)
+    hull_sys::proc::own_cgroup2().ok()?.map(PathBuf::from)
 }
 
 /// The slow path: join namespaces by path, unshare the new ones, and fork once more when
@@ -378,7 +375,7 @@ fn setup(
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
     if plan.new.contains(CloneFlags::CLONE_NEWNET) {
-        crate::sys::net::loopback_up().map_err(step("set the loopback interface up"))?;
+        hull_sys::net::loopback_up().map_err(step("set the loopback interface up"))?;
     }
 
     // Early, as runc does, while /proc is still the runtime's (the keyring code reads it).
@@ -709,7 +706,7 @@ fn prepare_process(
     // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
     // the fd table as it is, so a host directory fd the caller leaked would let the program
     // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
-    crate::sys::process::close_from_except(
+    hull_sys::process::close_from_except(
         3u32.saturating_add(listen_fds).saturating_add(preserve_fds),
         keep,
     )

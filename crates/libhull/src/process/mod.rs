@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
-use crate::sys::process::{clone_fork, Forked};
+use hull_sys::process::{clone_fork, Forked};
 pub use init::InitArgs;
 pub use sync::InitError;
 use sync::{FromInit, ToInit};

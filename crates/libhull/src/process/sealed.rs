@@ -250,7 +250,7 @@ fn overlay_of(dir: &Path) -> Result<OwnedFd, String> {
 
 /// `dir` over an empty tmpfs attached nowhere (made only when tried).
 fn overlay_over_empty(dir: &Path) -> Result<OwnedFd, String> {
-    use crate::sys::mount::{fsconfig_create, fsmount, fsopen};
+    use hull_sys::mount::{fsconfig_create, fsmount, fsopen};
     use std::os::fd::AsFd;
     let empty = fsopen("tmpfs").map_err(step("fsopen tmpfs"))?;
     fsconfig_create(empty.as_fd()).map_err(step("create the empty layer"))?;
@@ -277,7 +277,7 @@ fn detached_layers_allowed() -> bool {
 
 /// A read-only overlayfs mount of `dir` over the layer `second`, attached nowhere.
 fn overlay_with(dir: &Path, second: &str) -> Result<OwnedFd, String> {
-    use crate::sys::mount::{fsconfig_create, fsconfig_set, fsmount, fsopen};
+    use hull_sys::mount::{fsconfig_create, fsconfig_set, fsmount, fsopen};
     use std::os::fd::AsFd;
     let dir = dir
         .to_str()
@@ -886,7 +886,7 @@ mod tests {
     /// "any read-only overlay" to "a read-only overlay mounted nowhere".
     #[test]
     fn an_attached_read_only_overlay_does_not_count() {
-        use crate::sys::mount::move_mount;
+        use hull_sys::mount::move_mount;
         use std::os::fd::AsFd;
         if !is_root() {
             return;

@@ -59,18 +59,6 @@ pub enum FromInit {
     Failed(InitError),
 }
 
-/// One SCM_RIGHTS control message with one fd, laid out as CMSG_SPACE(sizeof(int)) bytes:
-/// the header is already aligned, the fd follows it at CMSG_DATA.
-#[repr(C)]
-struct FdControl {
-    hdr: libc::cmsghdr,
-    fd: libc::c_int,
-}
-
-/// CMSG_LEN(sizeof(int)).
-const FD_CMSG_LEN: usize =
-    std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<libc::c_int>();
-
 /// Runtime → init.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
@@ -132,39 +120,11 @@ impl Channel {
     }
 
     /// Sends `fd` in a packet of its own whose payload is `name`, as
-    /// [`crate::console::recv_fd`] reads it. Unlike `console::send_fd` it builds the control
-    /// message on the stack: right after a notify filter is loaded, a brk or mmap could be
-    /// held for an agent that cannot have the listener yet.
+    /// [`crate::console::recv_fd`] reads it; no allocation (see `hull_sys::fdpass`), as
+    /// right after a notify filter is loaded.
     pub fn send_fd_no_alloc(&self, name: &str, fd: BorrowedFd<'_>) -> Result<(), SyncError> {
-        let mut control = FdControl {
-            hdr: libc::cmsghdr {
-                cmsg_len: FD_CMSG_LEN as _,
-                cmsg_level: libc::SOL_SOCKET,
-                cmsg_type: libc::SCM_RIGHTS,
-            },
-            fd: fd.as_raw_fd(),
-        };
-        let mut iov = libc::iovec {
-            iov_base: name.as_ptr() as *mut libc::c_void,
-            iov_len: name.len(),
-        };
-        // SAFETY: an all-zero msghdr is a valid empty one.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = (&mut control as *mut FdControl).cast();
-        msg.msg_controllen = std::mem::size_of::<FdControl>() as _;
-        loop {
-            // SAFETY: `msg` is a valid msghdr whose buffers are alive for the call.
-            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-            if n >= 0 {
-                return Ok(());
-            }
-            match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e.into()),
-            }
-        }
+        hull_sys::fdpass::send_fd(self.fd.as_fd(), name.as_bytes(), fd)?;
+        Ok(())
     }
 
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<T, SyncError> {
@@ -192,17 +152,6 @@ impl AsFd for Channel {
 mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
-
-    #[test]
-    fn the_fd_control_message_has_the_kernels_layout() {
-        let int = std::mem::size_of::<libc::c_int>() as u32;
-        // SAFETY: the CMSG_* macros are arithmetic on their argument.
-        let space = unsafe { libc::CMSG_SPACE(int) } as usize;
-        // SAFETY: as above.
-        let len = unsafe { libc::CMSG_LEN(int) } as usize;
-        assert_eq!(std::mem::size_of::<FdControl>(), space);
-        assert_eq!(FD_CMSG_LEN, len);
-    }
 
     #[test]
     fn an_fd_sent_without_allocating_arrives_with_its_name() {

@@ -15,7 +15,7 @@ use super::inroot::InRoot;
 use super::mounts::open_or_create;
 use super::options::MountOptions;
 use super::{clean_path, sys, RootfsContext, RootfsError};
-use crate::sys::mount::{self as sysmount, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
+use hull_sys::mount::{self as sysmount, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
 
 /// The devices every container gets (runtime-spec "Default Devices").
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [

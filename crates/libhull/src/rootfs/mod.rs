@@ -6,12 +6,11 @@
 //!
 //! Submodules: `options` (parsing mount options), `mounts` (the `mounts[]` entries),
 //! `devices` (/dev), `pivot` (propagation and entering the rootfs), `paths` (what happens
-//! after pivot), `mountinfo` (reading the mount table), `inroot` (resolving and creating
-//! paths inside the rootfs).
+//! after pivot), `inroot` (resolving and creating paths inside the rootfs). The mount table
+//! is read through `hull_sys::mountinfo`.
 
 mod devices;
 mod inroot;
-pub(crate) mod mountinfo;
 mod mounts;
 
 pub use mounts::open_bind_sources;
@@ -27,6 +26,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 
+use hull_sys::mountinfo;
 use inroot::InRoot;
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount};
 use super::inroot::{self, InRoot};
 use super::options::{propagation_attr, readonly_attr, MountOptions};
 use super::{clean_path, fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
-use crate::sys::mount::{
+use hull_sys::mount::{
     self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
 
@@ -453,8 +453,7 @@ impl<'a> Mounter<'a> {
 
         let table =
             mountinfo::read_self().map_err(io_err("read mount table", "/proc/self/mountinfo"))?;
-        let own = mountinfo::read_proc_file(Path::new("/proc/self/cgroup"))
-            .map_err(io_err("read", "/proc/self/cgroup"))?;
+        let own = hull_sys::proc::own_cgroups().map_err(io_err("read", "/proc/self/cgroup"))?;
         let mut sub_opts = MountOptions {
             flags: base | MsFlags::MS_BIND | MsFlags::MS_REC,
             ..Default::default()
@@ -846,15 +845,17 @@ fn cgroup_controllers(super_options: &str) -> Vec<&str> {
 }
 
 /// This process's cgroup in the hierarchy with exactly `controllers`, from /proc/self/cgroup.
-fn own_cgroup<'t>(proc_cgroup: &'t str, controllers: &[&str]) -> Option<&'t str> {
-    proc_cgroup.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let mut have: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
+fn own_cgroup<'t>(own: &'t [hull_sys::proc::CgroupLine], controllers: &[&str]) -> Option<&'t str> {
+    own.iter().find_map(|line| {
+        let mut have: Vec<&str> = line
+            .controllers
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut want = controllers.to_vec();
         have.sort_unstable();
         want.sort_unstable();
-        (!want.is_empty() && have == want).then_some(path)
+        (!want.is_empty() && have == want).then_some(line.path.as_str())
     })
 }
 
@@ -995,7 +996,10 @@ mod tests {
 
     #[test]
     fn own_cgroup_matches_the_controller_set() {
-        let text = "9:name=systemd:/\n4:memory:/a/b\n2:cpuacct,cpu:/c\n0::/u\n";
+        let own = hull_sys::proc::parse_cgroups(
+            "9:name=systemd:/\n4:memory:/a/b\n2:cpuacct,cpu:/c\n0::/u\n",
+        );
+        let text = &own[..];
         assert_eq!(own_cgroup(text, &["memory"]), Some("/a/b"));
         assert_eq!(own_cgroup(text, &["cpu", "cpuacct"]), Some("/c"));
         assert_eq!(own_cgroup(text, &["name=systemd"]), Some("/"));

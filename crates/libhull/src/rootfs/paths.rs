@@ -13,7 +13,7 @@ use super::inroot::InRoot;
 use super::mounts::setattr;
 use super::options::{readonly_attr, MountOptions};
 use super::{clean_path, sys, RootfsContext, RootfsError};
-use crate::sys::mount::{
+use hull_sys::mount::{
     self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
 

@@ -236,7 +236,7 @@ fn build(host: Host, rootless: bool) -> Value {
     );
 
     json!({
-        "ociVersion": crate::OCI_VERSION,
+        "ociVersion": crate::spec::OCI_VERSION,
         "process": {
             "terminal": true,
             "user": { "uid": 0, "gid": 0 },
@@ -291,7 +291,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(status.success());
         let mut v: Value = serde_json::from_slice(&data.unwrap()).unwrap();
-        v["ociVersion"] = json!(crate::OCI_VERSION);
+        v["ociVersion"] = json!(crate::spec::OCI_VERSION);
         v["hostname"] = json!("hull");
         v["process"]["capabilities"]
             .as_object_mut()

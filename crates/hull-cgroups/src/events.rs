@@ -3,14 +3,13 @@
 //! behind them (v1: an eventfd registered on memory.oom_control; cgroup2: inotify on
 //! memory.events), and the loop that drives both until the container is gone.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use serde::{Deserialize, Serialize};
@@ -84,7 +83,7 @@ enum Watch {
         event_control: PathBuf,
     },
     V2 {
-        inotify: File,
+        inotify: nix::sys::inotify::Inotify,
         dir: PathBuf,
         oom_kills: u64,
     },
@@ -165,19 +164,17 @@ impl OomWatcher {
 }
 
 /// Reads every pending inotify event; only the fact that something changed matters.
-fn drain(inotify: &mut File, dir: &Path) -> Result<(), CgroupError> {
-    let mut buf = [0u8; 4096];
+fn drain(inotify: &mut nix::sys::inotify::Inotify, dir: &Path) -> Result<(), CgroupError> {
     loop {
-        match inotify.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+        match inotify.read_events() {
+            Ok(events) if events.is_empty() => return Ok(()),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(e) => {
                 return Err(CgroupError::Io {
                     step: "read inotify events for",
                     path: dir.join("memory.events"),
-                    source,
+                    source: e.into(),
                 })
             }
         }
@@ -247,38 +244,26 @@ fn watch_v1(dir: &Path) -> Result<Watch, CgroupError> {
 
 fn watch_v2(dir: &Path) -> Result<Watch, CgroupError> {
     let events = dir.join("memory.events");
-    // SAFETY: inotify_init1 takes only flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if raw < 0 {
-        return Err(CgroupError::Io {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(|e| {
+        CgroupError::Io {
             step: "create an inotify instance for",
-            path: events,
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: `raw` was just returned by inotify_init1 and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            path: events.clone(),
+            source: e.into(),
+        }
+    })?;
     for file in ["memory.events", "cgroup.events"] {
         let path = dir.join(file);
-        let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|e| CgroupError::Io {
-            step: "watch",
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
-        // SAFETY: `fd` is a live inotify descriptor and `cpath` a NUL-terminated string
-        // that outlives the call.
-        let wd =
-            unsafe { libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), libc::IN_MODIFY) };
-        if wd < 0 {
+        if let Err(e) = inotify.add_watch(&path, AddWatchFlags::IN_MODIFY) {
             return Err(CgroupError::Io {
                 step: "watch",
                 path,
-                source: io::Error::last_os_error(),
+                source: e.into(),
             });
         }
     }
     Ok(Watch::V2 {
-        inotify: File::from(fd),
+        inotify,
         dir: dir.to_path_buf(),
         oom_kills: v2_oom_kills(dir).unwrap_or(0),
     })
@@ -397,7 +382,7 @@ mod tests {
     use nix::sys::wait::WaitStatus;
 
     use super::*;
-    use crate::cgroups::stats::testing::{fork_gated, hog_64m, sleep_forever, v1_cgroups, Scratch};
+    use crate::stats::testing::{fork_gated, hog_64m, sleep_forever, v1_cgroups, Scratch};
 
     #[test]
     fn events_serialize_as_runc() {

@@ -776,7 +776,7 @@ pub fn bus(user: bool) -> Result<&'static Bus, CgroupError> {
 /// did not block them would be handed them instead, and `run` would never see its container
 /// exit. Signals that come meanwhile stay pending until the mask is restored.
 fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    crate::sys::process::with_signals_blocked(|| async_io::block_on(fut))
+    hull_sys::process::with_signals_blocked(|| async_io::block_on(fut))
 }
 
 fn method_error(e: &zbus::Error) -> Option<&str> {

@@ -820,7 +820,7 @@ pub(crate) mod testing {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{ForkResult, Pid};
 
-    use crate::cgroups::{Cgroups, Hierarchy};
+    use crate::{Cgroups, Hierarchy};
 
     static NEXT: AtomicUsize = AtomicUsize::new(0);
 

@@ -967,7 +967,7 @@ impl<'a> Plan<'a> {
         }
         let rules = rules.unwrap_or_default();
         let want = DeviceState::target(rules)?;
-        if in_user_namespace() {
+        if hull_sys::proc::in_user_namespace() {
             // The kernel refuses device cgroup writes from a user namespace; runc skips them.
             tracing::debug!("in a user namespace: the device rules are left to the parent cgroup");
             return Ok(());
@@ -1098,18 +1098,6 @@ fn hugetlb_sizes(dir: &Path) -> Vec<String> {
         .collect();
     sizes.sort();
     sizes
-}
-
-/// Whether this process runs in a user namespace other than the initial one, where the
-/// kernel refuses every write to a device cgroup.
-fn in_user_namespace() -> bool {
-    match fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) => {
-            let first: Vec<&str> = map.split_whitespace().take(3).collect();
-            first != ["0", "0", "4294967295"]
-        }
-        Err(_) => false,
-    }
 }
 
 // ---- devices ----------------------------------------------------------------------------
@@ -1359,7 +1347,7 @@ impl DeviceState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroups::Hierarchy;
+    use crate::Hierarchy;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -126,6 +126,12 @@ fn close_range(first: u32, last: u32, flags: libc::c_uint) -> Result<(), Errno> 
     Errno::result(ret).map(drop)
 }
 
+/// `kill(2)` with a raw signal number (nix's `Signal` has no real-time signals).
+pub fn kill(pid: i32, signal: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: kill takes a pid and a signal number by value and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.

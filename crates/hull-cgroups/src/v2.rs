@@ -765,8 +765,8 @@ pub(super) mod tests {
 
     /// The host's cgroup2 mount, wherever it is: /sys/fs/cgroup/unified on a hybrid host,
     /// /sys/fs/cgroup on a unified one.
-    pub(in crate::cgroups) fn unified_root() -> PathBuf {
-        crate::cgroups::host_mounts()
+    pub(crate) fn unified_root() -> PathBuf {
+        crate::host_mounts()
             .expect("read the host's cgroup mounts")
             .unified
             .map(|(mount, _)| mount)
@@ -781,7 +781,7 @@ pub(super) mod tests {
 
     /// A scratch child of the host's cgroup2 hierarchy, removed (after its processes are
     /// gone) on drop.
-    pub(in crate::cgroups) struct Scratch(pub PathBuf);
+    pub(crate) struct Scratch(pub PathBuf);
 
     impl Scratch {
         pub fn new() -> Self {
@@ -823,7 +823,7 @@ pub(super) mod tests {
     }
 
     /// Runs a busybox shell script in the cgroup `dir` and waits for it.
-    pub(in crate::cgroups) fn run_in(dir: &Path, script: &str) -> Output {
+    pub(crate) fn run_in(dir: &Path, script: &str) -> Output {
         in_cgroup(dir, script).output().expect("run busybox")
     }
 

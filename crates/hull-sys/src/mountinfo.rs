@@ -1,4 +1,5 @@
-//! `/proc/self/mountinfo`, read as far as the rootfs code needs it: ids, the tree, mount
+//! `/proc/self/mountinfo`, read as far as the runtime needs it (the rootfs, cgroup mounts, LSM
+//! filesystems): ids, the tree, mount
 //! points (with the kernel's octal escapes undone), filesystem types and super options.
 
 use std::path::{Path, PathBuf};
@@ -19,18 +20,8 @@ pub struct MountEntry {
 
 /// Reads and parses `/proc/self/mountinfo`.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
-    let text = read_proc_file(Path::new("/proc/self/mountinfo"))?;
+    let text = crate::proc::read_file(Path::new("/proc/self/mountinfo"))?;
     Ok(parse(&text))
-}
-
-/// Reads a generated /proc file. Its size shows as 0, so `read_to_string` would start with
-/// 32-byte reads, each of which makes the kernel walk the table again from the start: one
-/// large buffer makes it a single walk.
-pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(64 * 1024);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// Parses mountinfo text; malformed lines are skipped.

@@ -80,12 +80,7 @@ impl CgroupError {
 /// Whether hull runs without the rights of the host's root: not uid 0, or uid 0 of a user
 /// namespace (whose uid map is not the whole range).
 pub fn rootless() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return true;
-    }
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    hull_sys::proc::rootless()
 }
 
 /// Whether `res` asks for any limit beyond device rules (which every config carries): a
@@ -179,7 +174,7 @@ fn host_mounts() -> Result<HostMounts, CgroupError> {
 }
 
 fn read_host_mounts() -> Result<HostMounts, CgroupError> {
-    let table = crate::rootfs::mountinfo::read_self().map_err(|source| CgroupError::Io {
+    let table = hull_sys::mountinfo::read_self().map_err(|source| CgroupError::Io {
         step: "read",
         path: "/proc/self/mountinfo".into(),
         source,
@@ -220,21 +215,12 @@ fn own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
 }
 
 fn read_own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
-    let text = crate::rootfs::mountinfo::read_proc_file(Path::new("/proc/self/cgroup")).map_err(
-        |source| CgroupError::Io {
-            step: "read",
-            path: "/proc/self/cgroup".into(),
-            source,
-        },
-    )?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let _id = parts.next()?;
-            Some((parts.next()?.to_string(), parts.next()?.to_string()))
-        })
-        .collect())
+    let lines = hull_sys::proc::own_cgroups().map_err(|source| CgroupError::Io {
+        step: "read",
+        path: "/proc/self/cgroup".into(),
+        source,
+    })?;
+    Ok(lines.into_iter().map(|l| (l.controllers, l.path)).collect())
 }
 
 /// Lexically cleans a cgroup path: `.` and empty parts go, `..` never climbs above the start.
@@ -964,15 +950,14 @@ impl Cgroups {
         let paused = self.is_frozen();
         // A SIGINT or SIGTERM to hull between the freeze and the thaw would leave the
         // container frozen though nobody paused it: they wait until the thaw.
-        crate::sys::process::with_signals_blocked(|| {
+        hull_sys::process::with_signals_blocked(|| {
             if !paused {
                 if let Err(e) = self.freeze(true) {
                     tracing::warn!("{e}");
                 }
             }
             for pid in self.procs() {
-                // SAFETY: kill(2) with a pid and a signal number has no memory effects.
-                unsafe { libc::kill(pid, signal) };
+                let _ = hull_sys::process::kill(pid, signal);
             }
             if !paused {
                 if let Err(e) = self.freeze(false) {
@@ -1122,8 +1107,7 @@ pub fn reap_by_id(id: &str) -> Vec<PathBuf> {
             let mut pids = Vec::new();
             collect_procs(dir, &mut pids);
             for pid in pids {
-                // SAFETY: kill(2) with a pid and a signal number has no memory effects.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = hull_sys::process::kill(pid, libc::SIGKILL);
             }
         }
     }
