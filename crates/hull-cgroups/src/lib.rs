@@ -7,6 +7,8 @@
 //! for every controller and reads an empty path as the caller's own cgroup, while runc nests
 //! a relative or empty `cgroupsPath` under the caller's cgroup of each hierarchy.
 
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 pub mod devices;
 pub mod devices_bpf;
 pub mod events;

@@ -1437,7 +1437,10 @@ mod tests {
             match Scratch::new($controller) {
                 Some(s) => s,
                 None => {
-                    println!("skipped: no v1 {} hierarchy we may write to", $controller);
+                    hull_testing::skip(
+                        "cgroup-v1",
+                        &format!("no v1 {} hierarchy we may write to", $controller),
+                    );
                     return;
                 }
             }
@@ -1729,9 +1732,11 @@ mod tests {
     #[test]
     fn cpu_realtime() {
         let s = scratch!("cpu");
-        if !s.dir().join("cpu.rt_runtime_us").exists() {
-            return;
-        }
+        hull_testing::skip_unless!(
+            s.dir().join("cpu.rt_runtime_us").exists(),
+            "rt-group-sched",
+            "the kernel has no cpu.rt_runtime_us (CONFIG_RT_GROUP_SCHED)"
+        );
         let cg = s.cgroups();
         let r = res(r#"{"cpu":{"realtimePeriod":500000,"realtimeRuntime":10000}}"#);
         apply(&cg, &r, false).unwrap();
@@ -1927,9 +1932,11 @@ mod tests {
     #[test]
     fn blkio_weight_without_a_weight_scheduler_is_unsupported() {
         let s = scratch!("blkio");
-        if s.dir().join("blkio.weight").exists() || s.dir().join("blkio.bfq.weight").exists() {
-            return;
-        }
+        hull_testing::skip_unless!(
+            !s.dir().join("blkio.weight").exists() && !s.dir().join("blkio.bfq.weight").exists(),
+            "no-blkio-weight",
+            "the host's block scheduler has a blkio weight, so the refusal cannot be seen"
+        );
         let cg = s.cgroups();
         for (json, want) in [
             (
@@ -1969,6 +1976,7 @@ mod tests {
                         && !n.starts_with("7:")
                 })
         }) else {
+            hull_testing::skip("block-disk", "no whole disk to throttle");
             return;
         };
         let cg = s.cgroups();

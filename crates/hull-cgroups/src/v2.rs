@@ -1183,10 +1183,11 @@ pub(super) mod tests {
     /// what `hull create` itself does for hugepage limits here; it is left on.
     #[test]
     fn hugetlb_limit_lands_in_a_real_cgroup2_child() {
-        if hugetlb_on_v1() != Some(false) {
-            println!("skipped: hugetlb is not on cgroup2 here");
-            return;
-        }
+        hull_testing::skip_unless!(
+            hugetlb_on_v1() == Some(false),
+            "hybrid",
+            "hugetlb is not on cgroup2 here"
+        );
         enable_controllers(&unified_root(), &["hugetlb", "no-such-controller"]).unwrap();
         let cg = Scratch::new();
         let res = LinuxResourcesBuilder::default()

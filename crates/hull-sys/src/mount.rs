@@ -160,9 +160,7 @@ mod tests {
 
     #[test]
     fn detached_tmpfs_is_usable_before_it_is_attached() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         let fs = fsopen("tmpfs").unwrap();
         fsconfig_set(fs.as_fd(), "mode", Some("0700")).unwrap();
         fsconfig_create(fs.as_fd()).unwrap();
@@ -183,9 +181,7 @@ mod tests {
 
     #[test]
     fn bad_fstype_is_an_error() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         assert_eq!(fsopen("no-such-fs").unwrap_err(), Errno::ENODEV);
     }
 }

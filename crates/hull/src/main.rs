@@ -1,6 +1,8 @@
 //! hull: runc's command line over libhull. argv → a command → one library call → exit code and
 //! log line. A failing command logs its error exactly once and exits 1.
 
+#![forbid(unsafe_code)]
+
 mod argv;
 mod cli;
 mod commands;

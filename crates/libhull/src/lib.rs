@@ -1,10 +1,14 @@
-//! libhull: an OCI runtime as a library.
+//! libhull: an OCI runtime as a library, on top of `hull-cgroups` and `hull-sys`
+//! (docs/architecture.md has the crate graph).
 //!
 //! Layers, each using only those below it:
-//! 1. [`container`]: the lifecycle (create, start, kill, delete, state, list).
+//! 1. [`container`]: the lifecycle (create, start, kill, delete, state, list) and its
+//!    [`state`] store.
 //! 2. [`process`]: spawning the container init and the ordered setup it runs before exec.
-//! 3. Facilities the init uses: [`namespaces`], [`rootfs`], [`console`], [`hooks`].
-//! 4. Leaves: [`spec`], [`state`], [`capabilities`], [`logging`], [`features`], [`sys`].
+//! 3. Facilities the init uses: [`namespaces`], [`rootfs`], [`console`], [`hooks`],
+//!    [`seccomp`], [`lsm`], [`notify`].
+//! 4. Leaves: [`spec`], [`capabilities`], [`logging`]; [`features`] reads the layers above.
+//! 5. The crates below: [`cgroups`] (`hull-cgroups`) and [`sys`] (`hull-sys`).
 
 pub mod capabilities;
 pub mod console;

@@ -785,10 +785,11 @@ mod tests {
     #[test]
     fn on_this_host_without_lsms() {
         // The test host has neither module; elsewhere these answers differ.
-        if apparmor_enabled() || selinux_enabled() {
-            println!("note: this host runs an LSM; host checks skipped");
-            return;
-        }
+        hull_testing::skip_unless!(
+            !apparmor_enabled() && !selinux_enabled(),
+            "no-lsm",
+            "checks the answers of a host without AppArmor or SELinux"
+        );
         check(None, None, None).unwrap();
         check(Some("docker-default"), None, None).unwrap();
         let err = check(None, Some(LABEL), None).unwrap_err();
@@ -812,19 +813,21 @@ mod tests {
         // Through the real procfs: no attr/apparmor, and attr/current answers EINVAL or
         // another module's context. Only run where that holds, so that nothing changes the
         // exec profile of this test thread.
-        if apparmor_enabled() || Path::new("/proc/self/attr/apparmor").exists() {
-            println!("note: AppArmor in this kernel; skipped");
-            return;
-        }
+        hull_testing::skip_unless!(
+            !apparmor_enabled() && !Path::new("/proc/self/attr/apparmor").exists(),
+            "no-lsm",
+            "checks a kernel without AppArmor"
+        );
         apply_exec_labels(Some("docker-default"), None).unwrap();
     }
 
     #[test]
     fn an_selinux_label_without_selinux_fails_at_the_write_naming_the_path() {
-        if selinux_enabled() {
-            println!("note: SELinux on this host; skipped");
-            return;
-        }
+        hull_testing::skip_unless!(
+            !selinux_enabled(),
+            "no-lsm",
+            "checks a host without SELinux"
+        );
         let err = apply_exec_labels(None, Some(LABEL)).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, LsmError::ApplySelinux { .. }), "{text}");

@@ -151,10 +151,11 @@ fn systemd_create_fails(
 
 #[test]
 fn systemd_cgroup_without_systemd_fails_and_leaves_nothing() {
-    if systemd_running() {
-        println!("note: skipped: systemd runs on this host");
-        return;
-    }
+    hull_testing::skip_unless!(
+        !systemd_running(),
+        "no-systemd",
+        "checks the refusal on a host without systemd (the guest tests the driver)"
+    );
     let mut t = Test::new("cgl_systemd");
     let g = t.cgroup_guard();
     t.args(&["sleep", "100"]);
@@ -195,10 +196,11 @@ fn systemd_cgroup_path_not_of_the_slice_form_is_refused() {
 fn systemd_cgroup_without_a_cgroups_path_takes_the_default_slice() {
     // runc reads a missing cgroupsPath as "system.slice:runc:ID": the only error left here
     // is that systemd does not run, not the form of a path the config never gave.
-    if systemd_running() {
-        println!("note: skipped: systemd runs on this host");
-        return;
-    }
+    hull_testing::skip_unless!(
+        !systemd_running(),
+        "no-systemd",
+        "checks the refusal on a host without systemd (the guest tests the driver)"
+    );
     let mut t = Test::new("cgl_systemd_default");
     let g = t.cgroup_guard();
     t.args(&["sleep", "100"]);
@@ -1005,13 +1007,12 @@ fn rootless_runs_without_cgroups_unless_limits_are_asked_for() {
     }
     let t = Test::new("cgl_rootless");
     let probe = rootless(&["--version"]);
-    if !probe.status.success() {
-        println!(
-            "note: skipped: nobody cannot run the runtime here: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        );
-        return;
-    }
+    hull_testing::skip_unless!(
+        probe.status.success(),
+        "root",
+        "nobody cannot run the runtime here: {}",
+        String::from_utf8_lossy(&probe.stderr).trim()
+    );
     let bundle = t.dir.join("rootless");
     let state = t.dir.join("rootless-state");
     fs::create_dir_all(&bundle).unwrap();
@@ -1080,9 +1081,10 @@ fn create_under_a_frozen_parent_fails_instead_of_hanging() {
         .into_iter()
         .find(|h| h.controllers.iter().any(|c| c == "freezer"));
     let Some(freezer) = freezer else {
-        println!(
-            "note: skipped: no v1 freezer here (on a unified host the guest test \
-             cgroup_v2::create_under_a_frozen_parent_fails_and_leaves_nothing covers it)"
+        hull_testing::skip(
+            "cgroup-v1",
+            "no v1 freezer here (on a unified host the guest test \
+             cgroup_v2::create_under_a_frozen_parent_fails_and_leaves_nothing covers it)",
         );
         return;
     };

@@ -161,10 +161,7 @@ fn spec_writes_into_the_current_directory() {
 
 #[test]
 fn spec_matches_runcs_default_config() {
-    if !Path::new(RUNC).exists() {
-        println!("note: skipped, {RUNC} missing");
-        return;
-    }
+    hull_testing::skip_unless!(Path::new(RUNC).exists(), "runc", "{RUNC} missing");
     let t = Test::new("cli_spec_vs_runc");
     let ours = t.mkdir("ours");
     let theirs = t.mkdir("theirs");

@@ -76,10 +76,7 @@ fn normalise_mount(line: &str) -> String {
 
 /// Runs the probe with `t.config` under runc and under the runtime under test.
 fn compare(t: &mut Test) {
-    if !Path::new(RUNC).exists() {
-        println!("note: skipped, {RUNC} missing");
-        return;
-    }
+    hull_testing::skip_unless!(Path::new(RUNC).exists(), "runc", "{RUNC} missing");
     t.sh(PROBE);
     t.write_config();
 

@@ -115,10 +115,11 @@ fn exec_cpu_affinity_final_is_the_processs_cpu_set() {
     if skip_on_runc("runc 1.1.5 ignores process.execCPUAffinity") {
         return;
     }
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        println!("note: skipped: needs two CPUs");
-        return;
-    }
+    hull_testing::skip_unless!(
+        std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
+        "two-cpus",
+        "pins the process to the second CPU"
+    );
     let mut t = Test::new("attrs_affinity");
     t.config["process"]["execCPUAffinity"] = json!({ "initial": "0", "final": "1" });
     t.args(&["cat", "/proc/self/status"]);

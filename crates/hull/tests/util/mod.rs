@@ -61,8 +61,9 @@ pub fn is_runc() -> bool {
 /// which lets one watch them fail on runc (proving they can fail at all).
 pub fn skip_on_runc(why: &str) -> bool {
     if is_runc() && std::env::var_os("HULL_TEST_STRICT").is_none() {
-        println!(
-            "note: skipped under runc (known to differ: {why}); set HULL_TEST_STRICT=1 to run"
+        hull_testing::report(
+            &hull_testing::test_name(),
+            &format!("under runc (known to differ: {why}); set HULL_TEST_STRICT=1 to run"),
         );
         true
     } else {

@@ -662,10 +662,6 @@ mod tests {
     /// Tells [`child`] what to do in a child process of the test binary.
     const CHILD: &str = "HULL_SEALED_TEST_CHILD";
 
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
-    }
-
     fn exe() -> File {
         File::open("/proc/self/exe").unwrap()
     }
@@ -678,7 +674,7 @@ mod tests {
     fn testable() -> Vec<Protection> {
         Protection::ALL
             .into_iter()
-            .filter(|p| *p != Protection::Overlay || is_root())
+            .filter(|p| *p != Protection::Overlay || hull_testing::is_root())
             .collect()
     }
 
@@ -718,9 +714,7 @@ mod tests {
 
     #[test]
     fn the_overlay_view_is_read_only() {
-        if !is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         let view = overlay_view(&exe()).unwrap();
         let path = format!("/proc/self/fd/{}", view.as_raw_fd());
         let err = std::fs::OpenOptions::new()
@@ -734,9 +728,7 @@ mod tests {
     /// and recognised as protected.
     #[test]
     fn the_overlay_over_dev_is_a_read_only_view_of_the_binary() {
-        if !is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         let path = std::fs::read_link("/proc/self/exe").unwrap();
         let mnt = overlay_with(path.parent().unwrap(), "/dev").unwrap();
         let name = path.file_name().unwrap();
@@ -812,7 +804,10 @@ mod tests {
         if nix::sys::statfs::statfs(dir)
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
         {
-            println!("skipped: the test binary's directory is on tmpfs (the copy is immutable)");
+            hull_testing::skip(
+                "disk-tmp",
+                "the test binary's directory is on tmpfs (the copy is immutable)",
+            );
             return;
         }
         let copy = tmpfile_in(dir, &exe()).unwrap();
@@ -853,9 +848,7 @@ mod tests {
 
     #[test]
     fn a_tmpfile_copy_on_tmpfs_is_immutable_for_root() {
-        if !is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         let copy = tmpfile_in(Path::new("/dev/shm"), &exe()).unwrap();
         let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
         let err = std::fs::OpenOptions::new()
@@ -888,9 +881,7 @@ mod tests {
     fn an_attached_read_only_overlay_does_not_count() {
         use hull_sys::mount::move_mount;
         use std::os::fd::AsFd;
-        if !is_root() {
-            return;
-        }
+        hull_testing::skip_unless_root!();
         let path = std::fs::read_link("/proc/self/exe").unwrap();
         let mnt = overlay_of(path.parent().unwrap()).unwrap();
         let name = path.file_name().unwrap();
@@ -1242,10 +1233,12 @@ mod tests {
     /// The whole order, as `ensure()` runs it: the overlay needs CAP_SYS_ADMIN.
     #[test]
     fn without_cap_sys_admin_the_copy_is_a_sealed_memfd() {
-        if !is_root() || !have("setpriv") {
-            println!("skipped: needs root and setpriv(1)");
-            return;
-        }
+        hull_testing::skip_unless_root!();
+        hull_testing::skip_unless!(
+            have("setpriv"),
+            "tools",
+            "drops CAP_SYS_ADMIN with setpriv(1)"
+        );
         let run = run_child("ensure:omt", &WITHOUT_SYS_ADMIN);
         let out = &run.output;
         assert_eq!(run.get("via"), Protection::Memfd.name(), "{out}");
@@ -1260,14 +1253,17 @@ mod tests {
     #[test]
     fn with_memfd_noexec_2_the_copy_is_an_o_tmpfile() {
         const SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
-        if !is_root() || !have("unshare") || !have("setpriv") {
-            println!("skipped: needs root, unshare(1) and setpriv(1)");
-            return;
-        }
-        if !Path::new(SYSCTL).exists() {
-            println!("skipped: this kernel has no {SYSCTL} (Linux 6.3 added it): memfd exec is never refused");
-            return;
-        }
+        hull_testing::skip_unless_root!();
+        hull_testing::skip_unless!(
+            have("unshare") && have("setpriv"),
+            "tools",
+            "sets the sysctl in a namespace of its own with unshare(1) and setpriv(1)"
+        );
+        hull_testing::skip_unless!(
+            Path::new(SYSCTL).exists(),
+            "memfd-noexec",
+            "this kernel has no {SYSCTL} (Linux 6.3 added it): memfd exec is never refused"
+        );
         let host = std::fs::read_to_string(SYSCTL).unwrap();
         // `$$` is 1 only in a new pid namespace: the write below never reaches the host's.
         let script = format!(

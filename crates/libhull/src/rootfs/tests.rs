@@ -88,10 +88,6 @@ impl Drop for Scratch {
     }
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// Runs `f` in a forked child and returns its verdict: the child reports an error through a
 /// pipe and exits non-zero. The child never returns into the test harness.
 fn in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
@@ -197,9 +193,7 @@ fn fs_magic(path: &str) -> Option<nix::sys::statfs::FsType> {
 /// checks what the container would see after pivot_root.
 #[test]
 fn full_setup_gives_the_container_what_the_config_asks() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     let s = Scratch::new("full");
     let rootfs = s.rootfs();
     let outside = s.0.join("outside");
@@ -418,9 +412,7 @@ fn full_setup_gives_the_container_what_the_config_asks() {
 /// Each `linux.rootfsPropagation` as runtime-tools checks it, with a read-only root.
 #[test]
 fn rootfs_propagation_and_readonly_root() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     for prop in [
         "shared",
         "rshared",
@@ -470,9 +462,7 @@ fn rootfs_propagation_and_readonly_root() {
 /// `--no-pivot`: the rootfs is moved onto / and chrooted into.
 #[test]
 fn no_pivot_moves_the_rootfs_onto_root() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     let s = Scratch::new("nopivot");
     std::fs::write(s.rootfs().join("marker"), "here").unwrap();
     let spec =
@@ -500,9 +490,7 @@ fn no_pivot_moves_the_rootfs_onto_root() {
 /// standing in for the host's) and `cleanup_host_mounts` removes all of them.
 #[test]
 fn without_mount_namespace_cleanup_removes_every_mount() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     let s = Scratch::new("nomntns");
     let spec = spec(json!({
         "root": {"readonly": true},
@@ -553,9 +541,7 @@ fn without_mount_namespace_cleanup_removes_every_mount() {
 /// A /proc that is a symlink, and a /dev/null that is not the null device, are refused.
 #[test]
 fn symlinked_proc_and_fake_dev_null_are_refused() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     let s = Scratch::new("refuse");
     std::os::unix::fs::symlink("/tmp", s.rootfs().join("proc")).unwrap();
     let spec1 =
@@ -585,9 +571,7 @@ fn symlinked_proc_and_fake_dev_null_are_refused() {
 /// flags the kernel locked still gets `ro`, and masking works with the bound /dev/null.
 #[test]
 fn user_namespace_binds_devices_and_keeps_locked_flags() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     let s = Scratch::new("userns");
     let locked = s.0.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
@@ -670,9 +654,7 @@ fn user_namespace_binds_devices_and_keeps_locked_flags() {
 /// every rootfsPropagation, and none of the container's mounts leaks into the host.
 #[test]
 fn shared_host_root_neither_blocks_pivot_nor_receives_container_mounts() {
-    if !is_root() {
-        return;
-    }
+    hull_testing::skip_unless_root!();
     for prop in [
         None,
         Some("shared"),
