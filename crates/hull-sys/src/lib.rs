@@ -7,7 +7,9 @@
 //! other crate wraps system calls through it, `nix` or `pathrs`.
 
 pub mod bpf;
+pub mod fd;
 pub mod fdpass;
+pub mod fs;
 pub mod mount;
 pub mod mountinfo;
 pub mod net;

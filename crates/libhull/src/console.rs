@@ -7,11 +7,11 @@
 //! master was opened from ([`PTMX_PATH`], never empty, shorter than [`MAX_NAME_LEN`]) and whose
 //! only control message is `SCM_RIGHTS` with exactly one fd, the pty master. No reply.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
@@ -292,10 +292,7 @@ fn make_controlling_stdio(peer: OwnedFd) -> Result<(), ConsoleError> {
         .map_err(sys("make the console the controlling terminal (TIOCSCTTY)"))?;
     // dup2 onto itself keeps O_CLOEXEC set, so move a peer that landed on 0-2 out of the way.
     let peer = if peer.as_raw_fd() <= 2 {
-        let raw = nix::fcntl::fcntl(peer.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(3))
-            .map_err(sys("duplicate the console fd"))?;
-        // SAFETY: fcntl just returned this new fd to us and nothing else owns it.
-        unsafe { OwnedFd::from_raw_fd(raw) }
+        hull_sys::fd::dup_cloexec_from(peer.as_fd(), 3).map_err(sys("duplicate the console fd"))?
     } else {
         peer
     };
@@ -384,9 +381,7 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<(String, OwnedFd), ConsoleError
 }
 
 fn open_fd<P: AsRef<Path>>(path: P, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
-    let fd = nix::fcntl::open(path.as_ref(), flags, mode)?;
-    // SAFETY: open just returned this fd to us and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    hull_sys::fd::open(path.as_ref(), flags, mode)
 }
 
 /// Opens `path` refusing a symlink in any component, not only the last: a /dev/pts that is a
@@ -397,9 +392,7 @@ fn open_no_symlinks(path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()
         .flags(flags)
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = nix::fcntl::openat2(libc::AT_FDCWD, path, how)?;
-    // SAFETY: openat2 just returned this fd to us and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    hull_sys::fd::openat2(None, path, how)
 }
 
 fn fstat_fd(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {

@@ -537,8 +537,7 @@ impl Runtime {
     pub fn run(&self, opts: &CreateOptions, run: &RunOptions) -> Result<i32, Error> {
         if !run.detach && !run.no_subreaper {
             // The init may be a grandchild (pid namespace joined by path): adopt it.
-            // SAFETY: prctl with integer arguments only changes this process's flags.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_child_subreaper(true);
         }
         let (st, tty) = self.create_container(opts, !run.detach)?;
         let pid = Pid::from_raw(st.pid);
@@ -615,9 +614,7 @@ impl Runtime {
             vec![Pid::from_raw(st.pid)]
         };
         for pid in pids {
-            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
-            let ret = unsafe { libc::kill(pid.as_raw(), signal) };
-            match Errno::result(ret).map(drop) {
+            match hull_sys::process::kill(pid.as_raw(), signal) {
                 Ok(()) | Err(Errno::ESRCH) if pid.as_raw() != st.pid => {}
                 Ok(()) => {}
                 Err(Errno::ESRCH) => return Err(Error::NotRunning),
@@ -764,8 +761,7 @@ impl Runtime {
         };
         if !opts.detach {
             // The process may be a grandchild (the pid namespace is entered by a fork).
-            // SAFETY: prctl with integer arguments only changes this process's flags.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+            let _ = nix::sys::prctl::set_child_subreaper(true);
         }
         let sfd = if opts.detach {
             None
@@ -1087,11 +1083,8 @@ fn send_pidfd(
 fn check_preserved_fds(listen_fds: u32, count: u32) -> Result<(), Error> {
     for index in 0..count {
         let fd = 3u64 + u64::from(listen_fds) + u64::from(index);
-        let open = i32::try_from(fd).is_ok_and(|fd| {
-            // SAFETY: F_GETFD only reads the descriptor's flags.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            flags >= 0
-        });
+        let open = i32::try_from(fd)
+            .is_ok_and(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok());
         if !open {
             return Err(Error::PreservedFd {
                 index,
@@ -1440,7 +1433,6 @@ fn relay_output_is_captured() -> bool {
 /// window, forwards the other signals, and returns the exit code like [`wait_forwarding`].
 fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::BorrowedFd;
     let (_, master) = crate::console::recv_fd(sock.as_fd()).map_err(|e| {
         tracing::debug!("{e}");
         Error::Sys {
@@ -1456,10 +1448,10 @@ fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> 
     if let Some(t) = &host {
         t.copy_size_to(master.as_fd());
     }
-    // SAFETY: fd 0 stays open for the life of the process.
-    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    // SAFETY: as fd 0, fd 1.
-    let stdout = unsafe { BorrowedFd::borrow_raw(1) };
+    let stdin = std::io::stdin();
+    let stdin = stdin.as_fd();
+    let stdout = std::io::stdout();
+    let stdout = stdout.as_fd();
     let mut stdin_open = true;
     let mut master_open = true;
     let mut code = None;

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -340,11 +340,8 @@ impl Entry {
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&dir)
             .map_err(io("open state dir", &dir))?;
-        // SAFETY: flock on an fd we own; it only takes an advisory lock.
-        let ret = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-        if ret != 0 {
-            return Err(io("lock state dir", &dir)(std::io::Error::last_os_error()));
-        }
+        hull_sys::fs::flock_exclusive(lock.as_fd(), true)
+            .map_err(|e| io("lock state dir", &dir)(e.into()))?;
         // The holder we waited for may have deleted the container (and another create made a
         // new one at the same path): the lock is only good on the directory that is there.
         use std::os::unix::fs::MetadataExt;
@@ -397,8 +394,8 @@ fn lock_is_free(dir: &Path) -> bool {
     else {
         return false;
     };
-    // SAFETY: flock on an fd we own; it only takes an advisory lock, dropped with the fd.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    // The lock goes with `f`.
+    hull_sys::fs::flock_exclusive(f.as_fd(), false).is_ok()
 }
 
 fn read_state(path: PathBuf) -> Result<ContainerState, StateError> {
@@ -450,9 +447,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
 /// 32 random bits from the kernel; the clock's nanoseconds where getrandom fails.
 fn random_u32() -> u32 {
     let mut buf = [0u8; 4];
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
-    if n == buf.len() as isize {
+    if hull_sys::fs::random_bytes(&mut buf).is_ok() {
         return u32::from_ne_bytes(buf);
     }
     std::time::SystemTime::now()

@@ -6,12 +6,12 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
 };
 
 /// The socket's name inside the state directory.
@@ -76,14 +76,7 @@ pub fn wait(listener: &OwnedFd) -> Result<File, Errno> {
 }
 
 fn wait_one(listener: &OwnedFd) -> Result<File, Errno> {
-    let conn = loop {
-        match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-            Err(Errno::EINTR) => continue,
-            r => break r?,
-        }
-    };
-    // SAFETY: accept4 returned a new fd that nothing else owns.
-    let mut conn = File::from(unsafe { OwnedFd::from_raw_fd(conn) });
+    let mut conn = File::from(hull_sys::fd::accept(listener.as_fd())?);
     let mut byte = [0u8; 1];
     loop {
         match conn.read(&mut byte) {

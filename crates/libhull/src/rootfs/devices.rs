@@ -3,7 +3,7 @@
 //! namespace (or wherever mknod is refused) the host's node is bind-mounted onto an empty file.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -176,15 +176,13 @@ fn create(
 /// Checks the new node is what was asked for (nothing swapped it) and gives it its owner.
 fn fix_up(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> Result<(), RootfsError> {
     let shown = d.path.display().to_string();
-    let raw = nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
+    let h = hull_sys::fd::openat(
+        dir.as_fd(),
         name,
         OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(sys("open new device", &shown))?;
-    // SAFETY: openat just returned this fd and nothing else owns it.
-    let h = unsafe { OwnedFd::from_raw_fd(raw) };
     let st = nix::sys::stat::fstat(h.as_raw_fd()).map_err(sys("stat new device", &shown))?;
     let kind_ok = st.st_mode & libc::S_IFMT == d.kind.bits();
     let rdev_ok = d.kind == SFlag::S_IFIFO || st.st_rdev == d.rdev();

@@ -9,7 +9,7 @@
 //! syscalls. Every fd handed out is `O_PATH`.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -29,12 +29,12 @@ pub(super) struct InRoot {
 impl InRoot {
     /// Opens the host directory `path` (its last component must not be a symlink).
     pub fn open(path: &Path) -> Result<Self, Errno> {
-        let fd = nix::fcntl::open(
+        let fd = hull_sys::fd::open(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(InRoot { fd: owned(fd) })
+        Ok(InRoot { fd })
     }
 
     /// openat2 in the root with `flags` (plus `O_CLOEXEC`).
@@ -126,8 +126,7 @@ impl InRoot {
         let (dir, name) = self.parent(path)?;
         let flags =
             OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, mode)?;
-        Ok(owned(fd))
+        hull_sys::fd::openat(dir.as_fd(), name, flags, mode)
     }
 }
 
@@ -146,9 +145,9 @@ fn in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd, E
     };
     let mut tries = 0;
     loop {
-        match nix::fcntl::openat2(root.as_raw_fd(), path, how()) {
+        match hull_sys::fd::openat2(Some(root), path, how()) {
             Err(Errno::EAGAIN) if tries < EAGAIN_RETRIES => tries += 1,
-            r => return r.map(owned),
+            r => return r,
         }
     }
 }
@@ -159,14 +158,7 @@ pub(super) fn child(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> Result<O
     let how = OpenHow::new()
         .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    nix::fcntl::openat2(dir.as_raw_fd(), name, how).map(owned)
-}
-
-/// Takes ownership of a fd a syscall just returned.
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: only called on a fd that open/openat/openat2 just returned; nothing else owns
-    // it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    hull_sys::fd::openat2(Some(dir), name, how)
 }
 
 #[cfg(test)]

@@ -412,14 +412,12 @@ impl<'a> Mounter<'a> {
         let mnt = sysmount::fsmount(fs.as_fd(), attrs)
             .map_err(sys("fsmount tmpfs for", dest.display()))?;
         let reopen = |fd: BorrowedFd<'_>| -> Result<OwnedFd, Errno> {
-            let raw = nix::fcntl::openat(
-                Some(fd.as_raw_fd()),
+            hull_sys::fd::openat(
+                fd,
                 ".",
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
                 Mode::empty(),
-            )?;
-            // SAFETY: openat just returned this fd and nothing else owns it.
-            Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+            )
         };
         let from = reopen(target.as_fd()).map_err(sys("open for tmpcopyup", dest.display()))?;
         let to = reopen(mnt.as_fd()).map_err(sys("open new tmpfs for", dest.display()))?;
@@ -887,15 +885,8 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>, dest: &Path) -> Result<()
         let kind = SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
         let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
         let open = |fd: BorrowedFd<'_>, flags: OFlag, mode: Mode| -> Result<OwnedFd, RootfsError> {
-            let raw = nix::fcntl::openat(
-                Some(fd.as_raw_fd()),
-                name,
-                flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                mode,
-            )
-            .map_err(sys("open", shown.display()))?;
-            // SAFETY: openat just returned this fd and nothing else owns it.
-            Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
+            hull_sys::fd::openat(fd, name, flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, mode)
+                .map_err(sys("open", shown.display()))
         };
         match kind {
             SFlag::S_IFDIR => {

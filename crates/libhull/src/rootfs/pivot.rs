@@ -56,14 +56,12 @@ fn remount_propagation(path: &Path, flags: MsFlags) -> Result<(), Errno> {
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, RootfsError> {
-    let fd = nix::fcntl::open(
+    hull_sys::fd::open(
         path,
         OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(sys("open", path.display()))?;
-    // SAFETY: open just returned this fd and nothing else owns it.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    .map_err(sys("open", path.display()))
 }
 
 /// Makes the rootfs the process's /, then applies the shared and unbindable forms of
