@@ -80,16 +80,18 @@ stage() {
 # With filters, a stage must run at least one test; without, all it names.
 some() { if [ -n "$filters" ]; then echo 1; else echo "$1"; fi; }
 
-# libhull's tests of cgroup2 code on a real unified hierarchy (the v1 ones run on the host),
-# and of the sealed binary's ways on a distribution kernel.
+# hull-cgroups' tests of cgroup2 code on a real unified hierarchy (the v1 ones run on the
+# host), and libhull's of the sealed binary's ways on a distribution kernel.
 # The sealed tests one at a time: two at once, a_running_copy_cannot_be_opened_for_writing
 # has seen its overlay unrecognised on this kernel (not yet understood; see its message).
 if [ -n "$filters" ]; then
     # shellcheck disable=SC2086
-    stage unit 120 1 /opt/hull/libhull-unit --test-threads=2 $filters
+    stage unit 120 1 sh -c "/opt/hull/hull-cgroups-unit --test-threads=2 $filters && \
+        /opt/hull/libhull-unit --test-threads=2 $filters"
 else
-    stage unit 120 47 sh -c '/opt/hull/libhull-unit --test-threads=2 cgroups::v2:: \
-        cgroups::devices_bpf:: cgroups::tests:: && /opt/hull/libhull-unit --test-threads=1 process::sealed::'
+    # All of hull-cgroups but its v1 modules (stats and events test on v1 hierarchies).
+    stage unit 120 47 sh -c '/opt/hull/hull-cgroups-unit --test-threads=2 --skip v1:: \
+        --skip stats:: --skip events:: && /opt/hull/libhull-unit --test-threads=1 process::sealed::'
 fi
 
 # The guest's own tests (crates/hull/tests/guest): cgroup v2, systemd's cgroup driver and

@@ -28,6 +28,7 @@ exes=$(
         cargo build -p hull --message-format=json
         cargo test -p hull --test guest --test e2e --no-run --message-format=json
         cargo test -p libhull --lib --no-run --message-format=json
+        cargo test -p hull-cgroups --lib --no-run --message-format=json
     } | python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -46,7 +47,8 @@ hull=$(exe bin hull)
 guest=$(exe test guest)
 e2e=$(exe test e2e)
 unit=$(exe unit libhull)
-for f in "$hull" "$guest" "$e2e" "$unit"; do
+cgunit=$(exe unit hull_cgroups)
+for f in "$hull" "$guest" "$e2e" "$unit" "$cgunit"; do
     [ -x "$f" ] || { echo "guest-tests.sh: a test binary was not built ($exes)" >&2; exit 1; }
 done
 # `cargo clippy --all-targets` leaves out targets with `test = false`: lint this one here.
@@ -63,6 +65,7 @@ cp "$hull" "$share/bin/hull"
 cp "$guest" "$share/bin/guest"
 cp "$e2e" "$share/bin/e2e"
 cp "$unit" "$share/bin/libhull-unit"
+cp "$cgunit" "$share/bin/hull-cgroups-unit"
 echo "$hull" >"$share/hull-path"
 cp tests/vm/guest-suite.sh "$share/run"
 cp runtime-tools-tests/run.py runtime-tools-tests/expected-guest.tsv "$share/validation/"
