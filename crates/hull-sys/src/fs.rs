@@ -1,4 +1,4 @@
-//! File locks and the kernel's random bytes.
+//! File locks, inode flags and the kernel's random bytes.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -21,6 +21,23 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> Result<(), Errno> {
         }
     }
 }
+
+/// The inode's attribute flags (`FS_IOC_GETFLAGS`, as lsattr(1) shows them).
+pub fn inode_flags(fd: BorrowedFd<'_>) -> Result<libc::c_int, Errno> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`, which outlives the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
+    Ok(flags)
+}
+
+/// Sets the inode's attribute flags (`FS_IOC_SETFLAGS`).
+pub fn set_inode_flags(fd: BorrowedFd<'_>, flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`, which outlives the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) }).map(drop)
+}
+
+/// The immutable inode flag (`chattr +i`).
+pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
 
 /// Fills `buf` from the kernel's random pool without blocking (getrandom(2) with
 /// GRND_NONBLOCK); fails where it would block or returns short.

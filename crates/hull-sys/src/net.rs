@@ -26,3 +26,9 @@ pub fn loopback_up() -> Result<(), Errno> {
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) })?;
     Ok(())
 }
+
+/// Sets the NIS domain name of this process's UTS namespace (setdomainname(2)).
+pub fn set_domainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: setdomainname reads `len` bytes from the string, which outlives the call.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}

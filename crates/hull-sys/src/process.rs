@@ -6,11 +6,64 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-/// What `clone` returned on this side of it.
-#[derive(Debug, Clone, Copy)]
+/// What `clone` or `fork` returned on this side of it.
+#[derive(Debug)]
 pub enum Forked {
     Parent(Pid),
-    Child,
+    /// The new process, single-threaded by birth: the proof lets it fork once more.
+    Child(SingleThreaded),
+}
+
+/// Proof that this process has one thread, which is what makes a fork sound (the child of a
+/// multi-threaded process may find a lock held forever, by a thread that is not there).
+/// Made by [`SingleThreaded::check`], or handed to the child of a fork; not `Send`. Whoever
+/// holds one must not start threads before using it.
+#[derive(Debug)]
+pub struct SingleThreaded {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl SingleThreaded {
+    /// Counts this process's threads (`Threads:` of /proc/self/status); `Err` has the
+    /// count when it is more than one. Where /proc cannot be read, the process counts as
+    /// single-threaded: hull starts no thread before it forks.
+    pub fn check() -> Result<Self, u32> {
+        let threads = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(1);
+        if threads > 1 {
+            return Err(threads);
+        }
+        Ok(Self::born())
+    }
+
+    fn born() -> Self {
+        SingleThreaded {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+/// `fork(2)` of a process that proved it is single-threaded.
+pub fn fork(_proof: SingleThreaded) -> Result<Forked, Errno> {
+    // SAFETY: the proof says this process has one thread, so the child's copy of the address
+    // space has no lock some other thread held.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child(SingleThreaded::born())),
+    }
+}
+
+/// Ends this process at once with `code` (`_exit(2)`): no destructors, no atexit handlers,
+/// no flushing of the parent's buffers, which a forked child must not run.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes a status by value and does not return.
+    unsafe { libc::_exit(code) }
 }
 
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
@@ -38,11 +91,12 @@ struct CloneArgs {
 /// where clone3 is missing, and to a clone outside `cgroup` where the kernel refuses it:
 /// the caller moves the child in then. `CLONE_CLEAR_SIGHAND` is added so the child starts
 /// with default signal handlers.
-///
-/// # Safety
-/// As for `fork(2)`: the caller must be single-threaded, and the child must only do what is
-/// safe after fork before it execs or exits.
-pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Result<Forked, Errno> {
+/// The proof makes it as sound as `fork(2)` of a single-threaded process.
+pub fn clone_fork(
+    _proof: SingleThreaded,
+    flags: libc::c_int,
+    cgroup: Option<BorrowedFd>,
+) -> Result<Forked, Errno> {
     let mut args = CloneArgs {
         flags: (flags as u64) | CLONE_CLEAR_SIGHAND,
         exit_signal: libc::SIGCHLD as u64,
@@ -55,7 +109,7 @@ pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Resu
     let clone3 = |args: &mut CloneArgs| {
         // SAFETY: args is a valid clone_args of the size we pass; with no stack and no
         // CLONE_VM the kernel duplicates the address space as fork does, so returning twice
-        // is sound for a single-threaded caller (the caller's contract).
+        // is sound for a single-threaded caller (the proof).
         unsafe {
             libc::syscall(
                 libc::SYS_clone3,
@@ -93,7 +147,7 @@ pub unsafe fn clone_fork(flags: libc::c_int, cgroup: Option<BorrowedFd>) -> Resu
     }
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
+        0 => Ok(Forked::Child(SingleThreaded::born())),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }
@@ -156,4 +210,37 @@ pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     }
     out
+}
+
+/// Sets the soft and hard limit of `resource` for process `pid` (0: the caller), prlimit(2).
+pub fn set_rlimit(
+    pid: Pid,
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+) -> Result<(), Errno> {
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `new` is a valid rlimit that outlives the call; no old value is requested.
+    Errno::result(unsafe { libc::prlimit(pid.as_raw(), resource, &new, std::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// The (soft, hard) limit of `resource` for process `pid` (0: the caller), prlimit(2).
+pub fn rlimit(pid: Pid, resource: libc::__rlimit_resource_t) -> Result<(u64, u64), Errno> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: the kernel writes one rlimit into `old`, which outlives the call.
+    Errno::result(unsafe { libc::prlimit(pid.as_raw(), resource, std::ptr::null(), &mut old) })?;
+    Ok((old.rlim_cur, old.rlim_max))
+}
+
+/// Sets the execution domain (personality(2)) with the raw value, flags included.
+pub fn set_personality(persona: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    Errno::result(unsafe { libc::personality(persona) }).map(drop)
 }

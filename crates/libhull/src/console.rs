@@ -706,12 +706,11 @@ impl HostTerminal {
     /// same).
     pub fn raw() -> Option<HostTerminal> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-        let fd = [2, 1, 0]
+        let (err, out, inp) = (std::io::stderr(), std::io::stdout(), std::io::stdin());
+        let fd = [err.as_fd(), out.as_fd(), inp.as_fd()]
             .into_iter()
-            .find(|fd| nix::unistd::isatty(*fd).unwrap_or(false))
-            .and_then(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok())
-            // SAFETY: F_DUPFD_CLOEXEC just returned this fd and nothing else owns it.
-            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            .find(|fd| nix::unistd::isatty(fd.as_raw_fd()).unwrap_or(false))
+            .and_then(|fd| hull_sys::fd::dup_cloexec_from(fd, 3).ok())
             .or_else(|| {
                 std::fs::OpenOptions::new()
                     .read(true)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, State};
 
@@ -167,7 +167,7 @@ fn run_one(hook: &Hook, stdin_data: &[u8], opts: &RunOptions<'_>) -> Result<(), 
     if let Some(dir) = opts.cwd {
         cmd.current_dir(dir);
     }
-    let _sigpipe = IgnoreSigpipe::install();
+    let _sigpipe = hull_sys::signal::SigpipeIgnored::new();
     let child = cmd.spawn().map_err(HookFailure::Spawn)?;
     let mut running = Running::new(child);
     // `None` when the timeout is too large to represent: as good as no timeout.
@@ -212,25 +212,8 @@ fn command(
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills whatever the hook started too.
         .process_group(0);
-    let die_with_runtime = || {
-        // SAFETY: one prctl call with integer arguments, async-signal-safe between fork and
-        // exec: a runtime killed while a hook runs takes the hook with it.
-        let ret = unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        };
-        if ret != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    // SAFETY: the closure only calls prctl, which is safe between fork and exec.
-    unsafe { cmd.pre_exec(die_with_runtime) };
+    // A runtime killed while a hook runs takes the hook with it.
+    hull_sys::signal::kill_with_parent(&mut cmd);
     cmd
 }
 
@@ -523,27 +506,6 @@ fn describe(status: ExitStatus) -> String {
         format!("signal: {name}{core}")
     } else {
         status.to_string()
-    }
-}
-
-/// Ignores SIGPIPE while it lives, so writing to a hook that closed its stdin fails with EPIPE
-/// instead of killing us; restores the previous disposition on drop.
-struct IgnoreSigpipe(Option<SigAction>);
-
-impl IgnoreSigpipe {
-    fn install() -> Self {
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety rules apply.
-        IgnoreSigpipe(unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, &ignore) }.ok())
-    }
-}
-
-impl Drop for IgnoreSigpipe {
-    fn drop(&mut self) {
-        if let Some(old) = self.0.take() {
-            // SAFETY: puts back the exact disposition sigaction returned earlier.
-            let _ = unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, &old) };
-        }
     }
 }
 

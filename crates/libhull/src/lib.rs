@@ -10,6 +10,8 @@
 //! 4. Leaves: [`spec`], [`capabilities`], [`logging`]; [`features`] reads the layers above.
 //! 5. The crates below: [`cgroups`] (`hull-cgroups`) and [`sys`] (`hull-sys`).
 
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 pub mod capabilities;
 pub mod console;
 pub mod container;

@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,6 @@ pub const FLAGS: &[&str] = &[
 /// runtime, before any agent holds it (runc refuses `write` for the same reason).
 const NOTIFY_REFUSED: &[&str] = &["write", "sendmsg", "sendto"];
 
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 const FLAG_TSYNC: u32 = 1 << 0;
 const FLAG_LOG: u32 = 1 << 1;
 const FLAG_SPEC_ALLOW: u32 = 1 << 2;
@@ -182,34 +181,7 @@ impl fmt::Display for FilterFlags {
     }
 }
 
-/// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Insn {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
-
-const INSN_SIZE: usize = std::mem::size_of::<Insn>();
-
-impl Insn {
-    fn from_ne_bytes(b: &[u8]) -> Insn {
-        Insn {
-            code: u16::from_ne_bytes([b[0], b[1]]),
-            jt: b[2],
-            jf: b[3],
-            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        }
-    }
-
-    fn to_ne_bytes(self) -> [u8; INSN_SIZE] {
-        let c = self.code.to_ne_bytes();
-        let k = self.k.to_ne_bytes();
-        [c[0], c[1], self.jt, self.jf, k[0], k[1], k[2], k[3]]
-    }
-}
+use hull_sys::seccomp::{Insn, INSN_SIZE};
 
 fn program_from_bytes(bytes: &[u8]) -> Vec<Insn> {
     bytes
@@ -258,34 +230,11 @@ impl Filter {
                 flags |= FLAG_TSYNC_ESRCH;
             }
         }
-        let prog = libc::sock_fprog {
-            // compile() and the cache reader keep programs within MAX_INSNS.
-            len: self.program.len() as u16,
-            filter: self.program.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at `self.program`, a live array of `len` instructions with the
-        // layout of `struct sock_filter`; the kernel copies it before returning and does not
-        // write through the pointer.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                SECCOMP_SET_MODE_FILTER,
-                flags as libc::c_ulong,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if ret < 0 {
-            return Err(SeccompError::Load {
-                flags: FilterFlags(flags),
-                source: Errno::last(),
-            });
-        }
-        if !self.listener {
-            return Ok(None);
-        }
-        // SAFETY: with NEW_LISTENER the kernel returns a new file descriptor that nothing
-        // else in this process owns.
-        Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
+        // compile() and the cache reader keep programs within MAX_INSNS.
+        hull_sys::seccomp::load_filter(&self.program, flags).map_err(|source| SeccompError::Load {
+            flags: FilterFlags(flags),
+            source,
+        })
     }
 
     /// Whether [`Filter::load`] returns a notify listener (the profile has notify rules).
@@ -749,21 +698,11 @@ fn check_flags(
 /// before it reads the program, so a NULL program gives EFAULT for good flags and EINVAL for
 /// unknown ones. None when the answer says nothing (seccomp itself filtered, say).
 fn probe_flags(flags: u32) -> Option<Errno> {
-    // SAFETY: a NULL program pointer makes the kernel fail with EFAULT (or EINVAL for the
-    // flags) before it installs anything; no memory of ours is read or written.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            flags as libc::c_ulong,
-            std::ptr::null::<libc::sock_fprog>(),
-        )
-    };
-    if ret == 0 {
+    let Err(errno) = hull_sys::seccomp::probe_filter_flags(flags) else {
         // Impossible with a NULL program; say nothing rather than guess.
         return None;
-    }
-    match Errno::last() {
+    };
+    match errno {
         Errno::EINVAL => Some(Errno::EINVAL),
         Errno::EFAULT => Some(Errno::EFAULT),
         other => {
@@ -1091,22 +1030,15 @@ mod cache {
         flags: libc::c_int,
         mode: libc::mode_t,
     ) -> Result<File, Errno> {
-        let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: `dir` is an open directory and `name` a NUL-terminated string that outlive
-        // the call; the returned descriptor is new and owned by nothing else.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+        hull_sys::fd::openat(
+            dir.as_fd(),
+            name,
+            nix::fcntl::OFlag::from_bits_retain(flags)
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_retain(mode),
+        )
+        .map(File::from)
     }
 
     pub(super) fn read(dir: &Path, key: &[u8]) -> Result<Vec<Insn>, String> {

@@ -301,13 +301,9 @@ pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<(), AttrError> {
 pub fn set_rlimits_of(pid: Pid, rlimits: &[PosixRlimit]) -> Result<(), AttrError> {
     for rlimit in rlimits {
         let resource = rlimit_resource(rlimit.typ());
-        let new = libc::rlimit {
-            rlim_cur: rlimit.soft(),
-            rlim_max: rlimit.hard(),
-        };
-        // SAFETY: `new` is a valid rlimit that outlives the call; no old value is requested.
-        let ret = unsafe { libc::prlimit(pid.as_raw(), resource, &new, std::ptr::null_mut()) };
-        if let Err(source) = Errno::result(ret) {
+        if let Err(source) =
+            hull_sys::process::set_rlimit(pid, resource, rlimit.soft(), rlimit.hard())
+        {
             let current_hard = current_hard_limit(pid, resource);
             return Err(match current_hard {
                 Some(current_hard) if source == Errno::EPERM && rlimit.hard() > current_hard => {
@@ -332,13 +328,9 @@ pub fn set_rlimits_of(pid: Pid, rlimits: &[PosixRlimit]) -> Result<(), AttrError
 }
 
 fn current_hard_limit(pid: Pid, resource: libc::__rlimit_resource_t) -> Option<u64> {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: the kernel writes one rlimit into `old`, which outlives the call.
-    let ret = unsafe { libc::prlimit(pid.as_raw(), resource, std::ptr::null(), &mut old) };
-    (ret == 0).then_some(old.rlim_max)
+    hull_sys::process::rlimit(pid, resource)
+        .ok()
+        .map(|(_, hard)| hard)
 }
 
 fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
@@ -497,15 +489,11 @@ pub fn set_personality(personality: &LinuxPersonality) -> Result<(), AttrError> 
             .ok_or_else(|| AttrError::PersonalityFlag { flag: flag.clone() })?;
         persona |= bits;
     }
-    // SAFETY: personality(2) takes an integer and touches no memory of ours.
-    let ret = unsafe { libc::personality(persona) };
-    Errno::result(ret)
-        .map(drop)
-        .map_err(|source| AttrError::Personality {
-            domain: personality.domain().to_string(),
-            flags,
-            source,
-        })
+    hull_sys::process::set_personality(persona).map_err(|source| AttrError::Personality {
+        domain: personality.domain().to_string(),
+        flags,
+        source,
+    })
 }
 
 /// Sets the scheduling policy and its parameters with sched_setattr(2). Unset numbers are 0.
@@ -651,9 +639,6 @@ pub fn set_cpu_affinity_of(pid: Pid, list: &str) -> Result<(), AttrError> {
     })
 }
 
-const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
-const KEYCTL_SETPERM: libc::c_int = 5;
-const KEYCTL_DESCRIBE: libc::c_int = 6;
 /// `KEY_USR_SEARCH`: the keyring's owner may find it.
 const KEY_USR_SEARCH: u32 = 0x0008_0000;
 /// `KEY_OTH_SEARCH`: anyone may find it (the owner differs once ids are mapped).
@@ -669,16 +654,8 @@ pub fn join_session_keyring(name: &str) -> Result<(), AttrError> {
         source,
     };
     let cname = CString::new(name).map_err(|_| join_err(Errno::EINVAL))?;
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_JOIN_SESSION_KEYRING,
-            cname.as_ptr(),
-        )
-    };
-    let serial = match Errno::result(ret) {
-        Ok(serial) => serial as i32,
+    let serial = match hull_sys::keyring::join_session(&cname) {
+        Ok(serial) => serial,
         Err(Errno::ENOSYS) => {
             tracing::warn!(keyring = %name, "the kernel has no keyrings; keeping the caller's session keyring");
             return Ok(());
@@ -695,10 +672,7 @@ pub fn join_session_keyring(name: &str) -> Result<(), AttrError> {
     } else {
         KEY_USR_SEARCH
     };
-    // SAFETY: KEYCTL_SETPERM takes a serial and a permission mask by value.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, perm | extra) };
-    Errno::result(ret)
-        .map(drop)
+    hull_sys::keyring::set_perm(serial, perm | extra)
         .map_err(|e| perm_err(format!("KEYCTL_SETPERM: {e}")))
 }
 
@@ -726,26 +700,7 @@ fn keyring_perm(serial: i32) -> Result<u32, String> {
 
 /// KEYCTL_DESCRIBE: "type;uid;gid;perm;description" of a key.
 fn describe_key(serial: i32) -> Result<String, String> {
-    let mut buf = vec![0u8; 512];
-    loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which is that long.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                KEYCTL_DESCRIBE,
-                serial,
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        let needed = Errno::result(ret).map_err(|e| format!("KEYCTL_DESCRIBE: {e}"))? as usize;
-        if needed <= buf.len() {
-            buf.truncate(needed.saturating_sub(1));
-            break;
-        }
-        buf.resize(needed, 0);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    hull_sys::keyring::describe(serial).map_err(|e| format!("KEYCTL_DESCRIBE: {e}"))
 }
 
 /// Sets PR_SET_NO_NEW_PRIVS: execve can no longer grant privileges (setuid bits, file caps).
@@ -763,14 +718,10 @@ pub fn set_hostname(name: &str) -> Result<(), AttrError> {
 
 /// Sets the NIS domain name of the calling process's UTS namespace.
 pub fn set_domainname(name: &str) -> Result<(), AttrError> {
-    // SAFETY: setdomainname reads `len` bytes from the string, which outlives the call.
-    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
-    Errno::result(ret)
-        .map(drop)
-        .map_err(|source| AttrError::Domainname {
-            name: name.into(),
-            source,
-        })
+    hull_sys::net::set_domainname(name).map_err(|source| AttrError::Domainname {
+        name: name.into(),
+        source,
+    })
 }
 
 /// Runs a check in a forked child, so whatever it changes (uid, caps, limits, namespaces)

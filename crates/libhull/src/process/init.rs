@@ -12,9 +12,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use hull_sys::process::{exit_now, fork, Forked, SingleThreaded};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::unistd::{chdir, execve, fork, ForkResult};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::{chdir, execve};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec, State};
 
 use super::sync::{Channel, FromInit, InitError, ToInit};
@@ -51,7 +52,12 @@ pub struct InitArgs<'a> {
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
-pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> ! {
+pub(super) fn child_main(
+    args: InitArgs,
+    chan: Channel,
+    single_clone: bool,
+    proof: SingleThreaded,
+) -> ! {
     // A panic must never unwind out of here: above us is the runtime's code (cleanup that
     // removes state, for one), which this copy of the process must not run.
     // The failure is reported over the channel; the default hook would print it on the
@@ -67,7 +73,7 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
         match (single_clone, args.exec.is_some()) {
             (true, false) => setup(args, &chan, true, None),
             (true, true) => exec_process(args, &chan, true),
-            (false, exec) => enter_namespaces(&args, &chan).and_then(|entered| {
+            (false, exec) => enter_namespaces(&args, &chan, proof).and_then(|entered| {
                 if exec {
                     exec_process(args, &chan, !entered.forked)
                 } else {
@@ -88,9 +94,8 @@ pub(super) fn child_main(args: InitArgs, chan: Channel, single_clone: bool) -> !
         }
     };
     let _ = chan.send(&FromInit::Failed(e));
-    // SAFETY: _exit ends this forked child without running the parent's atexit handlers or
-    // destructors, which belong to the runtime process.
-    unsafe { libc::_exit(1) }
+    // Not the parent's atexit handlers or destructors: they belong to the runtime process.
+    exit_now(1)
 }
 
 fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError {
@@ -118,7 +123,11 @@ fn cgroup2_before(new: CloneFlags) -> Option<PathBuf> {
 /// The slow path: join namespaces by path, unshare the new ones, and fork once more when
 /// the init must be inside a new pid or time namespace. Returns in the process that goes on
 /// to be the container's init.
-fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<Entered, InitError> {
+fn enter_namespaces(
+    args: &InitArgs,
+    chan: &Channel,
+    proof: SingleThreaded,
+) -> Result<Entered, InitError> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
     // The runtime first puts us into the container's cgroups: a cgroup namespace made below
     // is rooted at the cgroup we are in.
@@ -171,16 +180,15 @@ fn enter_namespaces(args: &InitArgs, chan: &Channel) -> Result<Entered, InitErro
     // it: non-dumpable from birth, not from its first step (CVE-2016-9962). Not earlier: a
     // rootless runtime writes our id maps, which needs us dumpable.
     non_dumpable()?;
-    // SAFETY: this process is single-threaded (a clone child of a single-threaded runtime).
-    match unsafe { fork() }.map_err(step("fork into pid namespace"))? {
-        ForkResult::Child => Ok(Entered {
+    match fork(proof).map_err(step("fork into pid namespace"))? {
+        Forked::Child(_) => Ok(Entered {
             forked: true,
             cgroup2,
         }),
-        ForkResult::Parent { child } => {
+        Forked::Parent(child) => {
             let _ = chan.send(&FromInit::InitPid(child.as_raw()));
-            // SAFETY: see child_main; this intermediate process's work is done.
-            unsafe { libc::_exit(0) }
+            // See child_main; this intermediate process's work is done.
+            exit_now(0)
         }
     }
 }
@@ -208,76 +216,24 @@ fn hook_state(
     )
 }
 
-extern "C" fn exit_on_signal(sig: libc::c_int) {
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(128 + sig) }
-}
-
 /// Handlers that end the waiting init on the signals `kill` sends by default or by habit.
 fn catch_stop_signals() -> Result<(), InitError> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(exit_on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [
+    use nix::sys::signal::Signal;
+    hull_sys::signal::exit_on(&[
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGQUIT,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
-    ] {
-        // SAFETY: the handler only calls _exit, which is async-signal-safe.
-        unsafe { sigaction(sig, &action) }.map_err(step("install signal handler"))?;
-    }
-    Ok(())
+    ])
+    .map_err(step("install signal handler"))
 }
 
 /// The user process starts with every signal at its default and none blocked: the runtime
 /// ignores SIGPIPE (Rust does so before main) and execve keeps ignored signals ignored.
 fn reset_signals() -> Result<(), InitError> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, Signal};
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
-        // SAFETY: setting the default disposition installs no handler code.
-        unsafe { sigaction(sig, &default) }.map_err(step("reset signal handlers"))?;
-    }
-    // The real-time signals, including the two glibc reserves for itself (and so refuses
-    // through sigaction): the raw syscall with a kernel sigaction.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 32..=64 {
-        // SAFETY: rt_sigaction reads the struct we pass (kernel layout, 8-byte mask) and
-        // installs no handler code.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            )
-        };
-        if ret != 0 {
-            return Err(InitError::new(
-                "reset signal handlers",
-                std::io::Error::last_os_error(),
-            ));
-        }
-    }
+    hull_sys::signal::reset_all().map_err(step("reset signal handlers"))?;
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(step("reset signal mask"))
 }
@@ -292,26 +248,12 @@ fn become_root() -> Result<(), InitError> {
 
 /// Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
 fn non_dumpable() -> Result<(), InitError> {
-    // SAFETY: prctl with integer arguments only changes this process's flags.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(InitError::new(
-            "set non-dumpable",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    nix::sys::prctl::set_dumpable(false).map_err(step("set non-dumpable"))
 }
 
-/// Sets (or with 0 clears) the signal this process gets when its parent dies.
-fn parent_death_signal(sig: libc::c_int) -> Result<(), InitError> {
-    // SAFETY: prctl with integer arguments only changes this process's flags.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
-        return Err(InitError::new(
-            "set parent death signal",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+/// Sets (or with `None` clears) the signal this process gets when its parent dies.
+fn parent_death_signal(sig: Option<Signal>) -> Result<(), InitError> {
+    hull_sys::signal::parent_death_signal(sig).map_err(step("set parent death signal"))
 }
 
 /// `child_of_runtime`: our parent is the runtime (not an intermediate process that exits).
@@ -329,7 +271,7 @@ fn setup(
     // parent is the intermediate process cannot use this (that parent exits right away); it
     // notices a dead runtime by its sync channel closing.
     if child_of_runtime {
-        parent_death_signal(libc::SIGKILL)?;
+        parent_death_signal(Some(Signal::SIGKILL))?;
     }
     // An unprivileged runtime may write the id maps of a new user namespace, which it does
     // between the clone and Go, only while we are dumpable. Until Go nothing but us is in
@@ -370,7 +312,7 @@ fn setup(
         if plan.new_user() {
             become_root()?;
             // A credential change clears the parent-death signal.
-            parent_death_signal(libc::SIGKILL)?;
+            parent_death_signal(Some(Signal::SIGKILL))?;
         }
         namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
     }
@@ -436,7 +378,7 @@ fn setup(
     // From here the container outlives `create`: cleared before the filter, which may deny
     // prctl. A runtime that dies now is noticed at the next message over the channel.
     if child_of_runtime {
-        parent_death_signal(0)?;
+        parent_death_signal(None)?;
     }
     let exec = match spec.process() {
         Some(process) => Some(prepare_process(
@@ -466,14 +408,12 @@ fn setup(
     let Some(exec) = exec else {
         // No process to run (the validation suite's `start` test expects start to succeed
         // and the container to stop): the init just ends.
-        // SAFETY: see child_main.
-        unsafe { libc::_exit(0) }
+        exit_now(0)
     };
     let result = start(&args, host_pid, exec);
     let Err(e) = result;
     let _ = write!(conn, "{}", e.message);
-    // SAFETY: see child_main.
-    unsafe { libc::_exit(1) }
+    exit_now(1)
 }
 
 /// Fails unless the init can still open a descriptor, which waiting for `start` takes: with
@@ -509,7 +449,7 @@ fn exec_process(
 ) -> Result<Infallible, InitError> {
     let process = args.exec.expect("exec mode");
     if child_of_runtime {
-        parent_death_signal(libc::SIGKILL)?;
+        parent_death_signal(Some(Signal::SIGKILL))?;
     }
     non_dumpable()?;
     match chan.recv::<ToInit>().map_err(step("sync"))? {
@@ -531,7 +471,7 @@ fn exec_process(
     }
     // Cleared before the filter, which may deny prctl: only our last setup steps lose it.
     if child_of_runtime {
-        parent_death_signal(0)?;
+        parent_death_signal(None)?;
     }
     let exec = prepare_process(
         process,
@@ -828,13 +768,12 @@ fn read_untrusted(path: &str, limit: u64) -> Result<Option<String>, String> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match nix::fcntl::openat2(libc::AT_FDCWD, path, how) {
+    let fd = match hull_sys::fd::openat2(None, path, how) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(None),
         Err(e) => return Err(e.desc().to_lowercase()),
     };
-    // SAFETY: openat2 just returned this fd and nothing else owns it.
-    let file = std::fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    let file = std::fs::File::from(fd);
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());

@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
-use hull_sys::process::{clone_fork, Forked};
+use hull_sys::process::{clone_fork, Forked, SingleThreaded};
 pub use init::InitArgs;
 pub use sync::InitError;
 use sync::{FromInit, ToInit};
@@ -71,27 +71,28 @@ pub fn spawn(
     opts: SpawnOptions,
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
 ) -> Result<Pid, SpawnError> {
-    single_threaded()?;
+    let proof = SingleThreaded::check().map_err(|threads| {
+        SpawnError::Runtime(format!(
+            "the runtime has {threads} threads: it must be single-threaded to clone the container init"
+        ))
+    })?;
     let plan = opts.init.plan;
     let single = plan.single_clone();
     let (parent, child) = sync::pair()?;
     let flags = if single { plan.clone_flags().bits() } else { 0 };
-    // SAFETY: hull is single-threaded until here (the CLI starts no thread), and the child
-    // only runs the init, which execs or _exits.
-    let forked = unsafe { clone_fork(flags, opts.cgroup) }.map_err(SpawnError::Clone)?;
+    let forked = clone_fork(proof, flags, opts.cgroup).map_err(SpawnError::Clone)?;
     let clone_pid = match forked {
-        Forked::Child => {
+        Forked::Child(proof) => {
             drop(parent);
-            // SAFETY: the lock fd and the cgroup directory fd are copies that this child owns
-            // and never uses; closing them only drops the child's references (a host cgroupfs
-            // directory must not stay open in the container).
-            unsafe { libc::close(opts.lock) };
+            // The lock fd and the cgroup directory fd are this child's copies, never used and
+            // never dropped here (the child execs or _exits): close them, so that a host
+            // cgroupfs directory does not stay open in the container.
+            let _ = nix::unistd::close(opts.lock);
             if let Some(fd) = opts.cgroup {
                 use std::os::fd::AsRawFd;
-                // SAFETY: as above.
-                unsafe { libc::close(fd.as_raw_fd()) };
+                let _ = nix::unistd::close(fd.as_raw_fd());
             }
-            init::child_main(opts.init, child, single)
+            init::child_main(opts.init, child, single, proof)
         }
         Forked::Parent(pid) => pid,
     };
@@ -187,25 +188,6 @@ fn drive(
             FromInit::Failed(e) => return Err(SpawnError::Init(e)),
         }
     }
-}
-
-/// The clone child runs ordinary Rust until exec, which is only sound if no other thread
-/// could hold a lock (malloc's, a logger's) at the moment of the clone.
-fn single_threaded() -> Result<(), SpawnError> {
-    let threads = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-        })
-        .unwrap_or(1);
-    if threads > 1 {
-        return Err(SpawnError::Runtime(format!(
-            "the runtime has {threads} threads: it must be single-threaded to clone the container init"
-        )));
-    }
-    Ok(())
 }
 
 /// Waits for `pid` to exit, ignoring EINTR; the status does not matter here.

@@ -30,18 +30,22 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use hull_sys::fs::FS_IMMUTABLE_FL;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{FcntlArg, OFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 /// The seals of a memfd copy: no write, no resize, and no way to lift them.
-const SEALS: libc::c_int =
-    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const SEALS: SealFlag = SealFlag::F_SEAL_SEAL
+    .union(SealFlag::F_SEAL_SHRINK)
+    .union(SealFlag::F_SEAL_GROW)
+    .union(SealFlag::F_SEAL_WRITE);
 
 /// Set for the re-executed process only, and removed from the environment as soon as it
 /// reads it: `<pid>.<start time>:<protection code><comm>`. The pid and start time (execve
@@ -207,9 +211,7 @@ fn overlay_view(exe: &File) -> Result<OwnedFd, String> {
     };
     let mnt = overlay_of(dir)?;
     let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let view = nix::fcntl::openat(Some(mnt.as_raw_fd()), name, flags, Mode::empty())
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    let view = hull_sys::fd::openat(mnt.as_fd(), name, flags, Mode::empty())
         .map_err(step(format!("open {} in the overlay", path.display())))?;
     // The path may name another file by now (an upgrade renamed a new binary over it):
     // run only the very file this process runs.
@@ -321,9 +323,8 @@ fn same_file(a: &File, b: &OwnedFd) -> bool {
 
 /// Whether `file` is a memfd carrying our seals (a plain file has none: F_GET_SEALS fails).
 fn is_sealed(file: &File) -> bool {
-    // SAFETY: F_GET_SEALS only reads the seals of an fd we own.
-    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & SEALS == SEALS
+    nix::fcntl::fcntl(file.as_raw_fd(), FcntlArg::F_GET_SEALS)
+        .is_ok_and(|seals| seals & SEALS.bits() == SEALS.bits())
 }
 
 fn sealed_copy(exe: &File) -> Result<OwnedFd, String> {
@@ -331,29 +332,18 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd, String> {
     // MFD_EXEC (Linux 6.3+) keeps the copy executable where vm.memfd_noexec = 1 makes
     // memfds noexec by default; older kernels refuse the flag and make them executable.
     // With vm.memfd_noexec = 2 it fails with EACCES, and a noexec memfd would be no use.
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    let memfd = memfd_create(name, flags | libc::MFD_EXEC)
+    let flags = MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING;
+    let exec = MemFdCreateFlag::from_bits_retain(libc::MFD_EXEC);
+    let memfd = memfd_create(name, flags | exec)
         .or_else(|e| match e {
             Errno::EINVAL => memfd_create(name, flags),
             e => Err(e),
         })
         .map_err(step("memfd_create"))?;
     copy_all(exe, &memfd).map_err(step("copy the binary"))?;
-    // SAFETY: F_ADD_SEALS changes only the seals of the memfd we own.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
-        return Err(step("seal the copy")(Errno::last()));
-    }
+    nix::fcntl::fcntl(memfd.as_raw_fd(), FcntlArg::F_ADD_SEALS(SEALS))
+        .map_err(step("seal the copy"))?;
     Ok(memfd)
-}
-
-fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
-    // SAFETY: name is NUL-terminated; memfd_create returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 // --- 3. O_TMPFILE copy ---------------------------------------------------------------------
@@ -367,13 +357,8 @@ fn is_private_tmpfile(file: &File) -> bool {
     }) && (is_immutable(file) || refuses_write_opens(file))
 }
 
-const FS_IMMUTABLE_FL: libc::c_int = 0x10;
-
 fn is_immutable(file: &File) -> bool {
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
-    let ok = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } == 0;
-    ok && flags & FS_IMMUTABLE_FL != 0
+    hull_sys::fs::inode_flags(file.as_fd()).is_ok_and(|f| f & FS_IMMUTABLE_FL != 0)
 }
 
 /// Whether opening `file` (which some process runs) for writing fails with ETXTBSY, as it
@@ -449,10 +434,7 @@ fn tmpfile_copy(exe: &File) -> Result<OwnedFd, String> {
 
 fn tmpfile_in(dir: &Path, exe: &File) -> Result<OwnedFd, String> {
     let flags = OFlag::O_TMPFILE | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
-    let writable = nix::fcntl::open(dir, flags, Mode::S_IRWXU)
-        // SAFETY: open returned a fresh descriptor that nothing else owns.
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .map_err(step("open O_TMPFILE"))?;
+    let writable = hull_sys::fd::open(dir, flags, Mode::S_IRWXU).map_err(step("open O_TMPFILE"))?;
     if fstatvfs(&writable).is_ok_and(|v| v.flags().contains(FsFlags::ST_NOEXEC)) {
         return Err(step("mounted noexec")(Errno::EACCES));
     }
@@ -461,13 +443,11 @@ fn tmpfile_in(dir: &Path, exe: &File) -> Result<OwnedFd, String> {
         .map_err(step("chmod 0500"))?;
     make_immutable(&writable);
     let path = format!("/proc/self/fd/{}", writable.as_raw_fd());
-    let read_only = nix::fcntl::open(
+    let read_only = hull_sys::fd::open(
         path.as_str(),
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    // SAFETY: open returned a fresh descriptor that nothing else owns.
-    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
     .map_err(step("reopen read-only"))?;
     // A writer left open would make the exec fail with ETXTBSY, and could write later.
     drop(writable);
@@ -479,15 +459,12 @@ fn tmpfile_in(dir: &Path, exe: &File) -> Result<OwnedFd, String> {
 fn make_immutable(file: &OwnedFd) {
     let on_tmpfs = nix::sys::statfs::fstatfs(file)
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
-    if !on_tmpfs || unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0
-    {
+    if !on_tmpfs {
         return;
     }
-    flags |= FS_IMMUTABLE_FL;
-    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`.
-    let _ = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) };
+    if let Ok(flags) = hull_sys::fs::inode_flags(file.as_fd()) {
+        let _ = hull_sys::fs::set_inode_flags(file.as_fd(), flags | FS_IMMUTABLE_FL);
+    }
 }
 
 // --- copying and re-executing ---------------------------------------------------------------
@@ -498,13 +475,10 @@ fn copy_all(from: &File, to: &OwnedFd) -> Result<(), Errno> {
     let mut offset: libc::off_t = 0;
     while offset < size {
         let chunk = (size - offset).min(1 << 30) as usize;
-        // SAFETY: both fds are open and offset is a valid off_t the kernel advances.
-        let n = unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, chunk) };
-        match n {
-            n if n > 0 => {}
-            0 => return Err(Errno::EIO),
-            _ if Errno::last() == Errno::EINTR => {}
-            _ => return Err(Errno::last()),
+        match nix::sys::sendfile::sendfile(to, from, Some(&mut offset), chunk) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -566,24 +540,16 @@ impl Exec {
         let Ok(marker) = CString::new(marker) else {
             return step("marker")(Errno::EINVAL);
         };
-        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut env: Vec<*const libc::c_char> = self.env.iter().map(|e| e.as_ptr()).collect();
-        env.push(marker.as_ptr());
-        env.push(std::ptr::null());
-        // SAFETY: argv and env are NULL-terminated arrays of pointers to NUL-terminated
-        // strings that live until the call returns (it returns only on failure).
-        unsafe {
-            libc::syscall(
-                libc::SYS_execveat,
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                argv.as_ptr(),
-                env.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            );
-        }
-        step("re-execute")(Errno::last())
+        let mut env: Vec<&std::ffi::CStr> = self.env.iter().map(|e| e.as_c_str()).collect();
+        env.push(&marker);
+        let Err(e) = nix::unistd::execveat(
+            Some(fd.as_raw_fd()),
+            c"",
+            &self.argv,
+            &env,
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        );
+        step("re-execute")(e)
     }
 }
 
@@ -886,9 +852,8 @@ mod tests {
         let mnt = overlay_of(path.parent().unwrap()).unwrap();
         let name = path.file_name().unwrap();
         let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(Some(mnt.as_raw_fd()), name, flags, Mode::empty()).unwrap();
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let file =
+            File::from(hull_sys::fd::openat(mnt.as_fd(), name, flags, Mode::empty()).unwrap());
         let id = mount_id(&file).unwrap();
         assert!(
             !mounted_here(id),
@@ -958,8 +923,11 @@ mod tests {
             .map(|c| Protection::from_code(c).unwrap())
             .collect();
         // Probe memfd_noexec once per run (both runs report; the parent reads the last).
-        let probe = memfd_create(c"probe", libc::MFD_CLOEXEC | libc::MFD_EXEC)
-            .map_or_else(|e| format!("{e:?}"), |_| "ok".into());
+        let probe = memfd_create(
+            c"probe",
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::from_bits_retain(libc::MFD_EXEC),
+        )
+        .map_or_else(|e| format!("{e:?}"), |_| "ok".into());
         // Printed by both runs: the first before its re-exec, the second before its check.
         println!("sealed-report:fds={}", open_fds());
         if let Err(e) = ensure_with(&order) {
@@ -1183,10 +1151,7 @@ mod tests {
         for via in testable() {
             let made = make(via, &exe()).unwrap();
             // Above 7, which the child gets as its report pipe.
-            let copy =
-                nix::fcntl::fcntl(made.as_raw_fd(), nix::fcntl::F_DUPFD_CLOEXEC(100)).unwrap();
-            // SAFETY: fcntl returned a fresh descriptor that nothing else owns.
-            let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+            let copy = hull_sys::fd::dup_cloexec_from(made.as_fd(), 100).unwrap();
             drop(made);
             let (dev, ino) = file_id(&copy).unwrap();
             let path = PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd()));
