@@ -87,7 +87,7 @@ impl std::fmt::Display for Status {
 }
 
 /// What hull keeps about a container between commands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerState {
     pub id: String,
     /// Host pid of the container's init (0 before it exists).

@@ -1,0 +1,479 @@
+//! `create`: check the bundle and the options, make the state entry and the cgroups, clone
+//! the init and drive its setup until it waits for `start`; undo everything on failure.
+
+use super::*;
+
+impl Runtime {
+    /// Creates the container; returns once its init has done all setup and waits for `start`.
+    pub fn create(&self, opts: &CreateOptions) -> Result<(), Error> {
+        self.create_container(opts, false).map(drop)
+    }
+
+    /// `own_tty`: a foreground `run` whose process wants a terminal and has no console
+    /// socket: hull takes the pty master itself, over the returned socket.
+    pub(super) fn create_container(
+        &self,
+        opts: &CreateOptions,
+        own_tty: bool,
+    ) -> Result<(ContainerState, Option<UnixStream>), Error> {
+        let mut checked = self.check(opts, own_tty)?;
+        let tty_end = checked.tty_end.take();
+        let made = Made {
+            entry: Some(self.store.create(&opts.id)?),
+            st: first_state(opts, &checked.bundle),
+            pid_file: None,
+        };
+        made.carry_out(opts, checked, tty_end.is_some())
+            .map(|st| (st, tty_end))
+    }
+
+    /// Everything a create can check or open before it makes anything: a failure here
+    /// leaves nothing behind.
+    fn check(&self, opts: &CreateOptions, own_tty: bool) -> Result<Checked, Error> {
+        state::validate_id(&opts.id)?;
+        check_preserved_fds(opts.listen_fds, opts.preserve_fds)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
+        if opts.notify_socket.is_some() {
+            crate::notify::setup_spec(&mut bundle.spec, &self.store.dir(&opts.id))?;
+        }
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref().expect("validated");
+        // As runc: a mount label without SELinux is ignored, a process label is an error.
+        if let Some(p) = spec.process() {
+            crate::lsm::check(
+                p.apparmor_profile().as_deref(),
+                p.selinux_label().as_deref(),
+                None,
+            )?;
+        }
+        let terminal = spec
+            .process()
+            .as_ref()
+            .is_some_and(|p| p.terminal() == Some(true));
+        if terminal && opts.console_socket.is_none() && !own_tty {
+            return Err(Error::NoConsoleSocket);
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::ConsoleSocketWithoutTerminal);
+        }
+        let pid_file = opts
+            .pid_file
+            .as_deref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let mut tty_end = None;
+        let console = match (&opts.console_socket, terminal) {
+            (Some(path), true) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                |source| Error::ConsoleSocket {
+                    path: path.clone(),
+                    source,
+                },
+            )?)),
+            (None, true) => {
+                let (ours, theirs) = own_tty_pair()?;
+                tty_end = Some(ours);
+                Some(theirs)
+            }
+            _ => None,
+        };
+        let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
+        let filter = self.seccomp_filter(linux)?;
+        let plan = Plan::open(linux)?;
+        let mut cgroups = Cgroups::resolve(
+            linux.cgroups_path().as_deref(),
+            &opts.id,
+            opts.systemd_cgroup,
+        )?;
+        cgroups.set_unit_annotations(spec.annotations().as_ref())?;
+        Ok(Checked {
+            bundle,
+            pid_file,
+            console,
+            tty_end,
+            pidfd_socket,
+            filter,
+            plan,
+            cgroups,
+        })
+    }
+}
+
+/// What [`Runtime::check`] found and opened.
+struct Checked {
+    bundle: Bundle,
+    /// `--pid-file`, made absolute.
+    pid_file: Option<PathBuf>,
+    /// What the init gets as its console: the console socket, or the runtime's own pty
+    /// socket for a foreground `run`.
+    console: Option<OwnedFd>,
+    /// The runtime's end of that own pty socket.
+    tty_end: Option<UnixStream>,
+    pidfd_socket: Option<UnixStream>,
+    filter: Option<crate::seccomp::Filter>,
+    plan: Plan,
+    cgroups: Cgroups,
+}
+
+/// The state of a container whose init does not exist yet.
+fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
+    ContainerState {
+        id: opts.id.clone(),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        creating: true,
+        runtime_exe: state::exe_id("/proc/self/exe"),
+        notify_socket: opts.notify_socket.clone(),
+        config: bundle.spec.clone(),
+        ..ContainerState::default()
+    }
+}
+
+/// What a create has made so far: the locked state entry, the state it records (the
+/// cgroups, the init), the pid file. Dropped before [`Made::finish`], it undoes all of it,
+/// last made first: the pid file, the container's processes, its cgroups and host mounts,
+/// the entry.
+struct Made {
+    /// `None` once finished (the lock goes with it).
+    entry: Option<state::Entry>,
+    st: ContainerState,
+    /// Written by this create.
+    pid_file: Option<PathBuf>,
+}
+
+impl Made {
+    fn entry(&self) -> &state::Entry {
+        self.entry.as_ref().expect("taken only by finish")
+    }
+
+    fn save(&self) -> Result<(), StateError> {
+        self.entry().save(&self.st)
+    }
+
+    /// Makes the container: the start gate, the cgroups, the init, the pid file. On an
+    /// error, undoes what was made and returns the error (as runc words it when the OOM
+    /// killer is the likely cause).
+    fn carry_out(
+        mut self,
+        opts: &CreateOptions,
+        checked: Checked,
+        own_tty: bool,
+    ) -> Result<ContainerState, Error> {
+        match self.steps(opts, checked, own_tty) {
+            Ok(()) => Ok(self.finish()),
+            Err(e) => {
+                // Read before the undo, which removes the cgroups.
+                let oom =
+                    own_cgroups(&self.st).is_some_and(|c| cgroups::events::oom_kill_count(c) > 0);
+                drop(self);
+                if oom {
+                    tracing::debug!("create failed: {e}");
+                    return Err(Error::InitOomKilled);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Nothing left to undo: the state entry's lock is released.
+    fn finish(mut self) -> ContainerState {
+        self.entry = None;
+        std::mem::take(&mut self.st)
+    }
+
+    /// Makes the container's cgroups, recorded in the state before and after; false when a
+    /// rootless caller runs without cgroups of its own.
+    fn make_cgroups(
+        &mut self,
+        cg: &mut Cgroups,
+        linux: &oci_spec::runtime::Linux,
+        res: &oci_spec::runtime::LinuxResources,
+    ) -> Result<bool, Error> {
+        // The cgroups hull is about to make go into state.json before the first mkdir (the
+        // init does not exist yet: pid 0), so `delete --force` after a runtime killed from
+        // here on finds and removes them.
+        cg.plan()?;
+        self.st.cgroups = Some(cg.clone());
+        self.save()?;
+        cg.check_ownership(true)?;
+        cg.check_empty()?;
+        let made = cg.make(res);
+        // What was really made (nothing that appeared meanwhile is hull's).
+        self.st.cgroups = Some(cg.clone());
+        self.save()?;
+        // A rootless caller, not allowed to make cgroups, runs a container that names no
+        // cgroup and asks for no limit in its own cgroups, as runc does.
+        Ok(match made {
+            Err(e)
+                if e.is_permission()
+                    && cgroups::rootless()
+                    && linux
+                        .cgroups_path()
+                        .as_ref()
+                        .is_none_or(|p| p.as_os_str().is_empty())
+                    && !cgroups::has_limits(res) =>
+            {
+                tracing::warn!("running without cgroups of its own: {e}");
+                if let Err(e) = cg.remove() {
+                    tracing::warn!("{e}");
+                }
+                self.st.cgroups = None;
+                self.save()?;
+                false
+            }
+            other => other.map(|()| true)?,
+        })
+    }
+
+    /// What the runtime does as the init's setup reaches each point (see [`SpawnEvent`]):
+    /// record the init, put it in its cgroups (or systemd's unit), run the createRuntime
+    /// hooks, pass a seccomp listener on. `pidfd` is filled when a pidfd socket wants one.
+    fn on_spawn_event(
+        &mut self,
+        ev: SpawnEvent,
+        cg: &mut Cgroups,
+        res: &oci_spec::runtime::LinuxResources,
+        active: bool,
+        pidfd: Option<&mut Option<OwnedFd>>,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<(), String> {
+        match ev {
+            SpawnEvent::Cloned(pid) | SpawnEvent::InitPid(pid) => {
+                self.st.pid = pid.as_raw();
+                self.st.pid_start_time = state::proc_stat(self.st.pid).map(|(_, t)| t).unwrap_or(0);
+                if let Some(pidfd) = pidfd {
+                    *pidfd = hull_sys::process::pidfd_open(pid).ok();
+                }
+                self.save().map_err(|e| e.to_string())?;
+                if matches!(ev, SpawnEvent::InitPid(_)) || !active {
+                    return Ok(());
+                }
+                // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
+                // is harmless and covers a kernel that refused that.
+                if cg.by_systemd() {
+                    // Saved as soon as systemd has the unit, before hull makes any
+                    // cgroup of it: a runtime killed from here on leaves it findable.
+                    let started = cg.start_unit(pid.as_raw(), res);
+                    self.st.cgroups = Some(cg.clone());
+                    self.save().map_err(|e| e.to_string())?;
+                    started.map_err(|e| e.to_string())?;
+                    return cg.finish_unit(pid.as_raw(), res).map_err(|e| e.to_string());
+                }
+                cg.join(pid.as_raw()).map_err(|e| e.to_string())
+            }
+            SpawnEvent::RuntimeHooks(_) => {
+                let list = self
+                    .st
+                    .config
+                    .hooks()
+                    .as_ref()
+                    .and_then(|h| h.create_runtime().as_deref());
+                run_hooks("createRuntime", list, &self.st, HookStatus::Creating)
+                    .map_err(|e| e.to_string())
+            }
+            SpawnEvent::SeccompListener(pid, fd) => {
+                send_seccomp_listener(linux, &self.st, pid, fd).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn steps(
+        &mut self,
+        opts: &CreateOptions,
+        checked: Checked,
+        own_tty: bool,
+    ) -> Result<(), Error> {
+        let Checked {
+            bundle,
+            pid_file,
+            console,
+            tty_end: _,
+            pidfd_socket,
+            filter,
+            plan,
+            cgroups: mut cg,
+        } = checked;
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref().expect("validated");
+        let gate_fd = gate::bind_gate(self.entry().dir_fd())?;
+        if opts.notify_socket.is_some() {
+            crate::notify::make_dir(self.entry().dir())?;
+        }
+        // Even without `linux.resources` the device rules apply: deny all but hull's
+        // defaults.
+        let none = oci_spec::runtime::LinuxResources::default();
+        let res = linux.resources().as_ref().unwrap_or(&none);
+        let active = self.make_cgroups(&mut cg, linux, res)?;
+        // Opened here, with the runtime's rights: the root of a new user namespace may not
+        // reach a source the caller can (runc does the same). The clone inherits them.
+        let bind_sources = if plan.new_user() {
+            crate::rootfs::open_bind_sources(spec, &bundle.dir)
+        } else {
+            Vec::new()
+        };
+        // With systemd the cgroup comes with the unit, once the init exists.
+        let cgroup_fd = if active && !cg.by_systemd() {
+            cg.check_not_frozen()?;
+            cg.apply(res, false)?;
+            cg.open_unified()?
+        } else {
+            None
+        };
+        let mut pidfd = None;
+        let want_pidfd = pidfd_socket.is_some();
+        let lock = self.entry().dir_fd().as_raw_fd();
+        let mut events = |ev: SpawnEvent| {
+            let pidfd = want_pidfd.then_some(&mut pidfd);
+            self.on_spawn_event(ev, &mut cg, res, active, pidfd, linux)
+        };
+        let pid = process::spawn(
+            SpawnOptions {
+                init: InitArgs {
+                    id: &opts.id,
+                    bundle: &bundle,
+                    plan: &plan,
+                    gate: Some(&gate_fd),
+                    console,
+                    console_relayed: own_tty && relay_output_is_captured(),
+                    no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    preserve_fds: opts.preserve_fds,
+                    listen_fds: opts.listen_fds,
+                    exec: None,
+                    seccomp: filter.as_ref(),
+                    bind_sources: &bind_sources,
+                },
+                lock,
+                cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
+            },
+            &mut events,
+        )?;
+        self.st.creating = false;
+        self.st.process_ns = process_ns(&plan, pid);
+        self.save()?;
+        if let Some(path) = &pid_file {
+            state::write_atomic(path, self.st.pid.to_string().as_bytes(), 0o644).map_err(
+                |source| Error::PidFile {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            self.pid_file = Some(path.clone());
+        }
+        send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "standard")?;
+        Ok(())
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        let Some(entry) = self.entry.take() else {
+            return;
+        };
+        // A pid file must not name an init that is about to be gone.
+        if let Some(path) = &self.pid_file {
+            let _ = std::fs::remove_file(path);
+        }
+        // No init yet (refused before the clone): nothing to kill, and no cgroup to thaw
+        // that hull did not freeze (an existing one someone froze stays so).
+        if self.st.pid > 0 {
+            kill_everything(&self.st);
+        }
+        if let Err(e) = release_resources(&self.st) {
+            tracing::warn!("{e}");
+        }
+        let _ = entry.remove();
+    }
+}
+
+/// Connects to a `--pidfd-socket` before anything is made, so a wrong path fails early.
+pub(super) fn connect_pidfd_socket(path: &Option<PathBuf>) -> Result<Option<UnixStream>, Error> {
+    path.as_ref()
+        .map(|p| {
+            UnixStream::connect(p).map_err(|source| Error::PidfdSocket {
+                path: p.clone(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Sends a pidfd of `pid` over the `--pidfd-socket`, named as runc names it (`standard` for a
+/// container's init, `setns` for an exec'd process).
+pub(super) fn send_pidfd(
+    socket: Option<UnixStream>,
+    path: &Option<PathBuf>,
+    pidfd: Option<&OwnedFd>,
+    name: &str,
+) -> Result<(), Error> {
+    let (Some(socket), Some(path)) = (socket, path) else {
+        return Ok(());
+    };
+    let err = |source: std::io::Error| Error::PidfdSocket {
+        path: path.clone(),
+        source,
+    };
+    let pidfd = pidfd.ok_or_else(|| err(std::io::Error::from_raw_os_error(libc::ESRCH)))?;
+    crate::console::send_fd(socket.as_fd(), name, pidfd.as_fd())
+        .map_err(|e| err(std::io::Error::other(e.to_string())))
+}
+
+/// `--preserve-fds N`: the N descriptors after stdio and the `LISTEN_FDS` ones must be
+/// open, as runc checks (a count near u32::MAX must not wrap into the container's stdio).
+pub(super) fn check_preserved_fds(listen_fds: u32, count: u32) -> Result<(), Error> {
+    for index in 0..count {
+        let fd = 3u64 + u64::from(listen_fds) + u64::from(index);
+        let open = i32::try_from(fd)
+            .is_ok_and(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok());
+        if !open {
+            return Err(Error::PreservedFd {
+                index,
+                count,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The namespace kind whose members are the container's processes, and its id: the own pid
+/// namespace, else the own mount namespace (until cgroups track them). None: only the init.
+pub(super) fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
+    let kind = if plan.new.contains(nix::sched::CloneFlags::CLONE_NEWPID) {
+        "pid"
+    } else if plan.new.contains(nix::sched::CloneFlags::CLONE_NEWNS) {
+        "mnt"
+    } else {
+        return None;
+    };
+    std::fs::read_link(format!("/proc/{init}/ns/{kind}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Hands a seccomp notify listener to the agent at `linux.seccomp.listenerPath`, with the
+/// container's state as the runtime-spec describes.
+pub(super) fn send_seccomp_listener(
+    linux: &oci_spec::runtime::Linux,
+    st: &ContainerState,
+    pid: Pid,
+    fd: OwnedFd,
+) -> Result<(), Error> {
+    let profile = linux
+        .seccomp()
+        .as_ref()
+        .expect("a listener comes from a filter");
+    let path = profile
+        .listener_path()
+        .as_deref()
+        .expect("checked by seccomp::compile");
+    let mut state = st.oci(st.status());
+    state.pid = pid.as_raw();
+    crate::seccomp::send_listener(
+        path,
+        fd.as_fd(),
+        pid.as_raw(),
+        profile.listener_metadata().as_deref(),
+        &state,
+    )?;
+    Ok(())
+}
