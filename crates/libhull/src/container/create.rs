@@ -60,21 +60,7 @@ impl Runtime {
             .pid_file
             .as_deref()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-        let mut tty_end = None;
-        let console = match (&opts.console_socket, terminal) {
-            (Some(path), true) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
-                |source| Error::ConsoleSocket {
-                    path: path.clone(),
-                    source,
-                },
-            )?)),
-            (None, true) => {
-                let (ours, theirs) = own_tty_pair()?;
-                tty_end = Some(ours);
-                Some(theirs)
-            }
-            _ => None,
-        };
+        let (console, tty_end) = console_for(&opts.console_socket, terminal)?;
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;

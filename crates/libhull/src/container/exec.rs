@@ -35,31 +35,8 @@ impl Runtime {
             rootfs: st.rootfs.clone(),
             spec: st.config.clone(),
         };
-        let mut tty_end = None;
-        let console = match &opts.console_socket {
-            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
-                |source| Error::ConsoleSocket {
-                    path: path.clone(),
-                    source,
-                },
-            )?)),
-            None if terminal => {
-                let (ours, theirs) = own_tty_pair()?;
-                tty_end = Some(ours);
-                Some(theirs)
-            }
-            None => None,
-        };
-        // The container's cgroups, as far as they exist (none for a rootless container).
-        let cg = st
-            .cgroups
-            .clone()
-            .filter(|c| c.dirs().next().is_some_and(Path::exists));
-        let cg = match (cg, opts.cgroups.is_empty()) {
-            (cg, true) => cg,
-            (Some(c), false) => Some(c.sub(&opts.cgroups)?),
-            (None, false) => return Err(Error::NoCgroups(opts.id.clone())),
-        };
+        let (console, tty_end) = console_for(&opts.console_socket, terminal)?;
+        let cg = exec_cgroups(&st, opts)?;
         let cgroup_fd = match &cg {
             Some(c) => c.open_unified().ok().flatten(),
             None => None,
@@ -131,24 +108,7 @@ impl Runtime {
             &mut events,
         )?;
         let pid = pid.expect("spawn reports the process");
-        let result = (|| {
-            send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "setns")?;
-            if let Some(path) = &opts.pid_file {
-                state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
-                    Error::PidFile {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-            }
-            let Some(sfd) = sfd else {
-                return Ok(0);
-            };
-            match tty_end {
-                Some(sock) => wait_tty(pid, &sfd, &sock),
-                None => Ok(wait_forwarding(pid, &sfd)),
-            }
-        })();
+        let result = after_exec(opts, pid, pidfd_socket, pidfd.as_ref(), sfd, tty_end);
         if result.is_err() {
             // The caller is told the exec failed: the process must not run on unseen.
             let _ = kill(pid, Signal::SIGKILL);
@@ -291,4 +251,45 @@ pub(super) fn exec_process_unchecked(
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+/// The cgroups an exec'd process joins: the container's as far as they exist (none for a
+/// rootless container), or `--cgroup`'s sub-cgroups of them.
+fn exec_cgroups(st: &ContainerState, opts: &ExecOptions) -> Result<Option<Cgroups>, Error> {
+    let cg = st
+        .cgroups
+        .clone()
+        .filter(|c| c.dirs().next().is_some_and(Path::exists));
+    match (cg, opts.cgroups.is_empty()) {
+        (cg, true) => Ok(cg),
+        (Some(c), false) => Ok(Some(c.sub(&opts.cgroups)?)),
+        (None, false) => Err(Error::NoCgroups(opts.id.clone())),
+    }
+}
+
+/// After the process exec'd: the pidfd and the pid file; in the foreground, the wait.
+fn after_exec(
+    opts: &ExecOptions,
+    pid: Pid,
+    pidfd_socket: Option<UnixStream>,
+    pidfd: Option<&OwnedFd>,
+    sfd: Option<SignalFd>,
+    tty_end: Option<UnixStream>,
+) -> Result<i32, Error> {
+    send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd, "setns")?;
+    if let Some(path) = &opts.pid_file {
+        state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
+            Error::PidFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    let Some(sfd) = sfd else {
+        return Ok(0);
+    };
+    match tty_end {
+        Some(sock) => wait_tty(pid, &sfd, &sock),
+        None => Ok(wait_forwarding(pid, &sfd)),
+    }
 }

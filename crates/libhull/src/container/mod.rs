@@ -33,7 +33,7 @@ mod start;
 mod teardown;
 
 use create::{check_preserved_fds, connect_pidfd_socket, send_pidfd, send_seccomp_listener};
-use run::{forwarding_signalfd, own_tty_pair, relay_output_is_captured, wait_forwarding, wait_tty};
+use run::{console_for, forwarding_signalfd, relay_output_is_captured, wait_forwarding, wait_tty};
 use teardown::{container_pids, kill_everything, release_resources};
 
 #[derive(Debug, thiserror::Error)]

@@ -121,6 +121,28 @@ pub(super) fn wait_forwarding(init: Pid, sfd: &SignalFd) -> i32 {
     }
 }
 
+/// The console a new process gets: the caller's `--console-socket`, or with a terminal and
+/// none, a pty pair the runtime relays itself (its end second).
+pub(super) fn console_for(
+    socket: &Option<PathBuf>,
+    terminal: bool,
+) -> Result<(Option<OwnedFd>, Option<UnixStream>), Error> {
+    match (socket, terminal) {
+        (Some(path), true) => {
+            let sock = UnixStream::connect(path).map_err(|source| Error::ConsoleSocket {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((Some(OwnedFd::from(sock)), None))
+        }
+        (None, true) => {
+            let (ours, theirs) = own_tty_pair()?;
+            Ok((Some(theirs), Some(ours)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
 /// The socket pair over which the init (or exec'd process) hands hull its pty master in a
 /// foreground run with a terminal: (hull's end, the process's end).
 pub(super) fn own_tty_pair() -> Result<(UnixStream, OwnedFd), Error> {
@@ -137,6 +159,46 @@ pub(super) fn own_tty_pair() -> Result<(UnixStream, OwnedFd), Error> {
 /// the user still sees `\r\n`, which a raw terminal needs, and so do hull's users there).
 pub(super) fn relay_output_is_captured() -> bool {
     !nix::unistd::isatty(1).unwrap_or(false)
+}
+
+/// Reaps every child that has exited (hull may have inherited some as a subreaper); the
+/// init's exit code (128+N for a death by signal N) once it is among them.
+fn reap_exited(init: Pid) -> Option<i32> {
+    let mut code = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, c)) if p == init => code = Some(c),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == init => code = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return code,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// One signal from the forwarding signalfd: a window size change goes to the pty, SIGCHLD
+/// is only a wake-up, anything else is sent to the init.
+fn pass_signal_on(
+    sfd: &SignalFd,
+    init: Pid,
+    host: Option<&crate::console::HostTerminal>,
+    master: std::os::fd::BorrowedFd<'_>,
+) {
+    let Ok(Some(info)) = sfd.read_signal() else {
+        return;
+    };
+    match info.ssi_signo as i32 {
+        libc::SIGCHLD => {}
+        libc::SIGWINCH => {
+            if let Some(t) = host {
+                t.copy_size_to(master);
+            }
+        }
+        signo => {
+            if let Ok(sig) = Signal::try_from(signo) {
+                let _ = kill(init, sig);
+            }
+        }
+    }
 }
 
 /// A foreground process with a terminal: relays the caller's stdin to the pty master and the
@@ -171,13 +233,8 @@ pub(super) fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i
     // nothing here blocks on the master (the process may be blocked writing to us).
     let mut pending: Vec<u8> = Vec::new();
     loop {
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, c)) if p == init => code = Some(c),
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == init => code = Some(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            }
+        if let Some(c) = reap_exited(init) {
+            code = Some(c);
         }
         if code.is_none() && init_is_foreign(init) {
             code = Some(0);
@@ -217,21 +274,7 @@ pub(super) fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i
         );
         drop(fds);
         if sig_ready {
-            if let Ok(Some(info)) = sfd.read_signal() {
-                match info.ssi_signo as i32 {
-                    libc::SIGCHLD => {}
-                    libc::SIGWINCH => {
-                        if let Some(t) = &host {
-                            t.copy_size_to(master.as_fd());
-                        }
-                    }
-                    signo => {
-                        if let Ok(sig) = Signal::try_from(signo) {
-                            let _ = kill(init, sig);
-                        }
-                    }
-                }
-            }
+            pass_signal_on(sfd, init, host.as_ref(), master.as_fd());
         }
         if master_ready {
             match nix::unistd::read(master.as_raw_fd(), &mut buf) {
