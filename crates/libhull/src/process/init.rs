@@ -266,32 +266,10 @@ fn setup(
 ) -> Result<Infallible, InitError> {
     // `entered`: what the slow path found; none for the single clone.
     let single_clone = entered.is_none();
-    use oci_spec::runtime::ContainerState as S;
-    // A runtime killed during setup takes the half-made container with it. An init whose
-    // parent is the intermediate process cannot use this (that parent exits right away); it
-    // notices a dead runtime by its sync channel closing.
-    if child_of_runtime {
-        parent_death_signal(Some(Signal::SIGKILL))?;
-    }
-    // An unprivileged runtime may write the id maps of a new user namespace, which it does
-    // between the clone and Go, only while we are dumpable. Until Go nothing but us is in
-    // our new namespaces (the single clone joins none), so non-dumpable from Go on is as
-    // safe (CVE-2016-9962).
-    let maps_pending = single_clone && args.plan.new_user();
-    if !maps_pending {
-        non_dumpable()?;
-    }
-    let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
-        ToInit::Go { host_pid } => host_pid,
-        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
-    };
-    if maps_pending {
-        non_dumpable()?;
-    }
+    let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
     let spec: &Spec = &args.bundle.spec;
     let linux = spec.linux().as_ref().expect("validated");
     let plan = args.plan;
-    let hooks = spec.hooks().as_ref();
     let deferred = plan.new.difference(plan.clone_flags());
     let cgroup2 = match entered {
         Some(path) => path,
@@ -333,23 +311,7 @@ fn setup(
     }
     rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
 
-    let runtime_hooks =
-        hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
-    if runtime_hooks {
-        chan.send(&FromInit::RunRuntimeHooks)
-            .map_err(step("sync"))?;
-        expect_continue(chan)?;
-    }
-    if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
-        let st = hook_state(args.id, host_pid, args.bundle, S::Creating);
-        // In the rootfs, as runc runs them (its init has changed into it by now).
-        let opts = hooks::RunOptions {
-            default_env: &[],
-            cwd: Some(&args.bundle.rootfs),
-        };
-        hooks::run_with("createContainer", list, &st, &opts)
-            .map_err(step("createContainer hook"))?;
-    }
+    creation_hooks(&args, chan, host_pid)?;
 
     rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
     // Before finalize may make the root read-only.
@@ -396,6 +358,75 @@ fn setup(
         None => None,
     };
 
+    wait_for_start(&args, chan, host_pid, exec)
+}
+
+/// Waits for the runtime's Go (after it wrote our id maps, if it had to); returns our pid as
+/// the runtime sees it. Non-dumpable from here on, and killed with a runtime that dies.
+fn receive_go(
+    args: &InitArgs,
+    chan: &Channel,
+    child_of_runtime: bool,
+    single_clone: bool,
+) -> Result<i32, InitError> {
+    // A runtime killed during setup takes the half-made container with it. An init whose
+    // parent is the intermediate process cannot use this (that parent exits right away); it
+    // notices a dead runtime by its sync channel closing.
+    if child_of_runtime {
+        parent_death_signal(Some(Signal::SIGKILL))?;
+    }
+    // An unprivileged runtime may write the id maps of a new user namespace, which it does
+    // between the clone and Go, only while we are dumpable. Until Go nothing but us is in
+    // our new namespaces (the single clone joins none), so non-dumpable from Go on is as
+    // safe (CVE-2016-9962).
+    let maps_pending = single_clone && args.plan.new_user();
+    if !maps_pending {
+        non_dumpable()?;
+    }
+    let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
+        ToInit::Go { host_pid } => host_pid,
+        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
+    };
+    if maps_pending {
+        non_dumpable()?;
+    }
+    Ok(host_pid)
+}
+
+/// The createRuntime hooks (the runtime runs them: asked over the channel) and the
+/// createContainer hooks (run here, in the container's namespaces).
+fn creation_hooks(args: &InitArgs, chan: &Channel, host_pid: i32) -> Result<(), InitError> {
+    use oci_spec::runtime::ContainerState as S;
+    let hooks = args.bundle.spec.hooks().as_ref();
+    let runtime_hooks =
+        hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
+    if runtime_hooks {
+        chan.send(&FromInit::RunRuntimeHooks)
+            .map_err(step("sync"))?;
+        expect_continue(chan)?;
+    }
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
+        let st = hook_state(args.id, host_pid, args.bundle, S::Creating);
+        // In the rootfs, as runc runs them (its init has changed into it by now).
+        let opts = hooks::RunOptions {
+            default_env: &[],
+            cwd: Some(&args.bundle.rootfs),
+        };
+        hooks::run_with("createContainer", list, &st, &opts)
+            .map_err(step("createContainer hook"))?;
+    }
+
+    Ok(())
+}
+
+/// Ready: tells the runtime, waits for `start` at the gate, then execs the process (or, with
+/// none, ends). Never returns: an exec failure is written back to `start` and the init exits.
+fn wait_for_start(
+    args: &InitArgs,
+    chan: &Channel,
+    host_pid: i32,
+    exec: Option<Exec>,
+) -> Result<Infallible, InitError> {
     // As pid 1 of its pid namespace, the init ignores signals it has no handler for: give the
     // usual stop signals one, so `kill` of a created container ends it. execve resets them.
     catch_stop_signals()?;
@@ -410,7 +441,7 @@ fn setup(
         // and the container to stop): the init just ends.
         exit_now(0)
     };
-    let result = start(&args, host_pid, exec);
+    let result = start(args, host_pid, exec);
     let Err(e) = result;
     let _ = write!(conn, "{}", e.message);
     exit_now(1)
@@ -525,40 +556,8 @@ fn prepare_process(
         Ok(_) | Err(nix::errno::Errno::EPERM) => {}
         Err(e) => return Err(InitError::new("setsid", e)),
     }
-    // The container's, for exec'd processes too (as runc: `uname -m` says i686 in both).
-    if let Some(p) = linux.personality() {
-        attrs::set_personality(p).map_err(step("personality"))?;
-    }
-    if let Some(s) = process.scheduler() {
-        attrs::set_scheduler(s).map_err(|e| match e {
-            // runc's words for the kernel's refusal of SCHED_DEADLINE in a restricted cpuset.
-            attrs::AttrError::Scheduler {
-                source: nix::errno::Errno::EPERM,
-                ..
-            } if linux
-                .resources()
-                .as_ref()
-                .and_then(|r| r.cpu().as_ref())
-                .and_then(|c| c.cpus().as_deref())
-                .is_some_and(|c| !c.is_empty()) =>
-            {
-                InitError::new(
-                    "scheduler",
-                    "process scheduler can't be used together with AllowedCPUs",
-                )
-            }
-            e => step("scheduler")(e),
-        })?;
-    }
-    if let Some(p) = process.io_priority() {
-        attrs::set_io_priority(p).map_err(step("ioPriority"))?;
-    }
+    scheduling(process, linux)?;
     let affinity = process.exec_cpu_affinity().as_ref();
-    // In its cgroup by now: without an initial set, every CPU of its cpuset (runc 1.2+).
-    match affinity.and_then(|a| a.initial().as_deref()) {
-        Some(cpus) => attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?,
-        None => attrs::reset_cpu_affinity(),
-    }
 
     let cwd = process.cwd();
     // First as root, as runc does: a cwd that root may enter but the user may not (a 0700
@@ -617,6 +616,67 @@ fn prepare_process(
         Err(e) => return Err(InitError::new("chdir", format!("verify cwd: {e}"))),
     }
 
+    let exec = exec_of(process, env, listen_fds)?;
+    // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
+    // the fd table as it is, so a host directory fd the caller leaked would let the program
+    // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
+    hull_sys::process::close_from_except(
+        3u32.saturating_add(listen_fds).saturating_add(preserve_fds),
+        keep,
+    )
+    .map_err(step("close fds"))?;
+    // Before the filter: a profile need not allow sched_setaffinity.
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
+        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
+    }
+
+    lock_down(process, caps, filter, chan)?;
+    Ok(exec)
+}
+
+/// The process's personality, scheduler, I/O priority and initial CPU affinity.
+fn scheduling(process: &Process, linux: &oci_spec::runtime::Linux) -> Result<(), InitError> {
+    // The container's, for exec'd processes too (as runc: `uname -m` says i686 in both).
+    if let Some(p) = linux.personality() {
+        attrs::set_personality(p).map_err(step("personality"))?;
+    }
+    if let Some(s) = process.scheduler() {
+        attrs::set_scheduler(s).map_err(|e| match e {
+            // runc's words for the kernel's refusal of SCHED_DEADLINE in a restricted cpuset.
+            attrs::AttrError::Scheduler {
+                source: nix::errno::Errno::EPERM,
+                ..
+            } if linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.cpu().as_ref())
+                .and_then(|c| c.cpus().as_deref())
+                .is_some_and(|c| !c.is_empty()) =>
+            {
+                InitError::new(
+                    "scheduler",
+                    "process scheduler can't be used together with AllowedCPUs",
+                )
+            }
+            e => step("scheduler")(e),
+        })?;
+    }
+    if let Some(p) = process.io_priority() {
+        attrs::set_io_priority(p).map_err(step("ioPriority"))?;
+    }
+    let affinity = process.exec_cpu_affinity().as_ref();
+    // In its cgroup by now: without an initial set, every CPU of its cpuset (runc 1.2+).
+    match affinity.and_then(|a| a.initial().as_deref()) {
+        Some(cpus) => attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?,
+        None => attrs::reset_cpu_affinity(),
+    }
+
+    Ok(())
+}
+
+/// What execve gets: the executable found on the container's PATH, argv, the environment
+/// (with the socket-activation variables).
+fn exec_of(process: &Process, mut env: Vec<String>, listen_fds: u32) -> Result<Exec, InitError> {
     let args = process.args().as_deref().unwrap_or_default();
     if listen_fds > 0 {
         env.push(format!("LISTEN_FDS={listen_fds}"));
@@ -632,7 +692,7 @@ fn prepare_process(
             )
         })
     };
-    let exec = Exec {
+    Ok(Exec {
         path: cstr(path.as_os_str().as_bytes(), "process.args[0]")?,
         argv: args
             .iter()
@@ -642,20 +702,17 @@ fn prepare_process(
             .iter()
             .map(|e| cstr(e.as_bytes(), "process.env"))
             .collect::<Result<_, _>>()?,
-    };
-    // Closed, not just close-on-exec: execve resolves args[0] (and a `#!` interpreter) with
-    // the fd table as it is, so a host directory fd the caller leaked would let the program
-    // path reach the host through /proc/self/fd/N (CVE-2024-21626). Only our own sockets stay.
-    hull_sys::process::close_from_except(
-        3u32.saturating_add(listen_fds).saturating_add(preserve_fds),
-        keep,
-    )
-    .map_err(step("close fds"))?;
-    // Before the filter: a profile need not allow sched_setaffinity.
-    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
-        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
-    }
+    })
+}
 
+/// The seccomp filter, the final capabilities and no_new_privs, in the order that lets the
+/// filter load (it takes no_new_privs or CAP_SYS_ADMIN) as late as possible.
+fn lock_down(
+    process: &Process,
+    caps: Option<&oci_spec::runtime::LinuxCapabilities>,
+    filter: Option<&seccomp::Filter>,
+    chan: &Channel,
+) -> Result<(), InitError> {
     // The filter goes on as late as it can, so the profile need not allow our own setup
     // (the cwd check above calls getcwd, which some profiles deny). Loading it takes
     // no_new_privs or CAP_SYS_ADMIN: a process left without both gets it before its final
@@ -689,7 +746,7 @@ fn prepare_process(
     if let Some(filter) = filter.filter(|_| early.is_none()) {
         load_seccomp(filter, chan)?;
     }
-    Ok(exec)
+    Ok(())
 }
 
 /// Loads the filter; a notify listener goes to the runtime, which hands it to the agent at
