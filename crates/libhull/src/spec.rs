@@ -205,6 +205,79 @@ pub fn load_spec(path: &Path) -> Result<Spec, SpecError> {
     }
 }
 
+/// `process`: args, cwd, env, rlimits, oomScoreAdj and the user's ids.
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<(), SpecError> {
+    if let Some(args) = process.args() {
+        if args.is_empty() {
+            return Err(SpecError::invalid("process.args", "is empty"));
+        }
+    } else {
+        return Err(SpecError::invalid("process.args", "is required"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(SpecError::invalid(
+            "process.cwd",
+            format!("{:?} is not an absolute path", process.cwd()),
+        ));
+    }
+    if let Some(env) = process.env() {
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') || e.starts_with('=') {
+                return Err(SpecError::invalid(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not of the form KEY=VALUE"),
+                ));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return Err(SpecError::invalid(
+                format!("process.rlimits[{i}]"),
+                format!("duplicate rlimit type {:?}", r.typ()),
+            ));
+        }
+        if r.soft() > r.hard() {
+            return Err(SpecError::invalid(
+                format!("process.rlimits[{i}]"),
+                "soft limit is greater than the hard limit",
+            ));
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(SpecError::invalid(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+    }
+    let user = process.user();
+    let ids = [
+        ("process.user.uid".to_string(), user.uid()),
+        ("process.user.gid".to_string(), user.gid()),
+    ]
+    .into_iter()
+    .chain(
+        user.additional_gids()
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, g)| (format!("process.user.additionalGids[{i}]"), *g)),
+    );
+    for (field, id) in ids {
+        // setresuid(-1) means "unchanged": 4294967295 would leave the process root.
+        if id > i32::MAX as u32 {
+            return Err(SpecError::invalid(
+                field,
+                format!("{id} is out of range: uids and gids must be in range 0-2147483647"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The checks runc makes before it touches anything, plus the runtime-spec's MUSTs.
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     let version = spec.version();
@@ -222,76 +295,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         return Err(SpecError::invalid("root.path", "is empty"));
     }
     if let Some(process) = spec.process() {
-        if let Some(args) = process.args() {
-            if args.is_empty() {
-                return Err(SpecError::invalid("process.args", "is empty"));
-            }
-        } else {
-            return Err(SpecError::invalid("process.args", "is required"));
-        }
-        if !process.cwd().is_absolute() {
-            return Err(SpecError::invalid(
-                "process.cwd",
-                format!("{:?} is not an absolute path", process.cwd()),
-            ));
-        }
-        if let Some(env) = process.env() {
-            for (i, e) in env.iter().enumerate() {
-                if !e.contains('=') || e.starts_with('=') {
-                    return Err(SpecError::invalid(
-                        format!("process.env[{i}]"),
-                        format!("{e:?} is not of the form KEY=VALUE"),
-                    ));
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        for (i, r) in process.rlimits().iter().flatten().enumerate() {
-            if !seen.insert(format!("{:?}", r.typ())) {
-                return Err(SpecError::invalid(
-                    format!("process.rlimits[{i}]"),
-                    format!("duplicate rlimit type {:?}", r.typ()),
-                ));
-            }
-            if r.soft() > r.hard() {
-                return Err(SpecError::invalid(
-                    format!("process.rlimits[{i}]"),
-                    "soft limit is greater than the hard limit",
-                ));
-            }
-        }
-        if let Some(adj) = process.oom_score_adj() {
-            if !(-1000..=1000).contains(&adj) {
-                return Err(SpecError::invalid(
-                    "process.oomScoreAdj",
-                    format!("{adj} is outside -1000..1000"),
-                ));
-            }
-        }
-    }
-    if let Some(process) = spec.process() {
-        let user = process.user();
-        let ids = [
-            ("process.user.uid".to_string(), user.uid()),
-            ("process.user.gid".to_string(), user.gid()),
-        ]
-        .into_iter()
-        .chain(
-            user.additional_gids()
-                .iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, g)| (format!("process.user.additionalGids[{i}]"), *g)),
-        );
-        for (field, id) in ids {
-            // setresuid(-1) means "unchanged": 4294967295 would leave the process root.
-            if id > i32::MAX as u32 {
-                return Err(SpecError::invalid(
-                    field,
-                    format!("{id} is out of range: uids and gids must be in range 0-2147483647"),
-                ));
-            }
-        }
+        validate_process(process)?;
     }
     refuse_nul_bytes(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {

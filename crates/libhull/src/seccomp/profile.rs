@@ -23,6 +23,80 @@ struct Rule<'a> {
     split: bool,
 }
 
+impl<'a> Rule<'a> {
+    /// `linux.seccomp.syscalls[i]`: names, action and argument conditions.
+    fn check(
+        i: usize,
+        call: &'a oci_spec::runtime::LinuxSyscall,
+    ) -> Result<Rule<'a>, SeccompError> {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        if call.names().is_empty() {
+            return Err(SeccompError::invalid(
+                format!("{field}.names"),
+                "must name at least one syscall",
+            ));
+        }
+        for (j, name) in call.names().iter().enumerate() {
+            if name.is_empty() {
+                return Err(SeccompError::invalid(
+                    format!("{field}.names[{j}]"),
+                    "empty syscall name",
+                ));
+            }
+            if call.action() == LinuxSeccompAction::ScmpActNotify
+                && NOTIFY_REFUSED.contains(&name.as_str())
+            {
+                return Err(SeccompError::invalid(
+                    format!("{field}.names[{j}]"),
+                    format!(
+                        "SCMP_ACT_NOTIFY cannot be used for the {name} syscall (the runtime needs it to hand the listener to the agent)"
+                    ),
+                ));
+            }
+        }
+        let act = action(
+            call.action(),
+            call.errno_ret(),
+            &format!("{field}.errnoRet"),
+        )?;
+        let mut conditions = Vec::new();
+        let mut per_index = [0usize; 6];
+        for (j, arg) in call.args().iter().flatten().enumerate() {
+            let index = arg.index();
+            if index > 5 {
+                return Err(SeccompError::invalid(
+                    format!("{field}.args[{j}].index"),
+                    format!("{index} is out of range: syscalls have arguments 0 to 5"),
+                ));
+            }
+            per_index[index] += 1;
+            let op = match arg.op() {
+                LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+                LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+                LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+                LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+                LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+                LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+                // `value` is the mask, `valueTwo` what the masked argument must equal.
+                LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(arg.value()),
+            };
+            let datum = match op {
+                ScmpCompareOp::MaskedEqual(_) => arg.value_two().unwrap_or(0),
+                _ => arg.value(),
+            };
+            conditions.push(ScmpArgCompare::new(index as u32, op, datum));
+        }
+        let split = per_index.iter().any(|&n| n > 1);
+        Ok(Rule {
+            index: i,
+            action: act,
+            names: call.names(),
+            conditions,
+            split,
+        })
+    }
+}
+
 impl<'a> Plan<'a> {
     pub(super) fn check(seccomp: &'a LinuxSeccomp) -> Result<Plan<'a>, SeccompError> {
         let default_action = seccomp.default_action();
@@ -46,76 +120,11 @@ impl<'a> Plan<'a> {
         let mut rules = Vec::new();
         let mut notify_rule = None;
         for (i, call) in seccomp.syscalls().iter().flatten().enumerate() {
-            let field = format!("linux.seccomp.syscalls[{i}]");
-            if call.names().is_empty() {
-                return Err(SeccompError::invalid(
-                    format!("{field}.names"),
-                    "must name at least one syscall",
-                ));
-            }
-            for (j, name) in call.names().iter().enumerate() {
-                if name.is_empty() {
-                    return Err(SeccompError::invalid(
-                        format!("{field}.names[{j}]"),
-                        "empty syscall name",
-                    ));
-                }
-                if call.action() == LinuxSeccompAction::ScmpActNotify
-                    && NOTIFY_REFUSED.contains(&name.as_str())
-                {
-                    return Err(SeccompError::invalid(
-                        format!("{field}.names[{j}]"),
-                        format!(
-                            "SCMP_ACT_NOTIFY cannot be used for the {name} syscall (the runtime needs it to hand the listener to the agent)"
-                        ),
-                    ));
-                }
-            }
-            let act = action(
-                call.action(),
-                call.errno_ret(),
-                &format!("{field}.errnoRet"),
-            )?;
-            if act == ScmpAction::Notify {
+            let rule = Rule::check(i, call)?;
+            if rule.action == ScmpAction::Notify {
                 notify_rule.get_or_insert(i);
             }
-            let mut conditions = Vec::new();
-            let mut per_index = [0usize; 6];
-            for (j, arg) in call.args().iter().flatten().enumerate() {
-                let index = arg.index();
-                if index > 5 {
-                    return Err(SeccompError::invalid(
-                        format!("{field}.args[{j}].index"),
-                        format!("{index} is out of range: syscalls have arguments 0 to 5"),
-                    ));
-                }
-                per_index[index] += 1;
-                let op = match arg.op() {
-                    LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
-                    LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
-                    LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
-                    LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
-                    LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
-                    LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-                    // `value` is the mask, `valueTwo` what the masked argument must equal.
-                    LinuxSeccompOperator::ScmpCmpMaskedEq => {
-                        ScmpCompareOp::MaskedEqual(arg.value())
-                    }
-                };
-                let datum = match op {
-                    ScmpCompareOp::MaskedEqual(_) => arg.value_two().unwrap_or(0),
-                    _ => arg.value(),
-                };
-                conditions.push(ScmpArgCompare::new(index as u32, op, datum));
-            }
-            let split = per_index.iter().any(|&n| n > 1);
-            rules.push(Rule {
-                index: i,
-                action: act,
-                names: call.names(),
-                conditions,
-                split,
-            });
+            rules.push(rule);
         }
 
         let listener_path = seccomp
