@@ -221,7 +221,7 @@ impl Made {
         active: bool,
         pidfd: Option<&mut Option<OwnedFd>>,
         linux: &oci_spec::runtime::Linux,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         match ev {
             SpawnEvent::Cloned(pid) | SpawnEvent::InitPid(pid) => {
                 self.st.pid = pid.as_raw();
@@ -229,7 +229,7 @@ impl Made {
                 if let Some(pidfd) = pidfd {
                     *pidfd = hull_sys::process::pidfd_open(pid).ok();
                 }
-                self.save().map_err(|e| e.to_string())?;
+                self.save().map_err(StepError::from)?;
                 if matches!(ev, SpawnEvent::InitPid(_)) || !active {
                     return Ok(());
                 }
@@ -240,11 +240,11 @@ impl Made {
                     // cgroup of it: a runtime killed from here on leaves it findable.
                     let started = cg.start_unit(pid.as_raw(), res);
                     self.st.cgroups = Some(cg.clone());
-                    self.save().map_err(|e| e.to_string())?;
-                    started.map_err(|e| e.to_string())?;
-                    return cg.finish_unit(pid.as_raw(), res).map_err(|e| e.to_string());
+                    self.save().map_err(StepError::from)?;
+                    started.map_err(StepError::from)?;
+                    return cg.finish_unit(pid.as_raw(), res).map_err(StepError::from);
                 }
-                cg.join(pid.as_raw()).map_err(|e| e.to_string())
+                cg.join(pid.as_raw()).map_err(StepError::from)
             }
             SpawnEvent::RuntimeHooks(_) => {
                 let list = self
@@ -254,10 +254,10 @@ impl Made {
                     .as_ref()
                     .and_then(|h| h.create_runtime().as_deref());
                 run_hooks("createRuntime", list, &self.st, HookStatus::Creating)
-                    .map_err(|e| e.to_string())
+                    .map_err(StepError::from)
             }
             SpawnEvent::SeccompListener(pid, fd) => {
-                send_seccomp_listener(linux, &self.st, pid, fd).map_err(|e| e.to_string())
+                send_seccomp_listener(linux, &self.st, pid, fd).map_err(StepError::from)
             }
         }
     }

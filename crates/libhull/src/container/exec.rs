@@ -70,7 +70,7 @@ impl Runtime {
                         tracing::warn!("the process runs outside the container's cgroup: {e}");
                         Ok(())
                     }
-                    r => r.map_err(|e| e.to_string()),
+                    r => r.map_err(StepError::from),
                 }
             }
             SpawnEvent::InitPid(p) => {
@@ -82,7 +82,7 @@ impl Runtime {
             }
             SpawnEvent::RuntimeHooks(_) => Ok(()),
             SpawnEvent::SeccompListener(p, fd) => {
-                send_seccomp_listener(linux, &st, p, fd).map_err(|e| e.to_string())
+                send_seccomp_listener(linux, &st, p, fd).map_err(StepError::from)
             }
         };
         process::spawn(

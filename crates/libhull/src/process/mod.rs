@@ -32,10 +32,14 @@ pub enum SpawnError {
     Namespaces(#[from] namespaces::NsError),
     #[error("{0}")]
     Init(InitError),
+    /// A step of the runtime's own during setup failed (recording state, joining cgroups, a
+    /// createRuntime hook), with its own error.
     #[error("{0}")]
-    /// A step of the runtime's own during setup failed (recording state, a createRuntime hook).
-    Runtime(String),
+    Runtime(StepError),
 }
+
+/// The error of a runtime step `spawn`'s caller runs at a [`SpawnEvent`], kept whole.
+pub type StepError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How to spawn one container init: what the init gets, and what it must not keep.
 #[derive(Debug)]
@@ -69,12 +73,15 @@ pub enum SpawnEvent {
 /// any intermediate process) is killed and reaped.
 pub fn spawn(
     opts: SpawnOptions,
-    events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
+    events: &mut dyn FnMut(SpawnEvent) -> Result<(), StepError>,
 ) -> Result<Pid, SpawnError> {
     let proof = SingleThreaded::check().map_err(|threads| {
-        SpawnError::Runtime(format!(
-            "the runtime has {threads} threads: it must be single-threaded to clone the container init"
-        ))
+        SpawnError::Runtime(
+            format!(
+                "the runtime has {threads} threads: it must be single-threaded to clone the container init"
+            )
+            .into(),
+        )
     })?;
     let plan = opts.init.plan;
     let single = plan.single_clone();
@@ -130,7 +137,7 @@ fn drive(
     clone_pid: Pid,
     init_pid: &mut Option<Pid>,
     exec: bool,
-    events: &mut dyn FnMut(SpawnEvent) -> Result<(), String>,
+    events: &mut dyn FnMut(SpawnEvent) -> Result<(), StepError>,
 ) -> Result<(), SpawnError> {
     let linux = bundle.spec.linux().as_ref().expect("validated");
     events(SpawnEvent::Cloned(clone_pid)).map_err(SpawnError::Runtime)?;
@@ -169,8 +176,10 @@ fn drive(
                 chan.send(&ToInit::Continue)?;
             }
             FromInit::SeccompListener => {
-                let (_, fd) = crate::console::recv_fd(std::os::fd::AsFd::as_fd(chan))
-                    .map_err(|e| SpawnError::Runtime(format!("receive seccomp listener: {e}")))?;
+                let (_, fd) =
+                    crate::console::recv_fd(std::os::fd::AsFd::as_fd(chan)).map_err(|e| {
+                        SpawnError::Runtime(format!("receive seccomp listener: {e}").into())
+                    })?;
                 let pid = init_pid.unwrap_or(clone_pid);
                 events(SpawnEvent::SeccompListener(pid, fd)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Continue)?;
