@@ -305,6 +305,23 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 format!("{:?} is not an absolute path", m.destination()),
             ));
         }
+        // Until idmapped mounts are supported (issue #20), refused here, before anything is
+        // made, not by the init half-way through the mounts.
+        let mapped = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        let idmap_option = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "idmap" || o == "ridmap");
+        if idmap_option || mapped(m.uid_mappings()) || mapped(m.gid_mappings()) {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}]"),
+                format!(
+                    "{}: idmapped mounts are not supported",
+                    m.destination().display()
+                ),
+            ));
+        }
         if m.typ().as_deref() == Some("bind") || has_bind_option(m.options().as_deref()) {
             match m.source() {
                 Some(s) if !s.as_os_str().is_empty() => {}
@@ -521,6 +538,18 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
                 format!("{:?} is not an absolute path", d.path()),
             ));
         }
+        if d.typ() == oci_spec::runtime::LinuxDeviceType::A {
+            return Err(SpecError::invalid(
+                format!("linux.devices[{i}].type"),
+                "\"a\" is not a device node type",
+            ));
+        }
+        if d.major() < 0 || d.minor() < 0 {
+            return Err(SpecError::invalid(
+                format!("linux.devices[{i}]"),
+                format!("{}: negative major or minor number", d.path().display()),
+            ));
+        }
     }
     if let Some(p) = linux.rootfs_propagation() {
         if propagation_flags(p).is_none() {
@@ -618,5 +647,78 @@ pub fn merge_resources(into: &mut LinuxResources, update: &LinuxResources) {
     merge(&mut a, &b);
     if let Ok(merged) = serde_json::from_value(a) {
         *into = merged;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `runc spec`'s config with `edit` applied, validated.
+    fn check(edit: impl FnOnce(&mut serde_json::Value)) -> Result<(), String> {
+        let mut v = default::runc_default(false);
+        edit(&mut v);
+        let spec: Spec = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        validate(&spec).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        assert_eq!(check(|_| {}), Ok(()));
+    }
+
+    #[test]
+    fn a_device_of_type_a_is_refused_before_anything_is_made() {
+        let err = check(|v| {
+            v["linux"]["devices"] = json!([
+                { "path": "/dev/x", "type": "a", "major": 1, "minor": 3 }
+            ]);
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "invalid config.json: linux.devices[0].type: \"a\" is not a device node type"
+        );
+    }
+
+    #[test]
+    fn a_negative_device_number_names_the_device() {
+        let err = check(|v| {
+            v["linux"]["devices"] = json!([
+                { "path": "/dev/x", "type": "c", "major": 1, "minor": -3 }
+            ]);
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("invalid config.json: linux.devices[0]: /dev/x: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn idmapped_mounts_are_refused_by_option_or_by_maps() {
+        let by_option = check(|v| {
+            v["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/data", "type": "bind", "source": "/tmp",
+                "options": ["rbind", "idmap"]
+            }));
+        })
+        .unwrap_err();
+        assert!(
+            by_option.contains("/data: idmapped mounts are not supported"),
+            "{by_option}"
+        );
+        let by_maps = check(|v| {
+            v["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind"],
+                "uidMappings": [{ "containerID": 0, "hostID": 1000, "size": 1 }]
+            }));
+        })
+        .unwrap_err();
+        assert!(
+            by_maps.starts_with("invalid config.json: mounts[7]: /data: "),
+            "{by_maps}"
+        );
     }
 }

@@ -104,6 +104,7 @@ fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
             LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
+            // Refused by spec::validate before anything is made; kept for an unchecked spec.
             LinuxDeviceType::A => {
                 return Err(RootfsError::refused(
                     "create device",

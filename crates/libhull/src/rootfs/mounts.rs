@@ -112,14 +112,6 @@ impl<'a> Mounter<'a> {
         let options = m.options().as_deref().unwrap_or_default();
         let opts = MountOptions::parse(options);
         let typ = m.typ().as_deref().unwrap_or("");
-        let mapped = |m: &Option<Vec<_>>| m.as_ref().is_some_and(|v| !v.is_empty());
-        if opts.idmap.is_some() || mapped(m.uid_mappings()) || mapped(m.gid_mappings()) {
-            return Err(RootfsError::refused(
-                "mount",
-                dest.display(),
-                "idmapped mounts are not supported",
-            ));
-        }
         tracing::debug!(dest = %dest.display(), typ, ?options, "mount");
         if opts.is_bind() || typ == "bind" {
             let Some(source) = m.source().as_deref().filter(|s| !s.as_os_str().is_empty()) else {

@@ -89,7 +89,7 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
 ];
 
 /// Every option name this module understands (the rest is filesystem data), for
-/// `hull features`. `idmap` and `ridmap` are parsed but refused by the mount code.
+/// `hull features`. `idmap` and `ridmap` are parsed but refused by `spec::validate` (issue #20).
 pub fn known_options() -> impl Iterator<Item = &'static str> {
     let propagation = [
         "private",
