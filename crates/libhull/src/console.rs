@@ -12,7 +12,6 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use hull_sys::pty;
@@ -80,6 +79,7 @@ pub struct Pty {
 /// In the init, after pivot_root: allocate a pty from /dev/ptmx, get its peer with
 /// TIOCGPTPEER, bind the peer onto /dev/console, send the master over `socket`, and make the
 /// peer the controlling terminal and fds 0-2.
+#[cfg(test)]
 pub fn setup(socket: OwnedFd) -> Result<(), ConsoleError> {
     setup_with_size(socket, None, false)
 }
@@ -302,38 +302,6 @@ fn make_controlling_stdio(peer: OwnedFd) -> Result<(), ConsoleError> {
     Ok(())
 }
 
-/// Connects to the console socket at `path` (an `AF_UNIX` stream socket, as runc's callers
-/// create it). Paths too long for `sun_path` are reached through an O_PATH fd.
-pub fn connect(path: &Path) -> Result<OwnedFd, ConsoleError> {
-    let shown = path.display().to_string();
-    let sock = nix::sys::socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(sys("create the console socket"))?;
-    let connect = |addr: &Path| {
-        let addr = UnixAddr::new(addr)?;
-        loop {
-            match nix::sys::socket::connect(sock.as_raw_fd(), &addr) {
-                Err(Errno::EINTR) => continue,
-                other => return other,
-            }
-        }
-    };
-    // sun_path holds 108 bytes including the NUL.
-    if path.as_os_str().len() < 108 {
-        connect(path).map_err(at("connect to console socket", &shown))?;
-    } else {
-        let handle = open_fd(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(at("open console socket", &shown))?;
-        let via = format!("/proc/self/fd/{}", handle.as_raw_fd());
-        connect(Path::new(&via)).map_err(at("connect to console socket", &shown))?;
-    }
-    Ok(sock)
-}
-
 /// Sends `fd` over the connected `socket` in one message whose data is `name` (runc's
 /// `SendRawFd`). `name` must not be empty: a stream socket drops fds sent with no data.
 pub fn send_fd(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> Result<(), ConsoleError> {
@@ -402,6 +370,7 @@ fn fstat_fd(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {
 #[cfg(test)]
 mod tests {
     use nix::mount::MsFlags;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
     use std::panic::AssertUnwindSafe;
     use std::time::{Duration, Instant};
 

@@ -84,6 +84,7 @@ pub fn state(
 /// Runs `hooks` in order, each with `state` as JSON on stdin; stops at the first failure.
 /// `kind` is the config name of the list ("prestart", "createRuntime", ...). A hook without
 /// `env` gets an empty environment; hooks run in the caller's working directory.
+#[cfg(test)]
 pub fn run(kind: &'static str, hooks: &[Hook], state: &State) -> Result<(), HookError> {
     run_with(kind, hooks, state, &RunOptions::default())
 }

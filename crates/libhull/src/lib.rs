@@ -9,21 +9,47 @@
 //!    [`seccomp`], [`lsm`], [`notify`].
 //! 4. Leaves: [`spec`], [`capabilities`], [`logging`]; [`features`] reads the layers above.
 //! 5. The crates below: [`cgroups`] (`hull-cgroups`) and [`sys`] (`hull-sys`).
+//!
+//! The public API is what the `hull` CLI uses: [`Runtime`] and its options for the commands,
+//! [`state`] for what `state` and `list` print, [`spec`] for `config.json` and `hull spec`,
+//! [`features`], [`logging`], and the protection of the runtime binary
+//! ([`process::sealed::ensure`]). The facilities below are internal.
+//!
+//! # Example
+//!
+//! Run a container from a bundle in the foreground and delete it, as `hull run` does (as
+//! root, the bundle made with `hull spec`):
+//!
+//! ```no_run
+//! use libhull::{CreateOptions, RunOptions, Runtime};
+//!
+//! // Before anything else, as `hull` does: re-execute from a copy a container cannot reach.
+//! libhull::process::sealed::ensure().expect("protect the runtime binary");
+//! let runtime = Runtime::new("/run/hull-example");
+//! let create = CreateOptions {
+//!     id: "demo".into(),
+//!     bundle: "/tmp/bundle".into(),
+//!     ..Default::default()
+//! };
+//! let exit_code = runtime.run(&create, &RunOptions::default())?;
+//! println!("the container exited with {exit_code}");
+//! # Ok::<(), libhull::Error>(())
+//! ```
 
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
-pub mod capabilities;
-pub mod console;
+pub(crate) mod capabilities;
+pub(crate) mod console;
 pub mod container;
 pub mod features;
-pub mod hooks;
+pub(crate) mod hooks;
 pub mod logging;
-pub mod lsm;
-pub mod namespaces;
-pub mod notify;
+pub(crate) mod lsm;
+pub(crate) mod namespaces;
+pub(crate) mod notify;
 pub mod process;
-pub mod rootfs;
-pub mod seccomp;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
 pub mod spec;
 pub mod state;
 

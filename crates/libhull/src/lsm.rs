@@ -188,6 +188,7 @@ pub fn check(
 }
 
 /// [`check`] against the host tree under `root` instead of `/` (for tests).
+#[cfg(test)]
 pub fn check_at(
     root: &Path,
     process_apparmor: Option<&str>,
@@ -205,6 +206,8 @@ pub fn check_at(
 /// Where detection looks: the real host (answers cached) or a tree under a root.
 enum Probe<'a> {
     Host,
+    /// Only tests look at a tree of their own.
+    #[cfg_attr(not(test), allow(dead_code))]
     At(&'a Path),
 }
 

@@ -5,11 +5,11 @@
 //! point, so the child can use ordinary Rust until it execs; that process runs from the
 //! sealed copy of the binary [`sealed`] makes.
 
-pub mod attrs;
-pub mod gate;
-pub mod init;
+pub(crate) mod attrs;
+pub(crate) mod gate;
+pub(crate) mod init;
 pub mod sealed;
-pub mod sync;
+pub(crate) mod sync;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
