@@ -17,6 +17,15 @@ pub const OCI_VERSION: &str = "1.2.1";
 
 pub const CONFIG_FILE: &str = "config.json";
 
+/// The config's `linux` section. [`validate`] requires one, so a loaded bundle always has it;
+/// a config that was never validated reads as an empty section rather than panicking.
+pub fn linux(spec: &Spec) -> &oci_spec::runtime::Linux {
+    static EMPTY: std::sync::OnceLock<oci_spec::runtime::Linux> = std::sync::OnceLock::new();
+    spec.linux()
+        .as_ref()
+        .unwrap_or_else(|| EMPTY.get_or_init(oci_spec::runtime::Linux::default))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("open bundle {path}: {source}")]
@@ -93,7 +102,10 @@ impl Bundle {
             }
         }
         validate(&spec)?;
-        let root = spec.root().as_ref().expect("validated");
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| SpecError::invalid("root", "is required"))?;
         let rootfs = if root.path().is_absolute() {
             root.path().clone()
         } else {

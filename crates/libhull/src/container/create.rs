@@ -37,7 +37,7 @@ impl Runtime {
             crate::notify::setup_spec(&mut bundle.spec, &self.store.dir(&opts.id))?;
         }
         let spec = &bundle.spec;
-        let linux = spec.linux().as_ref().expect("validated");
+        let linux = crate::spec::linux(spec);
         // As runc: a mount label without SELinux is ignored, a process label is an error.
         if let Some(p) = spec.process() {
             crate::lsm::check(
@@ -279,7 +279,7 @@ impl Made {
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
-        let linux = spec.linux().as_ref().expect("validated");
+        let linux = crate::spec::linux(spec);
         let gate_fd = gate::bind_gate(self.entry().dir_fd())?;
         if opts.notify_socket.is_some() {
             crate::notify::make_dir(self.entry().dir())?;

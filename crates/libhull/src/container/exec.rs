@@ -22,7 +22,7 @@ impl Runtime {
         if !terminal && opts.console_socket.is_some() {
             return Err(Error::ConsoleSocketWithoutTerminal);
         }
-        let linux = st.config.linux().as_ref().expect("validated");
+        let linux = crate::spec::linux(&st.config);
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::of_running(st.pid, linux)?;
         // The namespaces are open now: if the init is still the one recorded (pid and start

@@ -128,7 +128,7 @@ fn enter_namespaces(
     chan: &Channel,
     proof: SingleThreaded,
 ) -> Result<Entered, InitError> {
-    let linux = args.bundle.spec.linux().as_ref().expect("validated");
+    let linux = crate::spec::linux(&args.bundle.spec);
     // The runtime first puts us into the container's cgroups: a cgroup namespace made below
     // is rooted at the cgroup we are in.
     expect_continue(chan)?;
@@ -268,7 +268,7 @@ fn setup(
     let single_clone = entered.is_none();
     let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
     let spec: &Spec = &args.bundle.spec;
-    let linux = spec.linux().as_ref().expect("validated");
+    let linux = crate::spec::linux(spec);
     let plan = args.plan;
     let deferred = plan.new.difference(plan.clone_flags());
     let cgroup2 = match entered {
@@ -506,7 +506,7 @@ fn exec_process(
     }
     let exec = prepare_process(
         process,
-        args.bundle.spec.linux().as_ref().expect("validated"),
+        crate::spec::linux(&args.bundle.spec),
         args.preserve_fds,
         0,
         args.seccomp,

@@ -139,7 +139,7 @@ fn drive(
     exec: bool,
     events: &mut dyn FnMut(SpawnEvent) -> Result<(), StepError>,
 ) -> Result<(), SpawnError> {
-    let linux = bundle.spec.linux().as_ref().expect("validated");
+    let linux = crate::spec::linux(&bundle.spec);
     events(SpawnEvent::Cloned(clone_pid)).map_err(SpawnError::Runtime)?;
     if init_pid.is_none() {
         chan.send(&ToInit::Continue)?;
