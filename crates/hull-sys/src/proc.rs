@@ -12,6 +12,14 @@ pub fn read_file(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// What /proc/PID/stat says of a process that hull needs: its state letter (`R`, `S`, `Z`, …)
+/// and its start time in clock ticks since boot (with the pid, what tells it from a later
+/// process that reuses the pid). `None` when there is no such process.
+pub fn stat(pid: i32) -> Option<(char, u64)> {
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some((stat.state, stat.starttime))
+}
+
 /// Whether `uid_map` text is the initial user namespace's: the identity over the whole
 /// 32-bit id range.
 pub fn is_initial_uid_map(text: &str) -> bool {
@@ -77,6 +85,14 @@ mod tests {
             "0 0 4294967295\n0 0 1\n" // never written so, but not the identity alone
         ));
         assert!(!is_initial_uid_map(""));
+    }
+
+    #[test]
+    fn this_process_is_running_and_started_after_boot() {
+        let (state, start) = stat(std::process::id() as i32).unwrap();
+        assert_eq!(state, 'R');
+        assert!(start > 0);
+        assert!(stat(i32::MAX).is_none());
     }
 
     #[test]

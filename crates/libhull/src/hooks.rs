@@ -686,13 +686,8 @@ mod tests {
     }
 
     fn is_gone(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            // A zombie waiting for its new parent to reap it is dead too.
-            Ok(stat) => stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        }
+        // A zombie waiting for its new parent to reap it is dead too.
+        hull_sys::proc::stat(pid).is_none_or(|(state, _)| state == 'Z')
     }
 
     #[test]

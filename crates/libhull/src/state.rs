@@ -222,13 +222,7 @@ pub fn exe_id(path: &str) -> Option<(u64, u64)> {
 
 /// The state (field 3) and start time (field 22) of a process, from /proc/<pid>/stat.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may contain spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    hull_sys::proc::stat(pid)
 }
 
 /// The directory holding every container's state.

@@ -587,15 +587,7 @@ fn take_marker() -> Option<Marker> {
 
 /// `<pid>.<start time>`: what identifies this process across its execs and no other.
 fn identity() -> Option<String> {
-    let stat = std::fs::read("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold any byte; the
-    // start time is field 22, the 20th after the name.
-    let after_name = &stat[stat.iter().rposition(|b| *b == b')')? + 1..];
-    let start = after_name
-        .split(|b| *b == b' ')
-        .filter(|f| !f.is_empty())
-        .nth(19)?;
-    let start: u64 = std::str::from_utf8(start).ok()?.parse().ok()?;
+    let (_, start) = hull_sys::proc::stat(std::process::id() as i32)?;
     Some(format!("{}.{start}", std::process::id()))
 }
 
