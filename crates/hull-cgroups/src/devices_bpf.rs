@@ -29,7 +29,7 @@ use oci_spec::runtime::LinuxDeviceCgroup;
 use hull_sys::bpf;
 
 use super::devices::{self, DeviceKind, Node, Rule};
-use super::CgroupError;
+use crate::error::CgroupError;
 
 /// The name hull gives its programs, so an update detaches only those.
 const PROG_NAME: &[u8] = b"hull_devices";

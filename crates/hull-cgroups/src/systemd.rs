@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::devices::{self, DeviceKind};
-use super::CgroupError;
+use crate::error::CgroupError;
 
 /// How long systemd gets to start or stop a unit (runc's limit too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);

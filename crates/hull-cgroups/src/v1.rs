@@ -23,7 +23,8 @@ use oci_spec::runtime::{
 };
 
 use super::devices::{self, access_string, DeviceKind, Node, Rule};
-use super::{CgroupError, Cgroups};
+use crate::error::CgroupError;
+use crate::Cgroups;
 
 /// What the kernel prints for "no limit" in a v1 `*limit_in_bytes` file on 4 KiB pages.
 const MEMORY_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;

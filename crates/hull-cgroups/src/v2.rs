@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
 
-use super::{devices_bpf, CgroupError};
+use super::devices_bpf;
+use crate::error::CgroupError;
 
 /// Writes `res` into the cgroup2 directory `dir`. `unified_only`: the host is fully unified,
 /// so everything goes here; else only what the v1 hierarchies cannot hold. `update`: a live
@@ -386,7 +387,7 @@ fn plan_unified(dir: &Path, res: &LinuxResources, update: bool) -> Result<Plan, 
     }
     // Rootless, as with runc: no device program (attaching one takes CAP_SYS_ADMIN, and a
     // user namespace gives no access to devices its user could not open anyway).
-    if (!update || res.devices().is_some()) && !super::rootless() {
+    if (!update || res.devices().is_some()) && !hull_sys::proc::rootless() {
         plan.devices = Some(res.devices().clone().unwrap_or_default());
     }
     let enabled = read(dir, "cgroup.controllers").unwrap_or_default();
