@@ -88,11 +88,27 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_running_and_started_after_boot() {
-        let (state, start) = stat(std::process::id() as i32).unwrap();
-        assert_eq!(state, 'R');
-        assert!(start > 0);
-        assert!(stat(i32::MAX).is_none());
+    fn a_child_is_seen_sleeping_then_as_a_zombie_then_gone() {
+        let (_, own_start) = stat(std::process::id() as i32).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stat(pid).is_none_or(|(s, _)| s != 'S') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (state, start) = stat(pid).unwrap();
+        assert_eq!(state, 'S');
+        assert!(start >= own_start, "{start} < {own_start}");
+        child.kill().unwrap();
+        while stat(pid).is_some_and(|(s, _)| s != 'Z') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(stat(pid).map(|(s, _)| s), Some('Z'));
+        child.wait().unwrap();
+        assert_eq!(stat(pid), None);
     }
 
     #[test]
