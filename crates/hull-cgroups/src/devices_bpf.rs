@@ -28,7 +28,7 @@ use oci_spec::runtime::LinuxDeviceCgroup;
 
 use hull_sys::bpf;
 
-use super::devices::{self, DeviceKind, Node, Rule};
+use crate::devices::{self, DeviceKind, Node, Rule};
 use crate::error::CgroupError;
 
 /// The name hull gives its programs, so an update detaches only those.

@@ -14,6 +14,8 @@ pub mod devices;
 pub mod devices_bpf;
 mod error;
 pub mod events;
+mod model;
+mod mounts;
 mod procs;
 pub mod stats;
 pub mod systemd;
@@ -21,12 +23,12 @@ pub mod v1;
 pub mod v2;
 
 pub use error::CgroupError;
+pub use model::{Cgroups, Hierarchy};
+use mounts::host_mounts;
 pub use procs::reap_by_id;
 
 use std::io;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 /// Whether hull runs without the rights of the host's root: not uid 0, or uid 0 of a user
 /// namespace (whose uid map is not the whole range).
@@ -51,107 +53,6 @@ pub fn has_limits(res: &oci_spec::runtime::LinuxResources) -> bool {
     let mut rest = res.clone();
     rest.set_devices(None);
     serde_json::to_value(&rest).is_ok_and(|v| set(&v))
-}
-
-/// One v1 hierarchy the container is in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hierarchy {
-    /// Its controllers as /proc/self/cgroup names them (`cpu`, `memory`, `name=systemd`);
-    /// more than one when co-mounted (`cpu,cpuacct`).
-    pub controllers: Vec<String>,
-    /// The container's cgroup directory in it (absolute, on the host).
-    pub dir: PathBuf,
-}
-
-/// Where one container's cgroups are; kept in its state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cgroups {
-    /// The v1 hierarchies (legacy and hybrid hosts).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub v1: Vec<Hierarchy>,
-    /// The cgroup2 directory: the only one on a unified host, the side hierarchy (hugetlb
-    /// here) on a hybrid host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unified: Option<PathBuf>,
-    /// Whether `unified` is the whole story (a unified host) or a side hierarchy.
-    #[serde(default)]
-    pub unified_only: bool,
-    /// The directories hull made, parents first: only these are the container's own (their
-    /// processes are its processes) and removed with what is below them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub created: Vec<PathBuf>,
-    /// The directories `plan` found missing, recorded before `make` creates them so that a
-    /// runtime killed in between leaves them findable. Until `make` says which it really
-    /// made, they grant nothing: `remove` only tries an rmdir of each.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub planned: Vec<PathBuf>,
-    /// The systemd unit that holds the container (`--systemd-cgroup`): systemd makes and
-    /// removes its cgroup, `unified`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<systemd::Unit>,
-    /// The config's `org.systemd.property.*` annotations, checked, for the unit's start.
-    #[serde(skip)]
-    unit_annotations: std::collections::BTreeMap<String, String>,
-}
-
-impl Cgroups {
-    /// The container's directory in the v1 hierarchy holding `controller`.
-    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
-        self.v1
-            .iter()
-            .find(|h| h.controllers.iter().any(|c| c == controller))
-            .map(|h| h.dir.as_path())
-    }
-}
-
-/// The cgroup filesystems of the host, as mounted where hull runs.
-#[derive(Debug, Clone, Default)]
-struct HostMounts {
-    /// v1 hierarchies: controllers, mount point, and the cgroup the mount's root is.
-    v1: Vec<(Vec<String>, PathBuf, String)>,
-    /// The cgroup2 mount, with the cgroup its root is.
-    unified: Option<(PathBuf, String)>,
-}
-
-/// The host's cgroup mounts, read once per process: one command asks several times, and
-/// they do not change under it.
-fn host_mounts() -> Result<HostMounts, CgroupError> {
-    static MOUNTS: std::sync::OnceLock<HostMounts> = std::sync::OnceLock::new();
-    if let Some(m) = MOUNTS.get() {
-        return Ok(m.clone());
-    }
-    let m = read_host_mounts()?;
-    Ok(MOUNTS.get_or_init(|| m).clone())
-}
-
-fn read_host_mounts() -> Result<HostMounts, CgroupError> {
-    let table = hull_sys::mountinfo::read_self().map_err(|source| CgroupError::Io {
-        step: "read",
-        path: "/proc/self/mountinfo".into(),
-        source,
-    })?;
-    let mut out = HostMounts::default();
-    for m in table {
-        match m.fs_type.as_str() {
-            "cgroup" => {
-                let controllers: Vec<String> = m
-                    .super_options
-                    .split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains("release_agent"))
-                    .filter(|o| !matches!(*o, "clone_children" | "noprefix" | "xattr"))
-                    .filter(|o| !o.starts_with("cpuset_v2_mode"))
-                    .map(str::to_string)
-                    .collect();
-                // A hierarchy mounted twice (bound somewhere else too) counts once.
-                if !controllers.is_empty() && !out.v1.iter().any(|h| h.0 == controllers) {
-                    out.v1.push((controllers, m.mount_point, m.root));
-                }
-            }
-            "cgroup2" if out.unified.is_none() => out.unified = Some((m.mount_point, m.root)),
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 /// The caller's own cgroups: (controllers field of /proc/self/cgroup, path).

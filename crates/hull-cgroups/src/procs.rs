@@ -1,7 +1,14 @@
 //! A container's processes through its cgroups: joining, listing, freezing, signalling,
 //! and removing the cgroups once they are empty; finding a container's cgroups by its id.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use std::io;
+
+use crate::error::CgroupError;
+use crate::model::Cgroups;
+use crate::mounts::host_mounts;
+use crate::{systemd, v2};
 
 impl Cgroups {
     /// [`Cgroups::join`] for a process the caller may not move itself (a rootless caller

@@ -19,7 +19,7 @@ use futures_lite::StreamExt;
 use serde::{Deserialize, Serialize};
 use zbus::zvariant::{OwnedObjectPath, Value};
 
-use super::devices::{self, DeviceKind};
+use crate::devices::{self, DeviceKind};
 use crate::error::CgroupError;
 
 /// How long systemd gets to start or stop a unit (runc's limit too).

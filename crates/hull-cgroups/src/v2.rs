@@ -7,7 +7,7 @@
 //! config fails with the field named and nothing changed.
 //!
 //! Not libcgroups' v2 `Manager`: it knows nothing of a hybrid host's cgroup2 side, gets
-//! device rules only with its `cgroupsv2_devices` feature (see [`super::devices_bpf`] for why
+//! device rules only with its `cgroupsv2_devices` feature (see [`crate::devices_bpf`] for why
 //! that is not used), and delegates controllers itself, where hull must decide which cgroups
 //! it may write to.
 
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
 
-use super::devices_bpf;
+use crate::devices_bpf;
 use crate::error::CgroupError;
 
 /// Writes `res` into the cgroup2 directory `dir`. `unified_only`: the host is fully unified,

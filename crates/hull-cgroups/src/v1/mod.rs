@@ -1,5 +1,5 @@
 //! cgroup v1 limits: every `linux.resources` field written to the per-controller
-//! hierarchies of a legacy or hybrid host, the device rules of [`super::devices`] among them
+//! hierarchies of a legacy or hybrid host, the device rules of [`crate::devices`] among them
 //! (as the devices.allow and devices.deny writes that take `devices.list` to their state).
 //!
 //! [`apply`] works in two passes. The first checks every value and reads what the order of
@@ -11,7 +11,7 @@
 //! the caller's cgroup of each hierarchy, which differ: memory is elsewhere on this project's
 //! hosts), reads an empty path as the caller's own cgroup, writes kernel memory whether or not
 //! the file works, and has no `checkBeforeUpdate`, kernelTCP order or wildcard checks of device
-//! rules. libcgroups still provides the stats parsers [`super::stats`] uses.
+//! rules. libcgroups still provides the parsers the stats module uses.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -22,9 +22,9 @@ use oci_spec::runtime::{
     LinuxRdma, LinuxResources,
 };
 
-use super::devices::{self, access_string, DeviceKind, Node, Rule};
+use crate::devices::{self, access_string, DeviceKind, Node, Rule};
 use crate::error::CgroupError;
-use crate::Cgroups;
+use crate::model::Cgroups;
 
 /// What the kernel prints for "no limit" in a v1 `*limit_in_bytes` file on 4 KiB pages.
 const MEMORY_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
