@@ -44,19 +44,43 @@ pub const NEEDS: &[&str] = &[
 
 /// Whether the run declared that this host has `need`.
 pub fn required(need: &str) -> bool {
+    listed(std::env::var("HULL_TEST_REQUIRE").ok().as_deref(), need)
+}
+
+/// Whether the comma-separated `list` names `need` (or says `all`). A name that is not a
+/// prerequisite fails: a misspelt one in CI's list would otherwise require nothing.
+fn listed(list: Option<&str>, need: &str) -> bool {
     assert!(NEEDS.contains(&need), "unknown test prerequisite {need:?}");
-    std::env::var("HULL_TEST_REQUIRE").is_ok_and(|list| {
-        list.split(',')
-            .any(|n| n.trim() == need || n.trim() == "all")
-    })
+    let names: Vec<&str> = list
+        .into_iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    for n in &names {
+        assert!(
+            *n == "all" || NEEDS.contains(n),
+            "HULL_TEST_REQUIRE names {n:?}, which is not a test prerequisite"
+        );
+    }
+    names.iter().any(|n| *n == need || *n == "all")
 }
 
 /// Reports the running test as skipped for lack of `need`, or fails it (panics) when the run
 /// declared the host has `need`. The caller returns right after.
 #[track_caller]
 pub fn skip(need: &str, reason: &str) {
+    skip_under(
+        std::env::var("HULL_TEST_REQUIRE").ok().as_deref(),
+        need,
+        reason,
+    )
+}
+
+#[track_caller]
+fn skip_under(list: Option<&str>, need: &str, reason: &str) {
     let test = test_name();
-    if required(need) {
+    if listed(list, need) {
         panic!("{test}: needs {need} ({reason}), which HULL_TEST_REQUIRE says this host has");
     }
     report(&test, &format!("needs {need}: {reason}"));
@@ -116,6 +140,31 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "needs root (runs as uid 0), which HULL_TEST_REQUIRE says")]
+    fn a_skip_for_a_required_prerequisite_fails_the_test() {
+        skip_under(Some("runc, root"), "root", "runs as uid 0");
+    }
+
+    #[test]
+    #[should_panic(expected = "which HULL_TEST_REQUIRE says")]
+    fn all_requires_every_prerequisite() {
+        skip_under(Some("all"), "two-cpus", "pins to the second CPU");
+    }
+
+    #[test]
+    fn a_prerequisite_not_listed_is_not_required() {
+        assert!(!listed(Some("root,runc"), "no-lsm"));
+        assert!(!listed(None, "root"));
+        assert!(listed(Some(" runc , root "), "root"));
+    }
+
+    #[test]
+    #[should_panic(expected = "HULL_TEST_REQUIRE names \"rootx\"")]
+    fn a_misspelt_prerequisite_in_the_list_fails() {
+        listed(Some("root,rootx"), "root");
+    }
 
     #[test]
     fn every_documented_need_is_known() {
