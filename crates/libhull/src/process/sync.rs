@@ -151,16 +151,20 @@ impl AsFd for Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek, Write};
+    use std::io::Read;
 
     #[test]
     fn an_fd_sent_without_allocating_arrives_with_its_name() {
         let (runtime, init) = pair().unwrap();
-        let mut file = tempfile_in_tmp();
-        file.write_all(b"listener").unwrap();
+        // A pipe's read end stands for the listener: what goes into the write end comes out
+        // of the fd the runtime received.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
         init.send_encoded(&Channel::encode(&FromInit::SeccompListener).unwrap())
             .unwrap();
-        init.send_fd_no_alloc("seccomp", file.as_fd()).unwrap();
+        init.send_fd_no_alloc("seccomp", read_end.as_fd()).unwrap();
+        drop(read_end);
+        nix::unistd::write(&write_end, b"listener").unwrap();
+        drop(write_end);
         assert!(matches!(
             runtime.recv::<FromInit>().unwrap(),
             FromInit::SeccompListener
@@ -168,22 +172,8 @@ mod tests {
         let (name, fd) = crate::console::recv_fd(runtime.as_fd()).unwrap();
         assert_eq!(name, "seccomp");
         let mut got = std::fs::File::from(fd);
-        got.rewind().unwrap();
         let mut text = String::new();
         got.read_to_string(&mut text).unwrap();
         assert_eq!(text, "listener");
-    }
-
-    fn tempfile_in_tmp() -> std::fs::File {
-        let path = std::env::temp_dir().join(format!("hull-sync-test-{}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        f
     }
 }
