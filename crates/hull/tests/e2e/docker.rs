@@ -1162,7 +1162,10 @@ fn systemd_run_limits_update_exec_pause_stop() {
 fn systemd_oom_kill_reported() {
     assert_systemd_host();
     let dk = Docker::with("dk-sd-oom", Registration::Flag, Cgroups::ClientDefault);
-    // It waits for /tmp/go so that the scope can be looked at first.
+    // It waits for /tmp/go so that the scope can be looked at first. The hog is a child
+    // and the shell outlives it by a second: systemd removes an emptied scope's cgroup
+    // within milliseconds, and containerd's shim, woken by memory.events, must still find
+    // the file to report the OOM (a race of the client's, the same with runc).
     let id = dk.start_detached(
         "hog",
         &[
@@ -1173,7 +1176,7 @@ fn systemd_oom_kill_reported() {
             IMAGE,
             "sh",
             "-c",
-            "while [ ! -e /tmp/go ]; do sleep 0.1; done; exec tail /dev/zero",
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done; tail /dev/zero; s=$?; sleep 1; exit $s",
         ],
     );
     dk.assert_hull_ran(&id);
