@@ -64,6 +64,7 @@ impl Runtime {
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
+        let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
@@ -78,6 +79,7 @@ impl Runtime {
             pidfd_socket,
             filter,
             plan,
+            rootfs,
             cgroups,
         })
     }
@@ -96,6 +98,7 @@ struct Checked {
     pidfd_socket: Option<UnixStream>,
     filter: Option<crate::seccomp::Filter>,
     plan: Plan,
+    rootfs: crate::rootfs::Plan,
     cgroups: Cgroups,
 }
 
@@ -276,6 +279,7 @@ impl Made {
             pidfd_socket,
             filter,
             plan,
+            rootfs,
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
@@ -292,7 +296,7 @@ impl Made {
         // Opened here, with the runtime's rights: the root of a new user namespace may not
         // reach a source the caller can (runc does the same). The clone inherits them.
         let bind_sources = if plan.new_user() {
-            crate::rootfs::open_bind_sources(spec, &bundle.dir)
+            crate::rootfs::open_bind_sources(&rootfs)
         } else {
             Vec::new()
         };
@@ -324,9 +328,11 @@ impl Made {
                     no_new_keyring: opts.no_new_keyring,
                     preserve_fds: opts.preserve_fds,
                     listen_fds: opts.listen_fds,
-                    exec: None,
+                    work: Work::Create {
+                        rootfs: &rootfs,
+                        bind_sources: &bind_sources,
+                    },
                     seccomp: filter.as_ref(),
-                    bind_sources: &bind_sources,
                 },
                 lock,
                 cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),

@@ -17,7 +17,7 @@ use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State}
 
 use crate::hooks;
 use crate::namespaces::Plan;
-use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions, StepError};
+use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions, StepError, Work};
 use crate::spec::Bundle;
 use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
 use hull_cgroups::{self as cgroups, CgroupError, Cgroups};

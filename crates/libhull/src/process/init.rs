@@ -42,13 +42,28 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub listen_fds: u32,
-    /// `exec`: run this process in the running container (whose namespaces `plan` joins)
-    /// instead of setting up a new container.
-    pub exec: Option<&'a Process>,
+    pub work: Work<'a>,
     /// The container's seccomp filter, compiled by the runtime.
     pub seccomp: Option<&'a seccomp::Filter>,
-    /// Bind mount sources the runtime opened (see [`rootfs::open_bind_sources`]).
-    pub bind_sources: &'a [Option<OwnedFd>],
+}
+
+/// What the init is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    /// Set up a new container: its rootfs as planned, with the bind sources the runtime
+    /// opened (see [`rootfs::open_bind_sources`]).
+    Create {
+        rootfs: &'a rootfs::Plan,
+        bind_sources: &'a [Option<OwnedFd>],
+    },
+    /// `exec`: run this process in the running container (whose namespaces `plan` joins).
+    Exec(&'a Process),
+}
+
+impl Work<'_> {
+    pub fn is_exec(&self) -> bool {
+        matches!(self, Work::Exec(_))
+    }
 }
 
 /// Entry point of the clone child. Never returns: it execs the user process or exits.
@@ -63,23 +78,32 @@ pub(super) fn child_main(
     // The failure is reported over the channel; the default hook would print it on the
     // container's stderr as well.
     std::panic::set_hook(Box::new(|_| {}));
-    if args.exec.is_some() {
+    if args.work.is_exec() {
         // Before any namespace of the running container is joined: nothing in it may ptrace
         // this copy of hull or open its /proc files (CVE-2016-9962, CVE-2019-5736). A
         // failure is reported by exec_process, which sets it again.
         let _ = non_dumpable();
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        match (single_clone, args.exec.is_some()) {
-            (true, false) => setup(args, &chan, true, None),
-            (true, true) => exec_process(args, &chan, true),
-            (false, exec) => enter_namespaces(&args, &chan, proof).and_then(|entered| {
-                if exec {
-                    exec_process(args, &chan, !entered.forked)
-                } else {
-                    setup(args, &chan, !entered.forked, Some(entered.cgroup2))
-                }
-            }),
+        let entered = if single_clone {
+            None
+        } else {
+            Some(enter_namespaces(&args, &chan, proof)?)
+        };
+        let child_of_runtime = entered.as_ref().is_none_or(|e| !e.forked);
+        match args.work {
+            Work::Create {
+                rootfs,
+                bind_sources,
+            } => {
+                let ctx = Created {
+                    rootfs,
+                    bind_sources,
+                    cgroup2: entered.map(|e| e.cgroup2),
+                };
+                setup(args, ctx, &chan, child_of_runtime)
+            }
+            Work::Exec(process) => exec_process(args, process, &chan, child_of_runtime),
         }
     }));
     let e = match result {
@@ -258,32 +282,37 @@ fn parent_death_signal(sig: Option<Signal>) -> Result<(), InitError> {
 
 /// `child_of_runtime`: our parent is the runtime (not an intermediate process that exits).
 /// `single_clone`: the namespaces were made by one clone (some are still to be unshared).
+/// What a new container's setup works from besides [`InitArgs`].
+struct Created<'a> {
+    rootfs: &'a rootfs::Plan,
+    bind_sources: &'a [Option<OwnedFd>],
+    /// What the slow path found (see [`cgroup2_before`]); none for the single clone.
+    cgroup2: Option<Option<PathBuf>>,
+}
+
 fn setup(
     mut args: InitArgs,
+    created: Created,
     chan: &Channel,
     child_of_runtime: bool,
-    entered: Option<Option<PathBuf>>,
 ) -> Result<Infallible, InitError> {
-    // `entered`: what the slow path found; none for the single clone.
-    let single_clone = entered.is_none();
+    let single_clone = created.cgroup2.is_none();
     let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
     let spec: &Spec = &args.bundle.spec;
     let linux = crate::spec::linux(spec);
     let plan = args.plan;
     let deferred = plan.new.difference(plan.clone_flags());
-    let cgroup2 = match entered {
+    let cgroup2 = match created.cgroup2 {
         Some(path) => path,
         None => cgroup2_before(deferred),
     };
     let ctx = RootfsContext {
-        spec,
-        rootfs: &args.bundle.rootfs,
-        bundle: &args.bundle.dir,
+        plan: created.rootfs,
         no_pivot: args.no_pivot,
         mount_ns: plan.has(LinuxNamespaceType::Mount),
         user_ns: plan.has(LinuxNamespaceType::User),
         cgroup2_path: cgroup2.as_deref(),
-        bind_sources: args.bind_sources,
+        bind_sources: created.bind_sources,
     };
 
     if single_clone {
@@ -470,15 +499,15 @@ fn spare_fd(chan: &Channel) -> Result<(), InitError> {
     }
 }
 
-/// `exec`: in the container's namespaces (joined by now), becomes the process `args.exec`
-/// describes and execs it. Ready goes to the runtime just before execve; an execve that
+/// `exec`: in the container's namespaces (joined by now), becomes `process` and
+/// execs it. Ready goes to the runtime just before execve; an execve that
 /// fails still reports over the channel, which closes on a successful exec.
 fn exec_process(
     mut args: InitArgs,
+    process: &Process,
     chan: &Channel,
     child_of_runtime: bool,
 ) -> Result<Infallible, InitError> {
-    let process = args.exec.expect("exec mode");
     if child_of_runtime {
         parent_death_signal(Some(Signal::SIGKILL))?;
     }

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
 use hull_sys::process::{clone_fork, Forked, SingleThreaded};
-pub use init::InitArgs;
+pub use init::{InitArgs, Work};
 pub use sync::InitError;
 use sync::{FromInit, ToInit};
 
@@ -112,7 +112,7 @@ pub fn spawn(
         plan,
         clone_pid,
         &mut init_pid,
-        opts.init.exec.is_some(),
+        opts.init.work.is_exec(),
         events,
     );
     if let Err(e) = result {

@@ -4,62 +4,26 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
-
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, SFlag};
-use oci_spec::runtime::{LinuxDeviceType, Mount};
+use std::path::Path;
 
 use super::inroot::InRoot;
 use super::mounts::open_or_create;
-use super::options::MountOptions;
-use super::{clean_path, sys, RootfsContext, RootfsError};
+use super::plan::Device;
+use super::{sys, RootfsContext, RootfsError};
 use hull_sys::mount::{self as sysmount, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
-
-/// The devices every container gets (runtime-spec "Default Devices").
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
-
-/// One node to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Device {
-    path: PathBuf,
-    kind: SFlag,
-    major: u64,
-    minor: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-}
-
-impl Device {
-    fn rdev(&self) -> u64 {
-        nix::sys::stat::makedev(self.major, self.minor)
-    }
-}
-
-/// /dev is ours to populate unless the config binds it from somewhere.
-pub(super) fn needs_setup(mounts: &[Mount]) -> bool {
-    !mounts.iter().any(|m| {
-        let bind = m.typ().as_deref() == Some("bind")
-            || MountOptions::parse(m.options().as_deref().unwrap_or_default()).is_bind();
-        bind && clean_path(m.destination()) == Path::new("/dev")
-    })
-}
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
 
 /// Creates the default devices and `linux.devices`, then the symlinks and /dev/ptmx.
-pub(super) fn setup(ctx: &RootfsContext, root: &InRoot) -> Result<(), RootfsError> {
-    let devices = wanted(ctx)?;
+pub(super) fn setup(
+    ctx: &RootfsContext,
+    root: &InRoot,
+    devices: &[Device],
+) -> Result<(), RootfsError> {
     // Modes exactly as configured.
     let old = nix::sys::stat::umask(Mode::empty());
-    let made = create_all(ctx, root, &devices);
+    let made = create_all(ctx, root, devices);
     nix::sys::stat::umask(old);
     made?;
     symlinks(root)
@@ -70,12 +34,9 @@ fn create_all(ctx: &RootfsContext, root: &InRoot, devices: &[Device]) -> Result<
     // made in it with one mknodat.
     let mut parent: Option<(&Path, OwnedFd)> = None;
     for d in devices {
+        // The plan has only file paths: `/` has no parent and no name.
         let (Some(dir), Some(name)) = (d.path.parent(), d.path.file_name()) else {
-            return Err(RootfsError::refused(
-                "create device",
-                d.path.display(),
-                "not a file path",
-            ));
+            continue;
         };
         if parent.as_ref().is_none_or(|(p, _)| *p != dir) {
             let fd = root
@@ -87,64 +48,6 @@ fn create_all(ctx: &RootfsContext, root: &InRoot, devices: &[Device]) -> Result<
         create(ctx, root, dir.as_fd(), name, d)?;
     }
     Ok(())
-}
-
-/// `linux.devices`, then each default device the config does not list itself.
-fn wanted(ctx: &RootfsContext) -> Result<Vec<Device>, RootfsError> {
-    let configured = ctx
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_deref())
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(configured.len() + DEFAULT_DEVICES.len());
-    for d in configured {
-        let path = clean_path(d.path());
-        let kind = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-            LinuxDeviceType::B => SFlag::S_IFBLK,
-            LinuxDeviceType::P => SFlag::S_IFIFO,
-            // Refused by spec::validate before anything is made; kept for an unchecked spec.
-            LinuxDeviceType::A => {
-                return Err(RootfsError::refused(
-                    "create device",
-                    path.display(),
-                    "type \"a\" is not a device node type",
-                ))
-            }
-        };
-        let (Ok(major), Ok(minor)) = (u64::try_from(d.major()), u64::try_from(d.minor())) else {
-            return Err(RootfsError::refused(
-                "create device",
-                path.display(),
-                "negative major or minor number",
-            ));
-        };
-        out.push(Device {
-            path,
-            kind,
-            major,
-            minor,
-            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-            uid: d.uid().unwrap_or(0),
-            gid: d.gid().unwrap_or(0),
-        });
-    }
-    for &(path, major, minor) in &DEFAULT_DEVICES {
-        if out.iter().any(|d| d.path == Path::new(path)) {
-            continue;
-        }
-        out.push(Device {
-            path: PathBuf::from(path),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        });
-    }
-    Ok(out)
 }
 
 /// Makes `d` as `name` in `dir` (its parent directory).
@@ -256,54 +159,4 @@ fn symlink(dev: BorrowedFd<'_>, target: &str, name: &str) -> Result<(), RootfsEr
 /// An empty /dev/console for the console code to bind the pty onto after pivot_root.
 pub(super) fn create_console(root: &InRoot) -> Result<(), RootfsError> {
     open_or_create(root, Path::new("/dev/console"), true).map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mount(json: &str) -> Mount {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn configured_devices_replace_defaults_of_the_same_path() {
-        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.2.1",
-            "root": {"path": "rootfs"},
-            "linux": {"devices": [
-                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "uid": 7},
-                {"path": "/dev/fifo", "type": "p", "fileMode": 0o20640},
-            ]},
-        }))
-        .unwrap();
-        let ctx = RootfsContext {
-            spec: &spec,
-            rootfs: Path::new("/r"),
-            bundle: Path::new("/b"),
-            no_pivot: false,
-            mount_ns: true,
-            user_ns: false,
-            cgroup2_path: None,
-            bind_sources: &[],
-        };
-        let devs = wanted(&ctx).unwrap();
-        assert_eq!(devs.len(), 7);
-        let null: Vec<_> = devs
-            .iter()
-            .filter(|d| d.path == Path::new("/dev/null"))
-            .collect();
-        assert_eq!(null.len(), 1);
-        assert_eq!(null[0].uid, 7);
-        assert_eq!((devs[1].kind, devs[1].mode), (SFlag::S_IFIFO, 0o640));
-    }
-
-    #[test]
-    fn dev_setup_is_skipped_only_for_a_bound_dev() {
-        let tmpfs = mount(r#"{"destination":"/dev","type":"tmpfs","source":"tmpfs"}"#);
-        let bind = mount(r#"{"destination":"/dev/","source":"/dev","options":["rbind"]}"#);
-        let other = mount(r#"{"destination":"/dev/shm","source":"/x","options":["bind"]}"#);
-        assert!(needs_setup(&[tmpfs.clone(), other]));
-        assert!(!needs_setup(&[tmpfs, bind]));
-    }
 }

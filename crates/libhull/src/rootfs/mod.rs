@@ -4,7 +4,8 @@
 //! Paths inside the rootfs are resolved without following symlinks out of it, and mounts are
 //! made onto file descriptors, never onto a path that could be swapped underneath us.
 //!
-//! Submodules: `options` (parsing mount options), `mounts` (the `mounts[]` entries),
+//! Submodules: `plan` (the config resolved and checked before the clone: what the rest
+//! carries out), `options` (parsing mount options), `mounts` (the `mounts[]` entries),
 //! `devices` (/dev), `pivot` (propagation and entering the rootfs), `paths` (what happens
 //! after pivot), `inroot` (resolving and creating paths inside the rootfs). The mount table
 //! is read through `hull_sys::mountinfo`.
@@ -17,6 +18,9 @@ pub use mounts::open_bind_sources;
 pub mod options;
 mod paths;
 mod pivot;
+pub mod plan;
+
+pub use plan::{plan, Plan};
 
 use std::fmt::Display;
 use std::os::fd::{AsFd, AsRawFd};
@@ -24,7 +28,6 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
-use oci_spec::runtime::Spec;
 
 use hull_sys::mountinfo;
 use inroot::InRoot;
@@ -82,14 +85,11 @@ fn io_err(step: &'static str, path: impl Display) -> impl FnOnce(std::io::Error)
     }
 }
 
-/// What the init knows when it sets up the rootfs.
+/// What the init knows when it sets up the rootfs: the plan, and what only the runtime's
+/// process could find out.
 #[derive(Debug, Clone, Copy)]
 pub struct RootfsContext<'a> {
-    pub spec: &'a Spec,
-    /// Absolute host path of the rootfs.
-    pub rootfs: &'a Path,
-    /// Absolute host path of the bundle: relative bind sources are resolved against it.
-    pub bundle: &'a Path,
+    pub plan: &'a Plan,
     /// `--no-pivot`: MS_MOVE the rootfs onto / and chroot instead of pivot_root.
     pub no_pivot: bool,
     /// The container has its own mount namespace (without one, runc mounts into the host's
@@ -106,65 +106,44 @@ pub struct RootfsContext<'a> {
 }
 
 impl RootfsContext<'_> {
-    /// `linux.mountLabel`, the SELinux context of the filesystems hull mounts.
-    fn mount_label(&self) -> Option<&str> {
-        self.spec.linux().as_ref()?.mount_label().as_deref()
+    fn rootfs(&self) -> &Path {
+        &self.plan.rootfs
     }
 
-    /// `linux.rootfsPropagation` as mount flags, if set.
-    fn rootfs_propagation(&self) -> Result<Option<MsFlags>, RootfsError> {
-        let Some(name) = self
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.rootfs_propagation().as_deref())
-            .filter(|p| !p.is_empty())
-        else {
-            return Ok(None);
-        };
-        crate::spec::propagation_flags(name)
-            .map(Some)
-            .ok_or_else(|| {
-                RootfsError::refused("rootfs propagation", name, "unknown propagation type")
-            })
+    /// `linux.mountLabel`, the SELinux context of the filesystems hull mounts.
+    fn mount_label(&self) -> Option<&str> {
+        self.plan.mount_label.as_deref()
     }
 }
 
 /// In the init, in the container's mount namespace, before the createContainer hooks:
 /// propagation, the rootfs bind, every mount of the config, /dev.
 pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
-    let propagation = ctx.rootfs_propagation()?;
+    let rootfs = ctx.rootfs();
     if ctx.mount_ns {
-        pivot::prepare_propagation(ctx.rootfs, propagation)?;
+        pivot::prepare_propagation(rootfs, ctx.plan.propagation)?;
     }
     // A mount point of its own: pivot_root needs one, and a read-only root must not remount
     // the filesystem the rootfs directory lives on.
     nix::mount::mount(
-        Some(ctx.rootfs),
-        ctx.rootfs,
+        Some(rootfs),
+        rootfs,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(sys("bind rootfs onto itself", ctx.rootfs.display()))?;
+    .map_err(sys("bind rootfs onto itself", rootfs.display()))?;
     // Opened after the bind, so every path resolves inside the new mount.
-    let root = InRoot::open(ctx.rootfs).map_err(sys("open rootfs", ctx.rootfs.display()))?;
+    let root = InRoot::open(rootfs).map_err(sys("open rootfs", rootfs.display()))?;
 
-    let mounts = ctx.spec.mounts().as_deref().unwrap_or_default();
     let mounter = mounts::Mounter::new(ctx, &root)?;
-    for (i, m) in mounts.iter().enumerate() {
+    for (i, m) in ctx.plan.mounts.iter().enumerate() {
         mounter.mount(m, ctx.bind_sources.get(i).and_then(Option::as_ref))?;
     }
-    if devices::needs_setup(mounts) {
-        devices::setup(ctx, &root)?;
+    if let Some(devices) = &ctx.plan.devices {
+        devices::setup(ctx, &root, devices)?;
     }
-    let terminal = ctx
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal {
+    if ctx.plan.console {
         devices::create_console(&root)?;
     }
     Ok(())
@@ -173,8 +152,7 @@ pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
 /// pivot_root into the rootfs (or MS_MOVE + chroot with `--no-pivot`, chroot without a mount
 /// namespace) and chdir to the new /.
 pub fn enter(ctx: &RootfsContext) -> Result<(), RootfsError> {
-    let propagation = ctx.rootfs_propagation()?;
-    pivot::enter(ctx, propagation)
+    pivot::enter(ctx, ctx.plan.propagation)
 }
 
 /// After pivot_root and sysctls: read-only paths, masked paths, then `root.readonly`.

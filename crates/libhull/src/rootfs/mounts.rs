@@ -12,11 +12,11 @@ use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::statfs;
-use oci_spec::runtime::{LinuxNamespaceType, Mount};
 
 use super::inroot::{self, InRoot};
 use super::options::{propagation_attr, readonly_attr, MountOptions};
-use super::{clean_path, fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
+use super::plan::{MountKind, MountStep, Plan};
+use super::{fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
 use hull_sys::mount::{
     self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
@@ -38,26 +38,19 @@ const PROC_ALLOWED: &[&str] = &[
 /// Where the host keeps its cgroup2 hierarchy when it is fully unified.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// The bind mount sources of `spec`, each opened (as a detached copy, recursive for
+/// The bind mount sources of the plan, each opened (as a detached copy, recursive for
 /// `rbind`) by the runtime, by `mounts[]` index; `None` where a mount is no bind or the open
 /// failed (the init then tries the path itself and reports). For a container with a new user
 /// namespace, whose root may not reach a source the runtime can (a directory under a 0700
 /// parent): runc opens sources in the runtime too.
-pub fn open_bind_sources(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Option<OwnedFd>> {
-    let mounts = spec.mounts().as_deref().unwrap_or_default();
-    mounts
+pub fn open_bind_sources(plan: &Plan) -> Vec<Option<OwnedFd>> {
+    plan.mounts
         .iter()
-        .map(|m| {
-            let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-            let bind = opts.is_bind() || m.typ().as_deref() == Some("bind");
-            if !bind || opts.flags.contains(MsFlags::MS_REMOUNT) {
-                return None;
+        .map(|m| match &m.kind {
+            MountKind::Bind { source } if !m.opts.flags.contains(MsFlags::MS_REMOUNT) => {
+                open_source_tree(source, &m.opts).ok()
             }
-            let source = m
-                .source()
-                .as_deref()
-                .filter(|s| !s.as_os_str().is_empty())?;
-            open_source_tree(&bundle.join(source), &opts).ok()
+            _ => None,
         })
         .collect()
 }
@@ -84,62 +77,25 @@ impl<'a> Mounter<'a> {
     pub fn new(ctx: &'a RootfsContext<'a>, root: &'a InRoot) -> Result<Self, RootfsError> {
         let root_path = nix::fcntl::readlink(&fd_path(root))
             .map(PathBuf::from)
-            .map_err(sys("read rootfs path", ctx.rootfs.display()))?;
-        let cgroup_ns = ctx
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+            .map_err(sys("read rootfs path", ctx.rootfs().display()))?;
         Ok(Mounter {
             ctx,
             root,
             root_path,
-            cgroup_ns,
+            cgroup_ns: ctx.plan.cgroup_ns,
         })
     }
 
     /// Performs one `mounts[]` entry; `opened`: its bind source as the runtime opened it.
-    pub fn mount(&self, m: &Mount, opened: Option<&OwnedFd>) -> Result<(), RootfsError> {
-        let dest = clean_path(m.destination());
-        // As runc: a destination already written as a host path inside the rootfs names the
-        // same place (configs made by older tools spell mount points that way).
-        let rootfs = clean_path(self.ctx.rootfs);
-        let dest = match dest.strip_prefix(&rootfs) {
-            Ok(rest) if rootfs != Path::new("/") => Path::new("/").join(rest),
-            _ => dest,
-        };
-        let options = m.options().as_deref().unwrap_or_default();
-        let opts = MountOptions::parse(options);
-        let typ = m.typ().as_deref().unwrap_or("");
-        tracing::debug!(dest = %dest.display(), typ, ?options, "mount");
-        if opts.is_bind() || typ == "bind" {
-            let Some(source) = m.source().as_deref().filter(|s| !s.as_os_str().is_empty()) else {
-                return Err(RootfsError::refused(
-                    "bind mount",
-                    dest.display(),
-                    "no source",
-                ));
-            };
-            let source = self.ctx.bundle.join(source);
-            return self.bind(&source, &dest, &opts, opened);
-        }
-        match typ {
-            "" => Err(RootfsError::refused(
-                "mount",
-                dest.display(),
-                "no type and no bind option",
-            )),
-            "cgroup" if host_is_unified() => self.cgroup2(&dest, &opts),
-            "cgroup" => self.cgroup_v1(&dest, &opts),
-            "cgroup2" => self.cgroup2(&dest, &opts),
-            _ => {
-                let source = m
-                    .source()
-                    .as_deref()
-                    .map_or_else(|| typ.into(), |s| s.display().to_string());
-                self.filesystem(&source, &dest, typ, &opts)
-            }
+    pub fn mount(&self, m: &MountStep, opened: Option<&OwnedFd>) -> Result<(), RootfsError> {
+        let (dest, opts) = (m.dest.as_path(), &m.opts);
+        tracing::debug!(dest = %dest.display(), kind = ?m.kind, "mount");
+        match &m.kind {
+            MountKind::Bind { source } => self.bind(source, dest, opts, opened),
+            MountKind::Cgroup if host_is_unified() => self.cgroup2(dest, opts),
+            MountKind::Cgroup => self.cgroup_v1(dest, opts),
+            MountKind::Cgroup2 => self.cgroup2(dest, opts),
+            MountKind::Filesystem { typ, source } => self.filesystem(source, dest, typ, opts),
         }
     }
 

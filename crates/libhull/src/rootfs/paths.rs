@@ -6,41 +6,27 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
 
 use super::inroot::InRoot;
 use super::mounts::setattr;
-use super::options::{readonly_attr, MountOptions};
-use super::{clean_path, sys, RootfsContext, RootfsError};
+use super::options::readonly_attr;
+use super::{sys, RootfsContext, RootfsError};
 use hull_sys::mount::{
     self as sysmount, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 };
 
 pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
     let root = InRoot::open(Path::new("/")).map_err(sys("open", "/"))?;
-    let linux = ctx.spec.linux().as_ref();
-    for p in linux
-        .and_then(|l| l.readonly_paths().as_deref())
-        .unwrap_or_default()
-    {
-        readonly_path(&root, Path::new(p))?;
+    for p in &ctx.plan.readonly_paths {
+        readonly_path(&root, p)?;
     }
-    let masked = linux
-        .and_then(|l| l.masked_paths().as_deref())
-        .unwrap_or_default();
     let mut masks = Masks::default();
-    for p in masked {
-        mask_path(&root, Path::new(p), &mut masks, ctx.mount_label())?;
+    for p in &ctx.plan.masked_paths {
+        mask_path(&root, p, &mut masks, ctx.mount_label())?;
     }
     readonly_tmpfs(ctx, &root)?;
-    if ctx
-        .spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
+    if ctx.plan.readonly_root {
         let ro = readonly_attr();
         sysmount::mount_setattr(None, Path::new("/"), 0, &ro)
             .map_err(sys("make read-only", "/"))?;
@@ -162,18 +148,12 @@ fn verified_dev_null(root: &InRoot) -> Result<OwnedFd, RootfsError> {
 /// tmpfs mounts asked read-only were mounted writable so that what lies below them (mount
 /// points, devices in /dev) could be created; they become read-only now.
 fn readonly_tmpfs(ctx: &RootfsContext, root: &InRoot) -> Result<(), RootfsError> {
-    for m in ctx.spec.mounts().as_deref().unwrap_or_default() {
-        let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-        let tmpfs = m.typ().as_deref() == Some("tmpfs") && !opts.is_bind();
-        if !tmpfs || !opts.readonly() || opts.flags.contains(MsFlags::MS_REMOUNT) {
-            continue;
-        }
-        let dest = clean_path(m.destination());
-        let Some(h) = existing(root, &dest, "resolve mount")? else {
+    for m in ctx.plan.mounts.iter().filter(|m| m.is_readonly_tmpfs()) {
+        let Some(h) = existing(root, &m.dest, "resolve mount")? else {
             continue;
         };
         let ro = readonly_attr();
-        setattr(h.as_fd(), &ro, false).map_err(sys("make read-only", dest.display()))?;
+        setattr(h.as_fd(), &ro, false).map_err(sys("make read-only", m.dest.display()))?;
     }
     Ok(())
 }

@@ -67,10 +67,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, RootfsError> {
 /// Makes the rootfs the process's /, then applies the shared and unbindable forms of
 /// `linux.rootfsPropagation` to it (private and slave it has already from the bind).
 pub(super) fn enter(ctx: &RootfsContext, requested: Option<MsFlags>) -> Result<(), RootfsError> {
-    let newroot = open_dir(ctx.rootfs)?;
-    nix::unistd::fchdir(newroot.as_raw_fd()).map_err(sys("chdir", ctx.rootfs.display()))?;
+    let newroot = open_dir(ctx.rootfs())?;
+    nix::unistd::fchdir(newroot.as_raw_fd()).map_err(sys("chdir", ctx.rootfs().display()))?;
     if !ctx.mount_ns {
-        return chroot_here(ctx.rootfs);
+        return chroot_here(ctx.rootfs());
     }
     if requested.is_some_and(|f| f.contains(MsFlags::MS_SHARED)) {
         // pivot_root and MS_MOVE refuse a shared current root; this one is left behind anyway.
@@ -78,9 +78,9 @@ pub(super) fn enter(ctx: &RootfsContext, requested: Option<MsFlags>) -> Result<(
             .map_err(sys("set propagation of", "/"))?;
     }
     if ctx.no_pivot {
-        move_root(ctx.rootfs)?;
+        move_root(ctx.rootfs())?;
     } else {
-        pivot(ctx.rootfs)?;
+        pivot(ctx.rootfs())?;
     }
     if let Some(f) = requested.filter(|f| f.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE))
     {

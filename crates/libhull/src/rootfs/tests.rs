@@ -10,6 +10,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::ForkResult;
 use serde_json::json;
 
+use oci_spec::runtime::Spec;
+
 use super::*;
 use crate::spec::propagation_flags;
 
@@ -152,11 +154,11 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
     }
 }
 
-fn ctx<'a>(spec: &'a Spec, rootfs: &'a Path, bundle: &'a Path) -> RootfsContext<'a> {
+/// A context for the plan of `spec` (leaked: a test's setup runs once, in a child).
+fn ctx(spec: &Spec, rootfs: &Path, bundle: &Path) -> RootfsContext<'static> {
+    let plan = plan(spec, rootfs, bundle).expect("a test config plans");
     RootfsContext {
-        spec,
-        rootfs,
-        bundle,
+        plan: Box::leak(Box::new(plan)),
         no_pivot: false,
         mount_ns: true,
         user_ns: false,
