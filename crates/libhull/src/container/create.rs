@@ -65,6 +65,10 @@ impl Runtime {
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
         let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
+        let scheduling = match spec.process() {
+            Some(p) => Scheduling::plan(p, linux)?,
+            None => Scheduling::default(),
+        };
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
@@ -80,6 +84,7 @@ impl Runtime {
             filter,
             plan,
             rootfs,
+            scheduling,
             cgroups,
         })
     }
@@ -99,6 +104,7 @@ struct Checked {
     filter: Option<crate::seccomp::Filter>,
     plan: Plan,
     rootfs: crate::rootfs::Plan,
+    scheduling: Scheduling,
     cgroups: Cgroups,
 }
 
@@ -280,6 +286,7 @@ impl Made {
             filter,
             plan,
             rootfs,
+            scheduling,
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
@@ -332,6 +339,7 @@ impl Made {
                         rootfs: &rootfs,
                         bind_sources: &bind_sources,
                     },
+                    scheduling: &scheduling,
                     seccomp: filter.as_ref(),
                 },
                 lock,

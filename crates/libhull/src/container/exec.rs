@@ -23,6 +23,7 @@ impl Runtime {
             return Err(Error::ConsoleSocketWithoutTerminal);
         }
         let linux = crate::spec::linux(&st.config);
+        let scheduling = Scheduling::plan(&process, linux)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::of_running(st.pid, linux)?;
         // The namespaces are open now: if the init is still the one recorded (pid and start
@@ -99,6 +100,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     listen_fds: 0,
                     work: Work::Exec(&process),
+                    scheduling: &scheduling,
                     seccomp: filter.as_ref(),
                 },
                 lock: -1,

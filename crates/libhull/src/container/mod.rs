@@ -17,6 +17,7 @@ use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State}
 
 use crate::hooks;
 use crate::namespaces::Plan;
+use crate::process::scheduling::Scheduling;
 use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions, StepError, Work};
 use crate::spec::Bundle;
 use crate::state::{self, ContainerState, OciState, StateError, Status, Store};

@@ -1,12 +1,12 @@
-//! Process attributes the init sets before exec: rlimits, oom_score_adj, personality,
-//! scheduler, I/O priority, CPU affinity, session keyring, sysctls, hostname and domainname,
-//! no_new_privs and the user/group switch.
+//! Process attributes the init sets before exec: rlimits, oom_score_adj, session keyring,
+//! sysctls, hostname and domainname, no_new_privs and the user/group switch (scheduling
+//! attributes are in `scheduling`).
 //!
 //! Each function does one step and returns an error naming the step and the value. Most act
 //! on the calling process; the `_of(pid, …)` variants are for the steps runc takes from the
 //! parent, which keeps privileges the init loses once it is in a user namespace: rlimits
-//! (prlimit after the init reports ready), oom_score_adj (written before the user namespace
-//! exists) and the final exec CPU affinity (after the cgroup join).
+//! (prlimit after the init reports ready) and oom_score_adj (written before the user
+//! namespace exists).
 //!
 //! Writes under /proc go through a private, verified procfs handle (libpathrs), so a container
 //! that mounts over /proc cannot redirect them (CVE-2019-16884, CVE-2025-52881).
@@ -18,15 +18,11 @@ use std::io::{Read, Write};
 use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Pid, Uid};
-use oci_spec::runtime::{
-    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Scheduler, User,
-};
+use oci_spec::runtime::{PosixRlimit, PosixRlimitType, User};
 use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 
 use crate::capabilities::{self, CapsError};
-use hull_sys::sched;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttrError {
@@ -111,50 +107,6 @@ pub enum AttrError {
     },
     #[error("sysctl {key:?}: not a valid sysctl name")]
     SysctlKey { key: String },
-    #[error("set personality {domain} with flags {flags:?}: {source}")]
-    Personality {
-        domain: String,
-        flags: Vec<String>,
-        #[source]
-        source: Errno,
-    },
-    #[error("set personality: unknown flag {flag:?}")]
-    PersonalityFlag { flag: String },
-    #[error("set scheduler policy {policy}: {field} {value} is out of range")]
-    SchedulerValue {
-        policy: LinuxSchedulerPolicy,
-        field: &'static str,
-        value: i64,
-    },
-    #[error("set scheduler policy {policy} (nice {nice}, priority {priority}, flags {flags:?}): {source}")]
-    Scheduler {
-        policy: LinuxSchedulerPolicy,
-        nice: i32,
-        priority: i32,
-        flags: Vec<LinuxSchedulerFlag>,
-        #[source]
-        source: Errno,
-    },
-    #[error("set I/O priority {class} {priority}: priority must be 0 to 7")]
-    IoPriorityLevel {
-        class: IOPriorityClass,
-        priority: i64,
-    },
-    #[error("set I/O priority {class} {priority}: {source}")]
-    IoPriority {
-        class: IOPriorityClass,
-        priority: i64,
-        #[source]
-        source: Errno,
-    },
-    #[error("CPU list {list:?}: {reason}")]
-    CpuList { list: String, reason: String },
-    #[error("set CPU affinity to {list:?}: {source}")]
-    CpuAffinity {
-        list: String,
-        #[source]
-        source: Errno,
-    },
     #[error("join session keyring {name:?}: {source}")]
     JoinKeyring {
         name: String,
@@ -453,190 +405,6 @@ fn write_proc(
             value: value.into(),
             source,
         })
-}
-
-const PER_LINUX: libc::c_ulong = 0x0000;
-const PER_LINUX32: libc::c_ulong = 0x0008;
-
-/// Personality flags by their personality(2) names.
-const PERSONALITY_FLAGS: &[(&str, libc::c_ulong)] = &[
-    ("UNAME26", 0x0020000),
-    ("ADDR_NO_RANDOMIZE", 0x0040000),
-    ("FDPIC_FUNCPTRS", 0x0080000),
-    ("MMAP_PAGE_ZERO", 0x0100000),
-    ("ADDR_COMPAT_LAYOUT", 0x0200000),
-    ("READ_IMPLIES_EXEC", 0x0400000),
-    ("ADDR_LIMIT_32BIT", 0x0800000),
-    ("SHORT_INODE", 0x1000000),
-    ("WHOLE_SECONDS", 0x2000000),
-    ("STICKY_TIMEOUTS", 0x4000000),
-    ("ADDR_LIMIT_3GB", 0x8000000),
-];
-
-/// Sets the execution domain (LINUX or LINUX32) and flags, replacing the current personality.
-/// The spec defines no flags yet; the kernel's own flag names are accepted, others refused.
-pub fn set_personality(personality: &LinuxPersonality) -> Result<(), AttrError> {
-    let flags = personality.flags().clone().unwrap_or_default();
-    let mut persona = match personality.domain() {
-        LinuxPersonalityDomain::PerLinux => PER_LINUX,
-        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
-    };
-    for flag in &flags {
-        let bits = PERSONALITY_FLAGS
-            .iter()
-            .find(|(name, _)| name == flag)
-            .map(|&(_, bits)| bits)
-            .ok_or_else(|| AttrError::PersonalityFlag { flag: flag.clone() })?;
-        persona |= bits;
-    }
-    hull_sys::process::set_personality(persona).map_err(|source| AttrError::Personality {
-        domain: personality.domain().to_string(),
-        flags,
-        source,
-    })
-}
-
-/// Sets the scheduling policy and its parameters with sched_setattr(2). Unset numbers are 0.
-pub fn set_scheduler(scheduler: &Scheduler) -> Result<(), AttrError> {
-    let policy = *scheduler.policy();
-    let flags = scheduler.flags().clone().unwrap_or_default();
-    let nice = scheduler.nice().unwrap_or(0);
-    let priority = scheduler.priority().unwrap_or(0);
-    let priority_u32 = u32::try_from(priority).map_err(|_| AttrError::SchedulerValue {
-        policy,
-        field: "priority",
-        value: priority.into(),
-    })?;
-
-    let mut attr = sched::SchedAttr::new();
-    attr.sched_policy = match policy {
-        LinuxSchedulerPolicy::SchedOther => libc::SCHED_OTHER as u32,
-        LinuxSchedulerPolicy::SchedFifo => libc::SCHED_FIFO as u32,
-        LinuxSchedulerPolicy::SchedRr => libc::SCHED_RR as u32,
-        LinuxSchedulerPolicy::SchedBatch => libc::SCHED_BATCH as u32,
-        // Reserved by the kernel and never implemented: sched_setattr answers EINVAL.
-        LinuxSchedulerPolicy::SchedIso => 4,
-        LinuxSchedulerPolicy::SchedIdle => libc::SCHED_IDLE as u32,
-        LinuxSchedulerPolicy::SchedDeadline => 6,
-    };
-    attr.sched_flags = flags.iter().map(|&f| sched_flag(f)).fold(0, |a, b| a | b);
-    attr.sched_nice = nice;
-    attr.sched_priority = priority_u32;
-    attr.sched_runtime = scheduler.runtime().unwrap_or(0);
-    attr.sched_deadline = scheduler.deadline().unwrap_or(0);
-    attr.sched_period = scheduler.period().unwrap_or(0);
-
-    sched::sched_setattr(Pid::from_raw(0), &attr).map_err(|source| AttrError::Scheduler {
-        policy,
-        nice,
-        priority,
-        flags,
-        source,
-    })
-}
-
-fn sched_flag(flag: LinuxSchedulerFlag) -> u64 {
-    match flag {
-        LinuxSchedulerFlag::SchedResetOnFork => sched::SCHED_FLAG_RESET_ON_FORK,
-        LinuxSchedulerFlag::SchedFlagReclaim => sched::SCHED_FLAG_RECLAIM,
-        LinuxSchedulerFlag::SchedFlagDLOverrun => sched::SCHED_FLAG_DL_OVERRUN,
-        LinuxSchedulerFlag::SchedFlagKeepPolicy => sched::SCHED_FLAG_KEEP_POLICY,
-        LinuxSchedulerFlag::SchedFlagKeepParams => sched::SCHED_FLAG_KEEP_PARAMS,
-        LinuxSchedulerFlag::SchedFlagUtilClampMin => sched::SCHED_FLAG_UTIL_CLAMP_MIN,
-        LinuxSchedulerFlag::SchedFlagUtilClampMax => sched::SCHED_FLAG_UTIL_CLAMP_MAX,
-    }
-}
-
-/// Sets the I/O scheduling class and level of the calling process with ioprio_set(2)
-/// (IOPRIO_WHO_PROCESS; runc uses the process group, which can reach beyond the container).
-pub fn set_io_priority(io: &LinuxIOPriority) -> Result<(), AttrError> {
-    let class = io.class();
-    let priority = io.priority();
-    let level = u16::try_from(priority)
-        .ok()
-        .filter(|&l| l < sched::IOPRIO_LEVELS)
-        .ok_or(AttrError::IoPriorityLevel { class, priority })?;
-    let class_value = match class {
-        IOPriorityClass::IoprioClassRt => sched::IOPRIO_CLASS_RT,
-        IOPriorityClass::IoprioClassBe => sched::IOPRIO_CLASS_BE,
-        IOPriorityClass::IoprioClassIdle => sched::IOPRIO_CLASS_IDLE,
-    };
-    sched::ioprio_set(Pid::from_raw(0), sched::ioprio_value(class_value, level)).map_err(|source| {
-        AttrError::IoPriority {
-            class,
-            priority,
-            source,
-        }
-    })
-}
-
-/// The highest CPU number a list may name, as in runc: a bound on the mask we allocate.
-const MAX_CPU: usize = 64 * 1024;
-
-/// Parses a CPU list such as "0-3,7" into an affinity mask (bit N of word N/64 = CPU N).
-/// Spaces around items and empty items are allowed; a list naming no CPU is not.
-pub fn parse_cpu_list(list: &str) -> Result<Vec<u64>, AttrError> {
-    let err = |reason: String| AttrError::CpuList {
-        list: list.into(),
-        reason,
-    };
-    let number = |s: &str| -> Result<usize, AttrError> {
-        let n: usize = s
-            .trim()
-            .parse()
-            .map_err(|_| err(format!("{s:?} is not a CPU number")))?;
-        if n > MAX_CPU {
-            return Err(err(format!("CPU {n} is above the supported {MAX_CPU}")));
-        }
-        Ok(n)
-    };
-    let mut mask: Vec<u64> = Vec::new();
-    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (first, last) = match item.split_once('-') {
-            Some((a, b)) => (number(a)?, number(b)?),
-            None => (number(item)?, number(item)?),
-        };
-        if first > last {
-            return Err(err(format!("range {item:?} runs backwards")));
-        }
-        if mask.len() <= last / 64 {
-            mask.resize(last / 64 + 1, 0);
-        }
-        for cpu in first..=last {
-            mask[cpu / 64] |= 1 << (cpu % 64);
-        }
-    }
-    if mask.iter().all(|&w| w == 0) {
-        return Err(err("no CPU in the list".into()));
-    }
-    Ok(mask)
-}
-
-/// Restricts the calling process to the CPUs in `list` (execCPUAffinity format, "0-3,7").
-pub fn set_cpu_affinity(list: &str) -> Result<(), AttrError> {
-    set_cpu_affinity_of(Pid::from_raw(0), list)
-}
-
-/// Widens the calling process's CPU affinity to every CPU its cpuset cgroup allows (the kernel
-/// clamps an all-ones mask to that), so the process does not inherit the runtime's own
-/// narrower affinity (`taskset hull run`, a pinned systemd service): since Linux 6.2 joining
-/// a cpuset no longer resets it. As runc 1.2+, a failure is only a warning.
-pub fn reset_cpu_affinity() {
-    // As many CPUs as hull can name at all: the kernel ignores bits beyond its own count.
-    let all = [u64::MAX; (MAX_CPU + 1).div_ceil(64)];
-    if let Err(e) = sched::sched_setaffinity(Pid::from_raw(0), &all) {
-        tracing::warn!("resetting the CPU affinity failed (the process keeps the runtime's): {e}");
-    }
-}
-
-/// Restricts process `pid` to the CPUs in `list`; the parent sets `final` this way once the
-/// process is in its cgroup.
-pub fn set_cpu_affinity_of(pid: Pid, list: &str) -> Result<(), AttrError> {
-    let mask = parse_cpu_list(list)?;
-    sched::sched_setaffinity(pid, &mask).map_err(|source| AttrError::CpuAffinity {
-        list: list.into(),
-        source,
-    })
 }
 
 /// `KEY_USR_SEARCH`: the keyring's owner may find it.

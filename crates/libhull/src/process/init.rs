@@ -25,6 +25,7 @@ use crate::spec::Bundle;
 use crate::{capabilities, console, hooks, seccomp};
 
 use super::attrs;
+use super::scheduling::Scheduling;
 
 /// Everything the init needs, prepared by the runtime before the clone.
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub listen_fds: u32,
     pub work: Work<'a>,
+    /// The process's scheduling attributes, planned by the runtime.
+    pub scheduling: &'a Scheduling,
     /// The container's seccomp filter, compiled by the runtime.
     pub seccomp: Option<&'a seccomp::Filter>,
 }
@@ -374,7 +377,7 @@ fn setup(
     let exec = match spec.process() {
         Some(process) => Some(prepare_process(
             process,
-            linux,
+            args.scheduling,
             args.preserve_fds,
             args.listen_fds,
             args.seccomp,
@@ -535,7 +538,7 @@ fn exec_process(
     }
     let exec = prepare_process(
         process,
-        crate::spec::linux(&args.bundle.spec),
+        args.scheduling,
         args.preserve_fds,
         0,
         args.seccomp,
@@ -572,7 +575,7 @@ struct Exec {
 /// Everything of `process` that is set before the init reports ready.
 fn prepare_process(
     process: &Process,
-    linux: &oci_spec::runtime::Linux,
+    sched: &Scheduling,
     preserve_fds: u32,
     listen_fds: u32,
     filter: Option<&seccomp::Filter>,
@@ -585,8 +588,9 @@ fn prepare_process(
         Ok(_) | Err(nix::errno::Errno::EPERM) => {}
         Err(e) => return Err(InitError::new("setsid", e)),
     }
-    scheduling(process, linux)?;
-    let affinity = process.exec_cpu_affinity().as_ref();
+    // The container's personality, for exec'd processes too (as runc: `uname -m` says i686
+    // in both); in its cgroup by now, so no initial affinity means its cpuset's CPUs.
+    sched.apply().map_err(step("scheduling"))?;
 
     let cwd = process.cwd();
     // First as root, as runc does: a cwd that root may enter but the user may not (a 0700
@@ -655,52 +659,12 @@ fn prepare_process(
     )
     .map_err(step("close fds"))?;
     // Before the filter: a profile need not allow sched_setaffinity.
-    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_ref()) {
-        attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.final"))?;
+    if let Some(cpus) = &sched.affinity_final {
+        cpus.set().map_err(step("execCPUAffinity.final"))?;
     }
 
     lock_down(process, caps, filter, chan)?;
     Ok(exec)
-}
-
-/// The process's personality, scheduler, I/O priority and initial CPU affinity.
-fn scheduling(process: &Process, linux: &oci_spec::runtime::Linux) -> Result<(), InitError> {
-    // The container's, for exec'd processes too (as runc: `uname -m` says i686 in both).
-    if let Some(p) = linux.personality() {
-        attrs::set_personality(p).map_err(step("personality"))?;
-    }
-    if let Some(s) = process.scheduler() {
-        attrs::set_scheduler(s).map_err(|e| match e {
-            // runc's words for the kernel's refusal of SCHED_DEADLINE in a restricted cpuset.
-            attrs::AttrError::Scheduler {
-                source: nix::errno::Errno::EPERM,
-                ..
-            } if linux
-                .resources()
-                .as_ref()
-                .and_then(|r| r.cpu().as_ref())
-                .and_then(|c| c.cpus().as_deref())
-                .is_some_and(|c| !c.is_empty()) =>
-            {
-                InitError::new(
-                    "scheduler",
-                    "process scheduler can't be used together with AllowedCPUs",
-                )
-            }
-            e => step("scheduler")(e),
-        })?;
-    }
-    if let Some(p) = process.io_priority() {
-        attrs::set_io_priority(p).map_err(step("ioPriority"))?;
-    }
-    let affinity = process.exec_cpu_affinity().as_ref();
-    // In its cgroup by now: without an initial set, every CPU of its cpuset (runc 1.2+).
-    match affinity.and_then(|a| a.initial().as_deref()) {
-        Some(cpus) => attrs::set_cpu_affinity(cpus).map_err(step("execCPUAffinity.initial"))?,
-        None => attrs::reset_cpu_affinity(),
-    }
-
-    Ok(())
 }
 
 /// What execve gets: the executable found on the container's PATH, argv, the environment

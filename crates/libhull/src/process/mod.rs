@@ -8,6 +8,7 @@
 pub(crate) mod attrs;
 pub(crate) mod gate;
 pub(crate) mod init;
+pub(crate) mod scheduling;
 pub mod sealed;
 pub(crate) mod sync;
 
