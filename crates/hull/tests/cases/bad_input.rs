@@ -211,6 +211,11 @@ fn config_the_init_cannot_carry_out_is_refused_before_the_clone() {
             ("linux.devices[0].path: ", "is not a file path"),
         ),
         (
+            "bad_plan_sysctl",
+            json!({ "linux": { "sysctl": { "fs.mqueue..x": "1" } } }),
+            ("linux.sysctl.fs.mqueue..x: ", "not a valid sysctl name"),
+        ),
+        (
             "bad_plan_mount",
             json!({ "mounts": [{ "destination": "/mnt", "source": "tmpfs" }] }),
             ("mounts[0].type: ", "/mnt: no type and no bind option"),

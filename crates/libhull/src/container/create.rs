@@ -65,6 +65,7 @@ impl Runtime {
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
         let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
+        let sysctls = crate::process::attrs::plan_sysctls(linux.sysctl().as_ref())?;
         let scheduling = match spec.process() {
             Some(p) => Scheduling::plan(p, linux)?,
             None => Scheduling::default(),
@@ -85,6 +86,7 @@ impl Runtime {
             plan,
             rootfs,
             scheduling,
+            sysctls,
             cgroups,
         })
     }
@@ -105,6 +107,7 @@ struct Checked {
     plan: Plan,
     rootfs: crate::rootfs::Plan,
     scheduling: Scheduling,
+    sysctls: Vec<crate::process::attrs::Sysctl>,
     cgroups: Cgroups,
 }
 
@@ -287,6 +290,7 @@ impl Made {
             plan,
             rootfs,
             scheduling,
+            sysctls,
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
@@ -338,6 +342,7 @@ impl Made {
                     work: Work::Create {
                         rootfs: &rootfs,
                         bind_sources: &bind_sources,
+                        sysctls: &sysctls,
                     },
                     scheduling: &scheduling,
                     seccomp: filter.as_ref(),

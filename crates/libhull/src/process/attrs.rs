@@ -23,6 +23,7 @@ use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
 
 use crate::capabilities::{self, CapsError};
+use crate::spec::SpecError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttrError {
@@ -105,8 +106,6 @@ pub enum AttrError {
         #[source]
         source: std::io::Error,
     },
-    #[error("sysctl {key:?}: not a valid sysctl name")]
-    SysctlKey { key: String },
     #[error("join session keyring {name:?}: {source}")]
     JoinKeyring {
         name: String,
@@ -336,11 +335,37 @@ pub fn set_oom_score_adj(value: i32) -> Result<(), AttrError> {
     }
 }
 
+/// One sysctl to write: its file under /proc and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sysctl {
+    subpath: String,
+    value: String,
+}
+
+/// `linux.sysctl` as files under /proc, sorted by key; a key that cannot name a file under
+/// /proc/sys is refused naming it. (Which keys a container may set at all is checked with
+/// its namespaces by `spec::validate`.)
+pub fn plan_sysctls(sysctls: Option<&HashMap<String, String>>) -> Result<Vec<Sysctl>, SpecError> {
+    let mut keys: Vec<(&String, &String)> = sysctls.into_iter().flatten().collect();
+    keys.sort();
+    keys.into_iter()
+        .map(|(key, value)| {
+            let subpath = sysctl_path(key).ok_or_else(|| {
+                SpecError::invalid(format!("linux.sysctl.{key}"), "not a valid sysctl name")
+            })?;
+            Ok(Sysctl {
+                subpath,
+                value: value.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Writes each sysctl to /proc/sys/<key with '.' as '/'> through one private procfs handle
 /// (a key written with '/' is taken as the path, so dots in it stay literal, as sysctl(8)
 /// does). The values land in the namespaces of the calling process. Keys go in sorted order
 /// so a failure is reproducible.
-pub fn set_sysctls(sysctls: &HashMap<String, String>) -> Result<(), AttrError> {
+pub fn set_sysctls(sysctls: &[Sysctl]) -> Result<(), AttrError> {
     if sysctls.is_empty() {
         return Ok(());
     }
@@ -353,18 +378,15 @@ pub fn set_sysctls(sysctls: &HashMap<String, String>) -> Result<(), AttrError> {
             what: "/proc/sys".into(),
             source,
         })?;
-    let mut keys: Vec<&String> = sysctls.keys().collect();
-    keys.sort();
-    for key in keys {
-        let subpath = sysctl_path(key)?;
-        let path = format!("/proc/{subpath}");
-        write_proc(&proc, ProcfsBase::ProcRoot, &subpath, &path, &sysctls[key])?;
+    for s in sysctls {
+        let path = format!("/proc/{}", s.subpath);
+        write_proc(&proc, ProcfsBase::ProcRoot, &s.subpath, &path, &s.value)?;
     }
     Ok(())
 }
 
-/// "net.ipv4.ip_forward" → "sys/net/ipv4/ip_forward". Refuses empty, `.` and `..` parts.
-fn sysctl_path(key: &str) -> Result<String, AttrError> {
+/// "net.ipv4.ip_forward" → "sys/net/ipv4/ip_forward"; none for empty, `.` and `..` parts.
+fn sysctl_path(key: &str) -> Option<String> {
     let path = if key.contains('/') {
         key.to_owned()
     } else {
@@ -375,10 +397,7 @@ fn sysctl_path(key: &str) -> Result<String, AttrError> {
         && path
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..");
-    if !valid {
-        return Err(AttrError::SysctlKey { key: key.into() });
-    }
-    Ok(format!("sys/{path}"))
+    valid.then(|| format!("sys/{path}"))
 }
 
 /// Opens `subpath` under `base` write-only through `proc` and writes `value` in one call.

@@ -58,6 +58,7 @@ pub enum Work<'a> {
     Create {
         rootfs: &'a rootfs::Plan,
         bind_sources: &'a [Option<OwnedFd>],
+        sysctls: &'a [attrs::Sysctl],
     },
     /// `exec`: run this process in the running container (whose namespaces `plan` joins).
     Exec(&'a Process),
@@ -98,10 +99,12 @@ pub(super) fn child_main(
             Work::Create {
                 rootfs,
                 bind_sources,
+                sysctls,
             } => {
                 let ctx = Created {
                     rootfs,
                     bind_sources,
+                    sysctls,
                     cgroup2: entered.map(|e| e.cgroup2),
                 };
                 setup(args, ctx, &chan, child_of_runtime)
@@ -289,6 +292,7 @@ fn parent_death_signal(sig: Option<Signal>) -> Result<(), InitError> {
 struct Created<'a> {
     rootfs: &'a rootfs::Plan,
     bind_sources: &'a [Option<OwnedFd>],
+    sysctls: &'a [attrs::Sysctl],
     /// What the slow path found (see [`cgroup2_before`]); none for the single clone.
     cgroup2: Option<Option<PathBuf>>,
 }
@@ -302,7 +306,6 @@ fn setup(
     let single_clone = created.cgroup2.is_none();
     let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
     let spec: &Spec = &args.bundle.spec;
-    let linux = crate::spec::linux(spec);
     let plan = args.plan;
     let deferred = plan.new.difference(plan.clone_flags());
     let cgroup2 = match created.cgroup2 {
@@ -359,9 +362,7 @@ fn setup(
         console::setup_with_size(sock, size.as_ref(), args.console_relayed)
             .map_err(step("console"))?;
     }
-    if let Some(sysctl) = linux.sysctl() {
-        attrs::set_sysctls(sysctl).map_err(step("sysctl"))?;
-    }
+    attrs::set_sysctls(created.sysctls).map_err(step("sysctl"))?;
     rootfs::finalize(&ctx).map_err(step("finalize rootfs"))?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         attrs::set_hostname(h).map_err(step("hostname"))?;

@@ -307,7 +307,8 @@ fn set_sysctls_writes_in_the_callers_ipc_namespace() {
             ("kernel.shmmax".to_owned(), "123456789".to_owned()),
             ("kernel/shmmni".to_owned(), "1234".to_owned()),
         ]);
-        check("set_sysctls", set_sysctls(&sysctls))?;
+        let planned = check("plan_sysctls", plan_sysctls(Some(&sysctls)))?;
+        check("set_sysctls", set_sysctls(&planned))?;
         for (file, want) in [("shmmax", "123456789"), ("shmmni", "1234")] {
             let v = check(
                 "read",
@@ -324,7 +325,8 @@ fn set_sysctls_names_a_missing_key() {
     run(|| {
         check("unshare ipc", unshare(CloneFlags::CLONE_NEWIPC))?;
         let sysctls = HashMap::from([("kernel.no_such_knob".to_owned(), "1".to_owned())]);
-        let err = set_sysctls(&sysctls).err().ok_or("missing key accepted")?;
+        let planned = check("plan_sysctls", plan_sysctls(Some(&sysctls)))?;
+        let err = set_sysctls(&planned).err().ok_or("missing key accepted")?;
         let text = err.to_string();
         ensure(text.contains("/proc/sys/kernel/no_such_knob"), || {
             format!("unexpected error: {text}")
@@ -335,12 +337,12 @@ fn set_sysctls_names_a_missing_key() {
 #[test]
 fn sysctl_keys_map_to_paths_and_bad_keys_are_refused() {
     assert_eq!(
-        sysctl_path("net.ipv4.ip_forward").unwrap(),
-        "sys/net/ipv4/ip_forward"
+        sysctl_path("net.ipv4.ip_forward").as_deref(),
+        Some("sys/net/ipv4/ip_forward")
     );
     assert_eq!(
-        sysctl_path("net/ipv4/conf/eth0.1/rp_filter").unwrap(),
-        "sys/net/ipv4/conf/eth0.1/rp_filter"
+        sysctl_path("net/ipv4/conf/eth0.1/rp_filter").as_deref(),
+        Some("sys/net/ipv4/conf/eth0.1/rp_filter")
     );
     for bad in [
         "",
@@ -350,11 +352,13 @@ fn sysctl_keys_map_to_paths_and_bad_keys_are_refused() {
         "/kernel/x",
         "a\0b",
     ] {
-        assert!(
-            matches!(sysctl_path(bad), Err(AttrError::SysctlKey { .. })),
-            "{bad:?} accepted"
-        );
+        assert_eq!(sysctl_path(bad), None, "{bad:?} accepted");
     }
+    let bad = HashMap::from([("fs.mqueue..x".to_owned(), "1".to_owned())]);
+    assert_eq!(
+        plan_sysctls(Some(&bad)).unwrap_err().to_string(),
+        "invalid config.json: linux.sysctl.fs.mqueue..x: not a valid sysctl name"
+    );
 }
 
 #[test]
