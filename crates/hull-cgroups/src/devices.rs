@@ -8,7 +8,7 @@ use std::fmt;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::CgroupError;
+use crate::error::CgroupError;
 
 /// Access bits, valued as the kernel hands them to a device program (`BPF_DEVCG_ACC_*`).
 pub const MKNOD: u8 = 1;

@@ -15,7 +15,8 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Stats};
-use super::{CgroupError, Cgroups};
+use crate::error::CgroupError;
+use crate::model::Cgroups;
 
 /// How often the loop asks whether the container still runs, whatever the interval.
 const ALIVE_CHECK: Duration = Duration::from_secs(1);

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{CgroupError, Cgroups};
+use crate::error::CgroupError;
+use crate::model::Cgroups;
 
 // USER_HZ, the unit of cpuacct.stat: 100 on every Linux architecture.
 const CLOCK_TICKS: u64 = 100;

@@ -1,52 +1,10 @@
 //! The devices controller (v1): the exception list moved from what the kernel has to what
 //! the rules want with the fewest writes, never passing through a state that allows more.
 
-use super::*;
+use oci_spec::runtime::LinuxDeviceCgroup;
 
-impl Plan<'_> {
-    pub(super) fn devices(
-        &mut self,
-        rules: Option<&[LinuxDeviceCgroup]>,
-    ) -> Result<(), CgroupError> {
-        if self.update && rules.is_none() {
-            return Ok(());
-        }
-        let rules = rules.unwrap_or_default();
-        let want = DeviceState::target(rules)?;
-        if hull_sys::proc::in_user_namespace() {
-            // The kernel refuses device cgroup writes from a user namespace; runc skips them.
-            tracing::debug!("in a user namespace: the device rules are left to the parent cgroup");
-            return Ok(());
-        }
-        let Some(dir) = self.cg.v1_dir("devices") else {
-            if rules.is_empty() {
-                tracing::warn!(
-                    "no v1 devices hierarchy: the container's device access is not limited"
-                );
-                return Ok(());
-            }
-            return Err(self.dir("devices", "devices").unwrap_err());
-        };
-        let list = dir.join("devices.list");
-        let current = DeviceState::from_list(&read(&list)?).map_err(|reason| CgroupError::Io {
-            step: "parse",
-            path: list.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, reason),
-        })?;
-        // A fresh cgroup has no children, so a reset is fine and gives devices.list the
-        // config's order. A live one may have children (the kernel then refuses "a") and
-        // must not lose access in between: change only what differs, as runc does.
-        for (file, line) in current.transition(&want, !self.update) {
-            let w = self.write("devices", dir, file, line);
-            self.steps.push(Step::Write(w));
-        }
-        self.steps.push(Step::CheckDevices {
-            dir: dir.to_owned(),
-            want,
-        });
-        Ok(())
-    }
-}
+use crate::devices::{self, access_string, DeviceKind, Node, Rule};
+use crate::error::CgroupError;
 
 /// One exception in a device cgroup: allowed in a deny-by-default cgroup, denied in an
 /// allow-by-default one.
@@ -145,16 +103,19 @@ impl DeviceState {
             // harmless: the node cannot be opened. Anything else is refused, as in runc.
             if self.allow_all || e.from_config & overlap != 0 || overlap != devices::MKNOD {
                 let verb = if rule.allow { "allow" } else { "deny" };
-                return Err(invalid(
-                    index.map_or(field("devices"), |i| devices::field(i, "")),
-                    format!(
+                return Err(CgroupError::Invalid {
+                    field: index.map_or_else(
+                        || "linux.resources.devices".to_string(),
+                        |i| devices::field(i, ""),
+                    ),
+                    reason: format!(
                         "cannot {verb} {node} {}: the rule {} {} covers it, and a v1 device \
                          cgroup cannot make an exception inside a wildcard rule",
                         access_string(rule.access),
                         e.node,
                         access_string(e.access)
                     ),
-                ));
+                });
             }
             tracing::debug!("{node}: mknod stays allowed by the default rule {}", e.node);
         }

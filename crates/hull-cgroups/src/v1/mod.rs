@@ -22,9 +22,9 @@ use oci_spec::runtime::{
     LinuxRdma, LinuxResources,
 };
 
-use crate::devices::{self, access_string, DeviceKind, Node, Rule};
 use crate::error::CgroupError;
 use crate::model::Cgroups;
+use device_list::DeviceState;
 
 /// What the kernel prints for "no limit" in a v1 `*limit_in_bytes` file on 4 KiB pages.
 const MEMORY_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
@@ -674,8 +674,54 @@ fn hugetlb_sizes(dir: &Path) -> Vec<String> {
     sizes
 }
 
+/// The devices controller: the exception list moved from what the kernel has to what the
+/// rules want with the fewest writes, never passing through a state that allows more.
+impl Plan<'_> {
+    pub(super) fn devices(
+        &mut self,
+        rules: Option<&[LinuxDeviceCgroup]>,
+    ) -> Result<(), CgroupError> {
+        if self.update && rules.is_none() {
+            return Ok(());
+        }
+        let rules = rules.unwrap_or_default();
+        let want = DeviceState::target(rules)?;
+        if hull_sys::proc::in_user_namespace() {
+            // The kernel refuses device cgroup writes from a user namespace; runc skips them.
+            tracing::debug!("in a user namespace: the device rules are left to the parent cgroup");
+            return Ok(());
+        }
+        let Some(dir) = self.cg.v1_dir("devices") else {
+            if rules.is_empty() {
+                tracing::warn!(
+                    "no v1 devices hierarchy: the container's device access is not limited"
+                );
+                return Ok(());
+            }
+            return Err(self.dir("devices", "devices").unwrap_err());
+        };
+        let list = dir.join("devices.list");
+        let current = DeviceState::from_list(&read(&list)?).map_err(|reason| CgroupError::Io {
+            step: "parse",
+            path: list.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, reason),
+        })?;
+        // A fresh cgroup has no children, so a reset is fine and gives devices.list the
+        // config's order. A live one may have children (the kernel then refuses "a") and
+        // must not lose access in between: change only what differs, as runc does.
+        for (file, line) in current.transition(&want, !self.update) {
+            let w = self.write("devices", dir, file, line);
+            self.steps.push(Step::Write(w));
+        }
+        self.steps.push(Step::CheckDevices {
+            dir: dir.to_owned(),
+            want,
+        });
+        Ok(())
+    }
+}
+
 mod cpu;
-use device_list::DeviceState;
 mod device_list;
 mod memory;
 
