@@ -3,7 +3,7 @@
 //!
 //! Layers, each using only those below it:
 //! 1. [`container`]: the lifecycle (create, start, kill, delete, state, list) and its
-//!    [`state`] store.
+//!    [`state`] store (`container::state`).
 //! 2. [`process`]: spawning the container init and the ordered setup it runs before exec.
 //! 3. Facilities the init uses: [`namespaces`], [`rootfs`], [`console`], [`hooks`],
 //!    [`seccomp`], [`lsm`], [`notify`].
@@ -51,11 +51,10 @@ pub mod process;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub mod spec;
-pub mod state;
 
 /// The cgroup managers (the `hull-cgroups` crate).
 pub use hull_cgroups as cgroups;
 /// The system layer (the `hull-sys` crate).
 pub use hull_sys as sys;
 
-pub use container::{CreateOptions, Error, ExecOptions, RunOptions, Runtime};
+pub use container::{state, CreateOptions, Error, ExecOptions, RunOptions, Runtime};

@@ -20,8 +20,8 @@ use crate::namespaces::Plan;
 use crate::process::scheduling::Scheduling;
 use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions, StepError, Work};
 use crate::spec::Bundle;
-use crate::state::{self, ContainerState, OciState, StateError, Status, Store};
 use hull_cgroups::{self as cgroups, CgroupError, Cgroups};
+use state::{ContainerState, OciState, StateError, Status, Store};
 
 mod cgroup;
 mod create;
@@ -31,6 +31,7 @@ mod kill;
 mod query;
 mod run;
 mod start;
+pub mod state;
 mod teardown;
 
 use create::{check_preserved_fds, connect_pidfd_socket, send_pidfd, send_seccomp_listener};
