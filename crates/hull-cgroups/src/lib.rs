@@ -27,6 +27,7 @@ pub use model::{Cgroups, Hierarchy};
 use mounts::host_mounts;
 pub use procs::reap_by_id;
 
+use hull_sys::proc::CgroupLine;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -55,24 +56,30 @@ pub fn has_limits(res: &oci_spec::runtime::LinuxResources) -> bool {
     serde_json::to_value(&rest).is_ok_and(|v| set(&v))
 }
 
-/// The caller's own cgroups: (controllers field of /proc/self/cgroup, path).
-/// The caller's own cgroups, read once per process (hull never moves itself).
-fn own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
-    static OWN: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+/// The caller's own cgroups (/proc/self/cgroup), read once per process (hull never moves
+/// itself).
+fn own_cgroups() -> Result<&'static [CgroupLine], CgroupError> {
+    static OWN: std::sync::OnceLock<Vec<CgroupLine>> = std::sync::OnceLock::new();
     if let Some(o) = OWN.get() {
-        return Ok(o.clone());
+        return Ok(o);
     }
-    let o = read_own_cgroups()?;
-    Ok(OWN.get_or_init(|| o).clone())
-}
-
-fn read_own_cgroups() -> Result<Vec<(String, String)>, CgroupError> {
-    let lines = hull_sys::proc::own_cgroups().map_err(|source| CgroupError::Io {
+    let o = hull_sys::proc::own_cgroups().map_err(|source| CgroupError::Io {
         step: "read",
         path: "/proc/self/cgroup".into(),
         source,
     })?;
-    Ok(lines.into_iter().map(|l| (l.controllers, l.path)).collect())
+    Ok(OWN.get_or_init(|| o))
+}
+
+/// The caller's own cgroup path in the v1 hierarchy of `controllers`, or with `None` in
+/// cgroup2.
+fn own_in<'a>(own: &'a [CgroupLine], controllers: Option<&[String]>) -> Option<&'a str> {
+    own.iter()
+        .find(|l| match controllers {
+            Some(c) => same_controllers(&l.controllers, c),
+            None => l.controllers.is_empty(),
+        })
+        .map(|l| l.path.as_str())
 }
 
 /// Lexically cleans a cgroup path: `.` and empty parts go, `..` never climbs above the start.
@@ -133,12 +140,9 @@ impl Cgroups {
             let parent = if absolute {
                 PathBuf::new()
             } else {
-                let mine = own
-                    .iter()
-                    .find(|(names, _)| same_controllers(names, controllers))
-                    .map(|(_, p)| clean(p))
-                    .unwrap_or_default();
-                mine
+                own_in(own, Some(controllers))
+                    .map(clean)
+                    .unwrap_or_default()
             };
             let dir = under_mount(mount, root, &parent.join(&inner));
             cg.v1.push(Hierarchy {
@@ -152,9 +156,8 @@ impl Cgroups {
             let parent = if absolute {
                 PathBuf::new()
             } else {
-                own.iter()
-                    .find(|(names, _)| names.is_empty())
-                    .map(|(_, p)| clean(p))
+                own_in(own, None)
+                    .map(clean)
                     .and_then(|p| p.parent().map(Path::to_path_buf))
                     .unwrap_or_default()
             };
@@ -426,10 +429,8 @@ impl Cgroups {
             let Some((_, mount, root)) = mounts.v1.iter().find(|m| m.0 == h.controllers) else {
                 continue;
             };
-            let mine = own
-                .iter()
-                .find(|(names, _)| same_controllers(names, &h.controllers))
-                .map(|(_, p)| under_mount(mount, root, &clean(p)));
+            let mine =
+                own_in(own, Some(&h.controllers)).map(|p| under_mount(mount, root, &clean(p)));
             if let Some(mine) = mine {
                 if is_at_or_above(&h.dir, &mine) {
                     return Err(own_cgroup_refused(&h.dir));
@@ -437,10 +438,7 @@ impl Cgroups {
             }
         }
         if let (Some(u), Some((mount, root))) = (&self.unified, &mounts.unified) {
-            let mine = own
-                .iter()
-                .find(|(names, _)| names.is_empty())
-                .map(|(_, p)| under_mount(mount, root, &clean(p)));
+            let mine = own_in(own, None).map(|p| under_mount(mount, root, &clean(p)));
             if let Some(mine) = mine {
                 if !self.made(u) && is_at_or_above(u, &mine) {
                     return Err(own_cgroup_refused(u));

@@ -36,10 +36,8 @@ fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
     let cg = Cgroups::resolve(Some(Path::new("hulltest-unit/x")), "id", false).unwrap();
     assert!(!cg.v1.is_empty() || cg.unified.is_some());
     for h in &cg.v1 {
-        let (_, mine) = own
-            .iter()
-            .find(|(names, _)| same_controllers(names, &h.controllers))
-            .expect("every hierarchy is in /proc/self/cgroup");
+        let mine =
+            own_in(own, Some(&h.controllers)).expect("every hierarchy is in /proc/self/cgroup");
         let expect = clean(mine).join("hulltest-unit/x");
         assert!(
             h.dir.ends_with(&expect),
@@ -51,10 +49,7 @@ fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
     }
     // cgroup2: under the parent of the caller's cgroup, which holds the caller.
     if let Some(u) = &cg.unified {
-        let (_, mine) = own
-            .iter()
-            .find(|(names, _)| names.is_empty())
-            .expect("cgroup2 is in /proc/self/cgroup");
+        let mine = own_in(own, None).expect("cgroup2 is in /proc/self/cgroup");
         let parent = Path::new(mine).parent().unwrap_or(Path::new("/"));
         let expect = clean(&parent.to_string_lossy()).join("hulltest-unit/x");
         assert!(
