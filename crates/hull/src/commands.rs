@@ -291,7 +291,7 @@ fn kill(rt: &Runtime, args: KillArgs) -> Result<i32> {
     let signal = parse_signal(raw)?;
     match rt.kill(&args.id, signal, args.all) {
         // runc: with --all, a container that is no longer running is not an error.
-        Err(libhull::Error::NotRunning) if args.all => Ok(0),
+        Err(libhull::container::KillError::NotRunning) if args.all => Ok(0),
         Err(e) => Err(e.into()),
         Ok(()) => Ok(0),
     }

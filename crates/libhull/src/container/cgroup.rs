@@ -5,30 +5,30 @@ use super::*;
 
 impl Runtime {
     /// Freezes every process of a running (or created) container.
-    pub fn pause(&self, id: &str) -> Result<(), Error> {
+    pub fn pause(&self, id: &str) -> Result<(), ControlError> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
         match st.status() {
             Status::Running | Status::Created => {}
-            _ => return Err(Error::NotRunning),
+            _ => return Err(ControlError::NotRunning),
         }
         self.cgroups_of(&st)?.freeze(true)?;
         Ok(())
     }
 
     /// Thaws a paused container.
-    pub fn resume(&self, id: &str) -> Result<(), Error> {
+    pub fn resume(&self, id: &str) -> Result<(), ControlError> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
         if st.status() != Status::Paused {
-            return Err(Error::NotPaused);
+            return Err(ControlError::NotPaused);
         }
         self.cgroups_of(&st)?.freeze(false)?;
         Ok(())
     }
 
     /// The host pids of the container's processes (`ps`).
-    pub fn pids(&self, id: &str) -> Result<Vec<i32>, Error> {
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>, ControlError> {
         let st = self.store.read(id)?;
         let mut pids: Vec<i32> = container_pids(&st).into_iter().map(Pid::as_raw).collect();
         pids.sort_unstable();
@@ -37,10 +37,10 @@ impl Runtime {
     }
 
     /// Usage statistics of the container's cgroups, as `events --stats` prints them.
-    pub fn stats(&self, id: &str) -> Result<cgroups::stats::Stats, Error> {
+    pub fn stats(&self, id: &str) -> Result<cgroups::stats::Stats, ControlError> {
         let st = self.store.read(id)?;
         if st.status() == Status::Stopped {
-            return Err(Error::EventsNotRunning(id.to_string()));
+            return Err(ControlError::EventsNotRunning(id.to_string()));
         }
         Ok(cgroups::stats::collect(self.cgroups_of(&st)?)?)
     }
@@ -53,10 +53,10 @@ impl Runtime {
         interval: Duration,
         stats_only: bool,
         emit: &mut dyn FnMut(&cgroups::events::Event) -> std::io::Result<()>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), ControlError> {
         let st = self.store.read(id)?;
         if st.status() == Status::Stopped {
-            return Err(Error::EventsNotRunning(id.to_string()));
+            return Err(ControlError::EventsNotRunning(id.to_string()));
         }
         let cg = self.cgroups_of(&st)?;
         let alive = || {
@@ -69,11 +69,15 @@ impl Runtime {
     }
 
     /// Changes the limits of a live container: `res` holds only the fields to change.
-    pub fn update(&self, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+    pub fn update(
+        &self,
+        id: &str,
+        res: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), ControlError> {
         let entry = self.store.open(id)?;
         let mut st = entry.load()?;
         if st.status() == Status::Stopped {
-            return Err(Error::NotRunning);
+            return Err(ControlError::NotRunning);
         }
         let cg = self.cgroups_of(&st)?.clone();
         cg.check_ownership(true)?;
@@ -92,9 +96,12 @@ impl Runtime {
         Ok(())
     }
 
-    pub(super) fn cgroups_of<'a>(&self, st: &'a ContainerState) -> Result<&'a Cgroups, Error> {
+    pub(super) fn cgroups_of<'a>(
+        &self,
+        st: &'a ContainerState,
+    ) -> Result<&'a Cgroups, ControlError> {
         st.cgroups
             .as_ref()
-            .ok_or_else(|| Error::NoCgroups(st.id.clone()))
+            .ok_or_else(|| ControlError::NoCgroups(st.id.clone()))
     }
 }

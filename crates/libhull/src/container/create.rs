@@ -5,7 +5,7 @@ use super::*;
 
 impl Runtime {
     /// Creates the container; returns once its init has done all setup and waits for `start`.
-    pub fn create(&self, opts: &CreateOptions) -> Result<(), Error> {
+    pub fn create(&self, opts: &CreateOptions) -> Result<(), CreateError> {
         self.create_container(opts, false).map(drop)
     }
 
@@ -15,7 +15,7 @@ impl Runtime {
         &self,
         opts: &CreateOptions,
         own_tty: bool,
-    ) -> Result<(ContainerState, Option<UnixStream>), Error> {
+    ) -> Result<(ContainerState, Option<UnixStream>), CreateError> {
         let mut checked = self.check(opts, own_tty)?;
         let tty_end = checked.tty_end.take();
         let made = Made {
@@ -29,7 +29,7 @@ impl Runtime {
 
     /// Everything a create can check or open before it makes anything: a failure here
     /// leaves nothing behind.
-    fn check(&self, opts: &CreateOptions, own_tty: bool) -> Result<Checked, Error> {
+    fn check(&self, opts: &CreateOptions, own_tty: bool) -> Result<Checked, CreateError> {
         state::validate_id(&opts.id)?;
         check_preserved_fds(opts.listen_fds, opts.preserve_fds)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
@@ -51,10 +51,10 @@ impl Runtime {
             .as_ref()
             .is_some_and(|p| p.terminal() == Some(true));
         if terminal && opts.console_socket.is_none() && !own_tty {
-            return Err(Error::NoConsoleSocket);
+            return Err(OptionsError::NoConsoleSocket.into());
         }
         if !terminal && opts.console_socket.is_some() {
-            return Err(Error::ConsoleSocketWithoutTerminal);
+            return Err(OptionsError::ConsoleSocketWithoutTerminal.into());
         }
         let pid_file = opts
             .pid_file
@@ -155,7 +155,7 @@ impl Made {
         opts: &CreateOptions,
         checked: Checked,
         own_tty: bool,
-    ) -> Result<ContainerState, Error> {
+    ) -> Result<ContainerState, CreateError> {
         match self.steps(opts, checked, own_tty) {
             Ok(()) => Ok(self.finish()),
             Err(e) => {
@@ -165,7 +165,7 @@ impl Made {
                 drop(self);
                 if oom {
                     tracing::debug!("create failed: {e}");
-                    return Err(Error::InitOomKilled);
+                    return Err(CreateError::InitOomKilled);
                 }
                 Err(e)
             }
@@ -185,7 +185,7 @@ impl Made {
         cg: &mut Cgroups,
         linux: &oci_spec::runtime::Linux,
         res: &oci_spec::runtime::LinuxResources,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, CreateError> {
         // The cgroups hull is about to make go into state.json before the first mkdir (the
         // init does not exist yet: pid 0), so `delete --force` after a runtime killed from
         // here on finds and removes them.
@@ -279,7 +279,7 @@ impl Made {
         opts: &CreateOptions,
         checked: Checked,
         own_tty: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<(), CreateError> {
         let Checked {
             bundle,
             pid_file,
@@ -357,7 +357,7 @@ impl Made {
         self.save()?;
         if let Some(path) = &pid_file {
             state::write_atomic(path, self.st.pid.to_string().as_bytes(), 0o644).map_err(
-                |source| Error::PidFile {
+                |source| OptionsError::PidFile {
                     path: path.clone(),
                     source,
                 },
@@ -391,10 +391,12 @@ impl Drop for Made {
 }
 
 /// Connects to a `--pidfd-socket` before anything is made, so a wrong path fails early.
-pub(super) fn connect_pidfd_socket(path: &Option<PathBuf>) -> Result<Option<UnixStream>, Error> {
+pub(super) fn connect_pidfd_socket(
+    path: &Option<PathBuf>,
+) -> Result<Option<UnixStream>, OptionsError> {
     path.as_ref()
         .map(|p| {
-            UnixStream::connect(p).map_err(|source| Error::PidfdSocket {
+            UnixStream::connect(p).map_err(|source| OptionsError::PidfdSocket {
                 path: p.clone(),
                 source,
             })
@@ -409,11 +411,11 @@ pub(super) fn send_pidfd(
     path: &Option<PathBuf>,
     pidfd: Option<&OwnedFd>,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<(), OptionsError> {
     let (Some(socket), Some(path)) = (socket, path) else {
         return Ok(());
     };
-    let err = |source: std::io::Error| Error::PidfdSocket {
+    let err = |source: std::io::Error| OptionsError::PidfdSocket {
         path: path.clone(),
         source,
     };
@@ -424,13 +426,13 @@ pub(super) fn send_pidfd(
 
 /// `--preserve-fds N`: the N descriptors after stdio and the `LISTEN_FDS` ones must be
 /// open, as runc checks (a count near u32::MAX must not wrap into the container's stdio).
-pub(super) fn check_preserved_fds(listen_fds: u32, count: u32) -> Result<(), Error> {
+pub(super) fn check_preserved_fds(listen_fds: u32, count: u32) -> Result<(), OptionsError> {
     for index in 0..count {
         let fd = 3u64 + u64::from(listen_fds) + u64::from(index);
         let open = i32::try_from(fd)
             .is_ok_and(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok());
         if !open {
-            return Err(Error::PreservedFd {
+            return Err(OptionsError::PreservedFd {
                 index,
                 count,
                 source: std::io::Error::from_raw_os_error(libc::ENOENT),
@@ -462,7 +464,7 @@ pub(super) fn send_seccomp_listener(
     st: &ContainerState,
     pid: Pid,
     fd: OwnedFd,
-) -> Result<(), Error> {
+) -> Result<(), crate::seccomp::SeccompError> {
     let profile = linux
         .seccomp()
         .as_ref()

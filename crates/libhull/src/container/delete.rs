@@ -4,7 +4,7 @@ use super::*;
 
 impl Runtime {
     /// Deletes a stopped container (`force`: kills it first); `force` on a missing id succeeds.
-    pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), DeleteError> {
         let entry = match self.store.open(id) {
             Ok(e) => e,
             Err(StateError::NotExist) if force => {
@@ -43,7 +43,7 @@ impl Runtime {
         // task that never started that way (runtime-spec says it must be refused; runc and
         // youki do not, and the validation suite's `delete` file checks it).
         if !matches!(status, Status::Stopped | Status::Created) && !force {
-            return Err(Error::NotStopped {
+            return Err(DeleteError::NotStopped {
                 id: id.to_string(),
                 status,
             });

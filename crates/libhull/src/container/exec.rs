@@ -6,21 +6,21 @@ impl Runtime {
     /// Runs a process in a running container: in all its namespaces and cgroups, with its
     /// process attributes unless overridden. Detached it returns once the process has exec'd
     /// (0); else it waits and returns the exit code (128+N for a death by signal N).
-    pub fn exec(&self, opts: &ExecOptions) -> Result<i32, Error> {
+    pub fn exec(&self, opts: &ExecOptions) -> Result<i32, ExecError> {
         check_preserved_fds(0, opts.preserve_fds)?;
         let st = self.store.read(&opts.id)?;
         match st.status() {
-            Status::Stopped | Status::Creating => return Err(Error::ExecStopped),
-            Status::Paused if !opts.ignore_paused => return Err(Error::ExecPaused),
+            Status::Stopped | Status::Creating => return Err(ExecError::Stopped),
+            Status::Paused if !opts.ignore_paused => return Err(ExecError::Paused),
             _ => {}
         }
         let process = exec_process(&st.config, opts)?;
         let terminal = process.terminal() == Some(true);
         if terminal && opts.console_socket.is_none() && opts.detach {
-            return Err(Error::NoConsoleSocket);
+            return Err(OptionsError::NoConsoleSocket.into());
         }
         if !terminal && opts.console_socket.is_some() {
-            return Err(Error::ConsoleSocketWithoutTerminal);
+            return Err(OptionsError::ConsoleSocketWithoutTerminal.into());
         }
         let linux = crate::spec::linux(&st.config);
         let scheduling = Scheduling::plan(&process, linux)?;
@@ -29,7 +29,7 @@ impl Runtime {
         // The namespaces are open now: if the init is still the one recorded (pid and start
         // time), they are the container's and not those of a process that reused its pid.
         if !st.has_init() {
-            return Err(Error::ExecStopped);
+            return Err(ExecError::Stopped);
         }
         let bundle = Bundle {
             dir: st.bundle.clone(),
@@ -121,7 +121,7 @@ impl Runtime {
     pub(super) fn seccomp_filter(
         &self,
         linux: &oci_spec::runtime::Linux,
-    ) -> Result<Option<crate::seccomp::Filter>, Error> {
+    ) -> Result<Option<crate::seccomp::Filter>, crate::seccomp::SeccompError> {
         let Some(profile) = linux.seccomp() else {
             return Ok(None);
         };
@@ -135,7 +135,7 @@ impl Runtime {
 pub(super) fn exec_process(
     config: &oci_spec::runtime::Spec,
     opts: &ExecOptions,
-) -> Result<oci_spec::runtime::Process, Error> {
+) -> Result<oci_spec::runtime::Process, ExecError> {
     let p = exec_process_unchecked(config, opts)?;
     crate::lsm::check(
         p.apparmor_profile().as_deref(),
@@ -148,13 +148,13 @@ pub(super) fn exec_process(
 pub(super) fn exec_process_unchecked(
     config: &oci_spec::runtime::Spec,
     opts: &ExecOptions,
-) -> Result<oci_spec::runtime::Process, Error> {
+) -> Result<oci_spec::runtime::Process, ExecError> {
     if let Some(p) = &opts.process {
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(Error::ExecInvalid("args must not be empty".into()));
+            return Err(ExecError::Invalid("args must not be empty".into()));
         }
         if !p.cwd().is_absolute() {
-            return Err(Error::ExecInvalid("Cwd must be an absolute path".into()));
+            return Err(ExecError::Invalid("Cwd must be an absolute path".into()));
         }
         let mut p = p.clone();
         // As runc: a process file without capabilities gets the container's, never the
@@ -170,7 +170,7 @@ pub(super) fn exec_process_unchecked(
         return Ok(p);
     }
     if opts.args.is_empty() {
-        return Err(Error::ExecNoArgs);
+        return Err(ExecError::NoArgs);
     }
     let mut p = config.process().clone().unwrap_or_default();
     p.set_args(Some(opts.args.clone()));
@@ -235,7 +235,7 @@ pub(super) fn exec_process_unchecked(
             let bare = name.strip_prefix("CAP_").unwrap_or(name);
             let cap: oci_spec::runtime::Capability = bare
                 .parse()
-                .map_err(|_| Error::UnknownCapability(name.clone()))?;
+                .map_err(|_| ExecError::UnknownCapability(name.clone()))?;
             bounding.insert(cap);
             effective.insert(cap);
             permitted.insert(cap);
@@ -256,7 +256,7 @@ pub(super) fn exec_process_unchecked(
 
 /// The cgroups an exec'd process joins: the container's as far as they exist (none for a
 /// rootless container), or `--cgroup`'s sub-cgroups of them.
-fn exec_cgroups(st: &ContainerState, opts: &ExecOptions) -> Result<Option<Cgroups>, Error> {
+fn exec_cgroups(st: &ContainerState, opts: &ExecOptions) -> Result<Option<Cgroups>, ExecError> {
     let cg = st
         .cgroups
         .clone()
@@ -264,7 +264,7 @@ fn exec_cgroups(st: &ContainerState, opts: &ExecOptions) -> Result<Option<Cgroup
     match (cg, opts.cgroups.is_empty()) {
         (cg, true) => Ok(cg),
         (Some(c), false) => Ok(Some(c.sub(&opts.cgroups)?)),
-        (None, false) => Err(Error::NoCgroups(opts.id.clone())),
+        (None, false) => Err(ExecError::NoCgroups(opts.id.clone())),
     }
 }
 
@@ -276,11 +276,11 @@ fn after_exec(
     pidfd: Option<&OwnedFd>,
     sfd: Option<SignalFd>,
     tty_end: Option<UnixStream>,
-) -> Result<i32, Error> {
+) -> Result<i32, ExecError> {
     send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd, "setns")?;
     if let Some(path) = &opts.pid_file {
         state::write_atomic(path, pid.to_string().as_bytes(), 0o644).map_err(|source| {
-            Error::PidFile {
+            OptionsError::PidFile {
                 path: path.clone(),
                 source,
             }
@@ -290,7 +290,7 @@ fn after_exec(
         return Ok(0);
     };
     match tty_end {
-        Some(sock) => wait_tty(pid, &sfd, &sock),
+        Some(sock) => Ok(wait_tty(pid, &sfd, &sock)?),
         None => Ok(wait_forwarding(pid, &sfd)),
     }
 }

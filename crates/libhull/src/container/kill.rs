@@ -6,7 +6,7 @@ impl Runtime {
     /// Sends `signal` to the init (or with `all`, to every process of the container).
     /// `signal` is a raw number: real-time signals (SIGRTMIN+3 is a common stop signal) have
     /// no `Signal` variant.
-    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), Error> {
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), KillError> {
         let entry = self.store.open(id)?;
         let st = entry.load()?;
         // As runc 1.2+: SIGKILL to an init without a pid namespace of its own would leave the
@@ -19,7 +19,7 @@ impl Runtime {
                 && own_cgroups(&st).is_some());
         // --all still reaches what a dead init left behind.
         if !st.has_init() && !all {
-            return Err(Error::NotRunning);
+            return Err(KillError::NotRunning);
         }
         if all {
             if let Some(cg) = own_cgroups(&st) {
@@ -36,13 +36,8 @@ impl Runtime {
             match hull_sys::process::kill(pid.as_raw(), signal) {
                 Ok(()) | Err(Errno::ESRCH) if pid.as_raw() != st.pid => {}
                 Ok(()) => {}
-                Err(Errno::ESRCH) => return Err(Error::NotRunning),
-                Err(source) => {
-                    return Err(Error::Sys {
-                        step: "kill",
-                        source,
-                    })
-                }
+                Err(Errno::ESRCH) => return Err(KillError::NotRunning),
+                Err(source) => return Err(KillError::Signal(source)),
             }
         }
         // A frozen process dies of SIGKILL only once thawed.

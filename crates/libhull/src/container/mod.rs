@@ -18,7 +18,7 @@ use oci_spec::runtime::{ContainerState as HookStatus, LinuxNamespaceType, State}
 use crate::hooks;
 use crate::namespaces::Plan;
 use crate::process::scheduling::Scheduling;
-use crate::process::{self, gate, InitArgs, SpawnError, SpawnEvent, SpawnOptions, StepError, Work};
+use crate::process::{self, gate, InitArgs, SpawnEvent, SpawnOptions, StepError, Work};
 use crate::spec::Bundle;
 use hull_cgroups::{self as cgroups, CgroupError, Cgroups};
 use state::{ContainerState, OciState, StateError, Status, Store};
@@ -26,6 +26,7 @@ use state::{ContainerState, OciState, StateError, Status, Store};
 mod cgroup;
 mod create;
 mod delete;
+mod error;
 mod exec;
 mod kill;
 mod query;
@@ -38,92 +39,9 @@ use create::{check_preserved_fds, connect_pidfd_socket, send_pidfd, send_seccomp
 use run::{console_for, forwarding_signalfd, relay_output_is_captured, wait_forwarding, wait_tty};
 use teardown::{container_pids, kill_everything, release_resources};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Spec(#[from] crate::spec::SpecError),
-    #[error(transparent)]
-    Namespaces(#[from] crate::namespaces::NsError),
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    #[error(transparent)]
-    Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error(transparent)]
-    Gate(#[from] gate::GateError),
-    #[error(transparent)]
-    Notify(#[from] crate::notify::NotifyError),
-    #[error(transparent)]
-    Hook(#[from] hooks::HookError),
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
-    #[error("container not paused")]
-    NotPaused,
-    #[error("cannot exec in a stopped container")]
-    ExecStopped,
-    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
-    ExecPaused,
-    #[error("exec args cannot be empty")]
-    ExecNoArgs,
-    #[error("unknown capability {0:?}")]
-    UnknownCapability(String),
-    #[error(transparent)]
-    Lsm(#[from] crate::lsm::LsmError),
-    #[error("{0}")]
-    ExecInvalid(String),
-    #[error("container with id {0} is not running")]
-    EventsNotRunning(String),
-    #[error("container {0} has no cgroups")]
-    NoCgroups(String),
-    #[error("container not running")]
-    NotRunning,
-    #[error("container init was OOM-killed (memory limit too low?)")]
-    InitOomKilled,
-    #[error("unable to stat preserved-fd {index} (of {count}): {source}")]
-    PreservedFd {
-        index: u32,
-        count: u32,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("container is still being created")]
-    StillCreating,
-    #[error("cannot start a container that has stopped")]
-    StartStopped,
-    #[error("cannot start an already {0} container")]
-    StartStarted(Status),
-    #[error("cannot delete container {id} that is not stopped: {status}")]
-    NotStopped { id: String, status: Status },
-    #[error("cannot allocate tty if hull will detach without setting console socket")]
-    NoConsoleSocket,
-    #[error("cannot use console socket if hull will not detach or allocate tty")]
-    ConsoleSocketWithoutTerminal,
-    #[error("pidfd socket {path}: {source}")]
-    PidfdSocket {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("console socket {path}: {source}")]
-    ConsoleSocket {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pid file {path}: {source}")]
-    PidFile {
-        path: PathBuf,
-        #[source]
-        source: StateError,
-    },
-    #[error("{step}: {source}")]
-    Sys {
-        step: &'static str,
-        #[source]
-        source: Errno,
-    },
-}
+pub use error::{
+    ControlError, CreateError, DeleteError, Error, ExecError, KillError, OptionsError, StartError,
+};
 
 /// Flags of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
@@ -212,7 +130,7 @@ impl Runtime {
 }
 
 /// `list`'s answer: the containers, and the ids whose state could not be read, with why.
-pub type Listing = (Vec<OciState>, Vec<(String, Error)>);
+pub type Listing = (Vec<OciState>, Vec<(String, StateError)>);
 
 /// Runs hooks the runtime itself runs, as runc does: in the bundle directory, with the
 /// runtime's environment for a hook that has none. Stops at the first failure.

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Runtime {
-    pub fn state(&self, id: &str) -> Result<OciState, Error> {
+    pub fn state(&self, id: &str) -> Result<OciState, StateError> {
         let st = self.store.read(id)?;
         Ok(st.oci(st.status()))
     }
@@ -11,13 +11,13 @@ impl Runtime {
     /// The state of every container, sorted by id.
     /// Every container under the root, and apart the ones whose state cannot be read (one
     /// broken container does not hide the others: runc's rule).
-    pub fn list(&self) -> Result<Listing, Error> {
+    pub fn list(&self) -> Result<Listing, StateError> {
         let mut out = Vec::new();
         let mut broken = Vec::new();
         for id in self.store.ids()? {
             match self.state(&id) {
                 Ok(s) => out.push(s),
-                Err(Error::State(StateError::NotExist)) => {}
+                Err(StateError::NotExist) => {}
                 Err(e) => broken.push((id, e)),
             }
         }

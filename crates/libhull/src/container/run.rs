@@ -25,7 +25,7 @@ impl Runtime {
             Ok(n) => n,
             Err(e) => {
                 let _ = self.delete(&opts.id, true);
-                return Err(e);
+                return Err(e.into());
             }
         };
         let Some(sfd) = sfd else {
@@ -36,7 +36,7 @@ impl Runtime {
                 Ok(code) => code,
                 Err(e) => {
                     let _ = self.delete(&opts.id, true);
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
             None => wait_forwarding(pid, &sfd),
@@ -54,15 +54,19 @@ impl Runtime {
 
 /// Blocks the signals a foreground process gets passed on (before it can exit, so no
 /// SIGCHLD is lost) and returns a signalfd that reads them.
-pub(super) fn forwarding_signalfd() -> Result<SignalFd, Error> {
+pub(super) fn forwarding_signalfd() -> Result<SignalFd, OptionsError> {
     let signals = forwarded_signals();
-    signals.thread_block().map_err(|source| Error::Sys {
-        step: "block signals",
-        source,
-    })?;
-    SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| Error::Sys {
-        step: "signalfd",
-        source,
+    signals
+        .thread_block()
+        .map_err(|source| OptionsError::Foreground {
+            step: "block signals",
+            source,
+        })?;
+    SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|source| {
+        OptionsError::Foreground {
+            step: "signalfd",
+            source,
+        }
     })
 }
 
@@ -126,10 +130,10 @@ pub(super) fn wait_forwarding(init: Pid, sfd: &SignalFd) -> i32 {
 pub(super) fn console_for(
     socket: &Option<PathBuf>,
     terminal: bool,
-) -> Result<(Option<OwnedFd>, Option<UnixStream>), Error> {
+) -> Result<(Option<OwnedFd>, Option<UnixStream>), OptionsError> {
     match (socket, terminal) {
         (Some(path), true) => {
-            let sock = UnixStream::connect(path).map_err(|source| Error::ConsoleSocket {
+            let sock = UnixStream::connect(path).map_err(|source| OptionsError::ConsoleSocket {
                 path: path.clone(),
                 source,
             })?;
@@ -145,8 +149,8 @@ pub(super) fn console_for(
 
 /// The socket pair over which the init (or exec'd process) hands hull its pty master in a
 /// foreground run with a terminal: (hull's end, the process's end).
-pub(super) fn own_tty_pair() -> Result<(UnixStream, OwnedFd), Error> {
-    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::Sys {
+pub(super) fn own_tty_pair() -> Result<(UnixStream, OwnedFd), OptionsError> {
+    let (ours, theirs) = UnixStream::pair().map_err(|e| OptionsError::Foreground {
         step: "console socket pair",
         source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
@@ -204,11 +208,11 @@ fn pass_signal_on(
 /// A foreground process with a terminal: relays the caller's stdin to the pty master and the
 /// master to stdout (the caller's terminal raw meanwhile), resizes the pty with the caller's
 /// window, forwards the other signals, and returns the exit code like [`wait_forwarding`].
-pub(super) fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, Error> {
+pub(super) fn wait_tty(init: Pid, sfd: &SignalFd, sock: &UnixStream) -> Result<i32, OptionsError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let (_, master) = crate::console::recv_fd(sock.as_fd()).map_err(|e| {
         tracing::debug!("{e}");
-        Error::Sys {
+        OptionsError::Foreground {
             step: "receive the console from the container",
             source: Errno::EIO,
         }

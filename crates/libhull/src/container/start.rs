@@ -6,7 +6,7 @@ use super::*;
 impl Runtime {
     /// Releases a created container's init to exec the user process; returns once it has
     /// (and with a notify socket, once the container said it is ready, or died).
-    pub fn start(&self, id: &str) -> Result<(), Error> {
+    pub fn start(&self, id: &str) -> Result<(), StartError> {
         self.start_as(id, None).map(drop)
     }
 
@@ -16,14 +16,14 @@ impl Runtime {
         &self,
         id: &str,
         main_pid: Option<i32>,
-    ) -> Result<Option<std::thread::JoinHandle<()>>, Error> {
+    ) -> Result<Option<std::thread::JoinHandle<()>>, StartError> {
         let entry = self.store.open(id)?;
         let mut st = entry.load()?;
         match st.status() {
             Status::Created => {}
-            Status::Stopped => return Err(Error::StartStopped),
-            Status::Creating => return Err(Error::StillCreating),
-            s => return Err(Error::StartStarted(s)),
+            Status::Stopped => return Err(StartError::Stopped),
+            Status::Creating => return Err(StartError::StillCreating),
+            s => return Err(StartError::Started(s)),
         }
         // prestart hooks run when `start` is called, before the user process (runtime-spec
         // 1.0's rule, which the validation suite checks), in the runtime's namespaces.
