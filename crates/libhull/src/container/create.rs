@@ -232,7 +232,7 @@ impl Made {
         res: &oci_spec::runtime::LinuxResources,
         active: bool,
         pidfd: Option<&mut Option<OwnedFd>>,
-        linux: &oci_spec::runtime::Linux,
+        filter: Option<&crate::seccomp::Filter>,
     ) -> Result<(), StepError> {
         match ev {
             SpawnEvent::Cloned(pid) | SpawnEvent::InitPid(pid) => {
@@ -269,7 +269,7 @@ impl Made {
                     .map_err(StepError::from)
             }
             SpawnEvent::SeccompListener(pid, fd) => {
-                send_seccomp_listener(linux, &self.st, pid, fd).map_err(StepError::from)
+                send_seccomp_listener(filter, &self.st, pid, fd).map_err(StepError::from)
             }
         }
     }
@@ -324,7 +324,7 @@ impl Made {
         let lock = self.entry().dir_fd().as_raw_fd();
         let mut events = |ev: SpawnEvent| {
             let pidfd = want_pidfd.then_some(&mut pidfd);
-            self.on_spawn_event(ev, &mut cg, res, active, pidfd, linux)
+            self.on_spawn_event(ev, &mut cg, res, active, pidfd, filter.as_ref())
         };
         let pid = process::spawn(
             SpawnOptions {
@@ -458,29 +458,24 @@ pub(super) fn process_ns(plan: &Plan, init: Pid) -> Option<String> {
 }
 
 /// Hands a seccomp notify listener to the agent at `linux.seccomp.listenerPath`, with the
-/// container's state as the runtime-spec describes.
+/// container's state as the runtime-spec describes. A filter without notify rules never
+/// makes a listener; should one come, it is closed.
 pub(super) fn send_seccomp_listener(
-    linux: &oci_spec::runtime::Linux,
+    filter: Option<&crate::seccomp::Filter>,
     st: &ContainerState,
     pid: Pid,
     fd: OwnedFd,
 ) -> Result<(), crate::seccomp::SeccompError> {
-    let profile = linux
-        .seccomp()
-        .as_ref()
-        .expect("a listener comes from a filter");
-    let path = profile
-        .listener_path()
-        .as_deref()
-        .expect("checked by seccomp::compile");
+    let Some(agent) = filter.and_then(|f| f.agent()) else {
+        return Ok(());
+    };
     let mut state = st.oci(st.status());
     state.pid = pid.as_raw();
     crate::seccomp::send_listener(
-        path,
+        &agent.path,
         fd.as_fd(),
         pid.as_raw(),
-        profile.listener_metadata().as_deref(),
+        agent.metadata.as_deref(),
         &state,
-    )?;
-    Ok(())
+    )
 }

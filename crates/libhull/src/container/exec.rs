@@ -83,7 +83,7 @@ impl Runtime {
             }
             SpawnEvent::RuntimeHooks(_) => Ok(()),
             SpawnEvent::SeccompListener(p, fd) => {
-                send_seccomp_listener(linux, &st, p, fd).map_err(StepError::from)
+                send_seccomp_listener(filter.as_ref(), &st, p, fd).map_err(StepError::from)
             }
         };
         process::spawn(

@@ -214,7 +214,15 @@ fn program_to_bytes(program: &[Insn]) -> Vec<u8> {
 pub struct Filter {
     program: Vec<Insn>,
     flags: FilterFlags,
-    listener: bool,
+    agent: Option<Agent>,
+}
+
+/// Where a filter's notify listener goes: `linux.seccomp.listenerPath`, with the metadata
+/// the agent gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub path: std::path::PathBuf,
+    pub metadata: Option<String>,
 }
 
 impl fmt::Debug for Filter {
@@ -222,7 +230,7 @@ impl fmt::Debug for Filter {
         f.debug_struct("Filter")
             .field("instructions", &self.program.len())
             .field("flags", &format_args!("{}", self.flags))
-            .field("listener", &self.listener)
+            .field("agent", &self.agent)
             .finish()
     }
 }
@@ -237,7 +245,7 @@ impl Filter {
     /// to the runtime (`compile` refuses notify rules on `write`, `sendmsg` and `sendto`).
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
         let mut flags = self.flags.0;
-        if self.listener {
+        if self.agent.is_some() {
             flags |= FLAG_NEW_LISTENER;
             if flags & FLAG_TSYNC != 0 {
                 // TSYNC reports failure with a thread id, which a listener fd would be
@@ -254,7 +262,12 @@ impl Filter {
 
     /// Whether [`Filter::load`] returns a notify listener (the profile has notify rules).
     pub fn wants_listener(&self) -> bool {
-        self.listener
+        self.agent.is_some()
+    }
+
+    /// Where the notify listener goes (none without notify rules).
+    pub fn agent(&self) -> Option<&Agent> {
+        self.agent.as_ref()
     }
 
     /// The seccomp(2) flags `load` passes (without the listener flags it adds itself).
@@ -312,7 +325,7 @@ fn compile_with(
                 let filter = Filter {
                     program,
                     flags: plan.flags,
-                    listener: plan.listener,
+                    agent: plan.agent.clone(),
                 };
                 return Ok((filter, CacheUse::Hit));
             }
@@ -331,7 +344,7 @@ fn compile_with(
     let filter = Filter {
         program,
         flags: plan.flags,
-        listener: plan.listener,
+        agent: plan.agent,
     };
     Ok((filter, used))
 }

@@ -9,7 +9,8 @@ pub(super) struct Plan<'a> {
     arches: Vec<(usize, Arch, ScmpArch)>,
     rules: Vec<Rule<'a>>,
     pub(super) flags: FilterFlags,
-    pub(super) listener: bool,
+    /// Where the notify listener goes, when the profile has notify rules.
+    pub(super) agent: Option<Agent>,
     pub(super) enosys_stub: bool,
 }
 
@@ -132,13 +133,18 @@ impl<'a> Plan<'a> {
             .as_ref()
             .filter(|p| !p.as_os_str().is_empty());
         let listener = notify_rule.is_some();
+        let mut agent = None;
         if let Some(i) = notify_rule {
-            if listener_path.is_none() {
+            let Some(path) = listener_path else {
                 return Err(SeccompError::invalid(
                     "linux.seccomp.listenerPath",
                     format!("required for SCMP_ACT_NOTIFY (linux.seccomp.syscalls[{i}])"),
                 ));
-            }
+            };
+            agent = Some(Agent {
+                path: path.clone(),
+                metadata: seccomp.listener_metadata().clone(),
+            });
         } else if listener_path.is_some() {
             tracing::debug!("seccomp: listenerPath ignored: no SCMP_ACT_NOTIFY rule");
         }
@@ -160,7 +166,7 @@ impl<'a> Plan<'a> {
             arches,
             rules,
             flags,
-            listener,
+            agent,
             enosys_stub,
         })
     }
