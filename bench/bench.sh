@@ -176,25 +176,27 @@ csd_hull=$(timed csd-hull "$(cmd_csd "$HULL" "$root_hull")")
 csd_runc=$(timed csd-runc "$(cmd_csd "$RUNC" "$root_runc")")
 
 # state and list look at one container in the `created` state (its init waits for `start`).
+# The reference runtime's containers have ids of their own: with a relative cgroupsPath the id
+# names the cgroup, and two runtimes must not share one (nor its limits).
 echo "timing state and list ..." >&2
 "$HULL" --root "$root_hull" create --bundle "$bundle" state-probe </dev/null >/dev/null 2>&1 ||
     die "$HULL create failed"
-"$RUNC" --root "$root_runc" create --bundle "$bundle" state-probe </dev/null >/dev/null 2>&1 ||
+"$RUNC" --root "$root_runc" create --bundle "$bundle" state-probe-ref </dev/null >/dev/null 2>&1 ||
     die "$RUNC create failed"
 state_hull=$(timed state-hull "'$HULL' --root '$root_hull' state state-probe >/dev/null")
-state_runc=$(timed state-runc "'$RUNC' --root '$root_runc' state state-probe >/dev/null")
+state_runc=$(timed state-runc "'$RUNC' --root '$root_runc' state state-probe-ref >/dev/null")
 list_hull=$(timed list-hull "'$HULL' --root '$root_hull' list >/dev/null")
 list_runc=$(timed list-runc "'$RUNC' --root '$root_runc' list >/dev/null")
 # cgroup commands on the same created container: its cgroups exist and its init waits.
 echo "timing update, events --stats, pause+resume ..." >&2
-upd="update --pids-limit 100 --memory 256M --cpu-share 512 state-probe"
-update_hull=$(timed update-hull "'$HULL' --root '$root_hull' $upd")
-update_runc=$(timed update-runc "'$RUNC' --root '$root_runc' $upd")
+upd="update --pids-limit 100 --memory 256M --cpu-share 512"
+update_hull=$(timed update-hull "'$HULL' --root '$root_hull' $upd state-probe")
+update_runc=$(timed update-runc "'$RUNC' --root '$root_runc' $upd state-probe-ref")
 events_hull=$(timed events-hull "'$HULL' --root '$root_hull' events --stats state-probe >/dev/null")
-events_runc=$(timed events-runc "'$RUNC' --root '$root_runc' events --stats state-probe >/dev/null")
-pr() { echo "'$1' --root '$2' pause state-probe && '$1' --root '$2' resume state-probe"; }
-pause_hull=$(timed pause-hull "$(pr "$HULL" "$root_hull")")
-pause_runc=$(timed pause-runc "$(pr "$RUNC" "$root_runc")")
+events_runc=$(timed events-runc "'$RUNC' --root '$root_runc' events --stats state-probe-ref >/dev/null")
+pr() { echo "'$1' --root '$2' pause $3 && '$1' --root '$2' resume $3"; }
+pause_hull=$(timed pause-hull "$(pr "$HULL" "$root_hull" state-probe)")
+pause_runc=$(timed pause-runc "$(pr "$RUNC" "$root_runc" state-probe-ref)")
 "$HULL" --root "$root_hull" delete --force state-probe >/dev/null 2>&1 || true
 
 # exec into a running container: a second bundle on the same rootfs whose process sleeps.
@@ -205,10 +207,10 @@ sed -e 's|"args": \["/bin/true"|"args": ["/bin/sleep", "1000"|' -e "s|\"path\": 
     "$bundle/config.json" >"$sleeper/config.json"
 grep -q '"/bin/sleep", "1000"' "$sleeper/config.json" || die "could not make the sleeper bundle"
 "$HULL" --root "$root_hull" run -d --bundle "$sleeper" exec-probe </dev/null >/dev/null 2>&1 || die "$HULL run -d failed"
-"$RUNC" --root "$root_runc" run -d --bundle "$sleeper" exec-probe </dev/null >/dev/null 2>&1 || die "$RUNC run -d failed"
+"$RUNC" --root "$root_runc" run -d --bundle "$sleeper" exec-probe-ref </dev/null >/dev/null 2>&1 || die "$RUNC run -d failed"
 exec_hull=$(timed exec-hull "'$HULL' --root '$root_hull' exec exec-probe /bin/true </dev/null")
-exec_runc=$(timed exec-runc "'$RUNC' --root '$root_runc' exec exec-probe /bin/true </dev/null")
-"$RUNC" --root "$root_runc" delete --force state-probe >/dev/null 2>&1 || true
+exec_runc=$(timed exec-runc "'$RUNC' --root '$root_runc' exec exec-probe-ref /bin/true </dev/null")
+"$RUNC" --root "$root_runc" delete --force state-probe-ref >/dev/null 2>&1 || true
 
 # run true with docker's default seccomp profile: hull with its filter cache (warm after the
 # warm-up runs) and without it (HULL_SECCOMP_CACHE=0), runc compiling every time.
