@@ -18,7 +18,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{chdir, execve};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec, State};
 
-use super::sync::{Channel, FromInit, InitError, ToInit};
+use super::sync::{Channel, FromInit, InitError, InitStep, ToInit};
 use crate::namespaces::{self, Plan};
 use crate::rootfs::{self, RootfsContext};
 use crate::spec::Bundle;
@@ -120,7 +120,7 @@ pub(super) fn child_main(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            InitError::new("container init panicked", what)
+            InitError::new(InitStep::ContainerInitPanicked, what)
         }
     };
     let _ = chan.send(&FromInit::Failed(e));
@@ -128,7 +128,7 @@ pub(super) fn child_main(
     exit_now(1)
 }
 
-fn step<E: std::fmt::Display>(name: &'static str) -> impl FnOnce(E) -> InitError {
+fn step<E: std::fmt::Display>(name: InitStep) -> impl FnOnce(E) -> InitError {
     move |e| InitError::new(name, e)
 }
 
@@ -162,7 +162,9 @@ fn enter_namespaces(
     // The runtime first puts us into the container's cgroups: a cgroup namespace made below
     // is rooted at the cgroup we are in.
     expect_continue(chan)?;
-    args.plan.join_all().map_err(step("join namespaces"))?;
+    args.plan
+        .join_all()
+        .map_err(step(InitStep::JoinNamespaces))?;
     if args
         .plan
         .join
@@ -177,14 +179,15 @@ fn enter_namespaces(
     if args.plan.new_user() {
         // The user namespace first and alone: the others are then made by its root.
         namespaces::unshare_new(CloneFlags::CLONE_NEWUSER)
-            .map_err(step("create user namespace"))?;
-        chan.send(&FromInit::WantIdMaps).map_err(step("sync"))?;
+            .map_err(step(InitStep::CreateUserNamespace))?;
+        chan.send(&FromInit::WantIdMaps)
+            .map_err(step(InitStep::Sync))?;
         expect_continue(chan)?;
         become_root()?;
         rest.remove(CloneFlags::CLONE_NEWUSER);
     }
     let cgroup2 = cgroup2_before(rest);
-    namespaces::unshare_new(rest).map_err(step("create namespaces"))?;
+    namespaces::unshare_new(rest).map_err(step(InitStep::CreateNamespaces))?;
     if args
         .plan
         .new
@@ -192,15 +195,15 @@ fn enter_namespaces(
     {
         if args.plan.new_user() {
             chan.send(&FromInit::WantTimeOffsets)
-                .map_err(step("sync"))?;
+                .map_err(step(InitStep::Sync))?;
             expect_continue(chan)?;
         } else {
-            namespaces::write_time_offsets(None, linux).map_err(step("time namespace"))?;
+            namespaces::write_time_offsets(None, linux).map_err(step(InitStep::TimeNamespace))?;
         }
     }
     if !args.plan.needs_fork() {
         chan.send(&FromInit::InitPid(std::process::id() as i32))
-            .map_err(step("sync"))?;
+            .map_err(step(InitStep::Sync))?;
         return Ok(Entered {
             forked: false,
             cgroup2,
@@ -210,7 +213,7 @@ fn enter_namespaces(
     // it: non-dumpable from birth, not from its first step (CVE-2016-9962). Not earlier: a
     // rootless runtime writes our id maps, which needs us dumpable.
     non_dumpable()?;
-    match fork(proof).map_err(step("fork into pid namespace"))? {
+    match fork(proof).map_err(step(InitStep::ForkIntoPidNamespace))? {
         Forked::Child(_) => Ok(Entered {
             forked: true,
             cgroup2,
@@ -224,9 +227,9 @@ fn enter_namespaces(
 }
 
 fn expect_continue(chan: &Channel) -> Result<(), InitError> {
-    match chan.recv::<ToInit>().map_err(step("sync"))? {
+    match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
         ToInit::Continue => Ok(()),
-        ToInit::Go { .. } => Err(InitError::new("sync", "unexpected message")),
+        ToInit::Go { .. } => Err(InitError::new(InitStep::Sync, "unexpected message")),
     }
 }
 
@@ -257,33 +260,33 @@ fn catch_stop_signals() -> Result<(), InitError> {
         Signal::SIGUSR1,
         Signal::SIGUSR2,
     ])
-    .map_err(step("install signal handler"))
+    .map_err(step(InitStep::InstallSignalHandler))
 }
 
 /// The user process starts with every signal at its default and none blocked: the runtime
 /// ignores SIGPIPE (Rust does so before main) and execve keeps ignored signals ignored.
 fn reset_signals() -> Result<(), InitError> {
-    hull_sys::signal::reset_all().map_err(step("reset signal handlers"))?;
+    hull_sys::signal::reset_all().map_err(step(InitStep::ResetSignalHandlers))?;
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(step("reset signal mask"))
+        .map_err(step(InitStep::ResetSignalMask))
 }
 
 /// Becomes uid/gid 0 in a new user namespace, as its id maps (written by now) allow.
 fn become_root() -> Result<(), InitError> {
     nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-        .map_err(step("setresgid 0 in user namespace"))?;
+        .map_err(step(InitStep::RootGidInUserNamespace))?;
     nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-        .map_err(step("setresuid 0 in user namespace"))
+        .map_err(step(InitStep::RootUidInUserNamespace))
 }
 
 /// Until exec, nothing may ptrace us or open our /proc files (CVE-2016-9962).
 fn non_dumpable() -> Result<(), InitError> {
-    nix::sys::prctl::set_dumpable(false).map_err(step("set non-dumpable"))
+    nix::sys::prctl::set_dumpable(false).map_err(step(InitStep::SetNonDumpable))
 }
 
 /// Sets (or with `None` clears) the signal this process gets when its parent dies.
 fn parent_death_signal(sig: Option<Signal>) -> Result<(), InitError> {
-    hull_sys::signal::parent_death_signal(sig).map_err(step("set parent death signal"))
+    hull_sys::signal::parent_death_signal(sig).map_err(step(InitStep::SetParentDeathSignal))
 }
 
 /// `child_of_runtime`: our parent is the runtime (not an intermediate process that exits).
@@ -327,10 +330,10 @@ fn setup(
             // A credential change clears the parent-death signal.
             parent_death_signal(Some(Signal::SIGKILL))?;
         }
-        namespaces::unshare_new(deferred).map_err(step("create namespaces"))?;
+        namespaces::unshare_new(deferred).map_err(step(InitStep::CreateNamespaces))?;
     }
     if plan.new.contains(CloneFlags::CLONE_NEWNET) {
-        hull_sys::net::loopback_up().map_err(step("set the loopback interface up"))?;
+        hull_sys::net::loopback_up().map_err(step(InitStep::LoopbackUp))?;
     }
 
     // Early, as runc does, while /proc is still the runtime's (the keyring code reads it).
@@ -340,35 +343,36 @@ fn setup(
             .process()
             .as_ref()
             .and_then(|p| p.selinux_label().as_deref());
-        crate::lsm::apply_keycreate_label(label).map_err(step("session keyring label"))?;
+        crate::lsm::apply_keycreate_label(label).map_err(step(InitStep::SessionKeyringLabel))?;
         attrs::join_session_keyring(&format!("_ses.{}", args.id))
-            .map_err(step("session keyring"))?;
+            .map_err(step(InitStep::SessionKeyring))?;
     }
-    rootfs::prepare(&ctx).map_err(step("prepare rootfs"))?;
+    rootfs::prepare(&ctx).map_err(step(InitStep::PrepareRootfs))?;
 
     creation_hooks(&args, chan, host_pid)?;
 
-    rootfs::enter(&ctx).map_err(step("enter rootfs"))?;
+    rootfs::enter(&ctx).map_err(step(InitStep::EnterRootfs))?;
     // Before finalize may make the root read-only.
     if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
         if std::fs::symlink_metadata(cwd).is_err() {
-            std::fs::create_dir_all(cwd)
-                .map_err(|e| InitError::new("create cwd", format!("{}: {e}", cwd.display())))?;
+            std::fs::create_dir_all(cwd).map_err(|e| {
+                InitError::new(InitStep::CreateCwd, format!("{}: {e}", cwd.display()))
+            })?;
         }
     }
 
     if let Some(sock) = args.console.take() {
         let size = spec.process().as_ref().and_then(|p| p.console_size());
         console::setup_with_size(sock, size.as_ref(), args.console_relayed)
-            .map_err(step("console"))?;
+            .map_err(step(InitStep::Console))?;
     }
-    attrs::set_sysctls(created.sysctls).map_err(step("sysctl"))?;
-    rootfs::finalize(&ctx).map_err(step("finalize rootfs"))?;
+    attrs::set_sysctls(created.sysctls).map_err(step(InitStep::Sysctl))?;
+    rootfs::finalize(&ctx).map_err(step(InitStep::FinalizeRootfs))?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        attrs::set_hostname(h).map_err(step("hostname"))?;
+        attrs::set_hostname(h).map_err(step(InitStep::Hostname))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        attrs::set_domainname(d).map_err(step("domainname"))?;
+        attrs::set_domainname(d).map_err(step(InitStep::Domainname))?;
     }
     // From here the container outlives `create`: cleared before the filter, which may deny
     // prctl. A runtime that dies now is noticed at the next message over the channel.
@@ -416,9 +420,9 @@ fn receive_go(
     if !maps_pending {
         non_dumpable()?;
     }
-    let host_pid = match chan.recv::<ToInit>().map_err(step("sync"))? {
+    let host_pid = match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
         ToInit::Go { host_pid } => host_pid,
-        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
+        ToInit::Continue => return Err(InitError::new(InitStep::Sync, "unexpected message")),
     };
     if maps_pending {
         non_dumpable()?;
@@ -435,7 +439,7 @@ fn creation_hooks(args: &InitArgs, chan: &Channel, host_pid: i32) -> Result<(), 
         hooks.is_some_and(|h| h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
     if runtime_hooks {
         chan.send(&FromInit::RunRuntimeHooks)
-            .map_err(step("sync"))?;
+            .map_err(step(InitStep::Sync))?;
         expect_continue(chan)?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
@@ -446,7 +450,7 @@ fn creation_hooks(args: &InitArgs, chan: &Channel, host_pid: i32) -> Result<(), 
             cwd: Some(&args.bundle.rootfs),
         };
         hooks::run_with("createContainer", list, &st, &opts)
-            .map_err(step("createContainer hook"))?;
+            .map_err(step(InitStep::CreateContainerHook))?;
     }
 
     Ok(())
@@ -464,11 +468,11 @@ fn wait_for_start(
     // usual stop signals one, so `kill` of a created container ends it. execve resets them.
     catch_stop_signals()?;
     spare_fd(chan)?;
-    chan.send(&FromInit::Ready).map_err(step("sync"))?;
+    chan.send(&FromInit::Ready).map_err(step(InitStep::Sync))?;
     let gate = args
         .gate
-        .ok_or_else(|| InitError::new("wait for start", "no start gate"))?;
-    let mut conn = super::gate::wait(gate).map_err(step("wait for start"))?;
+        .ok_or_else(|| InitError::new(InitStep::WaitForStart, "no start gate"))?;
+    let mut conn = super::gate::wait(gate).map_err(step(InitStep::WaitForStart))?;
     let Some(exec) = exec else {
         // No process to run (the validation suite's `start` test expects start to succeed
         // and the container to stop): the init just ends.
@@ -493,7 +497,7 @@ fn spare_fd(chan: &Channel) -> Result<(), InitError> {
             let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                 .map_or(0, |(soft, _)| soft);
             Err(InitError::new(
-                "rlimits",
+                InitStep::Rlimits,
                 format!(
                     "RLIMIT_NOFILE {soft} leaves the container's init no file descriptor to wait \
                      for start with: {e}"
@@ -516,9 +520,9 @@ fn exec_process(
         parent_death_signal(Some(Signal::SIGKILL))?;
     }
     non_dumpable()?;
-    match chan.recv::<ToInit>().map_err(step("sync"))? {
+    match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
         ToInit::Go { .. } => {}
-        ToInit::Continue => return Err(InitError::new("sync", "unexpected message")),
+        ToInit::Continue => return Err(InitError::new(InitStep::Sync, "unexpected message")),
     }
     if !args.plan.has(LinuxNamespaceType::Mount) {
         // No mount namespace to join (the container shares the runtime's): its root is the
@@ -526,12 +530,15 @@ fn exec_process(
         nix::unistd::chroot(&args.bundle.rootfs)
             .and_then(|()| chdir("/"))
             .map_err(|e| {
-                InitError::new("chroot", format!("{}: {e}", args.bundle.rootfs.display()))
+                InitError::new(
+                    InitStep::Chroot,
+                    format!("{}: {e}", args.bundle.rootfs.display()),
+                )
             })?;
     }
     if let Some(sock) = args.console.take() {
         console::setup_exec(sock, process.console_size().as_ref(), args.console_relayed)
-            .map_err(step("console"))?;
+            .map_err(step(InitStep::Console))?;
     }
     // Cleared before the filter, which may deny prctl: only our last setup steps lose it.
     if child_of_runtime {
@@ -547,7 +554,7 @@ fn exec_process(
         &[chan.as_fd().as_raw_fd()],
     )?;
     reset_signals()?;
-    chan.send(&FromInit::Ready).map_err(step("sync"))?;
+    chan.send(&FromInit::Ready).map_err(step(InitStep::Sync))?;
     Err(execve_failed(&exec))
 }
 
@@ -556,7 +563,7 @@ fn execve_failed(exec: &Exec) -> InitError {
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     // runc 1.3's words (Go's PathError for op "exec"), for the resolved path.
     InitError::new(
-        "unable to start container process",
+        InitStep::StartContainerProcess,
         format!(
             "exec {}: {}",
             exec.path.to_string_lossy(),
@@ -587,11 +594,11 @@ fn prepare_process(
     // (a terminal's made it one already: EPERM).
     match nix::unistd::setsid() {
         Ok(_) | Err(nix::errno::Errno::EPERM) => {}
-        Err(e) => return Err(InitError::new("setsid", e)),
+        Err(e) => return Err(InitError::new(InitStep::Setsid, e)),
     }
     // The container's personality, for exec'd processes too (as runc: `uname -m` says i686
     // in both); in its cgroup by now, so no initial affinity means its cpuset's CPUs.
-    sched.apply().map_err(step("scheduling"))?;
+    sched.apply().map_err(step(InitStep::Scheduling))?;
 
     let cwd = process.cwd();
     // First as root, as runc does: a cwd that root may enter but the user may not (a 0700
@@ -600,7 +607,12 @@ fn prepare_process(
     let cwd_done = match chdir(cwd) {
         Ok(()) => true,
         Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => false,
-        Err(e) => return Err(InitError::new("chdir", format!("{}: {e}", cwd.display()))),
+        Err(e) => {
+            return Err(InitError::new(
+                InitStep::Chdir,
+                format!("{}: {e}", cwd.display()),
+            ))
+        }
     };
     // As runc: a process without HOME gets its user's home from the container's passwd,
     // read as root, before a tight RLIMIT_NOFILE could refuse the open.
@@ -613,29 +625,30 @@ fn prepare_process(
     // Late, so a tight limit cannot trip up our own setup; before the user switch, while we
     // may still lower our own hard limits and oom_score_adj is ours to write.
     if let Some(adj) = process.oom_score_adj() {
-        attrs::set_oom_score_adj(adj).map_err(step("oomScoreAdj"))?;
+        attrs::set_oom_score_adj(adj).map_err(step(InitStep::OomScoreAdj))?;
     }
     if let Some(rl) = process.rlimits() {
-        attrs::set_rlimits(rl).map_err(step("rlimits"))?;
+        attrs::set_rlimits(rl).map_err(step(InitStep::Rlimits))?;
     }
     // A process with no capabilities field keeps the init's (runc 1.2+ does the same).
     let caps = process.capabilities().as_ref();
     if let Some(caps) = caps {
-        capabilities::drop_bounding(caps).map_err(step("capabilities"))?;
+        capabilities::drop_bounding(caps).map_err(step(InitStep::Capabilities))?;
     }
     // Takes effect at execve; written while we still hold every capability, as runc does.
     crate::lsm::apply_exec_labels(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),
     )
-    .map_err(step("lsm labels"))?;
-    attrs::chown_stdio(process.user().uid()).map_err(step("chown stdio"))?;
-    attrs::switch_user(process.user()).map_err(step("user"))?;
+    .map_err(step(InitStep::LsmLabels))?;
+    attrs::chown_stdio(process.user().uid()).map_err(step(InitStep::ChownStdio))?;
+    attrs::switch_user(process.user()).map_err(step(InitStep::User))?;
     // A uid change makes us dumpable again when fs.suid_dumpable is 1.
     non_dumpable()?;
 
     if !cwd_done {
-        chdir(cwd).map_err(|e| InitError::new("chdir", format!("{}: {e}", cwd.display())))?;
+        chdir(cwd)
+            .map_err(|e| InitError::new(InitStep::Chdir, format!("{}: {e}", cwd.display())))?;
     }
     // The cwd must be inside the container: a leaked host fd or a racing mount could leave
     // us outside it (CVE-2024-21626), and getcwd then reports an unreachable path.
@@ -643,11 +656,11 @@ fn prepare_process(
         Ok(p) if p.is_absolute() => {}
         Ok(p) => {
             return Err(InitError::new(
-                "chdir",
+                InitStep::Chdir,
                 format!("cwd {} is outside the container", p.display()),
             ))
         }
-        Err(e) => return Err(InitError::new("chdir", format!("verify cwd: {e}"))),
+        Err(e) => return Err(InitError::new(InitStep::Chdir, format!("verify cwd: {e}"))),
     }
 
     let exec = exec_of(process, env, listen_fds)?;
@@ -658,10 +671,10 @@ fn prepare_process(
         3u32.saturating_add(listen_fds).saturating_add(preserve_fds),
         keep,
     )
-    .map_err(step("close fds"))?;
+    .map_err(step(InitStep::CloseFds))?;
     // Before the filter: a profile need not allow sched_setaffinity.
     if let Some(cpus) = &sched.affinity_final {
-        cpus.set().map_err(step("execCPUAffinity.final"))?;
+        cpus.set().map_err(step(InitStep::FinalCpuAffinity))?;
     }
 
     lock_down(process, caps, filter, chan)?;
@@ -681,7 +694,7 @@ fn exec_of(process: &Process, mut env: Vec<String>, listen_fds: u32) -> Result<E
     let cstr = |s: &[u8], what: &str| {
         CString::new(s).map_err(|_| {
             InitError::new(
-                "unable to start container process",
+                InitStep::StartContainerProcess,
                 format!("{what} contains a NUL byte"),
             )
         })
@@ -732,10 +745,10 @@ fn lock_down(
         load_seccomp(filter, chan)?;
     }
     if let Some(caps) = caps {
-        capabilities::apply(caps).map_err(step("capabilities"))?;
+        capabilities::apply(caps).map_err(step(InitStep::Capabilities))?;
     }
     if nnp {
-        attrs::set_no_new_privileges().map_err(step("noNewPrivileges"))?;
+        attrs::set_no_new_privileges().map_err(step(InitStep::NoNewPrivileges))?;
     }
     if let Some(filter) = filter.filter(|_| early.is_none()) {
         load_seccomp(filter, chan)?;
@@ -749,16 +762,16 @@ fn lock_down(
 /// mmap would hold the init for an agent that has no listener yet.
 fn load_seccomp(filter: &seccomp::Filter, chan: &Channel) -> Result<(), InitError> {
     let announce = if filter.wants_listener() {
-        Channel::encode(&FromInit::SeccompListener).map_err(step("sync"))?
+        Channel::encode(&FromInit::SeccompListener).map_err(step(InitStep::Sync))?
     } else {
         Vec::new()
     };
-    let Some(listener) = filter.load().map_err(step("seccomp"))? else {
+    let Some(listener) = filter.load().map_err(step(InitStep::Seccomp))? else {
         return Ok(());
     };
-    chan.send_encoded(&announce).map_err(step("sync"))?;
+    chan.send_encoded(&announce).map_err(step(InitStep::Sync))?;
     chan.send_fd_no_alloc("seccomp", std::os::fd::AsFd::as_fd(&listener))
-        .map_err(step("send seccomp listener"))?;
+        .map_err(step(InitStep::SendSeccompListener))?;
     drop(listener);
     expect_continue(chan)
 }
@@ -788,7 +801,8 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
             default_env: &env,
             cwd: None,
         };
-        hooks::run_with("startContainer", list, &st, &opts).map_err(step("startContainer hook"))?;
+        hooks::run_with("startContainer", list, &st, &opts)
+            .map_err(step(InitStep::StartContainerHook))?;
     }
     reset_signals()?;
     Err(execve_failed(&exec))
@@ -797,7 +811,7 @@ fn start(args: &InitArgs, host_pid: i32, exec: Exec) -> Result<Infallible, InitE
 /// The home directory of `uid` in the container's /etc/passwd, "/" if it has none.
 fn home_of(uid: u32) -> Result<String, InitError> {
     let passwd = read_untrusted("/etc/passwd", PASSWD_LIMIT)
-        .map_err(|reason| InitError::new("read /etc/passwd", reason))?
+        .map_err(|reason| InitError::new(InitStep::ReadPasswd, reason))?
         .unwrap_or_default();
     Ok(passwd
         .lines()
@@ -838,7 +852,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Resolves args[0] as execvp would, with the container's PATH; errors are worded as runc's
 /// (docker and podman map them to exit codes 126/127 by their text).
 fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
-    let exec_err = |msg: String| InitError::new("unable to start container process", msg);
+    let exec_err = |msg: String| InitError::new(InitStep::StartContainerProcess, msg);
     if arg0.contains('/') {
         let meta = std::fs::metadata(arg0)
             .map_err(|e| exec_err(format!("exec: {arg0:?}: stat {arg0}: {}", io_text(&e))))?;

@@ -20,8 +20,8 @@ use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
 use hull_sys::process::{clone_fork, Forked, SingleThreaded};
 pub use init::{InitArgs, Work};
-pub use sync::InitError;
 use sync::{FromInit, ToInit};
+pub use sync::{InitError, InitStep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {

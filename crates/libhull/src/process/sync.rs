@@ -8,12 +8,87 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
-/// A failed setup step in the init, as the runtime reports it.
+/// A failed setup step in the init, as the runtime reports it: which step (a type both
+/// sides share) and what went wrong (rendered in the init, whose error values cannot cross
+/// the process boundary).
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
 #[error("{step}: {message}")]
 pub struct InitError {
-    pub step: String,
+    pub step: InitStep,
     pub message: String,
+}
+
+/// Declares [`InitStep`] with the words each step is reported with (runc's where it has some).
+macro_rules! init_steps {
+    ($($step:ident => $words:literal,)*) => {
+        /// The setup steps of the container init that can fail.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum InitStep {
+            $($step,)*
+        }
+
+        impl InitStep {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(InitStep::$step => $words,)*
+                }
+            }
+        }
+    };
+}
+
+init_steps! {
+    ContainerInitPanicked => "container init panicked",
+    JoinNamespaces => "join namespaces",
+    CreateUserNamespace => "create user namespace",
+    Sync => "sync",
+    CreateNamespaces => "create namespaces",
+    TimeNamespace => "time namespace",
+    ForkIntoPidNamespace => "fork into pid namespace",
+    InstallSignalHandler => "install signal handler",
+    ResetSignalHandlers => "reset signal handlers",
+    ResetSignalMask => "reset signal mask",
+    RootGidInUserNamespace => "setresgid 0 in user namespace",
+    RootUidInUserNamespace => "setresuid 0 in user namespace",
+    SetNonDumpable => "set non-dumpable",
+    SetParentDeathSignal => "set parent death signal",
+    LoopbackUp => "set the loopback interface up",
+    SessionKeyringLabel => "session keyring label",
+    SessionKeyring => "session keyring",
+    PrepareRootfs => "prepare rootfs",
+    EnterRootfs => "enter rootfs",
+    CreateCwd => "create cwd",
+    Console => "console",
+    Sysctl => "sysctl",
+    FinalizeRootfs => "finalize rootfs",
+    Hostname => "hostname",
+    Domainname => "domainname",
+    CreateContainerHook => "createContainer hook",
+    WaitForStart => "wait for start",
+    Rlimits => "rlimits",
+    Chroot => "chroot",
+    StartContainerProcess => "unable to start container process",
+    Setsid => "setsid",
+    Scheduling => "scheduling",
+    Chdir => "chdir",
+    OomScoreAdj => "oomScoreAdj",
+    Capabilities => "capabilities",
+    LsmLabels => "lsm labels",
+    ChownStdio => "chown stdio",
+    User => "user",
+    CloseFds => "close fds",
+    FinalCpuAffinity => "execCPUAffinity.final",
+    NoNewPrivileges => "noNewPrivileges",
+    Seccomp => "seccomp",
+    SendSeccompListener => "send seccomp listener",
+    StartContainerHook => "startContainer hook",
+    ReadPasswd => "read /etc/passwd",
+}
+
+impl std::fmt::Display for InitStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Longest message that goes over the channel; a packet holds 64 KiB and a longer error
@@ -21,7 +96,7 @@ pub struct InitError {
 const MAX_ERROR: usize = 4096;
 
 impl InitError {
-    pub fn new(step: impl Into<String>, err: impl std::fmt::Display) -> InitError {
+    pub fn new(step: InitStep, err: impl std::fmt::Display) -> InitError {
         let mut message = err.to_string();
         if message.len() > MAX_ERROR {
             let mut end = MAX_ERROR;
@@ -31,10 +106,7 @@ impl InitError {
             message.truncate(end);
             message.push('…');
         }
-        InitError {
-            step: step.into(),
-            message,
-        }
+        InitError { step, message }
     }
 }
 
@@ -175,5 +247,23 @@ mod tests {
         let mut text = String::new();
         got.read_to_string(&mut text).unwrap();
         assert_eq!(text, "listener");
+    }
+
+    #[test]
+    fn a_failed_step_crosses_the_channel_as_its_type() {
+        let (runtime, init) = pair().unwrap();
+        let long = "x".repeat(MAX_ERROR + 10);
+        init.send(&FromInit::Failed(InitError::new(InitStep::Chdir, &long)))
+            .unwrap();
+        let Ok(FromInit::Failed(e)) = runtime.recv::<FromInit>() else {
+            panic!("no Failed message");
+        };
+        assert_eq!(e.step, InitStep::Chdir);
+        assert!(e.to_string().starts_with("chdir: xxx"), "{e}");
+        assert!(e.message.ends_with('…') && e.message.len() <= MAX_ERROR + 3);
+        assert_eq!(
+            InitError::new(InitStep::StartContainerProcess, "exec: \"x\": not found").to_string(),
+            "unable to start container process: exec: \"x\": not found"
+        );
     }
 }
