@@ -962,6 +962,29 @@ fn exec_process_file_without_args_or_with_a_relative_cwd_is_refused() {
     }
 }
 
+/// A process file's scheduling fields are checked before anything runs, naming the field of
+/// the process (not config.json, which the file is not).
+#[test]
+fn exec_process_file_with_a_bad_io_priority_is_refused_naming_the_field() {
+    if skip_on_runc("runc 1.1.5 ignores process.ioPriority") {
+        return;
+    }
+    let mut t = Test::new("exec_process_ioprio");
+    start_sleeper(&mut t);
+    let process = json!({
+        "user": { "uid": 0, "gid": 0 }, "args": ["true"], "cwd": "/",
+        "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 9 }
+    });
+    let file = t.path("process.json");
+    write(&file, &process.to_string());
+    let out = exec(&t, &["--process", &file.to_string_lossy()], &[]);
+    assert_exec_refused(
+        &out,
+        "process.ioPriority.priority: 9: priority must be 0 to 7",
+    );
+    assert!(!out.stderr.contains("config.json"), "{out}");
+}
+
 #[test]
 fn exec_that_fails_after_the_process_started_leaves_it_not_running() {
     // The pid file cannot be written: the caller is told exec failed, so the process that

@@ -38,6 +38,13 @@ impl Runtime {
         }
         let spec = &bundle.spec;
         let linux = crate::spec::linux(spec);
+        // The config's own checks first, before any socket is connected.
+        let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
+        let sysctls = crate::process::attrs::plan_sysctls(linux.sysctl().as_ref())?;
+        let scheduling = match spec.process() {
+            Some(p) => Scheduling::plan(p, linux)?,
+            None => Scheduling::default(),
+        };
         // As runc: a mount label without SELinux is ignored, a process label is an error.
         if let Some(p) = spec.process() {
             crate::lsm::check(
@@ -64,12 +71,6 @@ impl Runtime {
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
-        let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
-        let sysctls = crate::process::attrs::plan_sysctls(linux.sysctl().as_ref())?;
-        let scheduling = match spec.process() {
-            Some(p) => Scheduling::plan(p, linux)?,
-            None => Scheduling::default(),
-        };
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,

@@ -23,7 +23,13 @@ impl Runtime {
             return Err(OptionsError::ConsoleSocketWithoutTerminal.into());
         }
         let linux = crate::spec::linux(&st.config);
-        let scheduling = Scheduling::plan(&process, linux)?;
+        // The process comes from `-p` or the flags, not config.json: its field is named alone.
+        let scheduling = Scheduling::plan(&process, linux).map_err(|e| match e {
+            crate::spec::SpecError::Invalid { field, reason } => {
+                ExecError::Invalid(format!("{field}: {reason}"))
+            }
+            e => e.into(),
+        })?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::of_running(st.pid, linux)?;
         // The namespaces are open now: if the init is still the one recorded (pid and start

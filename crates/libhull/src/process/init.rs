@@ -598,7 +598,7 @@ fn prepare_process(
     }
     // The container's personality, for exec'd processes too (as runc: `uname -m` says i686
     // in both); in its cgroup by now, so no initial affinity means its cpuset's CPUs.
-    sched.apply().map_err(step(InitStep::Scheduling))?;
+    scheduling(sched)?;
 
     let cwd = process.cwd();
     // First as root, as runc does: a cwd that root may enter but the user may not (a 0700
@@ -679,6 +679,25 @@ fn prepare_process(
 
     lock_down(process, caps, filter, chan)?;
     Ok(exec)
+}
+
+/// Personality, scheduler, I/O priority and the initial CPU affinity, once the process is
+/// in its cgroup: without an initial set, every CPU of its cpuset (runc 1.2+).
+fn scheduling(sched: &Scheduling) -> Result<(), InitError> {
+    if let Some(p) = &sched.personality {
+        p.set().map_err(step(InitStep::Personality))?;
+    }
+    if let Some(s) = &sched.scheduler {
+        s.set().map_err(step(InitStep::Scheduler))?;
+    }
+    if let Some(p) = &sched.io_priority {
+        p.set().map_err(step(InitStep::IoPriority))?;
+    }
+    match &sched.affinity_initial {
+        Some(cpus) => cpus.set().map_err(step(InitStep::InitialCpuAffinity))?,
+        None => super::scheduling::reset_cpu_affinity(),
+    }
+    Ok(())
 }
 
 /// What execve gets: the executable found on the container's PATH, argv, the environment

@@ -131,27 +131,6 @@ impl Scheduling {
             )?,
         })
     }
-
-    /// Personality, scheduler, I/O priority and the initial affinity, on the calling
-    /// process once it is in its cgroup.
-    pub fn apply(&self) -> Result<(), SchedError> {
-        if let Some(p) = &self.personality {
-            p.set()?;
-        }
-        if let Some(s) = &self.scheduler {
-            s.set()?;
-        }
-        if let Some(p) = &self.io_priority {
-            p.set()?;
-        }
-        match &self.affinity_initial {
-            Some(cpus) => cpus.set(),
-            None => {
-                reset_cpu_affinity();
-                Ok(())
-            }
-        }
-    }
 }
 
 const PER_LINUX: libc::c_ulong = 0x0000;

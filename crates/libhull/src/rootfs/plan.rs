@@ -127,14 +127,12 @@ pub fn plan(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<Plan, SpecError
         .enumerate()
         .map(|(i, m)| mount_step(i, m, rootfs, bundle))
         .collect::<Result<Vec<_>, _>>()?;
+    // Checked even where /dev is bound and none is made.
+    let devices = devices(spec)?;
     let dev_bound = mounts
         .iter()
         .any(|m| m.is_bind() && m.dest == Path::new("/dev"));
-    let devices = if dev_bound {
-        None
-    } else {
-        Some(devices(spec)?)
-    };
+    let devices = (!dev_bound).then_some(devices);
     let paths = |field: &str, list: Option<&Vec<String>>| {
         list.into_iter()
             .flatten()
@@ -230,9 +228,13 @@ fn mount_step(i: usize, m: &Mount, rootfs: &Path, bundle: &Path) -> Result<Mount
             }
             "cgroup" => MountKind::Cgroup,
             "cgroup2" => MountKind::Cgroup2,
+            // An empty source stays empty (mount(2) gets ""); only a missing one is the type.
             _ => MountKind::Filesystem {
                 typ: typ.to_string(),
-                source: source.map_or_else(|| typ.into(), |s| s.display().to_string()),
+                source: m
+                    .source()
+                    .as_deref()
+                    .map_or_else(|| typ.into(), |s| s.display().to_string()),
             },
         }
     };
@@ -367,6 +369,24 @@ mod tests {
     }
 
     #[test]
+    fn a_filesystem_without_source_is_named_by_its_type_and_an_empty_one_stays_empty() {
+        let p = plan_of(|v| {
+            let m = v["mounts"].as_array_mut().unwrap();
+            m.push(json!({ "destination": "/a", "type": "tmpfs" }));
+            m.push(json!({ "destination": "/b", "type": "tmpfs", "source": "" }));
+        })
+        .unwrap();
+        let sources: Vec<_> = p.mounts[7..]
+            .iter()
+            .map(|m| match &m.kind {
+                MountKind::Filesystem { source, .. } => source.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sources, ["tmpfs", ""]);
+    }
+
+    #[test]
     fn a_bound_dev_means_no_device_nodes_are_made() {
         let p = plan_of(|v| {
             v["mounts"][1] = json!({
@@ -375,6 +395,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p.devices, None);
+        // Its devices are still checked.
+        let bad = plan_of(|v| {
+            v["mounts"][1] = json!({ "destination": "/dev", "type": "bind", "source": "/dev" });
+            v["linux"]["devices"] = json!([{ "path": "/dev/x", "type": "a" }]);
+        });
+        assert!(bad.unwrap_err().contains("linux.devices[0].type"));
         // A tmpfs there is ours to populate, and a bind below /dev is no bind of /dev.
         let p = plan_of(add_mount(json!({
             "destination": "/dev/shm", "source": "/x", "options": ["bind"]
