@@ -7,12 +7,13 @@
 //! 2. [`process`]: spawning the container init and the ordered setup it runs before exec.
 //! 3. Facilities the init uses: [`namespaces`], [`rootfs`], [`console`], [`hooks`],
 //!    [`seccomp`], [`lsm`], [`notify`].
-//! 4. Leaves: [`spec`], [`capabilities`], [`logging`]; [`features`] reads the layers above.
+//! 4. Leaves: [`spec`], [`capabilities`], [`logging`], [`timing`]; [`features`] reads the
+//!    layers above.
 //! 5. The crates below: [`cgroups`] (`hull-cgroups`) and [`sys`] (`hull-sys`).
 //!
 //! The public API is what the `hull` CLI uses: [`Runtime`] and its options for the commands,
 //! [`state`] for what `state` and `list` print, [`spec`] for `config.json` and `hull spec`,
-//! [`features`], [`logging`], and the protection of the runtime binary
+//! [`features`], [`logging`], [`timing`], and the protection of the runtime binary
 //! ([`process::sealed::ensure`]). The facilities below are internal.
 //!
 //! # Example
@@ -51,6 +52,7 @@ pub mod process;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub mod spec;
+pub mod timing;
 
 /// The cgroup managers (the `hull-cgroups` crate).
 pub use hull_cgroups as cgroups;

@@ -1,12 +1,12 @@
 //! The command-line contract clients parse: the JSON log, `--version`, single-dash long
-//! flags, `spec`, `features`.
+//! flags, `spec`, `features`; hull's own step timestamps (`HULL_TIMING`, for bench/profile.sh).
 
 use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{runtime_name, Call, Test, RUNC};
+use crate::util::{runtime_name, skip_on_runc, Call, Test, RUNC};
 
 #[test]
 fn json_log_of_a_failing_command_is_one_error_line() {
@@ -254,4 +254,73 @@ fn unknown_subcommand_fails() {
         assert_eq!(out.code, 3, "{out}");
         out.stderr_has("No help topic for 'frobnicate'");
     }
+}
+
+/// `HULL_TIMING=1`: one `hull-timing PID NS LABEL` line per step on stderr, from the runtime and
+/// from the container init (its own pid) up to its execve; nothing without it.
+#[test]
+fn timing_marks_cover_the_runtime_and_the_init() {
+    if skip_on_runc("HULL_TIMING is hull's own profiling switch") {
+        return;
+    }
+    let mut t = Test::new("timing-marks");
+    t.args(&["true"]);
+    let quiet = t.run();
+    quiet.ok();
+    assert!(!quiet.stderr.contains("hull-timing"), "{quiet}");
+
+    t.write_config();
+    let id = t.new_id();
+    let c = Call {
+        env: vec![("HULL_TIMING".into(), "1".into())],
+        ..Call::default()
+    };
+    let out = t.call(&["run", "--bundle", &t.bundle_str(), &id], &c);
+    out.ok();
+    // (pid, ns, label), in time order.
+    let mut marks: Vec<(u32, u64, String)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(4, ' ');
+            (f.next()? == "hull-timing").then_some(())?;
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next()?.to_string(),
+            ))
+        })
+        .collect();
+    marks.sort_by_key(|m| m.1);
+    let at = |label: &str| {
+        marks
+            .iter()
+            .position(|m| m.2 == label)
+            .unwrap_or_else(|| panic!("no mark {label:?}:\n{out}"))
+    };
+    let order = [
+        "exec'd",
+        "protected copy made",
+        "config loaded",
+        "cgroups made",
+        "clone",
+        "init: go received",
+        "init: mounts made",
+        "init: pivot_root",
+        "created",
+        "init: execve",
+        "run: process exited",
+        "run: deleted",
+        "end",
+    ];
+    let places: Vec<usize> = order.iter().map(|l| at(l)).collect();
+    assert!(
+        places.windows(2).all(|w| w[0] < w[1]),
+        "{order:?} at {places:?}:\n{out}"
+    );
+    let runtime = marks[at("config loaded")].0;
+    let init = marks[at("init: go received")].0;
+    assert_ne!(runtime, init, "the init marks with its own pid:\n{out}");
+    assert_eq!(marks[at("init: execve")].0, init, "{out}");
+    assert_eq!(marks[at("end")].0, runtime, "{out}");
 }

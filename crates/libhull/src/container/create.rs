@@ -23,6 +23,7 @@ impl Runtime {
             st: first_state(opts, &checked.bundle),
             pid_file: None,
         };
+        crate::timing::mark("state entry made");
         made.carry_out(opts, checked, tty_end.is_some())
             .map(|st| (st, tty_end))
     }
@@ -33,6 +34,7 @@ impl Runtime {
         state::validate_id(&opts.id)?;
         check_preserved_fds(opts.listen_fds, opts.preserve_fds)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
+        crate::timing::mark("config loaded");
         if opts.notify_socket.is_some() {
             crate::notify::setup_spec(&mut bundle.spec, &self.store.dir(&opts.id))?;
         }
@@ -77,6 +79,7 @@ impl Runtime {
             opts.systemd_cgroup,
         )?;
         cgroups.set_unit_annotations(spec.annotations().as_ref())?;
+        crate::timing::mark("config checked and planned");
         Ok(Checked {
             bundle,
             pid_file,
@@ -257,7 +260,9 @@ impl Made {
                     started.map_err(StepError::from)?;
                     return cg.finish_unit(pid.as_raw(), res).map_err(StepError::from);
                 }
-                cg.join(pid.as_raw()).map_err(StepError::from)
+                let joined = cg.join(pid.as_raw()).map_err(StepError::from);
+                crate::timing::mark("init joined its cgroups");
+                joined
             }
             SpawnEvent::RuntimeHooks(_) => {
                 let list = self
@@ -305,6 +310,7 @@ impl Made {
         let none = oci_spec::runtime::LinuxResources::default();
         let res = linux.resources().as_ref().unwrap_or(&none);
         let active = self.make_cgroups(&mut cg, linux, res)?;
+        crate::timing::mark("cgroups made");
         // Opened here, with the runtime's rights: the root of a new user namespace may not
         // reach a source the caller can (runc does the same). The clone inherits them.
         let bind_sources = if plan.new_user() {
@@ -320,6 +326,7 @@ impl Made {
         } else {
             None
         };
+        crate::timing::mark("limits written");
         let mut pidfd = None;
         let want_pidfd = pidfd_socket.is_some();
         let lock = self.entry().dir_fd().as_raw_fd();
@@ -356,6 +363,7 @@ impl Made {
         self.st.creating = false;
         self.st.process_ns = process_ns(&plan, pid);
         self.save()?;
+        crate::timing::mark("created");
         if let Some(path) = &pid_file {
             state::write_atomic(path, self.st.pid.to_string().as_bytes(), 0o644).map_err(
                 |source| OptionsError::PidFile {

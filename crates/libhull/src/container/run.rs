@@ -41,12 +41,14 @@ impl Runtime {
             },
             None => wait_forwarding(pid, &sfd),
         };
+        crate::timing::mark("run: process exited");
         // A READY the container sent just before it exited is still passed on.
         if let Some(n) = notifier {
             let _ = n.join();
         }
         if !run.keep {
             self.delete(&opts.id, true)?;
+            crate::timing::mark("run: deleted");
         }
         Ok(code)
     }

@@ -19,6 +19,7 @@ impl Runtime {
     ) -> Result<Option<std::thread::JoinHandle<()>>, StartError> {
         let entry = self.store.open(id)?;
         let mut st = entry.load()?;
+        crate::timing::mark("start: state loaded");
         match st.status() {
             Status::Created => {}
             Status::Stopped => return Err(StartError::Stopped),
@@ -54,6 +55,7 @@ impl Runtime {
         // Poststart hooks may call back into hull for this container.
         drop(entry);
         released?;
+        crate::timing::mark("start: init released");
         let list = st
             .config
             .hooks()

@@ -308,6 +308,7 @@ fn setup(
 ) -> Result<Infallible, InitError> {
     let single_clone = created.cgroup2.is_none();
     let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
+    crate::timing::mark("init: go received");
     let spec: &Spec = &args.bundle.spec;
     let plan = args.plan;
     let deferred = plan.new.difference(plan.clone_flags());
@@ -347,11 +348,14 @@ fn setup(
         attrs::join_session_keyring(&format!("_ses.{}", args.id))
             .map_err(step(InitStep::SessionKeyring))?;
     }
+    crate::timing::mark("init: namespaces, loopback, keyring");
     rootfs::prepare(&ctx).map_err(step(InitStep::PrepareRootfs))?;
+    crate::timing::mark("init: mounts made");
 
     creation_hooks(&args, chan, host_pid)?;
 
     rootfs::enter(&ctx).map_err(step(InitStep::EnterRootfs))?;
+    crate::timing::mark("init: pivot_root");
     // Before finalize may make the root read-only.
     if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
         if std::fs::symlink_metadata(cwd).is_err() {
@@ -368,6 +372,7 @@ fn setup(
     }
     attrs::set_sysctls(created.sysctls).map_err(step(InitStep::Sysctl))?;
     rootfs::finalize(&ctx).map_err(step(InitStep::FinalizeRootfs))?;
+    crate::timing::mark("init: masked and read-only paths");
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         attrs::set_hostname(h).map_err(step(InitStep::Hostname))?;
     }
@@ -395,6 +400,7 @@ fn setup(
         None => None,
     };
 
+    crate::timing::mark("init: process prepared");
     wait_for_start(&args, chan, host_pid, exec)
 }
 
@@ -560,6 +566,7 @@ fn exec_process(
 
 /// Execs the user process; returns only if execve failed, with runc's wording of the error.
 fn execve_failed(exec: &Exec) -> InitError {
+    crate::timing::mark("init: execve");
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     // runc 1.3's words (Go's PathError for op "exec"), for the resolved path.
     InitError::new(

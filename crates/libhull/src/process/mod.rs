@@ -88,6 +88,7 @@ pub fn spawn(
     let single = plan.single_clone();
     let (parent, child) = sync::pair()?;
     let flags = if single { plan.clone_flags().bits() } else { 0 };
+    crate::timing::mark("clone");
     let forked = clone_fork(proof, flags, opts.cgroup).map_err(SpawnError::Clone)?;
     let clone_pid = match forked {
         Forked::Child(proof) => {
@@ -102,7 +103,10 @@ pub fn spawn(
             }
             init::child_main(opts.init, child, single, proof)
         }
-        Forked::Parent(pid) => pid,
+        Forked::Parent(pid) => {
+            crate::timing::mark("cloned");
+            pid
+        }
     };
     drop(child);
     drop(opts.init.console);
@@ -194,7 +198,10 @@ fn drive(
                     Err(e) => Err(e.into()),
                 };
             }
-            FromInit::Ready => return Ok(()),
+            FromInit::Ready => {
+                crate::timing::mark("init ready");
+                return Ok(());
+            }
             FromInit::Failed(e) => return Err(SpawnError::Init(e)),
         }
     }

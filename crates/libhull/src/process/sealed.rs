@@ -542,6 +542,7 @@ impl Exec {
         };
         let mut env: Vec<&std::ffi::CStr> = self.env.iter().map(|e| e.as_c_str()).collect();
         env.push(&marker);
+        crate::timing::mark("protected copy made");
         let Err(e) = nix::unistd::execveat(
             Some(fd.as_raw_fd()),
             c"",
