@@ -20,28 +20,46 @@ use libhull::logging::{self, Format};
 use crate::cli::{Cli, Command};
 
 fn main() {
+    libhull::timing::init();
+    libhull::timing::mark("exec'd");
     let code = real_main();
+    libhull::timing::mark("end");
     std::process::exit(code);
 }
 
 fn real_main() -> i32 {
+    let raw: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Before anything else happens in this process, argv not even parsed (the re-executed
+    // process parses it): the commands that run code in a container continue from a sealed
+    // copy of this binary. Any argument spelled as one of them counts, a superset of what
+    // clap will take for that command (it knows no aliases or abbreviations).
+    let sealed = if raw
+        .iter()
+        .any(|a| a == "create" || a == "run" || a == "exec")
+    {
+        libhull::process::sealed::ensure()
+    } else {
+        Ok(())
+    };
     let mut table = Cli::command();
-    let args = argv::normalize(&table, std::env::args_os().skip(1).collect());
+    let args = argv::normalize(&table, raw);
     let matches =
         table.try_get_matches_from_mut(std::iter::once(OsString::from("hull")).chain(args.clone()));
     let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&table, &args, e),
     };
+    libhull::timing::mark("argv parsed");
 
-    // Before anything else happens in this process: the commands that run code in a
-    // container continue from a sealed copy of this binary.
-    let sealed = match cli.command {
-        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_)) => {
-            libhull::process::sealed::ensure()
-        }
-        _ => Ok(()),
-    };
+    debug_assert!(
+        !matches!(
+            cli.command,
+            Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
+        ) || args
+            .iter()
+            .any(|a| a == "create" || a == "run" || a == "exec"),
+        "a command that runs container code went unprotected"
+    );
 
     // runc checks the format before it opens the log file; a bad one is reported on stderr.
     let format = match cli.log_format.parse::<Format>() {
@@ -52,6 +70,7 @@ fn real_main() -> i32 {
         Ok(l) => l.writes_to_stderr(),
         Err(e) => return fail(stderr_logging(cli.debug), &e.into()),
     };
+    libhull::timing::mark("logging set up");
 
     if cli.version {
         let text = format!(
