@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Times hull and runc side by side on the same busybox bundle and prints one table.
-# See bench/README.md for what each row measures and how to read it.
+# Times hull beside reference runtimes (runc, and any others named in REFS) on the same busybox
+# bundle, in one run, and prints one table. See bench/README.md for what each row measures.
 #
 # Usage (as root, from anywhere):  bench/bench.sh
 # Environment:
 #   HULL=path   the hull binary      (default: target/release/hull of this repository)
-#   RUNC=path   the runc binary      (default: /usr/sbin/runc)
+#   RUNC=path   the first reference runtime (default: /usr/sbin/runc); RUNC= (empty) for none
+#   REFS="label=path ..."  more reference runtimes, each a column (e.g. "runc-1.3.6=/opt/runc crun=/usr/bin/crun")
+#   V1VIEW=1    run everything in a private mount namespace whose /sys/fs/cgroup has no cgroup2
+#               mount (a v1-only view: crun 1.8 refuses this host's hybrid layout); the host's
+#               own mounts are not touched
 #   RUNS=N      timed runs per row   (default: 30; peak RSS uses min(RUNS, 10))
 #   WARMUP=N    untimed warm-up runs (default: 3)
 #   BUSYBOX=path a static busybox   (default: /usr/bin/busybox)
@@ -16,18 +20,39 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+die() { echo "bench.sh: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
+
+if [ "${V1VIEW:-}" = 1 ] && [ -z "${_HULL_BENCH_V1VIEW:-}" ]; then
+    # A private mount namespace: what is unmounted here is unmounted for this run only.
+    exec unshare --mount --propagation private -- env _HULL_BENCH_V1VIEW=1 bash -c '
+        if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
+        exec "$0" "$@"' "$0" "$@"
+fi
+
 HULL=${HULL:-$repo/target/release/hull}
-RUNC=${RUNC:-/usr/sbin/runc}
+RUNC=${RUNC-/usr/sbin/runc}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 
-die() { echo "bench.sh: $*" >&2; exit 1; }
-
-[ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
 [ -x "$HULL" ] || die "no hull binary at $HULL (build it with: cargo build --release, or set HULL=path)"
-[ -x "$RUNC" ] || die "no runc binary at $RUNC (set RUNC=path)"
-HULL=$(readlink -f "$HULL")
-RUNC=$(readlink -f "$RUNC")
+labels=(hull)
+bins=("$(readlink -f "$HULL")")
+if [ -n "$RUNC" ]; then
+    [ -x "$RUNC" ] || die "no runc binary at $RUNC (set RUNC=path, or RUNC= for none)"
+    labels+=(runc)
+    bins+=("$(readlink -f "$RUNC")")
+fi
+for ref in ${REFS:-}; do
+    label=${ref%%=*}
+    bin=${ref#*=}
+    [[ $label =~ ^[A-Za-z0-9_.-]+$ ]] || die "REFS: '$label' is not a label of letters, digits, '_', '.', '-'"
+    [ -x "$bin" ] || die "REFS: no binary at $bin (for $label)"
+    labels+=("$label")
+    bins+=("$(readlink -f "$bin")")
+done
+n=${#labels[@]}
+
 busybox=${BUSYBOX:-/usr/bin/busybox}
 [ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static, or set BUSYBOX=path)"
 ! ldd "$busybox" >/dev/null 2>&1 || die "$busybox is dynamically linked: the rootfs needs busybox-static"
@@ -43,31 +68,33 @@ scratch=$(mktemp -d /tmp/hull-bench.XXXXXX)
 chmod 0755 "$scratch"
 bundle=$scratch/bundle
 rootfs=$bundle/rootfs
-root_hull=$scratch/root-hull
-root_runc=$scratch/root-runc
-mkdir -p "$root_hull" "$root_runc"
+roots=()
+for ((i = 0; i < n; i++)); do
+    roots+=("$scratch/root-${labels[i]}")
+    mkdir -p "${roots[i]}"
+done
 
 cleanup() {
-    local bin root id
-    for pair in "$HULL:$root_hull" "$RUNC:$root_runc"; do
-        bin=${pair%%:*}
-        root=${pair#*:}
-        for id in $("$bin" --root "$root" list --quiet 2>/dev/null); do
-            "$bin" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    local i id
+    for ((i = 0; i < n; i++)); do
+        for id in $("${bins[i]}" --root "${roots[i]}" list --quiet 2>/dev/null); do
+            "${bins[i]}" --root "${roots[i]}" delete --force "$id" >/dev/null 2>&1 || true
         done
     done
     rm -rf "$scratch"
 }
 trap cleanup EXIT
 
-# The bundle: static busybox with one hard link per applet; config.json is runc's default spec
-# without a terminal, running /bin/true. Both runtimes read the very same files.
+# The bundle: static busybox with one hard link per applet; config.json is hull's default spec
+# (runc's template) without a terminal, running /bin/true, and with ociVersion 1.0.2, which every
+# runtime here accepts (crun 1.8 refuses 1.2). Every runtime reads the very same files.
 mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/tmp" "$rootfs/etc"
 cp "$busybox" "$rootfs/bin/busybox"
 "$rootfs/bin/busybox" --install "$rootfs/bin"
-(cd "$bundle" && "$RUNC" spec)
+(cd "$bundle" && "${bins[0]}" spec)
 sed -i \
     -e 's/"terminal": true/"terminal": false/' \
+    -e 's/"ociVersion": "[^"]*"/"ociVersion": "1.0.2"/' \
     -e '/"args": \[/,/^[[:space:]]*\]/{
           /"args": \[/{ s|"args": \[.*|"args": ["/bin/true"|; b; }
           /^[[:space:]]*\]/b
@@ -108,12 +135,29 @@ timed() {
     fi
 }
 
+# row NAME BUILDER: times `BUILDER BIN ROOT LABEL` for every runtime; sets `vals` (one per runtime).
+# A reference runtime whose command fails once untimed (crun has no `events`) gets n/a; hull must not fail.
+row() {
+    local name=$1 builder=$2 i cmd
+    vals=()
+    for ((i = 0; i < n; i++)); do
+        cmd=$($builder "${bins[i]}" "${roots[i]}" "${labels[i]}")
+        if ! sh -c "$cmd" >"$scratch/try.log" 2>&1; then
+            [ "$i" -gt 0 ] || { cat "$scratch/try.log" >&2; die "$name: hull failed: $cmd"; }
+            echo "bench.sh: $name: ${labels[i]} failed, shown as n/a: $(head -c 300 "$scratch/try.log")" >&2
+            vals+=(n/a)
+            continue
+        fi
+        vals+=("$(timed "$name-${labels[i]}" "$cmd")")
+    done
+}
+
 # peak_rss BIN ROOT: median over a few `run`s of the largest resident set (KiB) of any process in
 # the run's tree (GNU time's %M is ru_maxrss of the reaped children).
 peak_rss() {
-    local bin=$1 root=$2 n=$((RUNS < 10 ? RUNS : 10)) i
+    local bin=$1 root=$2 k=$((RUNS < 10 ? RUNS : 10)) i
     [ -x /usr/bin/time ] || { echo "n/a"; return; }
-    for ((i = 0; i < n; i++)); do
+    for ((i = 0; i < k; i++)); do
         /usr/bin/time -f %M -o "$scratch/rss" "$bin" --root "$root" run --bundle "$bundle" "rss-$$-$i" \
             </dev/null >/dev/null 2>&1 || die "peak RSS: $bin run failed"
         cat "$scratch/rss"
@@ -122,82 +166,107 @@ peak_rss() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
-# Commands of each row, for one runtime binary and its state root.
-cmd_run() { echo "'$1' --root '$2' ${3:-} run --bundle '$bundle' run-\$\$ </dev/null"; }
+# Commands of each row, for one runtime binary, its state root and its label. Containers that
+# stay have ids of their own per runtime: with a relative cgroupsPath the id names the cgroup,
+# and two runtimes must not share one (nor its limits).
+cmd_run() { echo "'$1' --root '$2' ${EXTRA_FLAGS:-} run --bundle '$bundle' run-\$\$ </dev/null"; }
 cmd_csd() {
     echo "'$1' --root '$2' create --bundle '$bundle' csd-\$\$ </dev/null >/dev/null 2>&1 &&" \
         "'$1' --root '$2' start csd-\$\$ && '$1' --root '$2' delete --force csd-\$\$"
 }
+cmd_state() { echo "'$1' --root '$2' state state-probe-$3 >/dev/null"; }
+cmd_list() { echo "'$1' --root '$2' list >/dev/null"; }
+cmd_update() { echo "'$1' --root '$2' update --pids-limit 100 --memory 256M --cpu-share 512 state-probe-$3"; }
+cmd_events() { echo "'$1' --root '$2' events --stats state-probe-$3 >/dev/null"; }
+cmd_pause() { echo "'$1' --root '$2' pause state-probe-$3 && '$1' --root '$2' resume state-probe-$3"; }
+cmd_exec() { echo "'$1' --root '$2' exec exec-probe-$3 /bin/true </dev/null"; }
+cmd_sc() { echo "'$1' --root '$2' run --bundle '$scratch/seccomp' sc-\$\$ </dev/null"; }
+cmd_sc_nocache() { [ "$3" = hull ] && echo "HULL_SECCOMP_CACHE=0 $(cmd_sc "$@")" || echo false; }
+floor_cmd="unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/true"
 
 {
     echo "date:     $(date -Is)"
     echo "kernel:   $(uname -r)"
     echo "cpus:     $(nproc)"
-    echo "hull:     $HULL ($("$HULL" --version 2>/dev/null | head -n1 || echo '?'))"
-    echo "runc:     $RUNC ($("$RUNC" --version 2>/dev/null | head -n1 || echo '?'))"
+    for ((i = 0; i < n; i++)); do
+        echo "${labels[i]}: ${bins[i]} ($("${bins[i]}" --version 2>/dev/null | head -n1 || echo '?'))"
+    done
+    echo "cgroups:  $(if [ -n "${_HULL_BENCH_V1VIEW:-}" ]; then echo "v1-only view (private mount namespace without /sys/fs/cgroup/unified)"; else stat -fc %T /sys/fs/cgroup; fi)"
     echo "timing:   $($have_hyperfine && hyperfine --version || echo 'date +%s%N loop'), runs=$RUNS warmup=$WARMUP, median"
 } | tee "$out/env.txt"
 
-# One checked run each first: a runtime that fails or hangs stops the bench here, not inside hyperfine.
-for bin in "$HULL" "$RUNC"; do
-    root=$root_runc
-    [ "$bin" = "$HULL" ] && root=$root_hull
-    if ! timeout 60 "$bin" --root "$root" run --bundle "$bundle" "check-$$" </dev/null >"$scratch/check.log" 2>&1; then
+# One checked run each first: hull failing or hanging stops the bench here, not inside
+# hyperfine; a reference runtime that cannot run the bundle on this host is left out.
+keep=()
+for ((i = 0; i < n; i++)); do
+    if ! timeout 60 "${bins[i]}" --root "${roots[i]}" run --bundle "$bundle" "check-$$" </dev/null >"$scratch/check.log" 2>&1; then
         cat "$scratch/check.log" >&2
-        die "$bin run --bundle $bundle failed or took over 60 s"
+        [ "$i" -gt 0 ] || die "hull: run --bundle $bundle failed or took over 60 s"
+        echo "bench.sh: ${labels[i]} cannot run the bundle here: left out" | tee -a "$out/env.txt" >&2
+        continue
     fi
+    keep+=("$i")
 done
+kl=() kb=() kr=()
+for i in "${keep[@]}"; do kl+=("${labels[i]}"); kb+=("${bins[i]}"); kr+=("${roots[i]}"); done
+labels=("${kl[@]}") bins=("${kb[@]}") roots=("${kr[@]}")
+n=${#labels[@]}
+
+# The table: header, then `line MEASURE` per row from `vals` (ratios of hull to each reference).
+header() {
+    local h="| measure" s="|---" i
+    for ((i = 0; i < n; i++)); do h+=" | ${labels[i]}"; s+="|---:"; done
+    for ((i = 1; i < n; i++)); do h+=" | hull/${labels[i]}"; s+="|---:"; done
+    echo "$h | floor |"
+    echo "$s|---:|"
+}
+lines=()
+line() {
+    local l="| $1" i
+    for ((i = 0; i < n; i++)); do l+=" | ${vals[i]}"; done
+    for ((i = 1; i < n; i++)); do l+=" | $(ratio "${vals[0]}" "${vals[i]}")"; done
+    lines+=("$l | ${2:-} |")
+}
 
 echo "timing run true ..." >&2
-run_hull=$(timed run-true-hull "$(cmd_run "$HULL" "$root_hull")")
-run_runc=$(timed run-true-runc "$(cmd_run "$RUNC" "$root_runc")")
-floor=$(timed floor "unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/true")
+row run-true cmd_run
+floor=$(timed floor "$floor_cmd")
+line "run true (ms)" "$floor"
 if [ "${ONLY:-}" = run ]; then
     if [ "${SYSTEMD:-}" = 1 ]; then
         echo "timing run true with --systemd-cgroup ..." >&2
-        sd_hull=$(timed run-true-systemd-hull "$(cmd_run "$HULL" "$root_hull" --systemd-cgroup)")
-        sd_runc=$(timed run-true-systemd-runc "$(cmd_run "$RUNC" "$root_runc" --systemd-cgroup)")
+        EXTRA_FLAGS=--systemd-cgroup row run-true-systemd cmd_run
+        line "run true, --systemd-cgroup (ms)"
     fi
-    {
-        echo
-        echo "| measure | hull | runc | hull/runc | floor |"
-        echo "|---|---:|---:|---:|---:|"
-        echo "| run true (ms) | $run_hull | $run_runc | $(ratio "$run_hull" "$run_runc") | $floor |"
-        if [ "${SYSTEMD:-}" = 1 ]; then
-            echo "| run true, --systemd-cgroup (ms) | $sd_hull | $sd_runc | $(ratio "$sd_hull" "$sd_runc") | |"
-        fi
-    } | tee "$out/table.md"
+    { echo; header; printf '%s\n' "${lines[@]}"; } | tee "$out/table.md"
     cat "$out/env.txt" "$out/table.md" >"$repo/bench/out/latest.md"
     exit 0
 fi
 
 echo "timing create+start+delete ..." >&2
-csd_hull=$(timed csd-hull "$(cmd_csd "$HULL" "$root_hull")")
-csd_runc=$(timed csd-runc "$(cmd_csd "$RUNC" "$root_runc")")
+row csd cmd_csd
+line "create+start+delete (ms)"
 
-# state and list look at one container in the `created` state (its init waits for `start`).
-# The reference runtime's containers have ids of their own: with a relative cgroupsPath the id
-# names the cgroup, and two runtimes must not share one (nor its limits).
-echo "timing state and list ..." >&2
-"$HULL" --root "$root_hull" create --bundle "$bundle" state-probe </dev/null >/dev/null 2>&1 ||
-    die "$HULL create failed"
-"$RUNC" --root "$root_runc" create --bundle "$bundle" state-probe-ref </dev/null >/dev/null 2>&1 ||
-    die "$RUNC create failed"
-state_hull=$(timed state-hull "'$HULL' --root '$root_hull' state state-probe >/dev/null")
-state_runc=$(timed state-runc "'$RUNC' --root '$root_runc' state state-probe-ref >/dev/null")
-list_hull=$(timed list-hull "'$HULL' --root '$root_hull' list >/dev/null")
-list_runc=$(timed list-runc "'$RUNC' --root '$root_runc' list >/dev/null")
-# cgroup commands on the same created container: its cgroups exist and its init waits.
-echo "timing update, events --stats, pause+resume ..." >&2
-upd="update --pids-limit 100 --memory 256M --cpu-share 512"
-update_hull=$(timed update-hull "'$HULL' --root '$root_hull' $upd state-probe")
-update_runc=$(timed update-runc "'$RUNC' --root '$root_runc' $upd state-probe-ref")
-events_hull=$(timed events-hull "'$HULL' --root '$root_hull' events --stats state-probe >/dev/null")
-events_runc=$(timed events-runc "'$RUNC' --root '$root_runc' events --stats state-probe-ref >/dev/null")
-pr() { echo "'$1' --root '$2' pause $3 && '$1' --root '$2' resume $3"; }
-pause_hull=$(timed pause-hull "$(pr "$HULL" "$root_hull" state-probe)")
-pause_runc=$(timed pause-runc "$(pr "$RUNC" "$root_runc" state-probe-ref)")
-"$HULL" --root "$root_hull" delete --force state-probe >/dev/null 2>&1 || true
+# state, list and the cgroup commands look at one container per runtime in the `created` state
+# (its init waits for `start`).
+echo "timing state, list, update, events --stats, pause+resume ..." >&2
+for ((i = 0; i < n; i++)); do
+    "${bins[i]}" --root "${roots[i]}" create --bundle "$bundle" "state-probe-${labels[i]}" </dev/null >/dev/null 2>&1 ||
+        die "${labels[i]}: create failed"
+done
+row state cmd_state
+line "state (ms)"
+row list cmd_list
+line "list (ms)"
+row update cmd_update
+line "update (ms)"
+row events cmd_events
+line "events --stats (ms)"
+row pause cmd_pause
+line "pause+resume (ms)"
+for ((i = 0; i < n; i++)); do
+    "${bins[i]}" --root "${roots[i]}" delete --force "state-probe-${labels[i]}" >/dev/null 2>&1 || true
+done
 
 # exec into a running container: a second bundle on the same rootfs whose process sleeps.
 echo "timing exec true ..." >&2
@@ -206,20 +275,23 @@ mkdir -p "$sleeper"
 sed -e 's|"args": \["/bin/true"|"args": ["/bin/sleep", "1000"|' -e "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" \
     "$bundle/config.json" >"$sleeper/config.json"
 grep -q '"/bin/sleep", "1000"' "$sleeper/config.json" || die "could not make the sleeper bundle"
-"$HULL" --root "$root_hull" run -d --bundle "$sleeper" exec-probe </dev/null >/dev/null 2>&1 || die "$HULL run -d failed"
-"$RUNC" --root "$root_runc" run -d --bundle "$sleeper" exec-probe-ref </dev/null >/dev/null 2>&1 || die "$RUNC run -d failed"
-exec_hull=$(timed exec-hull "'$HULL' --root '$root_hull' exec exec-probe /bin/true </dev/null")
-exec_runc=$(timed exec-runc "'$RUNC' --root '$root_runc' exec exec-probe-ref /bin/true </dev/null")
-"$RUNC" --root "$root_runc" delete --force state-probe-ref >/dev/null 2>&1 || true
+for ((i = 0; i < n; i++)); do
+    "${bins[i]}" --root "${roots[i]}" run -d --bundle "$sleeper" "exec-probe-${labels[i]}" </dev/null >/dev/null 2>&1 ||
+        die "${labels[i]}: run -d failed"
+done
+row exec cmd_exec
+line "exec true (ms)"
+for ((i = 0; i < n; i++)); do
+    "${bins[i]}" --root "${roots[i]}" delete --force "exec-probe-${labels[i]}" >/dev/null 2>&1 || true
+done
 
 # run true with docker's default seccomp profile: hull with its filter cache (warm after the
-# warm-up runs) and without it (HULL_SECCOMP_CACHE=0), runc compiling every time.
+# warm-up runs) and without it (HULL_SECCOMP_CACHE=0); the others compile it every time.
 echo "timing run true with a seccomp profile ..." >&2
 command -v python3 >/dev/null || die "python3 is needed to add the seccomp profile to the bundle"
-seccomp_bundle=$scratch/seccomp
-mkdir -p "$seccomp_bundle"
+mkdir -p "$scratch/seccomp"
 python3 - "$bundle/config.json" "$repo/crates/hull/tests/fixtures/seccomp-docker-default.json" \
-    "$rootfs" "$seccomp_bundle/config.json" <<'PY'
+    "$rootfs" "$scratch/seccomp/config.json" <<'PY'
 import json, sys
 config, profile, rootfs, out = sys.argv[1:]
 c = json.load(open(config))
@@ -227,36 +299,21 @@ c["linux"]["seccomp"] = json.load(open(profile))
 c["root"]["path"] = rootfs
 json.dump(c, open(out, "w"), indent=2)
 PY
-cmd_sc() { echo "'$1' --root '$2' run --bundle '$seccomp_bundle' sc-\$\$ </dev/null"; }
-sc_hull=$(timed run-seccomp-hull "$(cmd_sc "$HULL" "$root_hull")")
-sc_nocache=$(timed run-seccomp-hull-nocache "HULL_SECCOMP_CACHE=0 $(cmd_sc "$HULL" "$root_hull")")
-sc_runc=$(timed run-seccomp-runc "$(cmd_sc "$RUNC" "$root_runc")")
+row run-seccomp cmd_sc
+line "run true, docker seccomp profile (ms)"
+sc_cached=("${vals[@]}")
+vals=("$(timed run-seccomp-hull-nocache "$(cmd_sc_nocache "${bins[0]}" "${roots[0]}" hull)")" "${sc_cached[@]:1}")
+line "the same, hull without its filter cache (ms)"
 
 echo "measuring peak RSS ..." >&2
-rss_hull=$(peak_rss "$HULL" "$root_hull")
-rss_runc=$(peak_rss "$RUNC" "$root_runc")
+vals=()
+for ((i = 0; i < n; i++)); do vals+=("$(peak_rss "${bins[i]}" "${roots[i]}")"); done
+line "peak RSS of run true (KiB)"
+vals=()
+for ((i = 0; i < n; i++)); do vals+=("$(stat -c %s "${bins[i]}")"); done
+line "binary size (bytes)"
 
-size_hull=$(stat -c %s "$HULL")
-size_runc=$(stat -c %s "$RUNC")
-
-{
-    echo
-    echo "| measure | hull | runc | hull/runc | floor |"
-    echo "|---|---:|---:|---:|---:|"
-    echo "| run true (ms) | $run_hull | $run_runc | $(ratio "$run_hull" "$run_runc") | $floor |"
-    echo "| create+start+delete (ms) | $csd_hull | $csd_runc | $(ratio "$csd_hull" "$csd_runc") | |"
-    echo "| state (ms) | $state_hull | $state_runc | $(ratio "$state_hull" "$state_runc") | |"
-    echo "| list (ms) | $list_hull | $list_runc | $(ratio "$list_hull" "$list_runc") | |"
-    echo "| update (ms) | $update_hull | $update_runc | $(ratio "$update_hull" "$update_runc") | |"
-    echo "| events --stats (ms) | $events_hull | $events_runc | $(ratio "$events_hull" "$events_runc") | |"
-    echo "| pause+resume (ms) | $pause_hull | $pause_runc | $(ratio "$pause_hull" "$pause_runc") | |"
-    echo "| exec true (ms) | $exec_hull | $exec_runc | $(ratio "$exec_hull" "$exec_runc") | |"
-    echo "| run true, docker seccomp profile (ms) | $sc_hull | $sc_runc | $(ratio "$sc_hull" "$sc_runc") | |"
-    echo "| the same, hull without its filter cache (ms) | $sc_nocache | $sc_runc | $(ratio "$sc_nocache" "$sc_runc") | |"
-    echo "| peak RSS of run true (KiB) | $rss_hull | $rss_runc | $(ratio "$rss_hull" "$rss_runc") | |"
-    echo "| binary size (bytes) | $size_hull | $size_runc | $(ratio "$size_hull" "$size_runc") | |"
-} | tee "$out/table.md"
-
+{ echo; header; printf '%s\n' "${lines[@]}"; } | tee "$out/table.md"
 cat "$out/env.txt" "$out/table.md" >"$repo/bench/out/latest.md"
 echo >&2
 echo "results: $out (also bench/out/latest.md)" >&2
