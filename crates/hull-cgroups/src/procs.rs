@@ -27,6 +27,12 @@ impl Cgroups {
     pub fn join(&self, pid: i32) -> Result<(), CgroupError> {
         let text = pid.to_string();
         for dir in self.dirs() {
+            // Born there (clone3 with CLONE_INTO_CGROUP): writing it again would move it
+            // nowhere but still take the kernel's global migration lock, whose first taker
+            // after a quiet spell waits for an RCU grace period (docs/performance.md).
+            if self.unified.as_deref() == Some(dir) && lists(dir, pid) {
+                continue;
+            }
             let path = dir.join("cgroup.procs");
             std::fs::write(&path, &text).map_err(|source| CgroupError::Io {
                 step: "join cgroup",
@@ -306,6 +312,12 @@ pub fn reap_by_id(id: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// Whether `pid` is in the cgroup `dir` itself (not below it).
+fn lists(dir: &Path, pid: i32) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .is_ok_and(|text| text.lines().any(|l| l.trim().parse() == Ok(pid)))
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
