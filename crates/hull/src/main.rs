@@ -19,6 +19,9 @@ use libhull::logging::{self, Format};
 
 use crate::cli::{Cli, Command};
 
+/// The commands that run code in a container: they run from a sealed copy of the binary.
+const CONTAINER_CODE: [&str; 3] = ["create", "run", "exec"];
+
 fn main() {
     libhull::timing::init();
     libhull::timing::mark("exec'd");
@@ -32,11 +35,9 @@ fn real_main() -> i32 {
     // Before anything else happens in this process, argv not even parsed (the re-executed
     // process parses it): the commands that run code in a container continue from a sealed
     // copy of this binary. Any argument spelled as one of them counts, a superset of what
-    // clap will take for that command (it knows no aliases or abbreviations).
-    let sealed = if raw
-        .iter()
-        .any(|a| a == "create" || a == "run" || a == "exec")
-    {
+    // clap takes for those commands (it knows no aliases or abbreviations).
+    let early = raw.iter().any(|a| CONTAINER_CODE.iter().any(|c| a == c));
+    let mut sealed = if early {
         libhull::process::sealed::ensure()
     } else {
         Ok(())
@@ -51,15 +52,15 @@ fn real_main() -> i32 {
     };
     libhull::timing::mark("argv parsed");
 
-    debug_assert!(
-        !matches!(
+    // Should clap ever take one of them from other words, the protection comes now.
+    if !early
+        && matches!(
             cli.command,
             Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
-        ) || args
-            .iter()
-            .any(|a| a == "create" || a == "run" || a == "exec"),
-        "a command that runs container code went unprotected"
-    );
+        )
+    {
+        sealed = libhull::process::sealed::ensure();
+    }
 
     // runc checks the format before it opens the log file; a bad one is reported on stderr.
     let format = match cli.log_format.parse::<Format>() {

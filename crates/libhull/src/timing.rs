@@ -4,7 +4,9 @@
 //! Off unless `HULL_TIMING=1` is in the environment when [`init`] runs. Then each [`mark`]
 //! writes one line, `hull-timing <pid> <CLOCK_MONOTONIC ns> <label>`, to stderr with a single
 //! write(2) from a stack buffer: no allocation and no lock, so the container init may mark
-//! its steps between clone and exec too. Off, a mark is one relaxed atomic load.
+//! its steps between clone and exec too. Off, a mark is one relaxed atomic load. The init's
+//! stderr is the container's: with `terminal: true` its marks after the console is set up go
+//! to the pty.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
