@@ -23,12 +23,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "bench.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
 
-if [ "${V1VIEW:-}" = 1 ] && [ -z "${_HULL_BENCH_V1VIEW:-}" ]; then
-    # A private mount namespace: what is unmounted here is unmounted for this run only.
-    exec unshare --mount --propagation private -- env _HULL_BENCH_V1VIEW=1 bash -c '
-        if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
-        exec "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/common.sh
+. "$repo/bench/common.sh"
+enter_v1_view "$0" "$@"
 
 HULL=${HULL:-$repo/target/release/hull}
 RUNC=${RUNC-/usr/sbin/runc}

@@ -17,7 +17,7 @@ share=$(mktemp -d /tmp/hull-bench-vm.XXXXXX)
 trap 'rm -rf "$share"' EXIT
 mkdir -p "$share/bench"
 cp target/release/hull "$share/hull"
-cp bench/bench.sh "$share/bench/"
+cp bench/bench.sh bench/common.sh "$share/bench/"
 cat >"$share/run" <<RUN
 cd /mnt/hull
 # From the guest's disk, as runc is, not from the 9p share.

@@ -12,11 +12,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "profile.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
-if [ "${V1VIEW:-}" = 1 ] && [ -z "${_HULL_BENCH_V1VIEW:-}" ]; then
-    exec unshare --mount --propagation private -- env _HULL_BENCH_V1VIEW=1 bash -c '
-        if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
-        exec "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/common.sh
+. "$repo/bench/common.sh"
+enter_v1_view "$0" "$@"
 HULL=$(readlink -f "${HULL:-$repo/target/release/hull}")
 RUNS=${RUNS:-50}
 busybox=${BUSYBOX:-/usr/bin/busybox}
