@@ -314,22 +314,24 @@ pub fn reap_by_id(id: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Whether `pid` is in the cgroup `dir` itself (not below it).
+/// The processes in the cgroup `dir` itself (not below it); none when it cannot be read.
+fn pids_in(dir: &Path) -> Vec<i32> {
+    let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    // cgroup2 lists 0 for a process outside the reader's pid namespace: never a pid to
+    // signal (kill(0) is our own process group).
+    text.lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+        .collect()
+}
+
+/// Whether `pid` is in the cgroup `dir` itself.
 fn lists(dir: &Path, pid: i32) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .is_ok_and(|text| text.lines().any(|l| l.trim().parse() == Ok(pid)))
+    pids_in(dir).contains(&pid)
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        // cgroup2 lists 0 for a process outside the reader's pid namespace: never a pid to
-        // signal (kill(0) is our own process group).
-        out.extend(
-            text.lines()
-                .filter_map(|l| l.trim().parse::<i32>().ok())
-                .filter(|p| *p > 0),
-        );
-    }
+    out.extend(pids_in(dir));
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -416,5 +418,56 @@ fn v1_freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(std::time::Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain directory standing in for a cgroup: `cgroup.procs` is an ordinary file, so a
+    /// write shows as changed content.
+    struct Dir(PathBuf);
+    impl Dir {
+        fn with_procs(name: &str, procs: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(format!("hull-procs-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.procs"), procs).unwrap();
+            Dir(dir)
+        }
+        fn procs(&self) -> String {
+            std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap()
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn join_leaves_the_cgroup2_directory_a_process_was_born_in() {
+        let born = Dir::with_procs("born", "77\n4242\n");
+        let cg = Cgroups {
+            unified: Some(born.0.clone()),
+            unified_only: true,
+            ..Default::default()
+        };
+        cg.join(4242).unwrap();
+        assert_eq!(
+            born.procs(),
+            "77\n4242\n",
+            "written although the pid was there"
+        );
+
+        let elsewhere = Dir::with_procs("elsewhere", "77\n");
+        let cg = Cgroups {
+            unified: Some(elsewhere.0.clone()),
+            unified_only: true,
+            ..Default::default()
+        };
+        cg.join(4242).unwrap();
+        assert_eq!(elsewhere.procs(), "4242");
     }
 }
