@@ -32,23 +32,7 @@ RUNC=${RUNC-/usr/sbin/runc}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 
-[ -x "$HULL" ] || die "no hull binary at $HULL (build it with: cargo build --release, or set HULL=path)"
-labels=(hull)
-bins=("$(readlink -f "$HULL")")
-if [ -n "$RUNC" ]; then
-    [ -x "$RUNC" ] || die "no runc binary at $RUNC (set RUNC=path, or RUNC= for none)"
-    labels+=(runc)
-    bins+=("$(readlink -f "$RUNC")")
-fi
-for ref in ${REFS:-}; do
-    label=${ref%%=*}
-    bin=${ref#*=}
-    [[ $label =~ ^[A-Za-z0-9_.-]+$ ]] || die "REFS: '$label' is not a label of letters, digits, '_', '.', '-'"
-    [ -x "$bin" ] || die "REFS: no binary at $bin (for $label)"
-    labels+=("$label")
-    bins+=("$(readlink -f "$bin")")
-done
-n=${#labels[@]}
+runtimes_from_env
 
 busybox=${BUSYBOX:-/usr/bin/busybox}
 [ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static, or set BUSYBOX=path)"
@@ -178,7 +162,6 @@ cmd_events() { echo "'$1' --root '$2' events --stats state-probe-$3 >/dev/null";
 cmd_pause() { echo "'$1' --root '$2' pause state-probe-$3 && '$1' --root '$2' resume state-probe-$3"; }
 cmd_exec() { echo "'$1' --root '$2' exec exec-probe-$3 /bin/true </dev/null"; }
 cmd_sc() { echo "'$1' --root '$2' run --bundle '$scratch/seccomp' sc-\$\$ </dev/null"; }
-cmd_sc_nocache() { [ "$3" = hull ] && echo "HULL_SECCOMP_CACHE=0 $(cmd_sc "$@")" || echo false; }
 floor_cmd="unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/true"
 
 {
@@ -299,7 +282,7 @@ PY
 row run-seccomp cmd_sc
 line "run true, docker seccomp profile (ms)"
 sc_cached=("${vals[@]}")
-vals=("$(timed run-seccomp-hull-nocache "$(cmd_sc_nocache "${bins[0]}" "${roots[0]}" hull)")" "${sc_cached[@]:1}")
+vals=("$(timed run-seccomp-hull-nocache "HULL_SECCOMP_CACHE=0 $(cmd_sc "${bins[0]}" "${roots[0]}" hull)")" "${sc_cached[@]:1}")
 line "the same, hull without its filter cache (ms)"
 
 echo "measuring peak RSS ..." >&2

@@ -10,3 +10,27 @@ enter_v1_view() {
             exec "$0" "$@"' "$@"
     fi
 }
+
+# runtimes_from_env: the runtimes to compare, from HULL, RUNC (default /usr/sbin/runc; empty for
+# none) and REFS ("label=path ..."), as the arrays `labels` and `bins` (hull first) and their
+# count `n`. Uses the caller's `die`.
+runtimes_from_env() {
+    local ref label bin
+    [ -x "$HULL" ] || die "no hull binary at $HULL (build it with: cargo build --release, or set HULL=path)"
+    labels=(hull)
+    bins=("$(readlink -f "$HULL")")
+    if [ -n "$RUNC" ]; then
+        [ -x "$RUNC" ] || die "no runc binary at $RUNC (set RUNC=path, or RUNC= for none)"
+        labels+=(runc)
+        bins+=("$(readlink -f "$RUNC")")
+    fi
+    for ref in ${REFS:-}; do
+        label=${ref%%=*}
+        bin=${ref#*=}
+        [[ $label =~ ^[A-Za-z0-9_.-]+$ ]] || die "REFS: '$label' is not a label of letters, digits, '_', '.', '-'"
+        [ -x "$bin" ] || die "REFS: no binary at $bin (for $label)"
+        labels+=("$label")
+        bins+=("$(readlink -f "$bin")")
+    done
+    n=${#labels[@]}
+}

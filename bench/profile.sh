@@ -72,8 +72,7 @@ for i in range(runs + 3):
 lines = ["hull: %s; %d runs after 3 warm-up runs; medians (ms); each row: time since the row above" % (hull, runs), "",
          "| step done | ms | share |", "|---|---:|---:|"]
 total = statistics.median(totals)
-rows = sorted(order, key=lambda k: statistics.median([0]) if False else order.index(k))
-for k in rows:
+for k in order:
     m = statistics.median(steps[k] + [0.0] * (runs - len(steps[k])))
     lines.append("| %s | %.2f | %.0f%% |" % (k, m, 100 * m / total))
 lines.append("| **total, caller's view** | **%.2f** | |" % total)

@@ -5,7 +5,7 @@
 #
 # Usage (as root):  bench/scale.sh
 # Environment:
-#   HULL=path  RUNC=path (default /usr/sbin/runc; empty for none)
+#   HULL=path  RUNC=path (default /usr/sbin/runc; empty for none)  REFS="label=path ..." more
 #   COUNTS="1 10 100 1000"   container counts, ascending
 #   SAMPLES=N   timed calls per measure and count (default 15)
 #   LIFECYCLES=N PARALLEL=P  the lifecycle run (default 200, 8)
@@ -22,16 +22,10 @@ SAMPLES=${SAMPLES:-15}
 LIFECYCLES=${LIFECYCLES:-200}
 PARALLEL=${PARALLEL:-8}
 busybox=${BUSYBOX:-/usr/bin/busybox}
-[ -x "$HULL" ] || die "no hull binary at $HULL"
 [ -x "$busybox" ] || die "no static busybox at $busybox"
-labels=(hull)
-bins=("$(readlink -f "$HULL")")
-if [ -n "$RUNC" ]; then
-    [ -x "$RUNC" ] || die "no runc at $RUNC"
-    labels+=(runc)
-    bins+=("$(readlink -f "$RUNC")")
-fi
-n=${#labels[@]}
+# shellcheck source=bench/common.sh
+. "$repo/bench/common.sh"
+runtimes_from_env
 
 scratch=$(mktemp -d /tmp/hull-scale.XXXXXX)
 chmod 0755 "$scratch"
