@@ -93,7 +93,13 @@ fn real_main() -> i32 {
         };
     };
 
-    if let Err(e) = sealed {
+    // Only the commands that run container code need the protection: a failure to make it
+    // does not stop `delete run` or `kill exec`, whose container id merely looks like one.
+    let needs_protection = matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    );
+    if let (true, Err(e)) = (needs_protection, sealed) {
         return fail(to_stderr, &e.into());
     }
     let result = check_rootless(&cli.rootless)

@@ -15,7 +15,9 @@ static ON: AtomicBool = AtomicBool::new(false);
 
 /// Reads `HULL_TIMING` once; call it first thing in `main`.
 pub fn init() {
-    if std::env::var_os("HULL_TIMING").is_some_and(|v| v == "1") {
+    // Only onto an open stderr: a closed fd 2 may later be a state or lock file.
+    let stderr_open = nix::fcntl::fcntl(2, nix::fcntl::F_GETFD).is_ok();
+    if stderr_open && std::env::var_os("HULL_TIMING").is_some_and(|v| v == "1") {
         ON.store(true, Ordering::Relaxed);
     }
 }

@@ -257,7 +257,8 @@ fn unknown_subcommand_fails() {
 }
 
 /// `HULL_TIMING=1`: one `hull-timing PID NS LABEL` line per step on stderr, from the runtime and
-/// from the container init (its own pid) up to its execve; nothing without it.
+/// from the container init (its own pid) until it loads the container's seccomp filter;
+/// nothing without it.
 #[test]
 fn timing_marks_cover_the_runtime_and_the_init() {
     if skip_on_runc("HULL_TIMING is hull's own profiling switch") {
@@ -307,8 +308,8 @@ fn timing_marks_cover_the_runtime_and_the_init() {
         "init: go received",
         "init: mounts made",
         "init: pivot_root",
+        "init: process prepared",
         "created",
-        "init: execve",
         "run: process exited",
         "run: deleted",
         "end",
@@ -321,6 +322,6 @@ fn timing_marks_cover_the_runtime_and_the_init() {
     let runtime = marks[at("config loaded")].0;
     let init = marks[at("init: go received")].0;
     assert_ne!(runtime, init, "the init marks with its own pid:\n{out}");
-    assert_eq!(marks[at("init: execve")].0, init, "{out}");
+    assert_eq!(marks[at("init: process prepared")].0, init, "{out}");
     assert_eq!(marks[at("end")].0, runtime, "{out}");
 }

@@ -400,7 +400,6 @@ fn setup(
         None => None,
     };
 
-    crate::timing::mark("init: process prepared");
     wait_for_start(&args, chan, host_pid, exec)
 }
 
@@ -566,7 +565,6 @@ fn exec_process(
 
 /// Execs the user process; returns only if execve failed, with runc's wording of the error.
 fn execve_failed(exec: &Exec) -> InitError {
-    crate::timing::mark("init: execve");
     let e = execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
     // runc 1.3's words (Go's PathError for op "exec"), for the resolved path.
     InitError::new(
@@ -684,6 +682,9 @@ fn prepare_process(
         cpus.set().map_err(step(InitStep::FinalCpuAffinity))?;
     }
 
+    // The last mark before the container's seccomp filter: after it, hull's own write(2)
+    // would go through the user's profile.
+    crate::timing::mark("init: process prepared");
     lock_down(process, caps, filter, chan)?;
     Ok(exec)
 }
