@@ -116,6 +116,13 @@ timed() {
     fi
 }
 
+# ref_failed WHAT: a reference runtime failed a set-up step: its rows that need it show n/a
+# (row's own try fails); hull failing one stops the bench.
+ref_failed() {
+    case $1 in hull:*) die "$1 failed" ;; esac
+    echo "bench.sh: $1 failed; its rows show n/a" >&2
+}
+
 # row NAME BUILDER: times `BUILDER BIN ROOT LABEL` for every runtime; sets `vals` (one per runtime).
 # A reference runtime whose command fails once untimed (crun has no `events`) gets n/a; hull must not fail.
 row() {
@@ -136,13 +143,18 @@ row() {
 # peak_rss BIN ROOT: median over a few `run`s of the largest resident set (KiB) of any process in
 # the run's tree (GNU time's %M is ru_maxrss of the reaped children).
 peak_rss() {
-    local bin=$1 root=$2 k=$((RUNS < 10 ? RUNS : 10)) i
+    local bin=$1 root=$2 k=$((RUNS < 10 ? RUNS : 10)) i all=""
     [ -x /usr/bin/time ] || { echo "n/a"; return; }
     for ((i = 0; i < k; i++)); do
-        /usr/bin/time -f %M -o "$scratch/rss" "$bin" --root "$root" run --bundle "$bundle" "rss-$$-$i" \
-            </dev/null >/dev/null 2>&1 || die "peak RSS: $bin run failed"
-        cat "$scratch/rss"
-    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+        if ! /usr/bin/time -f %M -o "$scratch/rss" "$bin" --root "$root" run --bundle "$bundle" "rss-$$-$i" \
+            </dev/null >/dev/null 2>&1; then
+            [ "$bin" != "${bins[0]}" ] || die "peak RSS: $bin run failed"
+            echo "n/a"
+            return
+        fi
+        all+="$(cat "$scratch/rss")"$'\n'
+    done
+    printf '%s' "$all" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
@@ -179,10 +191,12 @@ floor_cmd="unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/
 # hyperfine; a reference runtime that cannot run the bundle on this host is left out.
 keep=()
 for ((i = 0; i < n; i++)); do
-    if ! timeout 60 "${bins[i]}" --root "${roots[i]}" run --bundle "$bundle" "check-$$" </dev/null >"$scratch/check.log" 2>&1; then
+    if ! timeout 60 "${bins[i]}" --root "${roots[i]}" run --bundle "$bundle" "check-${labels[i]}-$$" </dev/null >"$scratch/check.log" 2>&1; then
         cat "$scratch/check.log" >&2
         [ "$i" -gt 0 ] || die "hull: run --bundle $bundle failed or took over 60 s"
         echo "bench.sh: ${labels[i]} cannot run the bundle here: left out" | tee -a "$out/env.txt" >&2
+        # Left out of the arrays cleanup() walks: whatever its try left goes now.
+        "${bins[i]}" --root "${roots[i]}" delete --force "check-${labels[i]}-$$" >/dev/null 2>&1 || true
         continue
     fi
     keep+=("$i")
@@ -232,7 +246,7 @@ line "create+start+delete (ms)"
 echo "timing state, list, update, events --stats, pause+resume ..." >&2
 for ((i = 0; i < n; i++)); do
     "${bins[i]}" --root "${roots[i]}" create --bundle "$bundle" "state-probe-${labels[i]}" </dev/null >/dev/null 2>&1 ||
-        die "${labels[i]}: create failed"
+        ref_failed "${labels[i]}: create"
 done
 row state cmd_state
 line "state (ms)"
@@ -257,7 +271,7 @@ sed -e 's|"args": \["/bin/true"|"args": ["/bin/sleep", "1000"|' -e "s|\"path\": 
 grep -q '"/bin/sleep", "1000"' "$sleeper/config.json" || die "could not make the sleeper bundle"
 for ((i = 0; i < n; i++)); do
     "${bins[i]}" --root "${roots[i]}" run -d --bundle "$sleeper" "exec-probe-${labels[i]}" </dev/null >/dev/null 2>&1 ||
-        die "${labels[i]}: run -d failed"
+        ref_failed "${labels[i]}: run -d"
 done
 row exec cmd_exec
 line "exec true (ms)"

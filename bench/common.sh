@@ -7,7 +7,7 @@ enter_v1_view() {
     if [ "${V1VIEW:-}" = 1 ] && [ -z "${_HULL_BENCH_V1VIEW:-}" ]; then
         exec unshare --mount --propagation private -- env _HULL_BENCH_V1VIEW=1 bash -c '
             if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
-            exec "$0" "$@"' "$@"
+            exec bash "$0" "$@"' "$@"
     fi
 }
 

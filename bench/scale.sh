@@ -113,6 +113,7 @@ for ((i = 0; i < n; i++)); do
         t1=$(date +%s%N)
         echo "{} $((t1 - t0))"' >"$scratch/life.txt" || die "${labels[i]}: a lifecycle failed"
     q=$((LIFECYCLES / 4))
+    [ "$q" -gt 0 ] || die "LIFECYCLES must be at least 4"
     sort -n "$scratch/life.txt" | awk -v q="$q" -v n="$LIFECYCLES" -v l="${labels[i]}" -v p="$PARALLEL" '
         function med(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
         NR <= q { f[NR] = $2 } NR > n - q { s[NR - n + q] = $2 }
