@@ -4,7 +4,7 @@
 #
 # Usage (as root, from anywhere):  bench/bench.sh
 # Environment:
-#   HULL=path   the hull binary      (default: target/release/hull of this repository)
+#   HULL=path   the hull binary      (default: target/<host>/release/hull of this repository)
 #   RUNC=path   the first reference runtime (default: /usr/sbin/runc); RUNC= (empty) for none
 #   REFS="label=path ..."  more reference runtimes, each a column (e.g. "runc-1.3.6=/opt/runc crun=/usr/bin/crun")
 #   V1VIEW=1    run everything in a private mount namespace whose /sys/fs/cgroup has no cgroup2
@@ -27,16 +27,13 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 . "$repo/bench/common.sh"
 enter_v1_view "$0" "$@"
 
-HULL=${HULL:-$repo/target/release/hull}
+HULL=${HULL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/hull}
 RUNC=${RUNC-/usr/sbin/runc}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 
 runtimes_from_env
 
-busybox=${BUSYBOX:-/usr/bin/busybox}
-[ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static, or set BUSYBOX=path)"
-! ldd "$busybox" >/dev/null 2>&1 || die "$busybox is dynamically linked: the rootfs needs busybox-static"
 
 if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y time >/dev/null || true
@@ -66,23 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The bundle: static busybox with one hard link per applet; config.json is hull's default spec
-# (runc's template) without a terminal, running /bin/true, and with ociVersion 1.0.2, which every
-# runtime here accepts (crun 1.8 refuses 1.2). Every runtime reads the very same files.
-mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/tmp" "$rootfs/etc"
-cp "$busybox" "$rootfs/bin/busybox"
-"$rootfs/bin/busybox" --install "$rootfs/bin"
-(cd "$bundle" && "${bins[0]}" spec)
-sed -i \
-    -e 's/"terminal": true/"terminal": false/' \
-    -e 's/"ociVersion": "[^"]*"/"ociVersion": "1.0.2"/' \
-    -e '/"args": \[/,/^[[:space:]]*\]/{
-          /"args": \[/{ s|"args": \[.*|"args": ["/bin/true"|; b; }
-          /^[[:space:]]*\]/b
-          d
-        }' \
-    "$bundle/config.json"
-grep -q '"args": \["/bin/true"' "$bundle/config.json" || die "could not set args in $bundle/config.json"
+make_bundle "$bundle" "${bins[0]}"
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=$repo/bench/out/$stamp
@@ -266,9 +247,13 @@ done
 echo "timing exec true ..." >&2
 sleeper=$scratch/sleeper
 mkdir -p "$sleeper"
-sed -e 's|"args": \["/bin/true"|"args": ["/bin/sleep", "1000"|' -e "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" \
-    "$bundle/config.json" >"$sleeper/config.json"
-grep -q '"/bin/sleep", "1000"' "$sleeper/config.json" || die "could not make the sleeper bundle"
+python3 - "$bundle/config.json" "$rootfs" "$sleeper/config.json" <<'PY' || die "could not make the sleeper bundle"
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["/bin/sleep", "1000"]
+c["root"]["path"] = sys.argv[2]
+json.dump(c, open(sys.argv[3], "w"), indent=2)
+PY
 for ((i = 0; i < n; i++)); do
     "${bins[i]}" --root "${roots[i]}" run -d --bundle "$sleeper" "exec-probe-${labels[i]}" </dev/null >/dev/null 2>&1 ||
         ref_failed "${labels[i]}: run -d"

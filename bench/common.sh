@@ -34,3 +34,27 @@ runtimes_from_env() {
     done
     n=${#labels[@]}
 }
+
+# make_bundle DIR HULL: a bundle at DIR that every runtime here runs: a static busybox (one hard
+# link per applet) as its rootfs, and HULL's default spec (runc's template) with no terminal,
+# running /bin/true, with ociVersion 1.0.2 (crun 1.8 refuses 1.2). BUSYBOX overrides
+# /usr/bin/busybox. Uses the caller's `die`.
+make_bundle() {
+    local dir=$1 hull=$2 busybox=${BUSYBOX:-/usr/bin/busybox}
+    [ -x "$busybox" ] || die "no busybox at $busybox (apt-get install busybox-static, or set BUSYBOX=path)"
+    ! ldd "$busybox" >/dev/null 2>&1 || die "$busybox is dynamically linked: the rootfs needs busybox-static"
+    command -v python3 >/dev/null || die "python3 is needed to write the bundle's config.json"
+    mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" "$dir/rootfs/tmp" "$dir/rootfs/etc"
+    cp "$busybox" "$dir/rootfs/bin/busybox"
+    "$dir/rootfs/bin/busybox" --install "$dir/rootfs/bin"
+    (cd "$dir" && "$hull" spec) || die "$hull spec failed"
+    python3 - "$dir/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["ociVersion"] = "1.0.2"
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(p, "w"), indent=2)
+PY
+}

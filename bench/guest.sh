@@ -16,7 +16,7 @@ image=$(tests/vm/image.sh)
 share=$(mktemp -d /tmp/hull-bench-vm.XXXXXX)
 trap 'rm -rf "$share"' EXIT
 mkdir -p "$share/bench"
-cp target/release/hull "$share/hull"
+cp "target/$(uname -m)-unknown-linux-gnu/release/hull" "$share/hull"
 cp bench/bench.sh bench/common.sh "$share/bench/"
 cat >"$share/run" <<RUN
 cd /mnt/hull

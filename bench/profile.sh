@@ -15,25 +15,16 @@ die() { echo "profile.sh: $*" >&2; exit 1; }
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
 enter_v1_view "$0" "$@"
-HULL=$(readlink -f "${HULL:-$repo/target/release/hull}")
+HULL=$(readlink -f "${HULL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/hull}")
 RUNS=${RUNS:-50}
-busybox=${BUSYBOX:-/usr/bin/busybox}
 [ -x "$HULL" ] || die "no hull binary at $HULL"
-[ -x "$busybox" ] || die "no static busybox at $busybox"
 command -v python3 >/dev/null || die "needs python3"
 
 scratch=$(mktemp -d /tmp/hull-profile.XXXXXX)
 chmod 0755 "$scratch"
 trap 'rm -rf "$scratch"' EXIT
-mkdir -p "$scratch/bundle/rootfs/bin" "$scratch/bundle/rootfs/proc" "$scratch/bundle/rootfs/dev" "$scratch/bundle/rootfs/sys"
-cp "$busybox" "$scratch/bundle/rootfs/bin/busybox"
-"$scratch/bundle/rootfs/bin/busybox" --install "$scratch/bundle/rootfs/bin"
-if [ -n "${CONFIG:-}" ]; then
-    cp "$CONFIG" "$scratch/bundle/config.json"
-else
-    (cd "$scratch/bundle" && "$HULL" spec)
-    sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\s*\)"sh"$/\1"true"/' "$scratch/bundle/config.json"
-fi
+make_bundle "$scratch/bundle" "$HULL"
+if [ -n "${CONFIG:-}" ]; then cp "$CONFIG" "$scratch/bundle/config.json"; fi
 out=$repo/bench/out/profile-$(date +%Y%m%d-%H%M%S).md
 mkdir -p "$repo/bench/out"
 python3 - "$HULL" "$scratch" "$RUNS" "$out" <<'PY'

@@ -15,14 +15,12 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "scale.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
-HULL=${HULL:-$repo/target/release/hull}
+HULL=${HULL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/hull}
 RUNC=${RUNC-/usr/sbin/runc}
 COUNTS=${COUNTS:-1 10 100 1000}
 SAMPLES=${SAMPLES:-15}
 LIFECYCLES=${LIFECYCLES:-200}
 PARALLEL=${PARALLEL:-8}
-busybox=${BUSYBOX:-/usr/bin/busybox}
-[ -x "$busybox" ] || die "no static busybox at $busybox"
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
 runtimes_from_env
@@ -40,18 +38,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/dev" "$bundle/rootfs/sys"
-cp "$busybox" "$bundle/rootfs/bin/busybox"
-"$bundle/rootfs/bin/busybox" --install "$bundle/rootfs/bin"
-(cd "$bundle" && "${bins[0]}" spec)
+make_bundle "$bundle" "${bins[0]}"
 # A created container's init waits for `start`; nothing runs. No network namespace: 1000 of them
 # would measure the kernel's netns teardown, not the runtime.
 python3 - "$bundle/config.json" <<'PY'
 import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
 c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "network"]
 json.dump(c, open(p, "w"), indent=2)
 PY

@@ -30,7 +30,7 @@ if [ -z "${HULL:-}" ]; then
     fi
     echo "==> cargo build --release"
     cargo build --release
-    HULL=$(pwd)/target/release/hull
+    HULL=$(pwd)/target/$(uname -m)-unknown-linux-gnu/release/hull
 fi
 
 tmp=$(mktemp -d /tmp/hull-demo.XXXXXX)
