@@ -10,12 +10,13 @@ impl Runtime {
     }
 
     /// `own_tty`: a foreground `run` whose process wants a terminal and has no console
-    /// socket: hull takes the pty master itself, over the returned socket.
+    /// socket: hull takes the pty master itself, over the returned socket. Returns the
+    /// container's entry still locked.
     pub(super) fn create_container(
         &self,
         opts: &CreateOptions,
         own_tty: bool,
-    ) -> Result<(ContainerState, Option<UnixStream>), CreateError> {
+    ) -> Result<(state::Entry, ContainerState, Option<UnixStream>), CreateError> {
         let mut checked = self.check(opts, own_tty)?;
         let tty_end = checked.tty_end.take();
         let made = Made {
@@ -25,7 +26,7 @@ impl Runtime {
         };
         crate::timing::mark("state entry made");
         made.carry_out(opts, checked, tty_end.is_some())
-            .map(|st| (st, tty_end))
+            .map(|(entry, st)| (entry, st, tty_end))
     }
 
     /// Everything a create can check or open before it makes anything: a failure here
@@ -159,7 +160,7 @@ impl Made {
         opts: &CreateOptions,
         checked: Checked,
         own_tty: bool,
-    ) -> Result<ContainerState, CreateError> {
+    ) -> Result<(state::Entry, ContainerState), CreateError> {
         match self.steps(opts, checked, own_tty) {
             Ok(()) => Ok(self.finish()),
             Err(e) => {
@@ -176,10 +177,11 @@ impl Made {
         }
     }
 
-    /// Nothing left to undo: the state entry's lock is released.
-    fn finish(mut self) -> ContainerState {
-        self.entry = None;
-        std::mem::take(&mut self.st)
+    /// Nothing left to undo: the state entry (still locked, for a `run` to start it without
+    /// reading back what it just wrote) and the state.
+    fn finish(mut self) -> (state::Entry, ContainerState) {
+        let entry = self.entry.take().expect("finished once");
+        (entry, std::mem::take(&mut self.st))
     }
 
     /// Makes the container's cgroups, recorded in the state before and after; false when a
@@ -199,9 +201,10 @@ impl Made {
         cg.check_ownership(true)?;
         cg.check_empty()?;
         let made = cg.make(res);
-        // What was really made (nothing that appeared meanwhile is hull's).
+        // What was really made (nothing that appeared meanwhile is hull's), saved with the
+        // init's pid: until then a `delete --force` removes the planned cgroups, which is
+        // what a runtime killed meanwhile leaves (empty ones, only those it made).
         self.st.cgroups = Some(cg.clone());
-        self.save()?;
         // A rootless caller, not allowed to make cgroups, runs a container that names no
         // cgroup and asks for no limit in its own cgroups, as runc does.
         Ok(match made {

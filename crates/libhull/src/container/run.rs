@@ -11,7 +11,7 @@ impl Runtime {
             // The init may be a grandchild (pid namespace joined by path): adopt it.
             let _ = nix::sys::prctl::set_child_subreaper(true);
         }
-        let (st, tty) = self.create_container(opts, !run.detach)?;
+        let (entry, st, tty) = self.create_container(opts, !run.detach)?;
         let pid = Pid::from_raw(st.pid);
         // Block the signals we forward before the init can exit, so no SIGCHLD is lost.
         let sfd = if run.detach {
@@ -21,7 +21,7 @@ impl Runtime {
         };
         // In the foreground hull stays the service's main process.
         let main_pid = (!run.detach).then(|| std::process::id() as i32);
-        let notifier = match self.start_as(&opts.id, main_pid) {
+        let notifier = match start::release(entry, st, main_pid) {
             Ok(n) => n,
             Err(e) => {
                 let _ = self.delete(&opts.id, true);

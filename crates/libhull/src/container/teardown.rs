@@ -58,7 +58,13 @@ pub(super) fn container_pids(st: &ContainerState) -> Vec<Pid> {
 }
 
 /// SIGKILLs every process of the container and waits until they are gone.
+/// The caller holds the container's lock, so no `exec` adds a process meanwhile.
 pub(super) fn kill_everything(st: &ContainerState) {
+    // The usual end of a `run`: the init gone, its cgroups empty. Nothing to freeze or
+    // signal, and no process can enter them while the lock is held.
+    if !st.has_init() && own_cgroups(st).is_some_and(|cg| cg.procs().is_empty()) {
+        return;
+    }
     // Thawed around the kill: a cgroup the container froze itself, below its own, would
     // keep its processes (v1) and make the cgroups impossible to remove.
     if let Some(cg) = own_cgroups(st) {
