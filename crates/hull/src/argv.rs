@@ -164,6 +164,32 @@ pub fn normalize(cmd: &Command, args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
+/// The subcommand `args` (argv without argv[0]) names: the first argument that is neither
+/// a flag of `globals` (the table of the global flags) nor such a flag's value. None when
+/// `--` or the end comes first.
+pub fn subcommand_of(globals: &Command, args: &[OsString]) -> Option<String> {
+    let scope = Scope::of(globals);
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let bytes = arg.as_bytes();
+        if bytes == b"--" {
+            return None;
+        }
+        if !bytes.starts_with(b"-") || bytes == b"-" {
+            return arg.to_str().map(str::to_owned);
+        }
+        let value_follows = match rewrite_long(&scope, arg) {
+            Some(Rewrite::Keep(_, value_follows)) => value_follows,
+            Some(Rewrite::Drop) => false,
+            None => bytes.len() == 2 && scope.shorts_with_value.contains(&char::from(bytes[1])),
+        };
+        if value_follows {
+            iter.next();
+        }
+    }
+    None
+}
+
 /// The `--log` and `--log-format` values among the global flags of a normalized argv that clap
 /// refused, so the refusal can still be logged where the caller looks for errors.
 pub fn peek_log_flags(cmd: &Command, args: &[OsString]) -> (Option<OsString>, Option<String>) {
@@ -331,8 +357,11 @@ mod tests {
             "c1",
         ]);
         let cli = Cli::try_parse_from(std::iter::once("hull".to_string()).chain(args)).unwrap();
-        assert_eq!(cli.root.as_deref(), Some(std::path::Path::new("/r")));
-        assert_eq!(cli.log_format, "json");
+        assert_eq!(
+            cli.globals.root.as_deref(),
+            Some(std::path::Path::new("/r"))
+        );
+        assert_eq!(cli.globals.log_format, "json");
         match cli.command {
             Some(crate::cli::Command::Create(c)) => {
                 assert!(c.no_pivot);

@@ -42,13 +42,19 @@ fn real_main() -> i32 {
     } else {
         Ok(())
     };
-    let mut table = Cli::command();
-    let args = argv::normalize(&table, raw);
-    let matches =
-        table.try_get_matches_from_mut(std::iter::once(OsString::from("hull")).chain(args.clone()));
-    let cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(&table, &args, e),
+    let cli = match parse_one_subcommand(&raw) {
+        Some(cli) => cli,
+        None => {
+            let mut table = Cli::command();
+            let args = argv::normalize(&table, raw);
+            let matches = table.try_get_matches_from_mut(
+                std::iter::once(OsString::from("hull")).chain(args.clone()),
+            );
+            match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+                Ok(cli) => cli,
+                Err(e) => return usage_error(&table, &args, e),
+            }
+        }
     };
     libhull::timing::mark("argv parsed");
 
@@ -63,17 +69,17 @@ fn real_main() -> i32 {
     }
 
     // runc checks the format before it opens the log file; a bad one is reported on stderr.
-    let format = match cli.log_format.parse::<Format>() {
+    let format = match cli.globals.log_format.parse::<Format>() {
         Ok(f) => f,
-        Err(e) => return fail(stderr_logging(cli.debug), &e.into()),
+        Err(e) => return fail(stderr_logging(cli.globals.debug), &e.into()),
     };
-    let to_stderr = match logging::init(cli.log.as_deref(), format, cli.debug) {
+    let to_stderr = match logging::init(cli.globals.log.as_deref(), format, cli.globals.debug) {
         Ok(l) => l.writes_to_stderr(),
-        Err(e) => return fail(stderr_logging(cli.debug), &e.into()),
+        Err(e) => return fail(stderr_logging(cli.globals.debug), &e.into()),
     };
     libhull::timing::mark("logging set up");
 
-    if cli.version {
+    if cli.globals.version {
         let text = format!(
             "hull version {}\ncommit: {}\nspec: {}\n",
             env!("CARGO_PKG_VERSION"),
@@ -102,13 +108,26 @@ fn real_main() -> i32 {
     if let (true, Err(e)) = (needs_protection, sealed) {
         return fail(to_stderr, &e.into());
     }
-    let result = check_rootless(&cli.rootless)
-        .and_then(|()| resolve_root(cli.root.as_deref()))
-        .and_then(|root| commands::dispatch(command, &root, cli.systemd_cgroup));
+    let result = check_rootless(&cli.globals.rootless)
+        .and_then(|()| resolve_root(cli.globals.root.as_deref()))
+        .and_then(|root| commands::dispatch(command, &root, cli.globals.systemd_cgroup));
     match result {
         Ok(code) => code,
         Err(e) => fail(to_stderr, &e),
     }
+}
+
+/// argv parsed with the table of the one subcommand it names ([`Cli::table_for`]). None when
+/// it names none, asks for help or is refused: the whole table parses it again, so that help
+/// and errors read the same whatever the subcommand.
+fn parse_one_subcommand(raw: &[OsString]) -> Option<Cli> {
+    let name = argv::subcommand_of(&Cli::globals_table(), raw)?;
+    let mut table = Cli::table_for(&name)?;
+    let args = argv::normalize(&table, raw.to_vec());
+    let matches = table
+        .try_get_matches_from_mut(std::iter::once(OsString::from("hull")).chain(args))
+        .ok()?;
+    Cli::from_arg_matches(&matches).ok()
 }
 
 /// Logs the command's error, once; with a log file, also prints it on stderr as runc does.
@@ -241,6 +260,81 @@ fn honor_xdg_runtime_dir() -> bool {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn one_subcommand_tables_are_the_whole_tables_subcommands() {
+        let whole = Cli::command();
+        let args = |c: &clap::Command| {
+            c.get_arguments()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+        };
+        for sub in whole.get_subcommands() {
+            let name = sub.get_name();
+            let table = Cli::table_for(name).unwrap_or_else(|| panic!("no table for {name}"));
+            assert_eq!(args(&table), args(&whole), "global flags of {name}'s table");
+            let mine = table.find_subcommand(name).unwrap();
+            assert_eq!(args(mine), args(sub), "flags of {name}");
+            assert_eq!(mine.get_subcommands().count(), 0);
+        }
+        assert!(Cli::table_for("help").is_none());
+    }
+
+    #[test]
+    fn one_subcommand_parse_agrees_with_the_whole_table() {
+        let lines: &[&[&str]] = &[
+            &[
+                "--root",
+                "/r",
+                "-log-format=json",
+                "create",
+                "-no-pivot",
+                "-preserve-fds=2",
+                "c1",
+            ],
+            &[
+                "--debug",
+                "--log",
+                "/l",
+                "run",
+                "-d",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "p",
+                "c",
+            ],
+            &[
+                "-root", "/r", "exec", "-t", "--env", "A=1", "c", "sh", "-c", "--root",
+            ],
+            &["--systemd-cgroup", "--rootless=false", "state", "c"],
+            &["kill", "--all", "c", "9"],
+            &["delete", "--force", "run"],
+            &["--log-format", "json", "list", "-q"],
+            &["update", "--memory", "1M", "--pids-limit=3", "c"],
+            &["ps", "c", "-ef"],
+            &["features"],
+        ];
+        for line in lines {
+            let raw: Vec<OsString> = line.iter().map(OsString::from).collect();
+            let fast = parse_one_subcommand(&raw).unwrap_or_else(|| panic!("{line:?}"));
+            let args = argv::normalize(&Cli::command(), raw);
+            let whole =
+                Cli::try_parse_from(std::iter::once(OsString::from("hull")).chain(args)).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line:?}");
+        }
+        // Help, unknown subcommands and refused flags go to the whole table.
+        for line in [
+            &["run", "--help"][..],
+            &["frob"],
+            &["--", "run"],
+            &["state"],
+            &["run", "--nope", "c"],
+        ] {
+            let raw: Vec<OsString> = line.iter().map(OsString::from).collect();
+            assert!(parse_one_subcommand(&raw).is_none(), "{line:?}");
+        }
+    }
 
     #[test]
     fn usage_errors_fit_one_line() {
