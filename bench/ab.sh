@@ -16,7 +16,7 @@ die() { echo "ab.sh: $*" >&2; exit 1; }
 [ $# -ge 2 ] || die "usage: bench/ab.sh LABEL=PATH LABEL=PATH [...]"
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
-enter_v1_view "$0" "$@"
+enter_bench_namespace "$0" "$@"
 RUNS=${RUNS:-100}
 labels=()
 for arg in "$@"; do
@@ -28,9 +28,8 @@ for arg in "$@"; do
     labels+=("$label")
 done
 
-scratch=$(mktemp -d /tmp/hull-ab.XXXXXX)
-chmod 0755 "$scratch"
-trap 'rm -rf "$scratch"' EXIT
+make_scratch ab
+trap drop_scratch EXIT
 first=${1#*=}
 make_bundle "$scratch/bundle" "$first"
 out=$repo/bench/out/ab-$(date +%Y%m%d-%H%M%S).md
@@ -42,7 +41,7 @@ rts = [(a.split("=", 1)[0], os.path.realpath(a.split("=", 1)[1])) for a in sys.a
 times = {label: [] for label, _ in rts}
 for i in range(runs + 3):
     for label, bin in rts:
-        root = "%s/root-%s" % (scratch, label)
+        root = "%s/state/root-%s" % (scratch, label)
         cid = "ab-%s-%d" % (label, i)
         t0 = time.monotonic_ns()
         p = subprocess.run([bin, "--root", root] + extra + ["run", "--bundle", scratch + "/bundle", cid],

@@ -7,7 +7,7 @@
 #   HULL=path   the hull binary      (default: target/<host>/release/hull of this repository)
 #   RUNC=path   the first reference runtime (default: /usr/sbin/runc); RUNC= (empty) for none
 #   REFS="label=path ..."  more reference runtimes, each a column (e.g. "runc-1.3.6=/opt/runc crun=/usr/bin/crun")
-#   V1VIEW=1    run everything in a private mount namespace whose /sys/fs/cgroup has no cgroup2
+#   V1VIEW=1    run everything with a /sys/fs/cgroup that has no cgroup2
 #               mount (a v1-only view: crun 1.8 refuses this host's hybrid layout); the host's
 #               own mounts are not touched
 #   RUNS=N      timed runs per row   (default: 30; peak RSS uses min(RUNS, 10))
@@ -25,7 +25,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
-enter_v1_view "$0" "$@"
+enter_bench_namespace "$0" "$@"
 
 HULL=${HULL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/hull}
 RUNC=${RUNC-/usr/sbin/runc}
@@ -42,13 +42,12 @@ fi
 have_hyperfine=false
 if [ "${TIMER:-hyperfine}" = hyperfine ] && command -v hyperfine >/dev/null 2>&1; then have_hyperfine=true; fi
 
-scratch=$(mktemp -d /tmp/hull-bench.XXXXXX)
-chmod 0755 "$scratch"
+make_scratch bench
 bundle=$scratch/bundle
 rootfs=$bundle/rootfs
 roots=()
 for ((i = 0; i < n; i++)); do
-    roots+=("$scratch/root-${labels[i]}")
+    roots+=("$scratch/state/root-${labels[i]}")
     mkdir -p "${roots[i]}"
 done
 
@@ -59,7 +58,7 @@ cleanup() {
             "${bins[i]}" --root "${roots[i]}" delete --force "$id" >/dev/null 2>&1 || true
         done
     done
-    rm -rf "$scratch"
+    drop_scratch
 }
 trap cleanup EXIT
 
@@ -164,7 +163,7 @@ floor_cmd="unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/
     for ((i = 0; i < n; i++)); do
         echo "${labels[i]}: ${bins[i]} ($("${bins[i]}" --version 2>/dev/null | head -n1 || echo '?'))"
     done
-    echo "cgroups:  $(if [ -n "${_HULL_BENCH_V1VIEW:-}" ]; then echo "v1-only view (private mount namespace without /sys/fs/cgroup/unified)"; else stat -fc %T /sys/fs/cgroup; fi)"
+    echo "cgroups:  $(if [ "${V1VIEW:-}" = 1 ]; then echo "v1-only view (private mount namespace without /sys/fs/cgroup/unified)"; else stat -fc %T /sys/fs/cgroup; fi)"
     echo "timing:   $($have_hyperfine && hyperfine --version || echo 'date +%s%N loop'), runs=$RUNS warmup=$WARMUP, median"
 } | tee "$out/env.txt"
 

@@ -14,15 +14,14 @@ die() { echo "profile.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (it creates containers)"
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
-enter_v1_view "$0" "$@"
+enter_bench_namespace "$0" "$@"
 HULL=$(readlink -f "${HULL:-$repo/target/$(uname -m)-unknown-linux-gnu/release/hull}")
 RUNS=${RUNS:-50}
 [ -x "$HULL" ] || die "no hull binary at $HULL"
 command -v python3 >/dev/null || die "needs python3"
 
-scratch=$(mktemp -d /tmp/hull-profile.XXXXXX)
-chmod 0755 "$scratch"
-trap 'rm -rf "$scratch"' EXIT
+make_scratch profile
+trap drop_scratch EXIT
 make_bundle "$scratch/bundle" "$HULL"
 if [ -n "${CONFIG:-}" ]; then cp "$CONFIG" "$scratch/bundle/config.json"; fi
 out=$repo/bench/out/profile-$(date +%Y%m%d-%H%M%S).md
@@ -36,7 +35,7 @@ order = []
 totals = []
 for i in range(runs + 3):
     t0 = time.monotonic_ns()
-    p = subprocess.run([hull, "--root", scratch + "/state", "run", "--bundle", scratch + "/bundle", "p%d" % i],
+    p = subprocess.run([hull, "--root", scratch + "/state/root", "run", "--bundle", scratch + "/bundle", "p%d" % i],
                        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t1 = time.monotonic_ns()
     if p.returncode != 0:

@@ -9,6 +9,7 @@
 #   COUNTS="1 10 100 1000"   container counts, ascending
 #   SAMPLES=N   timed calls per measure and count (default 15)
 #   LIFECYCLES=N PARALLEL=P  the lifecycle run (default 200, 8)
+#   V1VIEW=1    as in bench.sh
 # Result: bench/out/scale-<timestamp>.md
 set -euo pipefail
 
@@ -23,18 +24,18 @@ LIFECYCLES=${LIFECYCLES:-200}
 PARALLEL=${PARALLEL:-8}
 # shellcheck source=bench/common.sh
 . "$repo/bench/common.sh"
+enter_bench_namespace "$0" "$@"
 runtimes_from_env
 
-scratch=$(mktemp -d /tmp/hull-scale.XXXXXX)
-chmod 0755 "$scratch"
+make_scratch scale
 bundle=$scratch/bundle
 cleanup() {
     local i
     for ((i = 0; i < n; i++)); do
-        "${bins[i]}" --root "$scratch/root-${labels[i]}" list --quiet 2>/dev/null |
-            xargs -r -P 4 -n 1 "${bins[i]}" --root "$scratch/root-${labels[i]}" delete --force >/dev/null 2>&1 || true
+        "${bins[i]}" --root "$scratch/state/root-${labels[i]}" list --quiet 2>/dev/null |
+            xargs -r -P 4 -n 1 "${bins[i]}" --root "$scratch/state/root-${labels[i]}" delete --force >/dev/null 2>&1 || true
     done
-    rm -rf "$scratch"
+    drop_scratch
 }
 trap cleanup EXIT
 
@@ -71,7 +72,7 @@ mkdir -p "$repo/bench/out"
 } | tee "$out"
 for ((i = 0; i < n; i++)); do
     bin=${bins[i]}
-    root=$scratch/root-${labels[i]}
+    root=$scratch/state/root-${labels[i]}
     # Ids of their own per runtime: an empty cgroupsPath names the cgroup by the id.
     pre=${labels[i]}-$$
     have=0
@@ -96,7 +97,7 @@ done
 } | tee -a "$out"
 for ((i = 0; i < n; i++)); do
     bin=${bins[i]}
-    root=$scratch/root-${labels[i]}
+    root=$scratch/state/root-${labels[i]}
     pre=${labels[i]}-$$
     echo "${labels[i]}: $LIFECYCLES lifecycles ..." >&2
     export bin root bundle pre
