@@ -116,6 +116,18 @@ struct Checked {
     cgroups: Cgroups,
 }
 
+/// Who puts a new container's init into its cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Nobody: a rootless container without cgroups of its own.
+    None,
+    /// The runtime (or systemd, asked by it).
+    Runtime,
+    /// The init moves itself into the v1 cgroups (`Cgroups::self_join_files`), the runtime
+    /// does the cgroup2 one if it was not born there.
+    InitJoinsV1,
+}
+
 /// The state of a container whose init does not exist yet.
 fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
     ContainerState {
@@ -237,7 +249,7 @@ impl Made {
         ev: SpawnEvent,
         cg: &mut Cgroups,
         res: &oci_spec::runtime::LinuxResources,
-        active: bool,
+        placement: Placement,
         pidfd: Option<&mut Option<OwnedFd>>,
         filter: Option<&crate::seccomp::Filter>,
     ) -> Result<(), StepError> {
@@ -249,7 +261,7 @@ impl Made {
                     *pidfd = hull_sys::process::pidfd_open(pid).ok();
                 }
                 self.save().map_err(StepError::from)?;
-                if matches!(ev, SpawnEvent::InitPid(_)) || !active {
+                if matches!(ev, SpawnEvent::InitPid(_)) || placement == Placement::None {
                     return Ok(());
                 }
                 // Born in the cgroup2 one already (CLONE_INTO_CGROUP); writing it again
@@ -263,10 +275,15 @@ impl Made {
                     started.map_err(StepError::from)?;
                     return cg.finish_unit(pid.as_raw(), res).map_err(StepError::from);
                 }
-                let joined = cg.join(pid.as_raw()).map_err(StepError::from);
+                let joined = if placement == Placement::InitJoinsV1 {
+                    cg.join_rest(pid.as_raw())
+                } else {
+                    cg.join(pid.as_raw())
+                };
                 crate::timing::mark("init joined its cgroups");
-                joined
+                joined.map_err(StepError::from)
             }
+            SpawnEvent::JoinCgroups(pid) => cg.join(pid.as_raw()).map_err(StepError::from),
             SpawnEvent::RuntimeHooks(_) => {
                 let list = self
                     .st
@@ -329,13 +346,25 @@ impl Made {
         } else {
             None
         };
+        // The init moves itself into its v1 cgroups when it keeps our credentials (no new
+        // user namespace) and is the clone child itself (see `Cgroups::self_join_files`).
+        let cgroup_tasks = if active && plan.single_clone() && !plan.new_user() {
+            cg.self_join_files()
+        } else {
+            Vec::new()
+        };
+        let placement = match (active, cgroup_tasks.is_empty()) {
+            (false, _) => Placement::None,
+            (true, true) => Placement::Runtime,
+            (true, false) => Placement::InitJoinsV1,
+        };
         crate::timing::mark("limits written");
         let mut pidfd = None;
         let want_pidfd = pidfd_socket.is_some();
         let lock = self.entry().dir_fd().as_raw_fd();
         let mut events = |ev: SpawnEvent| {
             let pidfd = want_pidfd.then_some(&mut pidfd);
-            self.on_spawn_event(ev, &mut cg, res, active, pidfd, filter.as_ref())
+            self.on_spawn_event(ev, &mut cg, res, placement, pidfd, filter.as_ref())
         };
         let pid = process::spawn(
             SpawnOptions {
@@ -354,6 +383,7 @@ impl Made {
                         rootfs: &rootfs,
                         bind_sources: &bind_sources,
                         sysctls: &sysctls,
+                        cgroup_tasks: &cgroup_tasks,
                     },
                     scheduling: &scheduling,
                     seccomp: filter.as_ref(),

@@ -87,7 +87,8 @@ impl Runtime {
                 }
                 Ok(())
             }
-            SpawnEvent::RuntimeHooks(_) => Ok(()),
+            // An exec'd process is placed at Cloned; it never asks to be joined.
+            SpawnEvent::RuntimeHooks(_) | SpawnEvent::JoinCgroups(_) => Ok(()),
             SpawnEvent::SeccompListener(p, fd) => {
                 send_seccomp_listener(filter.as_ref(), &st, p, fd).map_err(StepError::from)
             }

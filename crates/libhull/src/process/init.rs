@@ -59,6 +59,9 @@ pub enum Work<'a> {
         rootfs: &'a rootfs::Plan,
         bind_sources: &'a [Option<OwnedFd>],
         sysctls: &'a [attrs::Sysctl],
+        /// The v1 cgroups' `tasks` files the init moves itself into its cgroups through
+        /// (`Cgroups::self_join_files`); empty when the runtime places it.
+        cgroup_tasks: &'a [PathBuf],
     },
     /// `exec`: run this process in the running container (whose namespaces `plan` joins).
     Exec(&'a Process),
@@ -100,11 +103,13 @@ pub(super) fn child_main(
                 rootfs,
                 bind_sources,
                 sysctls,
+                cgroup_tasks,
             } => {
                 let ctx = Created {
                     rootfs,
                     bind_sources,
                     sysctls,
+                    cgroup_tasks,
                     cgroup2: entered.map(|e| e.cgroup2),
                 };
                 setup(args, ctx, &chan, child_of_runtime)
@@ -296,6 +301,7 @@ struct Created<'a> {
     rootfs: &'a rootfs::Plan,
     bind_sources: &'a [Option<OwnedFd>],
     sysctls: &'a [attrs::Sysctl],
+    cgroup_tasks: &'a [PathBuf],
     /// What the slow path found (see [`cgroup2_before`]); none for the single clone.
     cgroup2: Option<Option<PathBuf>>,
 }
@@ -309,6 +315,10 @@ fn setup(
     let single_clone = created.cgroup2.is_none();
     let host_pid = receive_go(&args, chan, child_of_runtime, single_clone)?;
     crate::timing::mark("init: go received");
+    // Before the cgroup namespace is unshared: its root is the cgroup we are in.
+    if single_clone {
+        join_own_cgroups(created.cgroup_tasks, chan)?;
+    }
     let spec: &Spec = &args.bundle.spec;
     let plan = args.plan;
     let deferred = plan.new.difference(plan.clone_flags());
@@ -401,6 +411,34 @@ fn setup(
     };
 
     wait_for_start(&args, chan, host_pid, exec)
+}
+
+/// Moves this single-threaded process into its v1 cgroups by writing "0" to each `tasks`
+/// file the runtime listed, which spares the kernel's global migration lock (see
+/// `Cgroups::self_join_files`). If one refuses, the runtime joins us the usual way, so that
+/// a failure reads as it always did.
+fn join_own_cgroups(tasks: &[PathBuf], chan: &Channel) -> Result<(), InitError> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    // Short paths: std opens them without allocating.
+    let joined = tasks.iter().all(|path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"0"))
+            .is_ok()
+    });
+    if !joined {
+        chan.send(&FromInit::JoinCgroups)
+            .map_err(step(InitStep::Sync))?;
+        match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
+            ToInit::Continue => {}
+            ToInit::Go { .. } => return Err(InitError::new(InitStep::Sync, "unexpected message")),
+        }
+    }
+    crate::timing::mark("init: joined its cgroups");
+    Ok(())
 }
 
 /// Waits for the runtime's Go (after it wrote our id maps, if it had to); returns our pid as

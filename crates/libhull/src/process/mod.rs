@@ -62,6 +62,9 @@ pub enum SpawnEvent {
     /// The init, forked by the clone child, exists with this host pid: record it, so that a
     /// runtime killed from here on leaves a container `delete` can find.
     InitPid(Pid),
+    /// The init (this pid) could not move itself into the v1 cgroups it was given
+    /// ([`Work::Create`]'s `cgroup_tasks`): put it into all of its cgroups.
+    JoinCgroups(Pid),
     /// Run the createRuntime hooks now.
     RuntimeHooks(Pid),
     /// The init (this pid) loaded a seccomp filter with notify rules: send its listener to
@@ -174,6 +177,11 @@ fn drive(
                 chan.send(&ToInit::Go {
                     host_pid: pid.as_raw(),
                 })?;
+            }
+            FromInit::JoinCgroups => {
+                let pid = init_pid.unwrap_or(clone_pid);
+                events(SpawnEvent::JoinCgroups(pid)).map_err(SpawnError::Runtime)?;
+                chan.send(&ToInit::Continue)?;
             }
             FromInit::RunRuntimeHooks => {
                 let pid = init_pid.expect("init pid known before hooks");

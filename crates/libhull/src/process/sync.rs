@@ -124,6 +124,9 @@ pub enum FromInit {
     /// The container init's pid in the runtime's pid namespace, when it is not the clone
     /// child itself (an extra fork was needed to enter a pid or time namespace).
     InitPid(i32),
+    /// The init could not move itself into its v1 cgroups: the runtime joins it, then
+    /// continues.
+    JoinCgroups,
     /// Mounts are done: run the prestart and createRuntime hooks now.
     RunRuntimeHooks,
     /// The seccomp notify listener follows in the next packet (SCM_RIGHTS): send it to the
