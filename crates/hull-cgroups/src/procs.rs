@@ -503,4 +503,29 @@ mod tests {
         cg.join(4242).unwrap();
         assert_eq!(elsewhere.procs(), "4242");
     }
+
+    #[test]
+    fn a_process_moves_itself_into_the_v1_cgroups_and_join_rest_does_the_cgroup2_one() {
+        let v1 = Dir::with_procs("v1", "");
+        let unified = Dir::with_procs("unified", "");
+        let cg = Cgroups {
+            v1: vec![crate::model::Hierarchy {
+                controllers: vec!["pids".into()],
+                dir: v1.0.clone(),
+            }],
+            unified: Some(unified.0.clone()),
+            ..Default::default()
+        };
+        assert_eq!(cg.self_join_files(), [v1.0.join("tasks")]);
+        cg.join_rest(4242).unwrap();
+        assert_eq!(unified.procs(), "4242");
+        assert_eq!(v1.procs(), "", "join_rest wrote to a v1 cgroup");
+        // A unified host: the process is born in its cgroup, nothing to move itself into.
+        let cg = Cgroups {
+            unified: Some(unified.0.clone()),
+            unified_only: true,
+            ..Default::default()
+        };
+        assert!(cg.self_join_files().is_empty());
+    }
 }

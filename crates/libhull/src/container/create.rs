@@ -346,9 +346,9 @@ impl Made {
         } else {
             None
         };
-        // The init moves itself into its v1 cgroups when it keeps our credentials (no new
-        // user namespace) and is the clone child itself (see `Cgroups::self_join_files`).
-        let cgroup_tasks = if active && plan.single_clone() && !plan.new_user() {
+        // The clone child moves itself into its v1 cgroups (see `Cgroups::self_join_files`)
+        // unless it is born in a new user namespace, where it has none of our rights.
+        let cgroup_tasks = if active && !(plan.single_clone() && plan.new_user()) {
             cg.self_join_files()
         } else {
             Vec::new()
@@ -383,10 +383,10 @@ impl Made {
                         rootfs: &rootfs,
                         bind_sources: &bind_sources,
                         sysctls: &sysctls,
-                        cgroup_tasks: &cgroup_tasks,
                     },
                     scheduling: &scheduling,
                     seccomp: filter.as_ref(),
+                    cgroup_tasks: &cgroup_tasks,
                 },
                 lock,
                 cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),

@@ -58,6 +58,30 @@ impl Runtime {
             Some(forwarding_signalfd()?)
         };
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
+        // The process moves itself into the v1 cgroups (see `Cgroups::self_join_files`);
+        // the runtime does the rest, or all of it when the process could not.
+        let cgroup_tasks = cg.as_ref().map_or_else(Vec::new, |c| c.self_join_files());
+        let process_joins_v1 = !cgroup_tasks.is_empty();
+        let place = |p: Pid, all: bool| -> Result<(), StepError> {
+            let Some(c) = cg.as_ref() else {
+                return Ok(());
+            };
+            let placed = if all {
+                c.join_or_attach(p.as_raw())
+            } else {
+                c.join_rest(p.as_raw())
+            };
+            match placed {
+                // A rootless caller outside the subtree delegated to it (a login session
+                // beside the user's systemd instance) may not move a process in: runc
+                // runs the process where the caller is, and so do we, but say so.
+                Err(e) if e.is_permission() && hull_cgroups::rootless() => {
+                    tracing::warn!("the process runs outside the container's cgroup: {e}");
+                    Ok(())
+                }
+                r => r.map_err(StepError::from),
+            }
+        };
         let mut pid = None;
         let mut pidfd = None;
         let want_pidfd = pidfd_socket.is_some();
@@ -69,17 +93,9 @@ impl Runtime {
                 if want_pidfd {
                     pidfd = hull_sys::process::pidfd_open(p).ok();
                 }
-                match cg.as_ref().map_or(Ok(()), |c| c.join_or_attach(p.as_raw())) {
-                    // A rootless caller outside the subtree delegated to it (a login session
-                    // beside the user's systemd instance) may not move a process in: runc
-                    // runs the process where the caller is, and so do we, but say so.
-                    Err(e) if e.is_permission() && hull_cgroups::rootless() => {
-                        tracing::warn!("the process runs outside the container's cgroup: {e}");
-                        Ok(())
-                    }
-                    r => r.map_err(StepError::from),
-                }
+                place(p, !process_joins_v1)
             }
+            SpawnEvent::JoinCgroups(p) => place(p, true),
             SpawnEvent::InitPid(p) => {
                 pid = Some(p);
                 if want_pidfd {
@@ -87,8 +103,7 @@ impl Runtime {
                 }
                 Ok(())
             }
-            // An exec'd process is placed at Cloned; it never asks to be joined.
-            SpawnEvent::RuntimeHooks(_) | SpawnEvent::JoinCgroups(_) => Ok(()),
+            SpawnEvent::RuntimeHooks(_) => Ok(()),
             SpawnEvent::SeccompListener(p, fd) => {
                 send_seccomp_listener(filter.as_ref(), &st, p, fd).map_err(StepError::from)
             }
@@ -109,6 +124,7 @@ impl Runtime {
                     work: Work::Exec(&process),
                     scheduling: &scheduling,
                     seccomp: filter.as_ref(),
+                    cgroup_tasks: &cgroup_tasks,
                 },
                 lock: -1,
                 cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),

@@ -48,6 +48,10 @@ pub struct InitArgs<'a> {
     pub scheduling: &'a Scheduling,
     /// The container's seccomp filter, compiled by the runtime.
     pub seccomp: Option<&'a seccomp::Filter>,
+    /// The v1 cgroups' `tasks` files through which the clone child moves itself into its
+    /// cgroups (`Cgroups::self_join_files`) before it joins or makes any namespace but
+    /// those of the clone itself; empty when the runtime places it.
+    pub cgroup_tasks: &'a [PathBuf],
 }
 
 /// What the init is for.
@@ -59,9 +63,6 @@ pub enum Work<'a> {
         rootfs: &'a rootfs::Plan,
         bind_sources: &'a [Option<OwnedFd>],
         sysctls: &'a [attrs::Sysctl],
-        /// The v1 cgroups' `tasks` files the init moves itself into its cgroups through
-        /// (`Cgroups::self_join_files`); empty when the runtime places it.
-        cgroup_tasks: &'a [PathBuf],
     },
     /// `exec`: run this process in the running container (whose namespaces `plan` joins).
     Exec(&'a Process),
@@ -103,13 +104,11 @@ pub(super) fn child_main(
                 rootfs,
                 bind_sources,
                 sysctls,
-                cgroup_tasks,
             } => {
                 let ctx = Created {
                     rootfs,
                     bind_sources,
                     sysctls,
-                    cgroup_tasks,
                     cgroup2: entered.map(|e| e.cgroup2),
                 };
                 setup(args, ctx, &chan, child_of_runtime)
@@ -164,9 +163,12 @@ fn enter_namespaces(
     proof: SingleThreaded,
 ) -> Result<Entered, InitError> {
     let linux = crate::spec::linux(&args.bundle.spec);
-    // The runtime first puts us into the container's cgroups: a cgroup namespace made below
-    // is rooted at the cgroup we are in.
+    // First into the container's cgroups (we move ourselves into the v1 ones while the
+    // runtime records us, and it does the rest): a cgroup namespace made below is rooted at
+    // the cgroup we are in.
+    let joined = move_into_own_cgroups(args.cgroup_tasks);
     expect_continue(chan)?;
+    finish_own_cgroups(joined, chan)?;
     args.plan
         .join_all()
         .map_err(step(InitStep::JoinNamespaces))?;
@@ -301,7 +303,6 @@ struct Created<'a> {
     rootfs: &'a rootfs::Plan,
     bind_sources: &'a [Option<OwnedFd>],
     sysctls: &'a [attrs::Sysctl],
-    cgroup_tasks: &'a [PathBuf],
     /// What the slow path found (see [`cgroup2_before`]); none for the single clone.
     cgroup2: Option<Option<PathBuf>>,
 }
@@ -317,7 +318,9 @@ fn setup(
     crate::timing::mark("init: go received");
     // Before the cgroup namespace is unshared: its root is the cgroup we are in.
     if single_clone {
-        join_own_cgroups(created.cgroup_tasks, chan)?;
+        let joined = move_into_own_cgroups(args.cgroup_tasks);
+        finish_own_cgroups(joined, chan)?;
+        crate::timing::mark("init: joined its cgroups");
     }
     let spec: &Spec = &args.bundle.spec;
     let plan = args.plan;
@@ -415,20 +418,21 @@ fn setup(
 
 /// Moves this single-threaded process into its v1 cgroups by writing "0" to each `tasks`
 /// file the runtime listed, which spares the kernel's global migration lock (see
-/// `Cgroups::self_join_files`). If one refuses, the runtime joins us the usual way, so that
-/// a failure reads as it always did.
-fn join_own_cgroups(tasks: &[PathBuf], chan: &Channel) -> Result<(), InitError> {
-    if tasks.is_empty() {
-        return Ok(());
-    }
+/// `Cgroups::self_join_files`); false if one refused.
+fn move_into_own_cgroups(tasks: &[PathBuf]) -> bool {
     // Short paths: std opens them without allocating.
-    let joined = tasks.iter().all(|path| {
+    tasks.iter().all(|path| {
         std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .and_then(|mut f| f.write_all(b"0"))
             .is_ok()
-    });
+    })
+}
+
+/// After [`move_into_own_cgroups`]: if it failed, the runtime joins us the usual way, so that
+/// a failure reads as it always did.
+fn finish_own_cgroups(joined: bool, chan: &Channel) -> Result<(), InitError> {
     if !joined {
         chan.send(&FromInit::JoinCgroups)
             .map_err(step(InitStep::Sync))?;
@@ -437,7 +441,6 @@ fn join_own_cgroups(tasks: &[PathBuf], chan: &Channel) -> Result<(), InitError> 
             ToInit::Go { .. } => return Err(InitError::new(InitStep::Sync, "unexpected message")),
         }
     }
-    crate::timing::mark("init: joined its cgroups");
     Ok(())
 }
 
@@ -952,5 +955,34 @@ fn io_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_that_cannot_move_itself_asks_the_runtime_to_join_it() {
+        assert!(move_into_own_cgroups(&[]));
+        assert!(!move_into_own_cgroups(&[PathBuf::from(
+            "/nonexistent-hull-test/tasks"
+        )]));
+        let (runtime, init) = super::super::sync::pair().unwrap();
+        let answer = std::thread::spawn(move || {
+            let asked = runtime.recv::<FromInit>();
+            runtime.send(&ToInit::Continue).unwrap();
+            // Nothing more: a process that moved itself says nothing.
+            (asked, runtime.recv::<FromInit>())
+        });
+        finish_own_cgroups(false, &init).unwrap();
+        finish_own_cgroups(true, &init).unwrap();
+        drop(init);
+        let (asked, then) = answer.join().unwrap();
+        assert!(matches!(asked, Ok(FromInit::JoinCgroups)), "{asked:?}");
+        assert!(
+            matches!(then, Err(super::super::sync::SyncError::Closed)),
+            "{then:?}"
+        );
     }
 }

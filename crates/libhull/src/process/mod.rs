@@ -63,7 +63,7 @@ pub enum SpawnEvent {
     /// runtime killed from here on leaves a container `delete` can find.
     InitPid(Pid),
     /// The init (this pid) could not move itself into the v1 cgroups it was given
-    /// ([`Work::Create`]'s `cgroup_tasks`): put it into all of its cgroups.
+    /// ([`InitArgs::cgroup_tasks`]): put it into all of its cgroups.
     JoinCgroups(Pid),
     /// Run the createRuntime hooks now.
     RuntimeHooks(Pid),
