@@ -96,6 +96,18 @@ impl Cgroups {
         out
     }
 
+    /// Whether no process is left in the container's cgroups: those [`Cgroups::procs`] lists,
+    /// and on a hybrid host the cgroup2 side too, where a process may be alone.
+    pub fn is_empty(&self) -> bool {
+        if !self.procs().is_empty() {
+            return false;
+        }
+        match self.unified.as_deref() {
+            Some(dir) if !self.unified_only => !v2::populated(dir),
+            _ => true,
+        }
+    }
+
     fn freezer_dir(&self) -> Option<&Path> {
         if self.unified_only {
             self.unified.as_deref()
@@ -527,5 +539,26 @@ mod tests {
             ..Default::default()
         };
         assert!(cg.self_join_files().is_empty());
+    }
+
+    #[test]
+    fn a_process_alone_in_the_cgroup2_side_of_a_hybrid_host_is_not_missed() {
+        let v1 = Dir::with_procs("empty-v1", "");
+        let unified = Dir::with_procs("busy-unified", "");
+        std::fs::write(unified.0.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        let mut cg = Cgroups {
+            v1: vec![crate::model::Hierarchy {
+                controllers: vec!["pids".into()],
+                dir: v1.0.clone(),
+            }],
+            unified: Some(unified.0.clone()),
+            ..Default::default()
+        };
+        assert!(!cg.is_empty());
+        std::fs::write(unified.0.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        assert!(cg.is_empty());
+        // Gone: nothing there.
+        cg.unified = Some(unified.0.join("gone"));
+        assert!(cg.is_empty());
     }
 }

@@ -712,6 +712,18 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
 }
 
 /// Whether `dir` was asked to freeze (cgroup.freeze is 1), as runc reports "paused".
+/// Whether any process is in `dir` or below it (`cgroup.events`); true when that cannot be
+/// read though the directory is there, so that doubt counts as "in use".
+pub fn populated(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join("cgroup.events")) {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .is_none_or(|v| v.trim() != "0"),
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
+}
+
 pub fn is_frozen(dir: &Path) -> bool {
     read(dir, "cgroup.freeze").is_some_and(|s| s.trim() == "1")
 }

@@ -224,6 +224,31 @@ fn exec_is_in_the_containers_cgroups_with_a_cgroup_namespace() {
     exec_is_in_the_containers_cgroups("exec_cgroupns", true);
 }
 
+/// A container that shares every namespace of the runtime: its exec'd process has none to
+/// join (one clone, no setns), and is put into the cgroups all the same.
+#[test]
+fn exec_into_a_container_sharing_our_namespaces_is_in_its_cgroups() {
+    let mut t = Test::new("exec_cgroup_nons");
+    let g = t.cgroup_guard();
+    let id = t.id.clone();
+    let path = t.in_cgroup(&g, &id);
+    t.config["linux"]["namespaces"] = json!([]);
+    // No mount namespace: nothing mounted into the rootfs on the host's side either.
+    t.config["mounts"] = json!([]);
+    t.config.as_object_mut().unwrap().remove("hostname");
+    let init = start_sleeper(&mut t);
+    let pid = exec_detached(&t, &[], &["sleep", "100"]);
+    for h in cgroup_hierarchies() {
+        let dir = h.dir_for(&path);
+        let procs = cgroup_procs(&dir);
+        assert!(
+            procs.contains(&pid) && procs.contains(&init),
+            "{} holds {procs:?}, not exec'd {pid} and init {init}",
+            dir.display()
+        );
+    }
+}
+
 #[test]
 fn exec_user_and_additional_groups() {
     let mut t = Test::new("exec_user");

@@ -213,10 +213,11 @@ impl Made {
         cg.check_ownership(true)?;
         cg.check_empty()?;
         let made = cg.make(res);
-        // What was really made (nothing that appeared meanwhile is hull's), saved with the
-        // init's pid: until then a `delete --force` removes the planned cgroups, which is
-        // what a runtime killed meanwhile leaves (empty ones, only those it made).
+        // What was really made (nothing that appeared meanwhile is hull's): a `delete --force`
+        // after a runtime killed from here on removes those, and only those, with the retries
+        // a cgroup whose last process is still exiting needs.
         self.st.cgroups = Some(cg.clone());
+        self.save()?;
         // A rootless caller, not allowed to make cgroups, runs a container that names no
         // cgroup and asks for no limit in its own cgroups, as runc does.
         Ok(match made {

@@ -58,9 +58,13 @@ impl Runtime {
             Some(forwarding_signalfd()?)
         };
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
-        // The process moves itself into the v1 cgroups (see `Cgroups::self_join_files`);
-        // the runtime does the rest, or all of it when the process could not.
-        let cgroup_tasks = cg.as_ref().map_or_else(Vec::new, |c| c.self_join_files());
+        // The clone child moves itself into the v1 cgroups (see `Cgroups::self_join_files`)
+        // when it is to join namespaces (it does so first); the runtime does the rest, or all
+        // of it when the child could not or joins none (a container sharing ours).
+        let cgroup_tasks = match &cg {
+            Some(c) if !plan.single_clone() => c.self_join_files(),
+            _ => Vec::new(),
+        };
         let process_joins_v1 = !cgroup_tasks.is_empty();
         let place = |p: Pid, all: bool| -> Result<(), StepError> {
             let Some(c) = cg.as_ref() else {

@@ -62,7 +62,7 @@ pub(super) fn container_pids(st: &ContainerState) -> Vec<Pid> {
 pub(super) fn kill_everything(st: &ContainerState) {
     // The usual end of a `run`: the init gone, its cgroups empty. Nothing to freeze or
     // signal, and no process can enter them while the lock is held.
-    if !st.has_init() && own_cgroups(st).is_some_and(|cg| cg.procs().is_empty()) {
+    if !st.has_init() && own_cgroups(st).is_some_and(Cgroups::is_empty) {
         return;
     }
     // Thawed around the kill: a cgroup the container froze itself, below its own, would
