@@ -19,6 +19,7 @@ die() { echo "ab.sh: $*" >&2; exit 1; }
 enter_bench_namespace "$0" "$@"
 RUNS=${RUNS:-100}
 labels=()
+resolved=()
 for arg in "$@"; do
     label=${arg%%=*}
     bin=${arg#*=}
@@ -26,18 +27,18 @@ for arg in "$@"; do
     [ -x "$bin" ] || die "no binary at $bin (for $label)"
     for seen in "${labels[@]}"; do [ "$seen" != "$label" ] || die "label $label given twice"; done
     labels+=("$label")
+    resolved+=("$label=$(readlink -f "$bin")")
 done
 
 make_scratch ab
 trap drop_scratch EXIT
-first=${1#*=}
-make_bundle "$scratch/bundle" "$first"
+make_bundle "$scratch/bundle" "${resolved[0]#*=}"
 out=$repo/bench/out/ab-$(date +%Y%m%d-%H%M%S).md
 mkdir -p "$repo/bench/out"
-python3 - "$scratch" "$RUNS" "$out" "${ARGS:-}" "$@" <<'PY'
+python3 - "$scratch" "$RUNS" "$out" "${ARGS:-}" "${resolved[@]}" <<'PY'
 import os, shlex, statistics, subprocess, sys, time
 scratch, runs, out, extra = sys.argv[1], int(sys.argv[2]), sys.argv[3], shlex.split(sys.argv[4])
-rts = [(a.split("=", 1)[0], os.path.realpath(a.split("=", 1)[1])) for a in sys.argv[5:]]
+rts = [tuple(a.split("=", 1)) for a in sys.argv[5:]]
 times = {label: [] for label, _ in rts}
 for i in range(runs + 3):
     for label, bin in rts:

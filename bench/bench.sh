@@ -13,7 +13,8 @@
 #   RUNS=N      timed runs per row   (default: 30; peak RSS uses min(RUNS, 10))
 #   WARMUP=N    untimed warm-up runs (default: 3)
 #   BUSYBOX=path a static busybox   (default: /usr/bin/busybox)
-#   TIMER=loop  time with a date +%s%N loop even when hyperfine is installed
+#   TIMER=loop  time the floor with a date +%s%N loop even when hyperfine is installed (the
+#               rows always take turns through one python3 loop)
 #   ONLY=run    time the run-true row only (bench/guest.sh uses it in the VM guest)
 #   SYSTEMD=1   with ONLY=run, also time `--systemd-cgroup run true` (needs systemd and cgroup v2)
 # Results: bench/out/<timestamp>/ (table.md, one CSV per timed row, env.txt) and bench/out/latest.md.
@@ -105,19 +106,54 @@ ref_failed() {
 
 # row NAME BUILDER: times `BUILDER BIN ROOT LABEL` for every runtime; sets `vals` (one per runtime).
 # A reference runtime whose command fails once untimed (crun has no `events`) gets n/a; hull must not fail.
+# The runtimes take turns, one run of each per round (interleaved): runs one after another
+# drift by ±10% on this machine kind, and taking turns puts that drift on every column alike.
 row() {
-    local name=$1 builder=$2 i cmd
+    local name=$1 builder=$2 i cmd label ms
+    local args=()
+    local -A median=()
     vals=()
     for ((i = 0; i < n; i++)); do
         cmd=$($builder "${bins[i]}" "${roots[i]}" "${labels[i]}")
         if ! sh -c "$cmd" >"$scratch/try.log" 2>&1; then
             [ "$i" -gt 0 ] || { cat "$scratch/try.log" >&2; die "$name: hull failed: $cmd"; }
             echo "bench.sh: $name: ${labels[i]} failed, shown as n/a: $(head -c 300 "$scratch/try.log")" >&2
-            vals+=(n/a)
             continue
         fi
-        vals+=("$(timed "$name-${labels[i]}" "$cmd")")
+        args+=("${labels[i]}" "$cmd")
     done
+    interleaved "$name" "${args[@]}" >"$scratch/medians" || die "$name: a timed run failed"
+    while read -r label ms; do
+        median[$label]=$ms
+    done <"$scratch/medians"
+    for ((i = 0; i < n; i++)); do vals+=("${median[${labels[i]}]:-n/a}"); done
+}
+
+# interleaved NAME LABEL CMD [LABEL CMD ...]: WARMUP then RUNS rounds, each running every CMD
+# once through `sh -c` (and `sh -c :`, whose median is subtracted: the shell's own start);
+# prints "LABEL MEDIAN_MS" lines and writes one CSV of run times per label.
+interleaved() {
+    python3 - "$out" "$1" "$RUNS" "$WARMUP" "${@:2}" <<'PY'
+import statistics, subprocess, sys, time
+out, name, runs, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pairs = list(zip(sys.argv[5::2], sys.argv[6::2])) + [("_shell", ":")]
+times = {label: [] for label, _ in pairs}
+for i in range(warmup + runs):
+    for label, cmd in pairs:
+        t0 = time.monotonic_ns()
+        p = subprocess.run(["sh", "-c", cmd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        t1 = time.monotonic_ns()
+        if p.returncode != 0:
+            sys.exit("bench.sh: %s: %s failed: %s" % (name, label, p.stderr.decode(errors="replace")[-300:]))
+        if i >= warmup:
+            times[label].append(t1 - t0)
+base = statistics.median(times.pop("_shell"))
+for label, ts in times.items():
+    with open("%s/%s-%s.csv" % (out, name, label), "w") as f:
+        f.write("run_ns\n" + "".join("%d\n" % (t - base) for t in ts))
+    print(label, "%.2f" % ((statistics.median(ts) - base) / 1e6))
+PY
 }
 
 # peak_rss BIN ROOT: median over a few `run`s of the largest resident set (KiB) of any process in
@@ -164,7 +200,7 @@ floor_cmd="unshare --fork --pid --mount --uts --ipc --net chroot '$rootfs' /bin/
         echo "${labels[i]}: ${bins[i]} ($("${bins[i]}" --version 2>/dev/null | head -n1 || echo '?'))"
     done
     echo "cgroups:  $(if [ "${V1VIEW:-}" = 1 ]; then echo "v1-only view (private mount namespace without /sys/fs/cgroup/unified)"; else stat -fc %T /sys/fs/cgroup; fi)"
-    echo "timing:   $($have_hyperfine && hyperfine --version || echo 'date +%s%N loop'), runs=$RUNS warmup=$WARMUP, median"
+    echo "timing:   rows interleaved (one run of each runtime per round), floor by $($have_hyperfine && hyperfine --version || echo 'a date +%s%N loop'); runs=$RUNS warmup=$WARMUP, median"
 } | tee "$out/env.txt"
 
 # One checked run each first: hull failing or hanging stops the bench here, not inside
@@ -266,7 +302,6 @@ done
 # run true with docker's default seccomp profile: hull with its filter cache (warm after the
 # warm-up runs) and without it (HULL_SECCOMP_CACHE=0); the others compile it every time.
 echo "timing run true with a seccomp profile ..." >&2
-command -v python3 >/dev/null || die "python3 is needed to add the seccomp profile to the bundle"
 mkdir -p "$scratch/seccomp"
 python3 - "$bundle/config.json" "$repo/crates/hull/tests/fixtures/seccomp-docker-default.json" \
     "$rootfs" "$scratch/seccomp/config.json" <<'PY'
