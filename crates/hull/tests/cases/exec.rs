@@ -13,7 +13,7 @@ use super::namespaces::new_user_namespace;
 use crate::util::{
     cap_mask, cgroup_dir, cgroup_hierarchies, cgroup_procs, console_accept, is_gone, ns_link,
     pids_in_ns, pty_read_until, pty_write, raw, recv_fds, runtime_name, runtime_processes_naming,
-    skip_on_runc, status_field, wait_until, write, Call, Out, Test, STOP_TIMEOUT,
+    skip_on_runc, status_field, wait_until, write, Call, CgHierarchy, Out, Test, STOP_TIMEOUT,
 };
 
 /// The namespace kinds an exec'd process must share with the container's init.
@@ -203,8 +203,17 @@ fn exec_is_in_the_containers_cgroups(name: &str, cgroupns: bool) {
     let pid = exec_detached(&t, &[], &["sleep", "100"]);
     let of = |p: i32| fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
     assert_eq!(of(pid), of(init));
-    for h in cgroup_hierarchies().iter().filter(|h| !h.is_v2()) {
-        let dir = h.dir_for(&path);
+    let v1: Vec<_> = cgroup_hierarchies()
+        .into_iter()
+        .filter(|h| !h.is_v2())
+        .collect();
+    assert_listed(&v1, &path, pid, init);
+}
+
+/// The cgroup at `path` of each of `hierarchies` lists the exec'd process and the init.
+fn assert_listed(hierarchies: &[CgHierarchy], path: &str, pid: i32, init: i32) {
+    for h in hierarchies {
+        let dir = h.dir_for(path);
         let procs = cgroup_procs(&dir);
         assert!(
             procs.contains(&pid) && procs.contains(&init),
@@ -238,15 +247,7 @@ fn exec_into_a_container_sharing_our_namespaces_is_in_its_cgroups() {
     t.config.as_object_mut().unwrap().remove("hostname");
     let init = start_sleeper(&mut t);
     let pid = exec_detached(&t, &[], &["sleep", "100"]);
-    for h in cgroup_hierarchies() {
-        let dir = h.dir_for(&path);
-        let procs = cgroup_procs(&dir);
-        assert!(
-            procs.contains(&pid) && procs.contains(&init),
-            "{} holds {procs:?}, not exec'd {pid} and init {init}",
-            dir.display()
-        );
-    }
+    assert_listed(&cgroup_hierarchies(), &path, pid, init);
 }
 
 #[test]
