@@ -65,11 +65,12 @@ impl Cli {
         Globals::augment_args(clap::Command::new("hull").disable_version_flag(true))
     }
 
-    /// The table of a command line naming the subcommand `name`: the global flags and that
-    /// one subcommand, which parses a valid command line as [`Cli::command`] does without
-    /// building the other sixteen (a third of a millisecond of every call). None for a name
-    /// that is no subcommand. Help and errors come from the whole table.
-    pub fn table_for(name: &str) -> Option<clap::Command> {
+    /// The table of a command line naming the subcommand `name`: `globals` (the
+    /// [`Cli::globals_table`]) and that one subcommand, which parses a valid command line as
+    /// [`Cli::command`] does without building the other sixteen (a third of a millisecond of
+    /// every call). None for a name that is no subcommand. Help and errors come from the
+    /// whole table.
+    pub fn table_for(globals: clap::Command, name: &str) -> Option<clap::Command> {
         type Augment = fn(clap::Command) -> clap::Command;
         let (name, augment): (&'static str, Augment) = match name {
             "checkpoint" => ("checkpoint", CheckpointArgs::augment_args),
@@ -92,7 +93,7 @@ impl Cli {
             _ => return None,
         };
         let sub = augment(clap::Command::new(name));
-        Some(Cli::globals_table().subcommand(sub))
+        Some(globals.subcommand(sub))
     }
 }
 

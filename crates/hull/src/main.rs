@@ -121,8 +121,9 @@ fn real_main() -> i32 {
 /// it names none, asks for help or is refused: the whole table parses it again, so that help
 /// and errors read the same whatever the subcommand.
 fn parse_one_subcommand(raw: &[OsString]) -> Option<Cli> {
-    let name = argv::subcommand_of(&Cli::globals_table(), raw)?;
-    let mut table = Cli::table_for(&name)?;
+    let globals = Cli::globals_table();
+    let name = argv::subcommand_of(&globals, raw)?;
+    let mut table = Cli::table_for(globals, &name)?;
     let args = argv::normalize(&table, raw.to_vec());
     let matches = table
         .try_get_matches_from_mut(std::iter::once(OsString::from("hull")).chain(args))
@@ -271,13 +272,14 @@ mod tests {
         };
         for sub in whole.get_subcommands() {
             let name = sub.get_name();
-            let table = Cli::table_for(name).unwrap_or_else(|| panic!("no table for {name}"));
+            let table = Cli::table_for(Cli::globals_table(), name)
+                .unwrap_or_else(|| panic!("no table for {name}"));
             assert_eq!(args(&table), args(&whole), "global flags of {name}'s table");
             let mine = table.find_subcommand(name).unwrap();
             assert_eq!(args(mine), args(sub), "flags of {name}");
             assert_eq!(mine.get_subcommands().count(), 0);
         }
-        assert!(Cli::table_for("help").is_none());
+        assert!(Cli::table_for(Cli::globals_table(), "help").is_none());
     }
 
     #[test]

@@ -347,9 +347,8 @@ impl Made {
         } else {
             None
         };
-        // The clone child moves itself into its v1 cgroups (see `Cgroups::self_join_files`)
-        // unless it is born in a new user namespace, where it has none of our rights.
-        let cgroup_tasks = if active && !(plan.single_clone() && plan.new_user()) {
+        // The clone child moves itself into its v1 cgroups (see `Cgroups::self_join_files`).
+        let cgroup_tasks = if active && process::moves_itself(&plan) {
             cg.self_join_files()
         } else {
             Vec::new()

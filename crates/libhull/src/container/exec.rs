@@ -58,11 +58,10 @@ impl Runtime {
             Some(forwarding_signalfd()?)
         };
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
-        // The clone child moves itself into the v1 cgroups (see `Cgroups::self_join_files`)
-        // when it is to join namespaces (it does so first); the runtime does the rest, or all
-        // of it when the child could not or joins none (a container sharing ours).
+        // The clone child moves itself into the v1 cgroups (see `Cgroups::self_join_files`);
+        // the runtime does the rest, or all of it when the child could not.
         let cgroup_tasks = match &cg {
-            Some(c) if !plan.single_clone() => c.self_join_files(),
+            Some(c) if process::moves_itself(&plan) => c.self_join_files(),
             _ => Vec::new(),
         };
         let process_joins_v1 = !cgroup_tasks.is_empty();

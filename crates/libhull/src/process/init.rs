@@ -113,7 +113,9 @@ pub(super) fn child_main(
                 };
                 setup(args, ctx, &chan, child_of_runtime)
             }
-            Work::Exec(process) => exec_process(args, process, &chan, child_of_runtime),
+            Work::Exec(process) => {
+                exec_process(args, process, &chan, child_of_runtime, single_clone)
+            }
         }
     }));
     let e = match result {
@@ -416,6 +418,12 @@ fn setup(
     wait_for_start(&args, chan, host_pid, exec)
 }
 
+/// Whether the clone child of `plan` moves itself into its v1 cgroups (`InitArgs::cgroup_tasks`):
+/// always, but when the clone made a new user namespace, where it has none of our rights.
+pub fn moves_itself(plan: &Plan) -> bool {
+    !(plan.single_clone() && plan.new_user())
+}
+
 /// Moves this single-threaded process into its v1 cgroups by writing "0" to each `tasks`
 /// file the runtime listed, which spares the kernel's global migration lock (see
 /// `Cgroups::self_join_files`); false if one refused.
@@ -561,6 +569,7 @@ fn exec_process(
     process: &Process,
     chan: &Channel,
     child_of_runtime: bool,
+    single_clone: bool,
 ) -> Result<Infallible, InitError> {
     if child_of_runtime {
         parent_death_signal(Some(Signal::SIGKILL))?;
@@ -569,6 +578,10 @@ fn exec_process(
     match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
         ToInit::Go { .. } => {}
         ToInit::Continue => return Err(InitError::new(InitStep::Sync, "unexpected message")),
+    }
+    // With namespaces to join the clone child moved itself already (`enter_namespaces`).
+    if single_clone {
+        finish_own_cgroups(move_into_own_cgroups(args.cgroup_tasks), chan)?;
     }
     if !args.plan.has(LinuxNamespaceType::Mount) {
         // No mount namespace to join (the container shares the runtime's): its root is the

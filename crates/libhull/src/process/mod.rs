@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
 use hull_sys::process::{clone_fork, Forked, SingleThreaded};
-pub use init::{InitArgs, Work};
+pub use init::{moves_itself, InitArgs, Work};
 use sync::{FromInit, ToInit};
 pub use sync::{InitError, InitStep};
 
