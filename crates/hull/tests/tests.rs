@@ -23,6 +23,7 @@ mod cases {
     mod exec;
     mod hook_failures;
     mod hooks;
+    mod idmap;
     mod kernel;
     mod lifecycle;
     mod load;

@@ -108,7 +108,9 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            // Idmapped bind mounts need mount_setattr (5.12), as every bind mount of hull's
+            // rootfs code does (open_tree, move_mount): where hull runs at all, they work.
+            "mountExtensions": { "idmap": { "enabled": true } }
         }
     })
 }
@@ -188,6 +190,10 @@ mod tests {
             assert!(crate::spec::propagation_flags(p).is_some(), "{p}");
         }
         assert!(!opts.contains(&"idmap"));
+        assert_eq!(
+            features()["linux"]["mountExtensions"]["idmap"]["enabled"],
+            true
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxResources, Spec};
 
 /// The name of the config file inside a bundle.
 /// The runtime-spec version hull implements.
@@ -379,6 +379,61 @@ fn refuse_nul_bytes(spec: &Spec) -> Result<(), SpecError> {
     walk(&value, &mut String::new())
 }
 
+/// The most ranges a uid_map or gid_map takes (the kernel's `UID_GID_MAP_MAX_EXTENTS`).
+pub const MAX_ID_RANGES: usize = 340;
+
+/// Checks id maps as the kernel will when they are written (to a user namespace's
+/// `uid_map`/`gid_map`, or for an idmapped mount), so that a refused map is one line naming
+/// its entry rather than an `EINVAL` from the init: at most 340 ranges, none empty, none
+/// running past 2^32 - 1, none overlapping another on either side.
+pub(crate) fn check_id_maps(field: &str, maps: &[LinuxIdMapping]) -> Result<(), SpecError> {
+    if maps.len() > MAX_ID_RANGES {
+        return Err(SpecError::invalid(
+            field,
+            format!(
+                "{} ranges, the kernel takes at most {MAX_ID_RANGES}",
+                maps.len()
+            ),
+        ));
+    }
+    // Half-open [start, end) over u64, so a range ending at 2^32 - 1 is no overflow.
+    let span = |start: u32, size: u32| (u64::from(start), u64::from(start) + u64::from(size));
+    for (j, m) in maps.iter().enumerate() {
+        let entry = || format!("{field}[{j}]");
+        if m.size() == 0 {
+            return Err(SpecError::invalid(entry(), "size is 0"));
+        }
+        for (side, start) in [("containerID", m.container_id()), ("hostID", m.host_id())] {
+            // The kernel reserves id 2^32 - 1 ("no id"): no range may reach it.
+            if span(start, m.size()).1 > u64::from(u32::MAX) {
+                return Err(SpecError::invalid(
+                    entry(),
+                    format!(
+                        "{side} {start} + size {} runs past the largest id, {}",
+                        m.size(),
+                        u32::MAX - 1
+                    ),
+                ));
+            }
+        }
+        for (k, other) in maps[..j].iter().enumerate() {
+            let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+            for (side, a, b) in [
+                ("containerID", m.container_id(), other.container_id()),
+                ("hostID", m.host_id(), other.host_id()),
+            ] {
+                if overlap(span(a, m.size()), span(b, other.size())) {
+                    return Err(SpecError::invalid(
+                        entry(),
+                        format!("its {side} range overlaps that of {field}[{k}]"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// All hook lists of a spec with their config names, for validation.
 fn hook_lists(spec: &Spec) -> Vec<(&'static str, &[oci_spec::runtime::Hook])> {
     let Some(h) = spec.hooks() else {
@@ -440,6 +495,12 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         .find(|n| n.typ() == LinuxNamespaceType::User);
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    for (field, maps) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        check_id_maps(field, maps.as_deref().unwrap_or_default())?;
+    }
     match user_ns {
         Some(ns) if ns.path().is_none() => {
             if linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
@@ -591,5 +652,60 @@ mod tests {
     #[test]
     fn the_default_config_is_valid() {
         assert_eq!(check(|_| {}), Ok(()));
+    }
+
+    fn with_user_maps(maps: serde_json::Value) -> impl FnOnce(&mut serde_json::Value) {
+        move |v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] = maps.clone();
+            v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        }
+    }
+
+    fn range(c: u32, h: u32, n: u32) -> serde_json::Value {
+        serde_json::json!({"containerID": c, "hostID": h, "size": n})
+    }
+
+    #[test]
+    fn id_maps_the_kernel_takes_pass() {
+        let ok = [
+            vec![range(0, 100_000, 65_536)],
+            vec![range(0, 1000, 1), range(1, 100_000, 65_536)],
+            // The whole id space but the reserved last id.
+            vec![range(0, 0, u32::MAX)],
+        ];
+        for maps in ok {
+            assert_eq!(check(with_user_maps(maps.into())), Ok(()));
+        }
+    }
+
+    #[test]
+    fn id_maps_the_kernel_refuses_name_their_entry() {
+        let bad = [
+            (
+                vec![range(0, 100_000, 10), range(5, 200_000, 10)],
+                "linux.uidMappings[1]: its containerID range overlaps that of linux.uidMappings[0]",
+            ),
+            (
+                vec![range(0, 100_000, 10), range(10, 100_009, 1)],
+                "linux.uidMappings[1]: its hostID range overlaps that of linux.uidMappings[0]",
+            ),
+            (vec![range(0, 1000, 0)], "linux.uidMappings[0]: size is 0"),
+            (
+                vec![range(1, 0, u32::MAX)],
+                "linux.uidMappings[0]: containerID 1 + size 4294967295 runs past the largest id, 4294967294",
+            ),
+            (
+                (0..341).map(|i| range(i, 10_000 + i, 1)).collect(),
+                "linux.uidMappings: 341 ranges, the kernel takes at most 340",
+            ),
+        ];
+        for (maps, want) in bad {
+            let err = check(with_user_maps(maps.into())).unwrap_err();
+            assert_eq!(err, format!("invalid config.json: {want}"));
+        }
     }
 }

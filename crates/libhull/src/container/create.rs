@@ -74,6 +74,10 @@ impl Runtime {
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
+        // Opened here, with the runtime's rights: the root of a new user namespace may not
+        // reach a source the caller can (runc does the same), and idmapped mounts get their
+        // idmapping. The clone inherits them.
+        let bind_sources = crate::rootfs::open_bind_sources(&rootfs, plan.new_user())?;
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
@@ -92,6 +96,7 @@ impl Runtime {
             rootfs,
             scheduling,
             sysctls,
+            bind_sources,
             cgroups,
         })
     }
@@ -113,6 +118,8 @@ struct Checked {
     rootfs: crate::rootfs::Plan,
     scheduling: Scheduling,
     sysctls: Vec<crate::process::attrs::Sysctl>,
+    /// `mounts[]`'s bind sources the runtime opened ([`crate::rootfs::open_bind_sources`]).
+    bind_sources: Vec<Option<OwnedFd>>,
     cgroups: Cgroups,
 }
 
@@ -318,6 +325,7 @@ impl Made {
             rootfs,
             scheduling,
             sysctls,
+            bind_sources,
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
@@ -332,13 +340,6 @@ impl Made {
         let res = linux.resources().as_ref().unwrap_or(&none);
         let active = self.make_cgroups(&mut cg, linux, res)?;
         crate::timing::mark("cgroups made");
-        // Opened here, with the runtime's rights: the root of a new user namespace may not
-        // reach a source the caller can (runc does the same). The clone inherits them.
-        let bind_sources = if plan.new_user() {
-            crate::rootfs::open_bind_sources(&rootfs)
-        } else {
-            Vec::new()
-        };
         // With systemd the cgroup comes with the unit, once the init exists.
         let cgroup_fd = if active && !cg.by_systemd() {
             cg.check_not_frozen()?;

@@ -72,6 +72,9 @@ pub enum CreateError {
     Lsm(#[from] crate::lsm::LsmError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    /// A bind source the runtime prepares (an idmapped mount).
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
     Cgroup(#[from] hull_cgroups::CgroupError),
     #[error(transparent)]

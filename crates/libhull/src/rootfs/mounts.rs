@@ -15,10 +15,11 @@ use nix::sys::statfs;
 
 use super::inroot::{self, InRoot};
 use super::options::{propagation_attr, readonly_attr, MountOptions};
-use super::plan::{MountKind, MountStep, Plan};
+use super::plan::{IdmapIds, Idmapping, MountKind, MountStep, Plan};
 use super::{fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
 use hull_sys::mount::{
-    self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+    self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP, OPEN_TREE_CLOEXEC,
+    OPEN_TREE_CLONE,
 };
 
 /// Files below /proc that may be bind-mounted over (what lxcfs emulates).
@@ -38,21 +39,83 @@ const PROC_ALLOWED: &[&str] = &[
 /// Where the host keeps its cgroup2 hierarchy when it is fully unified.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// The bind mount sources of the plan, each opened (as a detached copy, recursive for
-/// `rbind`) by the runtime, by `mounts[]` index; `None` where a mount is no bind or the open
-/// failed (the init then tries the path itself and reports). For a container with a new user
-/// namespace, whose root may not reach a source the runtime can (a directory under a 0700
-/// parent): runc opens sources in the runtime too.
-pub fn open_bind_sources(plan: &Plan) -> Vec<Option<OwnedFd>> {
+/// The bind mount sources of the plan, each opened by the runtime as a detached copy
+/// (recursive for `rbind`), by `mounts[]` index; `None` where a mount is no bind or is not
+/// opened here. Idmapped ones always (their idmapping is set here, where the maps' user
+/// namespace can be made, and a failure is the create's); the others only for a container
+/// with a new user namespace (`new_user`), whose root may not reach a source the caller can
+/// (a directory under a 0700 parent): runc opens them in the runtime too. A failure of one
+/// of those leaves it to the init, which tries the path itself and reports.
+pub fn open_bind_sources(
+    plan: &Plan,
+    new_user: bool,
+) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
+    let mut namespaces = Vec::new();
     plan.mounts
         .iter()
-        .map(|m| match &m.kind {
-            MountKind::Bind { source } if !m.opts.flags.contains(MsFlags::MS_REMOUNT) => {
-                open_source_tree(source, &m.opts).ok()
+        .enumerate()
+        .map(|(i, m)| match (&m.kind, &m.idmap) {
+            (MountKind::Bind { source }, Some(idmap)) => {
+                idmapped_tree(i, source, m, idmap, &mut namespaces).map(Some)
             }
-            _ => None,
+            (MountKind::Bind { source }, None)
+                if new_user && !m.opts.flags.contains(MsFlags::MS_REMOUNT) =>
+            {
+                Ok(open_source_tree(source, &m.opts).ok())
+            }
+            _ => Ok(None),
         })
         .collect()
+}
+
+/// `mounts[i]`'s source, cloned and idmapped (`MOUNT_ATTR_IDMAP` may only be set on a
+/// detached mount). `namespaces`: the user namespaces made so far, one per set of maps.
+fn idmapped_tree<'p>(
+    i: usize,
+    source: &Path,
+    m: &MountStep,
+    idmap: &'p Idmapping,
+    namespaces: &mut Vec<(&'p IdmapIds, OwnedFd)>,
+) -> Result<OwnedFd, RootfsError> {
+    let what = || format!("mounts[{i}] ({} onto {})", source.display(), m.dest.display());
+    // As runc: the kernel wants the caller to own the source's filesystem, which a rootless
+    // caller does not for any host filesystem.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(RootfsError::refused(
+            "idmap",
+            what(),
+            "idmapped mounts are not supported for rootless containers",
+        ));
+    }
+    let tree = open_source_tree(source, &m.opts).map_err(sys("clone bind source", what()))?;
+    let ns = match namespaces.iter().position(|(ids, _)| *ids == &idmap.ids) {
+        Some(k) => k,
+        None => {
+            let fd = match &idmap.ids {
+                IdmapIds::Maps { uid, gid } => crate::namespaces::mount_userns(uid, gid)
+                    .map_err(|e| RootfsError::refused("idmap", what(), e.to_string()))?,
+                IdmapIds::UserNs(path) => std::fs::File::open(path)
+                    .map(OwnedFd::from)
+                    .map_err(io_err("open user namespace", path.display()))?,
+            };
+            namespaces.push((&idmap.ids, fd));
+            namespaces.len() - 1
+        }
+    };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: namespaces[ns].1.as_raw_fd() as u64,
+        ..super::options::empty_attr()
+    };
+    setattr(tree.as_fd(), &attr, idmap.recursive).map_err(|e| {
+        let why = match e {
+            Errno::EINVAL => format!("its filesystem cannot be idmapped ({e})"),
+            Errno::EPERM => format!("already idmapped, or on a filesystem hull does not own ({e})"),
+            _ => e.to_string(),
+        };
+        RootfsError::refused("idmap", what(), why)
+    })?;
+    Ok(tree)
 }
 
 /// A detached copy of the mount tree at `source` (of all of it for `rbind`).
@@ -91,7 +154,7 @@ impl<'a> Mounter<'a> {
         let (dest, opts) = (m.dest.as_path(), &m.opts);
         tracing::debug!(dest = %dest.display(), kind = ?m.kind, "mount");
         match &m.kind {
-            MountKind::Bind { source } => self.bind(source, dest, opts, opened),
+            MountKind::Bind { source } => self.bind(source, dest, opts, opened, m.idmap.is_some()),
             MountKind::Cgroup if host_is_unified() => self.cgroup2(dest, opts),
             MountKind::Cgroup => self.cgroup_v1(dest, opts),
             MountKind::Cgroup2 => self.cgroup2(dest, opts),
@@ -107,6 +170,7 @@ impl<'a> Mounter<'a> {
         dest: &Path,
         opts: &MountOptions,
         opened: Option<&OwnedFd>,
+        idmapped: bool,
     ) -> Result<(), RootfsError> {
         if opts.flags.contains(MsFlags::MS_REMOUNT) {
             // "bind,remount,…": change the flags of what is mounted at dest already.
@@ -119,7 +183,18 @@ impl<'a> Mounter<'a> {
         // As runc: the runtime's copy only where the init cannot reach the source itself
         // (a new user namespace's root); by path, a source in the rootfs is the tree the
         // mounts before this one made there, which the runtime's copy never shows.
-        let opened = opened.filter(|_| std::fs::metadata(source).is_err());
+        // An idmapped one is the runtime's copy always: only it carries the idmapping.
+        let opened = match opened {
+            Some(tree) if idmapped || std::fs::metadata(source).is_err() => Some(tree),
+            None if idmapped => {
+                return Err(RootfsError::refused(
+                    "bind mount",
+                    dest.display(),
+                    "the runtime did not prepare this idmapped mount",
+                ))
+            }
+            _ => None,
+        };
         let is_dir = match opened {
             Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)

@@ -89,7 +89,7 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
 ];
 
 /// Every option name this module understands (the rest is filesystem data), for
-/// `hull features`. `idmap` and `ridmap` are parsed but refused by `spec::validate` (issue #20).
+/// `hull features` (which reports `idmap` and `ridmap` under `mountExtensions`).
 pub fn known_options() -> impl Iterator<Item = &'static str> {
     let propagation = [
         "private",

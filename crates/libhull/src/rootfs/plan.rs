@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 
 use super::clean_path;
-use super::options::MountOptions;
-use crate::spec::{propagation_flags, SpecError};
+use super::options::{Idmap, MountOptions};
+use crate::spec::{check_id_maps, propagation_flags, SpecError};
 
 /// The devices every container gets (runtime-spec "Default Devices").
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
@@ -55,6 +55,30 @@ pub struct MountStep {
     pub dest: PathBuf,
     pub kind: MountKind,
     pub opts: MountOptions,
+    /// An idmapped bind mount: the runtime makes it (see [`super::open_bind_sources`]).
+    pub idmap: Option<Idmapping>,
+}
+
+/// How the owners of files on a bind mount are mapped (`mounts[].uidMappings` and
+/// `gidMappings`, the `idmap` and `ridmap` options): `MOUNT_ATTR_IDMAP` with a user
+/// namespace of these maps, so that a file owned by id `containerID + n` on the source's
+/// filesystem shows as owned by `hostID + n` through the mount, and the reverse for writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idmapping {
+    /// `ridmap`: every mount of the bound tree; otherwise only its top.
+    pub recursive: bool,
+    pub ids: IdmapIds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdmapIds {
+    /// The mount's own maps, or the new user namespace's when only `idmap` was given.
+    Maps {
+        uid: Vec<LinuxIdMapping>,
+        gid: Vec<LinuxIdMapping>,
+    },
+    /// `idmap` alone in a container that joins this user namespace: its maps are the mount's.
+    UserNs(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +149,7 @@ pub fn plan(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<Plan, SpecError
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, m)| mount_step(i, m, rootfs, bundle))
+        .map(|(i, m)| mount_step(i, m, rootfs, bundle, linux))
         .collect::<Result<Vec<_>, _>>()?;
     // Checked even where /dev is bound and none is made.
     let devices = devices(spec)?;
@@ -179,7 +203,13 @@ pub fn plan(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<Plan, SpecError
     })
 }
 
-fn mount_step(i: usize, m: &Mount, rootfs: &Path, bundle: &Path) -> Result<MountStep, SpecError> {
+fn mount_step(
+    i: usize,
+    m: &Mount,
+    rootfs: &Path,
+    bundle: &Path,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<MountStep, SpecError> {
     if !m.destination().is_absolute() {
         return Err(SpecError::invalid(
             format!("mounts[{i}].destination"),
@@ -187,17 +217,6 @@ fn mount_step(i: usize, m: &Mount, rootfs: &Path, bundle: &Path) -> Result<Mount
         ));
     }
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-    // Until idmapped mounts are supported (issue #20).
-    let mapped = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    if opts.idmap.is_some() || mapped(m.uid_mappings()) || mapped(m.gid_mappings()) {
-        return Err(SpecError::invalid(
-            format!("mounts[{i}]"),
-            format!(
-                "{}: idmapped mounts are not supported",
-                m.destination().display()
-            ),
-        ));
-    }
     // As runc: a destination written as a host path inside the rootfs names the same place
     // (configs made by older tools spell mount points that way).
     let dest = clean_path(m.destination());
@@ -238,7 +257,88 @@ fn mount_step(i: usize, m: &Mount, rootfs: &Path, bundle: &Path) -> Result<Mount
             },
         }
     };
-    Ok(MountStep { dest, kind, opts })
+    let is_bind = matches!(kind, MountKind::Bind { .. });
+    let idmap = idmapping(i, m, &opts, is_bind, linux)?;
+    Ok(MountStep {
+        dest,
+        kind,
+        opts,
+        idmap,
+    })
+}
+
+/// The idmapping `mounts[i]` asks for, checked as runc checks it: bind mounts only, uid and
+/// gid maps together, maps the kernel takes; `idmap`/`ridmap` alone take the container's
+/// user namespace's maps.
+fn idmapping(
+    i: usize,
+    m: &Mount,
+    opts: &MountOptions,
+    is_bind: bool,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<Option<Idmapping>, SpecError> {
+    let some = |v: &Option<Vec<LinuxIdMapping>>| v.clone().filter(|v| !v.is_empty());
+    let (uid, gid) = (some(m.uid_mappings()), some(m.gid_mappings()));
+    if opts.idmap.is_none() && uid.is_none() && gid.is_none() {
+        return Ok(None);
+    }
+    let field = |f: &str| format!("mounts[{i}].{f}");
+    let dest = m.destination().display();
+    if !is_bind || opts.flags.contains(MsFlags::MS_REMOUNT) {
+        let f = if opts.idmap.is_some() {
+            "options"
+        } else {
+            "uidMappings"
+        };
+        return Err(SpecError::invalid(
+            field(f),
+            format!("{dest}: idmapped mounts are only supported for bind mounts"),
+        ));
+    }
+    let recursive = opts.idmap == Some(Idmap::Recursive);
+    let ids = match (uid, gid) {
+        (Some(uid), Some(gid)) => {
+            check_id_maps(&field("uidMappings"), &uid)?;
+            check_id_maps(&field("gidMappings"), &gid)?;
+            IdmapIds::Maps { uid, gid }
+        }
+        (Some(_), None) => {
+            return Err(SpecError::invalid(
+                field("gidMappings"),
+                format!("{dest}: an idmapped mount needs gid mappings with its uid mappings"),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(SpecError::invalid(
+                field("uidMappings"),
+                format!("{dest}: an idmapped mount needs uid mappings with its gid mappings"),
+            ))
+        }
+        (None, None) => {
+            let user = linux
+                .and_then(|l| l.namespaces().as_ref())
+                .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::User));
+            match user {
+                Some(ns) => match ns.path() {
+                    Some(path) => IdmapIds::UserNs(path.clone()),
+                    None => IdmapIds::Maps {
+                        uid: linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
+                        gid: linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
+                    },
+                },
+                None => {
+                    return Err(SpecError::invalid(
+                        field("options"),
+                        format!(
+                            "{dest}: idmapped without uidMappings and gidMappings, and no user \
+                             namespace to take them from"
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(Some(Idmapping { recursive, ids }))
 }
 
 /// `linux.devices`, then each default device the config does not list itself.
@@ -439,6 +539,66 @@ mod tests {
         assert!(!p.mounts[3].is_readonly_tmpfs(), "/dev/shm is writable");
     }
 
+    #[test]
+    fn idmapped_binds_take_their_maps_or_the_user_namespace_s() {
+        let own = json!([{"containerID": 0, "hostID": 5000, "size": 10}]);
+        let p = plan_of(add_mount(json!({
+            "destination": "/data", "source": "/d", "options": ["rbind", "ridmap"],
+            "uidMappings": own, "gidMappings": own
+        })))
+        .unwrap();
+        let m = p.mounts.last().unwrap();
+        let want: Vec<LinuxIdMapping> = serde_json::from_value(own).unwrap();
+        assert_eq!(
+            m.idmap,
+            Some(Idmapping {
+                recursive: true,
+                ids: IdmapIds::Maps {
+                    uid: want.clone(),
+                    gid: want
+                }
+            })
+        );
+        // `idmap` alone: the new user namespace's maps, or the joined one.
+        let container = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let c2 = container.clone();
+        let p = plan_of(move |v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            v["linux"]["uidMappings"] = c2.clone();
+            v["linux"]["gidMappings"] = c2;
+            add_mount(json!({"destination": "/d", "source": "/d", "options": ["bind", "idmap"]}))(v)
+        })
+        .unwrap();
+        let want: Vec<LinuxIdMapping> = serde_json::from_value(container).unwrap();
+        let m = p.mounts.last().unwrap();
+        assert_eq!(
+            m.idmap,
+            Some(Idmapping {
+                recursive: false,
+                ids: IdmapIds::Maps {
+                    uid: want.clone(),
+                    gid: want
+                }
+            })
+        );
+        let p = plan_of(|v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user", "path": "/proc/1/ns/user"}));
+            add_mount(json!({"destination": "/d", "source": "/d", "options": ["bind", "idmap"]}))(v)
+        })
+        .unwrap();
+        assert_eq!(
+            p.mounts.last().unwrap().idmap.as_ref().unwrap().ids,
+            IdmapIds::UserNs("/proc/1/ns/user".into())
+        );
+        assert!(p.mounts.iter().rev().skip(1).all(|m| m.idmap.is_none()));
+    }
+
     /// Each refusal names the field, as runc's validation does, and comes before the clone.
     #[test]
     fn what_the_init_cannot_carry_out_is_refused_naming_the_field() {
@@ -480,14 +640,43 @@ mod tests {
                     "destination": "/data", "type": "bind", "source": "/d",
                     "options": ["rbind", "idmap"]
                 }))),
-                "invalid config.json: mounts[7]: /data: idmapped mounts are not supported",
+                "invalid config.json: mounts[7].options: /data: idmapped without uidMappings and \
+                 gidMappings, and no user namespace to take them from",
             ),
             (
                 Box::new(add_mount(json!({
                     "destination": "/data", "type": "bind", "source": "/d",
                     "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
                 }))),
-                "invalid config.json: mounts[7]: /data: idmapped mounts are not supported",
+                "invalid config.json: mounts[7].gidMappings: /data: an idmapped mount needs gid \
+                 mappings with its uid mappings",
+            ),
+            (
+                Box::new(add_mount(json!({
+                    "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["ridmap"]
+                }))),
+                "invalid config.json: mounts[7].options: /data: idmapped mounts are only \
+                 supported for bind mounts",
+            ),
+            (
+                Box::new(add_mount(json!({
+                    "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+                }))),
+                "invalid config.json: mounts[7].uidMappings: /data: idmapped mounts are only \
+                 supported for bind mounts",
+            ),
+            (
+                Box::new(add_mount(json!({
+                    "destination": "/data", "source": "/d", "options": ["bind", "idmap"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10},
+                                    {"containerID": 10, "hostID": 1005, "size": 10}]
+                }))),
+                "invalid config.json: mounts[7].gidMappings[1]: its hostID range overlaps that \
+                 of mounts[7].gidMappings[0]",
             ),
             (
                 Box::new(|v| v["linux"]["rootfsPropagation"] = json!("sideways")),
