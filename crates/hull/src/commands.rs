@@ -10,17 +10,26 @@ use libhull::{CreateOptions, RunOptions, Runtime};
 
 use crate::cli::{Command, CreateArgs, EventsArgs, KillArgs, ListArgs, PsArgs, RunArgs, SpecArgs};
 
+/// The global flags that choose how cgroups are handled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CgroupFlags {
+    /// `--systemd-cgroup`.
+    pub systemd: bool,
+    /// `--rootless`: `None` for auto.
+    pub rootless: Option<bool>,
+}
+
 /// Runs `command` against the containers under `root`; returns the exit code.
-pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i32> {
+pub fn dispatch(command: Command, root: &Path, cgroups: CgroupFlags) -> Result<i32> {
     let rt = Runtime::new(root);
     match command {
         Command::Create(args) => {
-            let opts = create_options(args, systemd_cgroup)?;
+            let opts = create_options(args, cgroups)?;
             rt.create(&opts)
                 .map_err(|e| anyhow!("hull create failed: {e}"))?;
             Ok(0)
         }
-        Command::Run(args) => run(&rt, args, systemd_cgroup),
+        Command::Run(args) => run(&rt, args, cgroups),
         Command::Pause(a) => {
             rt.pause(&a.id)?;
             Ok(0)
@@ -62,14 +71,14 @@ pub fn dispatch(command: Command, root: &Path, systemd_cgroup: bool) -> Result<i
             ))?;
             Ok(0)
         }
-        Command::Exec(args) => exec(&rt, args),
+        Command::Exec(args) => exec(&rt, args, cgroups),
         other @ (Command::Checkpoint(_) | Command::Restore(_)) => {
             bail!("hull: {} is not implemented yet", other.name())
         }
     }
 }
 
-fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOptions> {
+fn create_options(args: CreateArgs, cgroups: CgroupFlags) -> Result<CreateOptions> {
     // The pid file is relative to where we were started, whatever the library chdirs to.
     let pid_file = args.pid_file.map(|p| absolute(&p)).transpose()?;
     Ok(CreateOptions {
@@ -81,7 +90,8 @@ fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOption
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
-        systemd_cgroup,
+        systemd_cgroup: cgroups.systemd,
+        rootless_cgroups: cgroups.rootless,
         pidfd_socket: args.pidfd_socket.map(|p| absolute(&p)).transpose()?,
         notify_socket: std::env::var_os("NOTIFY_SOCKET")
             .filter(|s| !s.is_empty())
@@ -89,13 +99,13 @@ fn create_options(args: CreateArgs, systemd_cgroup: bool) -> Result<CreateOption
     })
 }
 
-fn run(rt: &Runtime, args: RunArgs, systemd_cgroup: bool) -> Result<i32> {
+fn run(rt: &Runtime, args: RunArgs, cgroups: CgroupFlags) -> Result<i32> {
     let run = RunOptions {
         detach: args.detach,
         keep: args.keep,
         no_subreaper: args.no_subreaper,
     };
-    let opts = create_options(args.create, systemd_cgroup)?;
+    let opts = create_options(args.create, cgroups)?;
     rt.run(&opts, &run)
         .map_err(|e| anyhow!("hull run failed: {e}"))
 }
@@ -114,11 +124,11 @@ impl std::error::Error for ExitWith {}
 
 /// `exec`: the flags as runc reads them; the process's exit code unless detached. A failure
 /// exits 255 with "exec failed: …", as runc.
-fn exec(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
-    exec_inner(rt, args).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
+fn exec(rt: &Runtime, args: crate::cli::ExecArgs, cgroups: CgroupFlags) -> Result<i32> {
+    exec_inner(rt, args, cgroups).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
 }
 
-fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs, cgroups: CgroupFlags) -> Result<i32> {
     let mut rest = args.args.into_iter();
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {
@@ -183,6 +193,7 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
             .map(|c| sub_cgroup(c))
             .collect::<Result<_>>()?,
         pidfd_socket: args.pidfd_socket,
+        rootless_cgroups: cgroups.rootless,
     };
     Ok(rt.exec(&opts)?)
 }

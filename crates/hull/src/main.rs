@@ -108,9 +108,14 @@ fn real_main() -> i32 {
     if let (true, Err(e)) = (needs_protection, sealed) {
         return fail(to_stderr, &e.into());
     }
-    let result = check_rootless(&cli.globals.rootless)
-        .and_then(|()| resolve_root(cli.globals.root.as_deref()))
-        .and_then(|root| commands::dispatch(command, &root, cli.globals.systemd_cgroup));
+    let result = parse_rootless(&cli.globals.rootless).and_then(|rootless| {
+        let root = resolve_root(cli.globals.root.as_deref())?;
+        let cgroups = commands::CgroupFlags {
+            systemd: cli.globals.systemd_cgroup,
+            rootless,
+        };
+        commands::dispatch(command, &root, cgroups)
+    });
     match result {
         Ok(code) => code,
         Err(e) => fail(to_stderr, &e),
@@ -190,12 +195,15 @@ fn one_line(err: &clap::Error) -> String {
     main.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `--rootless`: true, false or auto (Go booleans accepted).
-fn check_rootless(value: &str) -> Result<()> {
+/// `--rootless`: true, false or auto (Go booleans accepted); `None` for auto. As runc:
+/// whether a cgroup the caller may not make is no error (for a container that names no
+/// cgroup and asks for no limit); auto is "not the host's root".
+fn parse_rootless(value: &str) -> Result<Option<bool>> {
     match value {
-        "" | "auto" | "1" | "t" | "T" | "true" | "TRUE" | "True" | "0" | "f" | "F" | "false"
-        | "FALSE" | "False" => Ok(()),
-        other if other.eq_ignore_ascii_case("auto") => Ok(()),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(Some(true)),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(Some(false)),
+        "" => Ok(None),
+        other if other.eq_ignore_ascii_case("auto") => Ok(None),
         other => bail!("invalid --rootless value {other:?}: want true, false or auto"),
     }
 }
@@ -364,8 +372,11 @@ mod tests {
     #[test]
     fn rootless_values() {
         for ok in ["true", "false", "auto", "AUTO", "1", "F"] {
-            assert!(check_rootless(ok).is_ok(), "{ok}");
+            assert!(parse_rootless(ok).is_ok(), "{ok}");
         }
-        assert!(check_rootless("maybe").is_err());
+        assert!(parse_rootless("maybe").is_err());
+        assert_eq!(parse_rootless("true").unwrap(), Some(true));
+        assert_eq!(parse_rootless("F").unwrap(), Some(false));
+        assert_eq!(parse_rootless("Auto").unwrap(), None);
     }
 }

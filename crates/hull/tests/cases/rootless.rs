@@ -82,3 +82,22 @@ fn unprivileged_caller_creates_execs_kills_and_deletes() {
     assert_eq!(left.ok().stdout, "", "{left:?}");
     t.assert_nothing_left(&t.id);
 }
+
+/// `--rootless` as runc reads it: `false` makes a cgroup the caller may not make an error
+/// (as for root), `true` and auto (an unprivileged caller) run without cgroups of its own.
+#[test]
+fn rootless_false_makes_a_cgroup_the_caller_cannot_make_an_error() {
+    let (t, c) = rootless_test("rootless-flag", UID, &["true"]);
+    t.write_config();
+    let out = t.call(&["--rootless=false", "run", &t.id], &c);
+    out.fails().one_line();
+    if !is_runc() {
+        out.stderr_has("ermission denied");
+    }
+    t.assert_nothing_left(&t.id);
+    for flag in ["--rootless=true", "--rootless=auto"] {
+        let id = t.new_id();
+        t.call(&[flag, "run", &id], &c).ok();
+        t.assert_nothing_left(&id);
+    }
+}

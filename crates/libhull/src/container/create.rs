@@ -210,6 +210,7 @@ impl Made {
         cg: &mut Cgroups,
         linux: &oci_spec::runtime::Linux,
         res: &oci_spec::runtime::LinuxResources,
+        rootless: bool,
     ) -> Result<bool, CreateError> {
         // The cgroups hull is about to make go into state.json before the first mkdir (the
         // init does not exist yet: pid 0), so `delete --force` after a runtime killed from
@@ -230,7 +231,7 @@ impl Made {
         Ok(match made {
             Err(e)
                 if e.is_permission()
-                    && cgroups::rootless()
+                    && rootless
                     && linux
                         .cgroups_path()
                         .as_ref()
@@ -338,7 +339,8 @@ impl Made {
         // defaults.
         let none = oci_spec::runtime::LinuxResources::default();
         let res = linux.resources().as_ref().unwrap_or(&none);
-        let active = self.make_cgroups(&mut cg, linux, res)?;
+        let rootless = opts.rootless_cgroups.unwrap_or_else(cgroups::rootless);
+        let active = self.make_cgroups(&mut cg, linux, res, rootless)?;
         crate::timing::mark("cgroups made");
         // With systemd the cgroup comes with the unit, once the init exists.
         let cgroup_fd = if active && !cg.by_systemd() {

@@ -65,6 +65,7 @@ impl Runtime {
             _ => Vec::new(),
         };
         let process_joins_v1 = !cgroup_tasks.is_empty();
+        let rootless = opts.rootless_cgroups.unwrap_or_else(hull_cgroups::rootless);
         let place = |p: Pid, all: bool| -> Result<(), StepError> {
             let Some(c) = cg.as_ref() else {
                 return Ok(());
@@ -78,7 +79,7 @@ impl Runtime {
                 // A rootless caller outside the subtree delegated to it (a login session
                 // beside the user's systemd instance) may not move a process in: runc
                 // runs the process where the caller is, and so do we, but say so.
-                Err(e) if e.is_permission() && hull_cgroups::rootless() => {
+                Err(e) if e.is_permission() && rootless => {
                     tracing::warn!("the process runs outside the container's cgroup: {e}");
                     Ok(())
                 }

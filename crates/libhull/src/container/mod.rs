@@ -58,6 +58,10 @@ pub struct CreateOptions {
     pub listen_fds: u32,
     /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name` for systemd's driver.
     pub systemd_cgroup: bool,
+    /// `--rootless`: whether a cgroup the caller may not make is no error, for a container
+    /// that names no cgroup and asks for no limit (runc's rootless cgroup manager); `None`
+    /// decides by who the caller is ([`hull_cgroups::rootless`]).
+    pub rootless_cgroups: Option<bool>,
     /// `--pidfd-socket`: a unix socket that gets a pidfd of the init.
     pub pidfd_socket: Option<PathBuf>,
     /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, and its
@@ -102,6 +106,8 @@ pub struct ExecOptions {
     pub cgroups: Vec<(Option<String>, PathBuf)>,
     /// `--pidfd-socket`: a unix socket that gets a pidfd of the process.
     pub pidfd_socket: Option<PathBuf>,
+    /// `--rootless`, as for create: whether a cgroup the process may not join is no error.
+    pub rootless_cgroups: Option<bool>,
 }
 
 /// The containers under one `--root`.
