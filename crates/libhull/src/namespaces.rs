@@ -272,6 +272,69 @@ pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<(), NsError> {
     write_maps(pid, uids, gids)
 }
 
+/// For an unprivileged caller: every range of the new user namespace's maps is its own id
+/// (which the kernel lets it map alone) or lies in a range `/etc/subuid` (`/etc/subgid`)
+/// delegates to it, which `newuidmap`/`newgidmap` will write. Checked before anything is
+/// made, so that a map it may not write is one line naming its entry, not the helper's
+/// complaint from the middle of a create.
+pub fn check_delegated(linux: &Linux) -> Result<(), crate::spec::SpecError> {
+    let uid = nix::unistd::geteuid().as_raw();
+    if uid == 0 {
+        return Ok(());
+    }
+    let name = user_name(uid);
+    let gid = nix::unistd::getegid().as_raw();
+    for (field, maps, own, file) in [
+        ("linux.uidMappings", linux.uid_mappings(), uid, "/etc/subuid"),
+        ("linux.gidMappings", linux.gid_mappings(), gid, "/etc/subgid"),
+    ] {
+        let maps = maps.as_deref().unwrap_or_default();
+        if maps.iter().all(|m| m.size() == 1 && m.host_id() == own) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let delegated = delegated_ranges(&text, uid, name.as_deref());
+        for (j, m) in maps.iter().enumerate() {
+            let (start, end) = (u64::from(m.host_id()), u64::from(m.host_id()) + u64::from(m.size()));
+            let own_id = m.size() == 1 && m.host_id() == own;
+            if !own_id && !delegated.iter().any(|&(s, e)| s <= start && end <= e) {
+                return Err(crate::spec::SpecError::invalid(
+                    format!("{field}[{j}]"),
+                    format!(
+                        "host ids {start}-{} are neither the caller's ({own}) nor delegated to \
+                         it in {file}",
+                        end - 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The login name of `uid` from /etc/passwd, as `newuidmap` matches /etc/subuid by it.
+fn user_name(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+    })
+}
+
+/// The `[start, end)` ranges of a subuid/subgid file given to `uid` (by number or `name`).
+fn delegated_ranges(text: &str, uid: u32, name: Option<&str>) -> Vec<(u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.trim().split(':');
+            let who = f.next()?;
+            let start: u64 = f.next()?.trim().parse().ok()?;
+            let count: u64 = f.next()?.trim().parse().ok()?;
+            (who == uid.to_string() || Some(who) == name).then_some((start, start + count))
+        })
+        .collect()
+}
+
 /// A user namespace with these maps, for `MOUNT_ATTR_IDMAP` (which takes the maps of a
 /// namespace, not the maps themselves): a child is cloned into a new one, its maps written,
 /// the namespace opened, and the child let go. As runc does; a few hundred microseconds.
@@ -355,4 +418,19 @@ fn write_map(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subordinate_ranges_are_matched_by_name_or_number() {
+        let text = "alice:100000:65536\n64123:300000:10\nbob:200000:65536\n# x\nbad:1\n";
+        assert_eq!(
+            delegated_ranges(text, 64123, Some("alice")),
+            [(100_000, 165_536), (300_000, 300_010)]
+        );
+        assert_eq!(delegated_ranges(text, 5, None), []);
+    }
 }

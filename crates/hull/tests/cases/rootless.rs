@@ -101,3 +101,96 @@ fn rootless_false_makes_a_cgroup_the_caller_cannot_make_an_error() {
         t.assert_nothing_left(&id);
     }
 }
+
+/// A second caller: the subordinate-id tests give it ranges in a private /etc.
+const SUB_UID: u32 = 64_125;
+
+/// A call that runs the runtime as `uid` in a private mount namespace whose /etc (an overlay
+/// of the host's, nothing of the host's changes) names the user and gives it host ids
+/// 200000..265535 in /etc/subuid and /etc/subgid, for `newuidmap`/`newgidmap` to read.
+fn with_subordinate_ids(t: &Test, uid: u32, bin: &std::path::Path) -> Call {
+    let d = t.dir.join("etc-overlay");
+    for sub in ["up", "work"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
+    passwd.push_str(&format!("hulltest:x:{uid}:{uid}::/nonexistent:/bin/false\n"));
+    fs::write(d.join("up/passwd"), passwd).unwrap();
+    for f in ["subuid", "subgid"] {
+        fs::write(d.join("up").join(f), "hulltest:200000:65536\n").unwrap();
+    }
+    let script = format!(
+        "#!/bin/sh\nexec unshare --mount --propagation private /bin/sh -c 'mount -t overlay \
+         overlay -o lowerdir=/etc,upperdir={d}/up,workdir={d}/work /etc && exec setpriv \
+         --reuid={uid} --regid={uid} --clear-groups {bin} \"$@\"' sh \"$@\"\n",
+        d = d.display(),
+        bin = bin.display()
+    );
+    let wrapper = t.dir.join("as-subordinate-user");
+    fs::write(&wrapper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    Call {
+        bin: Some(wrapper),
+        cwd: Some(t.bundle.clone()),
+        ..Default::default()
+    }
+}
+
+/// Maps beyond the caller's own id go through newuidmap/newgidmap, within the ranges
+/// /etc/subuid and /etc/subgid give the caller; a range they do not give is refused before
+/// anything is made, naming the entry.
+#[test]
+fn multi_range_maps_go_through_the_helpers_within_the_delegated_ids() {
+    let (mut t, c) = rootless_test(
+        "rootless-subids",
+        SUB_UID,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/s && chown 1000:1001 /tmp/s",
+        ],
+    );
+    let maps = |second: u32| {
+        serde_json::json!([
+            {"containerID": 0, "hostID": SUB_UID, "size": 1},
+            {"containerID": 1, "hostID": second, "size": 65536}
+        ])
+    };
+    t.config["linux"]["uidMappings"] = maps(200_000);
+    t.config["linux"]["gidMappings"] = maps(200_000);
+    for set in ["bounding", "effective", "permitted"] {
+        t.config["process"]["capabilities"][set] = serde_json::json!(["CAP_CHOWN"]);
+    }
+    t.write_config();
+    let sub = with_subordinate_ids(&t, SUB_UID, c.bin.as_deref().unwrap());
+    let out = t.call(&["run", &t.id], &sub);
+    out.ok();
+    let sub_uid = SUB_UID.to_string();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let want = vec![vec!["0", &sub_uid, "1"], vec!["1", "200000", "65536"]];
+    assert_eq!(lines[..2], want[..], "uid_map: {out:?}");
+    assert_eq!(lines[2..], want[..], "gid_map: {out:?}");
+    // Container 1000:1001 is host 200999:201000.
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(t.rootfs.join("tmp/s")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (200_999, 201_000));
+    t.assert_nothing_left(&t.id);
+
+    t.config["linux"]["uidMappings"] = maps(300_000);
+    t.write_config();
+    let id = t.new_id();
+    let out = t.call(&["run", &id], &sub);
+    out.fails().one_line();
+    if !is_runc() {
+        out.stderr_has(&format!(
+            "invalid config.json: linux.uidMappings[1]: host ids 300000-365535 are neither the \
+             caller's ({SUB_UID}) nor delegated to it in /etc/subuid"
+        ));
+    }
+    t.assert_nothing_left(&id);
+}

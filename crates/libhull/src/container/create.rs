@@ -74,6 +74,9 @@ impl Runtime {
         let pidfd_socket = connect_pidfd_socket(&opts.pidfd_socket)?;
         let filter = self.seccomp_filter(linux)?;
         let plan = Plan::open(linux)?;
+        if plan.new_user() {
+            crate::namespaces::check_delegated(linux)?;
+        }
         // Opened here, with the runtime's rights: the root of a new user namespace may not
         // reach a source the caller can (runc does the same), and idmapped mounts get their
         // idmapping. The clone inherits them.
