@@ -75,6 +75,21 @@ fn unprivileged_caller_creates_execs_kills_and_deletes() {
     );
     out.ok();
     assert_eq!(out.stdout, "0\nsleep 600 ", "{out:?}");
+    // ps by the init's pid namespace; what needs the cgroups it does not have says so.
+    let ps = t.call(&["ps", "--format", "json", &t.id], &c);
+    assert_eq!(ps.ok().stdout, format!("[{pid}]\n"), "{ps:?}");
+    if !is_runc() {
+        for cmd in ["pause", "events"] {
+            let mut args = vec![cmd, &t.id];
+            if cmd == "events" {
+                args.insert(1, "--stats");
+            }
+            t.call(&args, &c)
+                .fails()
+                .one_line()
+                .stderr_has(&format!("container {} has no cgroups", t.id));
+        }
+    }
     t.call(&["kill", &t.id, "KILL"], &c).ok();
     assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
     t.call(&["delete", &t.id], &c).ok();
