@@ -19,4 +19,5 @@ mod containerd_daemon;
 mod cri;
 mod docker;
 mod podman;
+mod podman_rootless;
 mod pty;
