@@ -801,8 +801,14 @@ impl Bus {
             } else {
                 zbus::connection::Builder::system()
             };
+            let mut builder = builder.map_err(|e| e.to_string())?;
+            // EXTERNAL auth names a uid, which the bus compares with the one it sees on
+            // the socket: from inside a user namespace (rootless podman runs its runtime in
+            // one) that is the caller's uid outside it, not its uid 0 inside.
+            if let Some(uid) = hull_sys::proc::outer_uid() {
+                builder = builder.user_id(uid);
+            }
             let conn = builder
-                .map_err(|e| e.to_string())?
                 .method_timeout(JOB_TIMEOUT)
                 .build()
                 .await

@@ -32,6 +32,26 @@ pub fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_uid_map(&m))
 }
 
+/// This process's effective uid as the parent user namespace sees it, when it runs in a
+/// user namespace other than the initial one (`None` there, or when its uid is unmapped).
+pub fn outer_uid() -> Option<u32> {
+    let map = std::fs::read_to_string("/proc/self/uid_map").ok()?;
+    if is_initial_uid_map(&map) {
+        return None;
+    }
+    outer_id(&map, nix::unistd::geteuid().as_raw())
+}
+
+/// `id` of a user namespace, through its `uid_map` text, as the parent namespace sees it.
+fn outer_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let mut f = l.split_whitespace().map(|w| w.parse::<u32>().ok());
+        let (inner, outer, count) = (f.next()??, f.next()??, f.next()??);
+        (inner <= id && u64::from(id) < u64::from(inner) + u64::from(count))
+            .then(|| outer + (id - inner))
+    })
+}
+
 /// Whether this process lacks the rights of the host's root: not uid 0, or uid 0 of a user
 /// namespace.
 pub fn rootless() -> bool {
@@ -80,6 +100,10 @@ mod tests {
     #[test]
     fn only_the_whole_identity_map_is_the_initial_namespace() {
         assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        let map = "         0       1501          1\n         1     100000      65536\n";
+        assert_eq!(outer_id(map, 0), Some(1501));
+        assert_eq!(outer_id(map, 1000), Some(100_999));
+        assert_eq!(outer_id(map, 70_000), None);
         assert!(!is_initial_uid_map("         0       1000          1\n"));
         assert!(!is_initial_uid_map(
             "0 0 4294967295\n0 0 1\n" // never written so, but not the identity alone

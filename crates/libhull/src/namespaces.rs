@@ -285,8 +285,18 @@ pub fn check_delegated(linux: &Linux) -> Result<(), crate::spec::SpecError> {
     let name = user_name(uid);
     let gid = nix::unistd::getegid().as_raw();
     for (field, maps, own, file) in [
-        ("linux.uidMappings", linux.uid_mappings(), uid, "/etc/subuid"),
-        ("linux.gidMappings", linux.gid_mappings(), gid, "/etc/subgid"),
+        (
+            "linux.uidMappings",
+            linux.uid_mappings(),
+            uid,
+            "/etc/subuid",
+        ),
+        (
+            "linux.gidMappings",
+            linux.gid_mappings(),
+            gid,
+            "/etc/subgid",
+        ),
     ] {
         let maps = maps.as_deref().unwrap_or_default();
         if maps.iter().all(|m| m.size() == 1 && m.host_id() == own) {
@@ -295,7 +305,10 @@ pub fn check_delegated(linux: &Linux) -> Result<(), crate::spec::SpecError> {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let delegated = delegated_ranges(&text, uid, name.as_deref());
         for (j, m) in maps.iter().enumerate() {
-            let (start, end) = (u64::from(m.host_id()), u64::from(m.host_id()) + u64::from(m.size()));
+            let (start, end) = (
+                u64::from(m.host_id()),
+                u64::from(m.host_id()) + u64::from(m.size()),
+            );
             let own_id = m.size() == 1 && m.host_id() == own;
             if !own_id && !delegated.iter().any(|&(s, e)| s <= start && end <= e) {
                 return Err(crate::spec::SpecError::invalid(

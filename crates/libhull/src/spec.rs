@@ -661,7 +661,8 @@ mod tests {
                 .unwrap()
                 .push(serde_json::json!({"type": "user"}));
             v["linux"]["uidMappings"] = maps.clone();
-            v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+            v["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         }
     }
 

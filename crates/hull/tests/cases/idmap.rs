@@ -48,8 +48,7 @@ fn files_on_an_idmapped_bind_show_the_mapped_owners_and_writes_land_unmapped() {
     let out = t.run();
     out.ok();
     assert_eq!(
-        out.stdout,
-        "root 50000 60000\nu1000 51000 61001\nfar 65534 65534\nnew 51000 61000\n1\n",
+        out.stdout, "root 50000 60000\nu1000 51000 61001\nfar 65534 65534\nnew 51000 61000\n1\n",
         "{out}"
     );
     // Through the mount uid 51000 is on-disk 1000: the host sees that.
@@ -120,7 +119,10 @@ fn a_user_namespace_with_volumes_idmapped_to_it() {
         ],
         "{out}"
     );
-    assert!(lines[4].split_whitespace().eq(["0", "100000", "65536"]), "{out}");
+    assert!(
+        lines[4].split_whitespace().eq(["0", "100000", "65536"]),
+        "{out}"
+    );
     let written = fs::metadata(vol.join("by-root")).unwrap();
     assert_eq!((written.uid(), written.gid()), (0, 0), "host root owns it");
     t.assert_nothing_left(&t.id);

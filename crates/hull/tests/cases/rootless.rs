@@ -129,7 +129,9 @@ fn with_subordinate_ids(t: &Test, uid: u32, bin: &std::path::Path) -> Call {
         fs::create_dir_all(d.join(sub)).unwrap();
     }
     let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
-    passwd.push_str(&format!("hulltest:x:{uid}:{uid}::/nonexistent:/bin/false\n"));
+    passwd.push_str(&format!(
+        "hulltest:x:{uid}:{uid}::/nonexistent:/bin/false\n"
+    ));
     fs::write(d.join("up/passwd"), passwd).unwrap();
     for f in ["subuid", "subgid"] {
         fs::write(d.join("up").join(f), "hulltest:200000:65536\n").unwrap();

@@ -46,10 +46,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// with a new user namespace (`new_user`), whose root may not reach a source the caller can
 /// (a directory under a 0700 parent): runc opens them in the runtime too. A failure of one
 /// of those leaves it to the init, which tries the path itself and reports.
-pub fn open_bind_sources(
-    plan: &Plan,
-    new_user: bool,
-) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
+pub fn open_bind_sources(plan: &Plan, new_user: bool) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
     let mut namespaces = Vec::new();
     plan.mounts
         .iter()
@@ -77,7 +74,13 @@ fn idmapped_tree<'p>(
     idmap: &'p Idmapping,
     namespaces: &mut Vec<(&'p IdmapIds, OwnedFd)>,
 ) -> Result<OwnedFd, RootfsError> {
-    let what = || format!("mounts[{i}] ({} onto {})", source.display(), m.dest.display());
+    let what = || {
+        format!(
+            "mounts[{i}] ({} onto {})",
+            source.display(),
+            m.dest.display()
+        )
+    };
     // As runc: the kernel wants the caller to own the source's filesystem, which a rootless
     // caller does not for any host filesystem.
     if !nix::unistd::geteuid().is_root() {

@@ -322,8 +322,12 @@ fn idmapping(
                 Some(ns) => match ns.path() {
                     Some(path) => IdmapIds::UserNs(path.clone()),
                     None => IdmapIds::Maps {
-                        uid: linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
-                        gid: linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
+                        uid: linux
+                            .and_then(|l| l.uid_mappings().clone())
+                            .unwrap_or_default(),
+                        gid: linux
+                            .and_then(|l| l.gid_mappings().clone())
+                            .unwrap_or_default(),
                     },
                 },
                 None => {
