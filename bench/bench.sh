@@ -318,6 +318,38 @@ sc_cached=("${vals[@]}")
 vals=("$(timed run-seccomp-hull-nocache "HULL_SECCOMP_CACHE=0 $(cmd_sc "${bins[0]}" "${roots[0]}" hull)")" "${sc_cached[@]:1}")
 line "the same, hull without its filter cache (ms)"
 
+# run true by an unprivileged user (RL_UID, default 64150, needs no account): `spec --rootless`'s
+# config (a user namespace mapping the user's own id, no network namespace) over the same
+# rootfs, each runtime with a root of the user's; every runtime is started through setpriv.
+echo "timing rootless run true ..." >&2
+RL_UID=${RL_UID:-64150}
+rl_bundle=$scratch/rootless
+mkdir -p "$rl_bundle"
+chown "$RL_UID:$RL_UID" "$rl_bundle"
+# As the user: the template maps the ids of whoever asks for it.
+(cd "$rl_bundle" && setpriv --reuid="$RL_UID" --regid="$RL_UID" --clear-groups "${bins[0]}" spec --rootless) ||
+    die "hull spec --rootless failed"
+python3 - "$rl_bundle/config.json" "$rootfs" <<'PY'
+import json, sys
+p, rootfs = sys.argv[1:]
+c = json.load(open(p))
+c["ociVersion"] = "1.0.2"
+c["root"]["path"] = rootfs
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(p, "w"), indent=2)
+PY
+for ((i = 0; i < n; i++)); do
+    mkdir -p "$scratch/state/rootless-${labels[i]}"
+    chown "$RL_UID:$RL_UID" "$scratch/state/rootless-${labels[i]}"
+done
+cmd_rl() {
+    echo "setpriv --reuid=$RL_UID --regid=$RL_UID --clear-groups '$1' --root '$scratch/state/rootless-$3'" \
+        "run --bundle '$rl_bundle' rl-\$\$ </dev/null"
+}
+row run-rootless cmd_rl
+line "rootless run true (ms)"
+
 echo "measuring peak RSS ..." >&2
 vals=()
 for ((i = 0; i < n; i++)); do vals+=("$(peak_rss "${bins[i]}" "${roots[i]}")"); done
