@@ -78,9 +78,13 @@ impl Runtime {
             crate::namespaces::check_delegated(linux)?;
         }
         // Opened here, with the runtime's rights: the root of a new user namespace may not
-        // reach a source the caller can (runc does the same), and idmapped mounts get their
-        // idmapping. The clone inherits them.
-        let bind_sources = crate::rootfs::open_bind_sources(&rootfs, plan.new_user())?;
+        // reach a source the caller can (runc does the same). The clone inherits them.
+        let bind_sources = if plan.new_user() {
+            crate::rootfs::open_bind_sources(&rootfs)
+        } else {
+            Vec::new()
+        };
+        let idmap_namespaces = crate::rootfs::idmap_namespaces(&rootfs)?;
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
@@ -100,6 +104,7 @@ impl Runtime {
             scheduling,
             sysctls,
             bind_sources,
+            idmap_namespaces,
             cgroups,
         })
     }
@@ -123,6 +128,8 @@ struct Checked {
     sysctls: Vec<crate::process::attrs::Sysctl>,
     /// `mounts[]`'s bind sources the runtime opened ([`crate::rootfs::open_bind_sources`]).
     bind_sources: Vec<Option<OwnedFd>>,
+    /// The user namespace of each idmapped mount ([`crate::rootfs::idmap_namespaces`]).
+    idmap_namespaces: Vec<Option<OwnedFd>>,
     cgroups: Cgroups,
 }
 
@@ -309,6 +316,10 @@ impl Made {
             SpawnEvent::SeccompListener(pid, fd) => {
                 send_seccomp_listener(filter, &self.st, pid, fd).map_err(StepError::from)
             }
+            // Answered by `steps`, which holds the namespaces.
+            SpawnEvent::IdmapMount(index, _) => {
+                Err(format!("mounts[{index}]: idmapping asked for out of turn").into())
+            }
         }
     }
 
@@ -330,6 +341,7 @@ impl Made {
             scheduling,
             sysctls,
             bind_sources,
+            idmap_namespaces,
             cgroups: mut cg,
         } = checked;
         let spec = &bundle.spec;
@@ -370,6 +382,10 @@ impl Made {
         let lock = self.entry().dir_fd().as_raw_fd();
         let mut events = |ev: SpawnEvent| {
             let pidfd = want_pidfd.then_some(&mut pidfd);
+            if let SpawnEvent::IdmapMount(index, tree) = &ev {
+                return crate::rootfs::set_idmap(&rootfs, &idmap_namespaces, *index, tree.as_fd())
+                    .map_err(StepError::from);
+            }
             self.on_spawn_event(ev, &mut cg, res, placement, pidfd, filter.as_ref())
         };
         let pid = process::spawn(

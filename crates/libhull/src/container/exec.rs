@@ -111,6 +111,9 @@ impl Runtime {
             SpawnEvent::SeccompListener(p, fd) => {
                 send_seccomp_listener(filter.as_ref(), &st, p, fd).map_err(StepError::from)
             }
+            SpawnEvent::IdmapMount(index, _) => {
+                Err(format!("mounts[{index}]: an exec makes no mounts").into())
+            }
         };
         process::spawn(
             SpawnOptions {

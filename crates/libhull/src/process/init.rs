@@ -235,6 +235,17 @@ fn enter_namespaces(
     }
 }
 
+/// The runtime sets an idmapped mount's idmapping: the tree goes to it, and its `Continue`
+/// says it is done (on failure it reports the error and ends the init).
+impl rootfs::Idmapper for Channel {
+    fn idmap(&self, index: usize, tree: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+        self.send(&FromInit::IdmapMount(index))
+            .and_then(|()| self.send_fd_no_alloc("idmap", tree))
+            .map_err(|e| e.to_string())?;
+        expect_continue(self).map_err(|e| e.message)
+    }
+}
+
 fn expect_continue(chan: &Channel) -> Result<(), InitError> {
     match chan.recv::<ToInit>().map_err(step(InitStep::Sync))? {
         ToInit::Continue => Ok(()),
@@ -338,6 +349,7 @@ fn setup(
         user_ns: plan.has(LinuxNamespaceType::User),
         cgroup2_path: cgroup2.as_deref(),
         bind_sources: created.bind_sources,
+        idmapper: Some(chan),
     };
 
     if single_clone {

@@ -70,6 +70,8 @@ pub enum SpawnEvent {
     /// The init (this pid) loaded a seccomp filter with notify rules: send its listener to
     /// the agent.
     SeccompListener(Pid, std::os::fd::OwnedFd),
+    /// Set the idmapping of `mounts[N]` on this detached copy of its source.
+    IdmapMount(usize, std::os::fd::OwnedFd),
 }
 
 /// Clones the container init and drives its setup until it waits for `start`, telling
@@ -195,6 +197,14 @@ fn drive(
                     })?;
                 let pid = init_pid.unwrap_or(clone_pid);
                 events(SpawnEvent::SeccompListener(pid, fd)).map_err(SpawnError::Runtime)?;
+                chan.send(&ToInit::Continue)?;
+            }
+            FromInit::IdmapMount(index) => {
+                let (_, fd) =
+                    crate::console::recv_fd(std::os::fd::AsFd::as_fd(chan)).map_err(|e| {
+                        SpawnError::Runtime(format!("receive mounts[{index}]'s tree: {e}").into())
+                    })?;
+                events(SpawnEvent::IdmapMount(index, fd)).map_err(SpawnError::Runtime)?;
                 chan.send(&ToInit::Continue)?;
             }
             FromInit::Ready if exec => {

@@ -132,6 +132,9 @@ pub enum FromInit {
     /// The seccomp notify listener follows in the next packet (SCM_RIGHTS): send it to the
     /// agent, then continue.
     SeccompListener,
+    /// A detached copy of `mounts[N]`'s source follows in the next packet (SCM_RIGHTS): set
+    /// its idmapping ([`crate::rootfs::set_idmap`]), then continue.
+    IdmapMount(usize),
     /// Setup is complete; the init waits for `start`.
     Ready,
     Failed(InitError),

@@ -14,7 +14,7 @@ mod devices;
 mod inroot;
 mod mounts;
 
-pub use mounts::open_bind_sources;
+pub use mounts::{idmap_namespaces, open_bind_sources, set_idmap};
 pub mod options;
 mod paths;
 mod pivot;
@@ -103,6 +103,17 @@ pub struct RootfsContext<'a> {
     pub cgroup2_path: Option<&'a Path>,
     /// Bind mount sources the runtime opened as detached trees, by `mounts[]` index.
     pub bind_sources: &'a [Option<std::os::fd::OwnedFd>],
+    /// Who sets the idmapping of an idmapped bind mount's tree (the runtime); `None` where
+    /// the plan has none.
+    pub idmapper: Option<&'a dyn Idmapper>,
+}
+
+/// Sets the idmapping `mounts[index]` asks for on `tree`, a detached copy of its source
+/// the init made (or took from the runtime). The init cannot do it itself: the kernel wants
+/// the caller to own the source's filesystem, which the root of a new user namespace does
+/// not. The runtime can, once it has the tree ([`set_idmap`]), as runc's does.
+pub trait Idmapper: std::fmt::Debug {
+    fn idmap(&self, index: usize, tree: std::os::fd::BorrowedFd<'_>) -> Result<(), String>;
 }
 
 impl RootfsContext<'_> {
@@ -138,7 +149,7 @@ pub fn prepare(ctx: &RootfsContext) -> Result<(), RootfsError> {
 
     let mounter = mounts::Mounter::new(ctx, &root)?;
     for (i, m) in ctx.plan.mounts.iter().enumerate() {
-        mounter.mount(m, ctx.bind_sources.get(i).and_then(Option::as_ref))?;
+        mounter.mount(i, m, ctx.bind_sources.get(i).and_then(Option::as_ref))?;
     }
     if let Some(devices) = &ctx.plan.devices {
         devices::setup(ctx, &root, devices)?;

@@ -15,7 +15,7 @@ use nix::sys::statfs;
 
 use super::inroot::{self, InRoot};
 use super::options::{propagation_attr, readonly_attr, MountOptions};
-use super::plan::{IdmapIds, Idmapping, MountKind, MountStep, Plan};
+use super::plan::{IdmapIds, MountKind, MountStep, Plan};
 use super::{fd_path, io_err, mountinfo, sys, RootfsContext, RootfsError};
 use hull_sys::mount::{
     self as sysmount, MountAttr, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP, OPEN_TREE_CLOEXEC,
@@ -39,86 +39,105 @@ const PROC_ALLOWED: &[&str] = &[
 /// Where the host keeps its cgroup2 hierarchy when it is fully unified.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// The bind mount sources of the plan, each opened by the runtime as a detached copy
-/// (recursive for `rbind`), by `mounts[]` index; `None` where a mount is no bind or is not
-/// opened here. Idmapped ones always (their idmapping is set here, where the maps' user
-/// namespace can be made, and a failure is the create's); the others only for a container
-/// with a new user namespace (`new_user`), whose root may not reach a source the caller can
-/// (a directory under a 0700 parent): runc opens them in the runtime too. A failure of one
-/// of those leaves it to the init, which tries the path itself and reports.
-pub fn open_bind_sources(plan: &Plan, new_user: bool) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
-    let mut namespaces = Vec::new();
+/// The bind mount sources of the plan, each opened (as a detached copy, recursive for
+/// `rbind`) by the runtime, by `mounts[]` index; `None` where a mount is no bind or the open
+/// failed (the init then tries the path itself and reports). For a container with a new user
+/// namespace, whose root may not reach a source the caller can (a directory under a 0700
+/// parent): runc opens sources in the runtime too.
+pub fn open_bind_sources(plan: &Plan) -> Vec<Option<OwnedFd>> {
     plan.mounts
         .iter()
-        .enumerate()
-        .map(|(i, m)| match (&m.kind, &m.idmap) {
-            (MountKind::Bind { source }, Some(idmap)) => {
-                idmapped_tree(i, source, m, idmap, &mut namespaces).map(Some)
+        .map(|m| match &m.kind {
+            MountKind::Bind { source } if !m.opts.flags.contains(MsFlags::MS_REMOUNT) => {
+                open_source_tree(source, &m.opts).ok()
             }
-            (MountKind::Bind { source }, None)
-                if new_user && !m.opts.flags.contains(MsFlags::MS_REMOUNT) =>
-            {
-                Ok(open_source_tree(source, &m.opts).ok())
-            }
-            _ => Ok(None),
+            _ => None,
         })
         .collect()
 }
 
-/// `mounts[i]`'s source, cloned and idmapped (`MOUNT_ATTR_IDMAP` may only be set on a
-/// detached mount). `namespaces`: the user namespaces made so far, one per set of maps.
-fn idmapped_tree<'p>(
-    i: usize,
-    source: &Path,
-    m: &MountStep,
-    idmap: &'p Idmapping,
-    namespaces: &mut Vec<(&'p IdmapIds, OwnedFd)>,
-) -> Result<OwnedFd, RootfsError> {
-    let what = || {
-        format!(
-            "mounts[{i}] ({} onto {})",
-            source.display(),
-            m.dest.display()
-        )
+/// The user namespace each idmapped bind mount of the plan is idmapped with, by `mounts[]`
+/// index (`None` for the others): made by the runtime before anything else, one per set of
+/// maps, or opened where the mount takes a namespace the container joins.
+pub fn idmap_namespaces(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
+    let mut made: Vec<(&IdmapIds, OwnedFd)> = Vec::new();
+    let mut out = Vec::with_capacity(plan.mounts.len());
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let Some(idmap) = &m.idmap else {
+            out.push(None);
+            continue;
+        };
+        // As runc: the kernel wants the caller to own the source's filesystem, which a
+        // rootless caller does not for any host filesystem.
+        if !nix::unistd::geteuid().is_root() {
+            return Err(RootfsError::refused(
+                "idmap",
+                idmap_what(i, m),
+                "idmapped mounts are not supported for rootless containers",
+            ));
+        }
+        let fd = match made.iter().find(|(ids, _)| *ids == &idmap.ids) {
+            Some((_, fd)) => fd.try_clone(),
+            None => {
+                let fd = match &idmap.ids {
+                    IdmapIds::Maps { uid, gid } => crate::namespaces::mount_userns(uid, gid)
+                        .map_err(|e| {
+                            RootfsError::refused("idmap", idmap_what(i, m), e.to_string())
+                        })?,
+                    IdmapIds::UserNs(path) => std::fs::File::open(path)
+                        .map(OwnedFd::from)
+                        .map_err(io_err("open user namespace", path.display()))?,
+                };
+                let copy = fd.try_clone();
+                made.push((&idmap.ids, fd));
+                copy
+            }
+        }
+        .map_err(io_err("duplicate user namespace fd of", idmap_what(i, m)))?;
+        out.push(Some(fd));
+    }
+    Ok(out)
+}
+
+/// How an idmapped mount is named in errors: its index, source and destination.
+fn idmap_what(i: usize, m: &MountStep) -> String {
+    let source = match &m.kind {
+        MountKind::Bind { source } => source.display().to_string(),
+        _ => String::new(),
     };
-    // As runc: the kernel wants the caller to own the source's filesystem, which a rootless
-    // caller does not for any host filesystem.
-    if !nix::unistd::geteuid().is_root() {
+    format!("mounts[{i}] ({source} onto {})", m.dest.display())
+}
+
+/// In the runtime, for the init ([`super::Idmapper`]): sets `mounts[index]`'s idmapping
+/// (`MOUNT_ATTR_IDMAP` with its namespace from [`idmap_namespaces`]) on `tree`, a detached
+/// copy of its source.
+pub fn set_idmap(
+    plan: &Plan,
+    namespaces: &[Option<OwnedFd>],
+    index: usize,
+    tree: BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    let (Some(m), Some(Some(ns))) = (plan.mounts.get(index), namespaces.get(index)) else {
         return Err(RootfsError::refused(
             "idmap",
-            what(),
-            "idmapped mounts are not supported for rootless containers",
+            format!("mounts[{index}]"),
+            "no idmapped mount of the plan",
         ));
-    }
-    let tree = open_source_tree(source, &m.opts).map_err(sys("clone bind source", what()))?;
-    let ns = match namespaces.iter().position(|(ids, _)| *ids == &idmap.ids) {
-        Some(k) => k,
-        None => {
-            let fd = match &idmap.ids {
-                IdmapIds::Maps { uid, gid } => crate::namespaces::mount_userns(uid, gid)
-                    .map_err(|e| RootfsError::refused("idmap", what(), e.to_string()))?,
-                IdmapIds::UserNs(path) => std::fs::File::open(path)
-                    .map(OwnedFd::from)
-                    .map_err(io_err("open user namespace", path.display()))?,
-            };
-            namespaces.push((&idmap.ids, fd));
-            namespaces.len() - 1
-        }
     };
+    let recursive = m.idmap.as_ref().is_some_and(|i| i.recursive);
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
-        userns_fd: namespaces[ns].1.as_raw_fd() as u64,
+        userns_fd: ns.as_raw_fd() as u64,
         ..super::options::empty_attr()
     };
-    setattr(tree.as_fd(), &attr, idmap.recursive).map_err(|e| {
+    setattr(tree, &attr, recursive).map_err(|e| {
         let why = match e {
             Errno::EINVAL => format!("its filesystem cannot be idmapped ({e})"),
             Errno::EPERM => format!("already idmapped, or on a filesystem hull does not own ({e})"),
             _ => e.to_string(),
         };
-        RootfsError::refused("idmap", what(), why)
-    })?;
-    Ok(tree)
+        RootfsError::refused("idmap", idmap_what(index, m), why)
+    })
 }
 
 /// A detached copy of the mount tree at `source` (of all of it for `rbind`).
@@ -152,12 +171,20 @@ impl<'a> Mounter<'a> {
         })
     }
 
-    /// Performs one `mounts[]` entry; `opened`: its bind source as the runtime opened it.
-    pub fn mount(&self, m: &MountStep, opened: Option<&OwnedFd>) -> Result<(), RootfsError> {
+    /// Performs `mounts[index]`; `opened`: its bind source as the runtime opened it.
+    pub fn mount(
+        &self,
+        index: usize,
+        m: &MountStep,
+        opened: Option<&OwnedFd>,
+    ) -> Result<(), RootfsError> {
         let (dest, opts) = (m.dest.as_path(), &m.opts);
         tracing::debug!(dest = %dest.display(), kind = ?m.kind, "mount");
         match &m.kind {
-            MountKind::Bind { source } => self.bind(source, dest, opts, opened, m.idmap.is_some()),
+            MountKind::Bind { source } => {
+                let idmap = m.idmap.is_some().then_some(index);
+                self.bind(source, dest, opts, opened, idmap)
+            }
             MountKind::Cgroup if host_is_unified() => self.cgroup2(dest, opts),
             MountKind::Cgroup => self.cgroup_v1(dest, opts),
             MountKind::Cgroup2 => self.cgroup2(dest, opts),
@@ -173,7 +200,7 @@ impl<'a> Mounter<'a> {
         dest: &Path,
         opts: &MountOptions,
         opened: Option<&OwnedFd>,
-        idmapped: bool,
+        idmap: Option<usize>,
     ) -> Result<(), RootfsError> {
         if opts.flags.contains(MsFlags::MS_REMOUNT) {
             // "bind,remount,…": change the flags of what is mounted at dest already.
@@ -186,18 +213,7 @@ impl<'a> Mounter<'a> {
         // As runc: the runtime's copy only where the init cannot reach the source itself
         // (a new user namespace's root); by path, a source in the rootfs is the tree the
         // mounts before this one made there, which the runtime's copy never shows.
-        // An idmapped one is the runtime's copy always: only it carries the idmapping.
-        let opened = match opened {
-            Some(tree) if idmapped || std::fs::metadata(source).is_err() => Some(tree),
-            None if idmapped => {
-                return Err(RootfsError::refused(
-                    "bind mount",
-                    dest.display(),
-                    "the runtime did not prepare this idmapped mount",
-                ))
-            }
-            _ => None,
-        };
+        let opened = opened.filter(|_| std::fs::metadata(source).is_err());
         let is_dir = match opened {
             Some(tree) => nix::sys::stat::fstat(tree.as_raw_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
@@ -209,7 +225,7 @@ impl<'a> Mounter<'a> {
         let target = self.mountpoint(dest, !is_dir)?;
         let at = self.in_root(&target, dest)?;
         check_proc_destination(&at, false, Some(source))?;
-        self.attach_bind(source, &target, dest, opts, opened)
+        self.attach_bind(source, &target, dest, opts, opened, idmap)
     }
 
     /// Clones `source` (recursively for rbind), sets its flags while it is still detached,
@@ -221,6 +237,7 @@ impl<'a> Mounter<'a> {
         dest: &Path,
         opts: &MountOptions,
         opened: Option<&OwnedFd>,
+        idmap: Option<usize>,
     ) -> Result<(), RootfsError> {
         let cloned;
         let tree = match opened {
@@ -231,6 +248,18 @@ impl<'a> Mounter<'a> {
                 &cloned
             }
         };
+        if let Some(index) = idmap {
+            let Some(idmapper) = self.ctx.idmapper else {
+                return Err(RootfsError::refused(
+                    "idmap",
+                    dest.display(),
+                    "nobody to set the idmapping",
+                ));
+            };
+            idmapper
+                .idmap(index, tree.as_fd())
+                .map_err(|why| RootfsError::refused("idmap", dest.display(), why))?;
+        }
         if let Some(attr) = opts.fresh_bind_attr() {
             match setattr(tree.as_fd(), &attr, false) {
                 // A user namespace locked some of the source's flags: keep those the options
@@ -366,7 +395,7 @@ impl<'a> Mounter<'a> {
                 tracing::debug!(dest = %dest.display(), "cannot mount {typ} here: binding {host}");
                 let mut bind = opts.clone();
                 bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                return self.attach_bind(Path::new(host), &target, dest, &bind, None);
+                return self.attach_bind(Path::new(host), &target, dest, &bind, None, None);
             }
             Err(e) => return Err(sys("mount", format!("{typ} at {}", dest.display()))(e)),
         }
@@ -513,7 +542,7 @@ impl<'a> Mounter<'a> {
                     .unwrap_or(Path::new(path));
                 let rel = rel.strip_prefix("/").unwrap_or(rel);
                 let source = h.mount_point.join(rel);
-                self.attach_bind(&source, &dir, &sub, &sub_opts, None)?;
+                self.attach_bind(&source, &dir, &sub, &sub_opts, None, None)?;
             }
             if name.contains(',') {
                 for c in name.split(',') {
@@ -567,7 +596,7 @@ impl<'a> Mounter<'a> {
                 tracing::debug!(dest = %dest.display(), "cannot mount cgroup2 here ({e}): binding {}", host.display());
                 let mut bind = opts.clone();
                 bind.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                return self.attach_bind(&host, &target, dest, &bind, None);
+                return self.attach_bind(&host, &target, dest, &bind, None, None);
             }
             Err(e) => return Err(sys("mount", format!("cgroup2 at {}", dest.display()))(e)),
         }

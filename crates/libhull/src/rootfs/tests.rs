@@ -164,6 +164,7 @@ fn ctx(spec: &Spec, rootfs: &Path, bundle: &Path) -> RootfsContext<'static> {
         user_ns: false,
         cgroup2_path: None,
         bind_sources: &[],
+        idmapper: None,
     }
 }
 
