@@ -189,7 +189,7 @@ fn multi_range_maps_go_through_the_helpers_within_the_delegated_ids() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    let want = vec![vec!["0", &sub_uid, "1"], vec!["1", "200000", "65536"]];
+    let want = [vec!["0", &sub_uid, "1"], vec!["1", "200000", "65536"]];
     assert_eq!(lines[..2], want[..], "uid_map: {out:?}");
     assert_eq!(lines[2..], want[..], "gid_map: {out:?}");
     // Container 1000:1001 is host 200999:201000.
