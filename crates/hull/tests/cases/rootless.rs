@@ -211,3 +211,54 @@ fn multi_range_maps_go_through_the_helpers_within_the_delegated_ids() {
     }
     t.assert_nothing_left(&id);
 }
+
+/// A user and network namespace the user made beforehand (as rootlesskit and slirp4netns
+/// make them): the container joins both by path and gets the rest new inside them.
+#[test]
+fn a_rootless_container_joins_a_network_namespace_made_beforehand() {
+    let (mut t, c) = rootless_test(
+        "rootless-netns",
+        UID,
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; cat /proc/self/uid_map; id -u",
+        ],
+    );
+    let uid = UID.to_string();
+    let holder = std::process::Command::new("setpriv")
+        .args(["--reuid", &uid, "--regid", &uid, "--clear-groups"])
+        .args([
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "sleep",
+            "300",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = holder.id() as i32;
+    t.track_pid(pid);
+    let ns = |p: &str, kind: &str| fs::read_link(format!("/proc/{p}/ns/{kind}")).ok();
+    assert!(
+        wait_until(STOP_TIMEOUT, || ns(&pid.to_string(), "net")
+            != ns("self", "net")),
+        "the holder made no network namespace"
+    );
+    let net = ns(&pid.to_string(), "net").unwrap();
+    t.remove_namespace("user").remove_namespace("network");
+    t.add_namespace("user", Some(&format!("/proc/{pid}/ns/user")));
+    t.add_namespace("network", Some(&format!("/proc/{pid}/ns/net")));
+    for maps in ["uidMappings", "gidMappings"] {
+        t.config["linux"].as_object_mut().unwrap().remove(maps);
+    }
+    t.write_config();
+    let out = t.call(&["run", &t.id], &c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], net.to_str().unwrap(), "{out:?}");
+    assert!(lines[1].split_whitespace().eq(["0", &uid, "1"]), "{out:?}");
+    assert_eq!(lines[2], "0", "{out:?}");
+    t.assert_nothing_left(&t.id);
+}
