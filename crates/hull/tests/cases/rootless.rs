@@ -226,20 +226,29 @@ fn a_rootless_container_joins_a_network_namespace_made_beforehand() {
         ],
     );
     let uid = UID.to_string();
-    let holder = std::process::Command::new("setpriv")
-        .args(["--reuid", &uid, "--regid", &uid, "--clear-groups"])
-        .args([
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            "sleep",
-            "300",
-        ])
-        .spawn()
-        .unwrap();
-    let pid = holder.id() as i32;
-    t.track_pid(pid);
+    /// The namespaces' holder, killed and reaped however the test ends.
+    struct Holder(std::process::Child);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Holder(
+        std::process::Command::new("setpriv")
+            .args(["--reuid", &uid, "--regid", &uid, "--clear-groups"])
+            .args([
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--net",
+                "sleep",
+                "300",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id() as i32;
     let ns = |p: &str, kind: &str| fs::read_link(format!("/proc/{p}/ns/{kind}")).ok();
     assert!(
         wait_until(STOP_TIMEOUT, || ns(&pid.to_string(), "net")
