@@ -114,16 +114,19 @@ impl Cgroups {
     /// Where a container's cgroups go. `cgroups_path`: the config's `linux.cgroupsPath`; an
     /// absolute path is taken as is in every hierarchy, a relative or missing one (then the
     /// container id) nests under the caller's own cgroup of each hierarchy, as runc does.
+    /// `rootless`: the caller's own systemd instance manages the units (runc's rootless
+    /// cgroup manager), not PID 1's.
     pub fn resolve(
         cgroups_path: Option<&Path>,
         id: &str,
         systemd: bool,
+        rootless: bool,
     ) -> Result<Cgroups, CgroupError> {
         let given = cgroups_path
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         if systemd {
-            return Cgroups::resolve_systemd(&given, id);
+            return Cgroups::resolve_systemd(&given, id, rootless);
         }
         let inner = if given.is_empty() {
             id.to_string()
@@ -182,8 +185,7 @@ impl Cgroups {
     /// `resolve` for the systemd driver: the unit of `given`, and its cgroup where systemd
     /// will put it. systemd is reached only once the init exists: the D-Bus client starts
     /// threads, and the init is cloned from a single-threaded runtime.
-    fn resolve_systemd(given: &str, id: &str) -> Result<Cgroups, CgroupError> {
-        let user = rootless();
+    fn resolve_systemd(given: &str, id: &str, user: bool) -> Result<Cgroups, CgroupError> {
         let unit = systemd::Unit::parse(given, id, user)?;
         if !Path::new("/run/systemd/system").exists() {
             return Err(CgroupError::Path {

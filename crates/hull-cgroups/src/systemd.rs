@@ -796,23 +796,33 @@ fn describe(e: &zbus::Error) -> String {
 impl Bus {
     fn connect(user: bool) -> Result<Bus, String> {
         block_on(async {
-            let builder = if user {
-                zbus::connection::Builder::session()
-            } else {
-                zbus::connection::Builder::system()
+            let attempt = |uid: Option<u32>| async move {
+                let builder = if user {
+                    zbus::connection::Builder::session()
+                } else {
+                    zbus::connection::Builder::system()
+                };
+                let mut builder = builder.map_err(|e| e.to_string())?;
+                if let Some(uid) = uid {
+                    builder = builder.user_id(uid);
+                }
+                builder
+                    .method_timeout(JOB_TIMEOUT)
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())
             };
-            let mut builder = builder.map_err(|e| e.to_string())?;
-            // EXTERNAL auth names a uid, which the bus compares with the one it sees on
-            // the socket: from inside a user namespace (rootless podman runs its runtime in
-            // one) that is the caller's uid outside it, not its uid 0 inside.
-            if let Some(uid) = hull_sys::proc::outer_uid() {
-                builder = builder.user_id(uid);
-            }
-            let conn = builder
-                .method_timeout(JOB_TIMEOUT)
-                .build()
-                .await
-                .map_err(|e| e.to_string())?;
+            // EXTERNAL auth names a uid, which the bus compares with the one it sees on the
+            // socket. A bus in our own user namespace sees our uid there; one outside it (a
+            // user's bus, with rootless podman running us in its namespace) sees our uid
+            // outside: that one, when the first is refused.
+            let conn = match attempt(None).await {
+                Ok(conn) => conn,
+                Err(first) => match hull_sys::proc::outer_uid() {
+                    Some(uid) => attempt(Some(uid)).await.map_err(|_| first)?,
+                    None => return Err(first),
+                },
+            };
             Ok(Bus {
                 conn,
                 version: OnceLock::new(),

@@ -33,7 +33,7 @@ fn controllers_match_in_any_order() {
 #[test]
 fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
     let own = own_cgroups().unwrap();
-    let cg = Cgroups::resolve(Some(Path::new("hulltest-unit/x")), "id", false).unwrap();
+    let cg = Cgroups::resolve(Some(Path::new("hulltest-unit/x")), "id", false, rootless()).unwrap();
     assert!(!cg.v1.is_empty() || cg.unified.is_some());
     for h in &cg.v1 {
         let mine =
@@ -60,10 +60,10 @@ fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
         );
     }
     // No path: the container id, nested the same way.
-    let cg = Cgroups::resolve(None, "the-id", false).unwrap();
+    let cg = Cgroups::resolve(None, "the-id", false, rootless()).unwrap();
     assert!(cg.dirs().all(|d| d.ends_with("the-id")));
     // Absolute: from each hierarchy's root.
-    let cg = Cgroups::resolve(Some(Path::new("/abs/x")), "id", false).unwrap();
+    let cg = Cgroups::resolve(Some(Path::new("/abs/x")), "id", false, rootless()).unwrap();
     let mounts = host_mounts().unwrap();
     if let (Some(u), Some((mount, _))) = (&cg.unified, &mounts.unified) {
         assert_eq!(u, &mount.join("abs/x"));
@@ -78,7 +78,7 @@ fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
         );
     }
     assert!(matches!(
-        Cgroups::resolve(Some(Path::new("/..")), "id", false),
+        Cgroups::resolve(Some(Path::new("/..")), "id", false, rootless()),
         Err(CgroupError::Path { .. })
     ));
 }
@@ -86,18 +86,25 @@ fn relative_paths_nest_under_the_callers_cgroup_of_each_hierarchy() {
 #[test]
 fn systemd_paths_are_refused_with_the_reason() {
     let no_systemd = !Path::new("/run/systemd/system").exists();
-    let e = Cgroups::resolve(Some(Path::new("a:b")), "id", true).unwrap_err();
+    let e = Cgroups::resolve(Some(Path::new("a:b")), "id", true, rootless()).unwrap_err();
     assert!(e.to_string().contains("slice:prefix:name"), "{e}");
     if no_systemd {
-        let e = Cgroups::resolve(Some(Path::new("system.slice:hull:id")), "id", true)
-            .unwrap_err()
-            .to_string();
+        let e = Cgroups::resolve(
+            Some(Path::new("system.slice:hull:id")),
+            "id",
+            true,
+            rootless(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.starts_with("linux.cgroupsPath \"system.slice:hull:id\": "),
             "{e}"
         );
         assert!(e.contains("not running"), "{e}");
-        let e = Cgroups::resolve(None, "id", true).unwrap_err().to_string();
+        let e = Cgroups::resolve(None, "id", true, rootless())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not running"), "{e}");
     }
 }

@@ -71,7 +71,7 @@ pub fn dispatch(command: Command, root: &Path, cgroups: CgroupFlags) -> Result<i
             ))?;
             Ok(0)
         }
-        Command::Exec(args) => exec(&rt, args, cgroups),
+        Command::Exec(args) => exec(&rt, args),
         other @ (Command::Checkpoint(_) | Command::Restore(_)) => {
             bail!("hull: {} is not implemented yet", other.name())
         }
@@ -124,11 +124,11 @@ impl std::error::Error for ExitWith {}
 
 /// `exec`: the flags as runc reads them; the process's exit code unless detached. A failure
 /// exits 255 with "exec failed: …", as runc.
-fn exec(rt: &Runtime, args: crate::cli::ExecArgs, cgroups: CgroupFlags) -> Result<i32> {
-    exec_inner(rt, args, cgroups).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
+fn exec(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+    exec_inner(rt, args).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
 }
 
-fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs, cgroups: CgroupFlags) -> Result<i32> {
+fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
     let mut rest = args.args.into_iter();
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {
@@ -193,7 +193,6 @@ fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs, cgroups: CgroupFlags) ->
             .map(|c| sub_cgroup(c))
             .collect::<Result<_>>()?,
         pidfd_socket: args.pidfd_socket,
-        rootless_cgroups: cgroups.rootless,
     };
     Ok(rt.exec(&opts)?)
 }

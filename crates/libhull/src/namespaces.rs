@@ -273,44 +273,52 @@ pub fn write_id_maps(pid: Pid, linux: &Linux) -> Result<(), NsError> {
 }
 
 /// For an unprivileged caller: every range of the new user namespace's maps is its own id
-/// (which the kernel lets it map alone) or lies in a range `/etc/subuid` (`/etc/subgid`)
+/// (which the kernel lets it map alone) or lies in what `/etc/subuid` (`/etc/subgid`)
 /// delegates to it, which `newuidmap`/`newgidmap` will write. Checked before anything is
 /// made, so that a map it may not write is one line naming its entry, not the helper's
-/// complaint from the middle of a create.
+/// complaint from the middle of a create. Left to the helper where the file is missing (ids
+/// served another way) or the caller may write any map itself (CAP_SETUID, CAP_SETGID).
 pub fn check_delegated(linux: &Linux) -> Result<(), crate::spec::SpecError> {
-    let uid = nix::unistd::geteuid().as_raw();
-    if uid == 0 {
+    use caps::{CapSet, Capability};
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid == 0 {
         return Ok(());
     }
-    let name = user_name(uid);
-    let gid = nix::unistd::getegid().as_raw();
-    for (field, maps, own, file) in [
+    // newuidmap looks the caller up by its real uid.
+    let ruid = nix::unistd::getuid().as_raw();
+    let name = user_name(ruid);
+    let egid = nix::unistd::getegid().as_raw();
+    for (field, maps, own, file, cap) in [
         (
             "linux.uidMappings",
             linux.uid_mappings(),
-            uid,
+            euid,
             "/etc/subuid",
+            Capability::CAP_SETUID,
         ),
         (
             "linux.gidMappings",
             linux.gid_mappings(),
-            gid,
+            egid,
             "/etc/subgid",
+            Capability::CAP_SETGID,
         ),
     ] {
         let maps = maps.as_deref().unwrap_or_default();
-        if maps.iter().all(|m| m.size() == 1 && m.host_id() == own) {
+        let own_id = |m: &LinuxIdMapping| m.size() == 1 && m.host_id() == own;
+        if maps.iter().all(own_id) || caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false) {
             continue;
         }
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let delegated = delegated_ranges(&text, uid, name.as_deref());
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let delegated = delegated_ranges(&text, ruid, name.as_deref());
         for (j, m) in maps.iter().enumerate() {
             let (start, end) = (
                 u64::from(m.host_id()),
                 u64::from(m.host_id()) + u64::from(m.size()),
             );
-            let own_id = m.size() == 1 && m.host_id() == own;
-            if !own_id && !delegated.iter().any(|&(s, e)| s <= start && end <= e) {
+            if !own_id(m) && !delegated.iter().any(|&(s, e)| s <= start && end <= e) {
                 return Err(crate::spec::SpecError::invalid(
                     format!("{field}[{j}]"),
                     format!(
@@ -335,9 +343,11 @@ fn user_name(uid: u32) -> Option<String> {
     })
 }
 
-/// The `[start, end)` ranges of a subuid/subgid file given to `uid` (by number or `name`).
+/// The `[start, end)` ranges a subuid/subgid file gives `uid` (by number or `name`), sorted,
+/// with touching and overlapping entries joined (newuidmap takes a map across two entries).
 fn delegated_ranges(text: &str, uid: u32, name: Option<&str>) -> Vec<(u64, u64)> {
-    text.lines()
+    let mut ranges: Vec<(u64, u64)> = text
+        .lines()
         .filter_map(|l| {
             let mut f = l.trim().split(':');
             let who = f.next()?;
@@ -345,7 +355,16 @@ fn delegated_ranges(text: &str, uid: u32, name: Option<&str>) -> Vec<(u64, u64)>
             let count: u64 = f.next()?.trim().parse().ok()?;
             (who == uid.to_string() || Some(who) == name).then_some((start, start + count))
         })
-        .collect()
+        .collect();
+    ranges.sort_unstable();
+    let mut joined: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match joined.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => joined.push((s, e)),
+        }
+    }
+    joined
 }
 
 /// A user namespace with these maps, for `MOUNT_ATTR_IDMAP` (which takes the maps of a
@@ -445,5 +464,11 @@ mod tests {
             [(100_000, 165_536), (300_000, 300_010)]
         );
         assert_eq!(delegated_ranges(text, 5, None), []);
+        // Touching entries make one range (newuidmap maps across them).
+        let split = "u:200000:1000\nu:201000:1000\nu:150000:10\n";
+        assert_eq!(
+            delegated_ranges(split, 7, Some("u")),
+            [(150_000, 150_010), (200_000, 202_000)]
+        );
     }
 }

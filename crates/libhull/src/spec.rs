@@ -396,6 +396,17 @@ pub(crate) fn check_id_maps(field: &str, maps: &[LinuxIdMapping]) -> Result<(), 
             ),
         ));
     }
+    // The kernel takes a map written in one go of less than a page.
+    let text: usize = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()).len())
+        .sum();
+    if text >= 4096 {
+        return Err(SpecError::invalid(
+            field,
+            format!("{text} bytes as a map, the kernel takes less than 4096"),
+        ));
+    }
     // Half-open [start, end) over u64, so a range ending at 2^32 - 1 is no overflow.
     let span = |start: u32, size: u32| (u64::from(start), u64::from(start) + u64::from(size));
     for (j, m) in maps.iter().enumerate() {
@@ -702,6 +713,12 @@ mod tests {
             (
                 (0..341).map(|i| range(i, 10_000 + i, 1)).collect(),
                 "linux.uidMappings: 341 ranges, the kernel takes at most 340",
+            ),
+            (
+                (0..200)
+                    .map(|i| range(1_000_000_000 + i, 2_000_000_000 + i, 1))
+                    .collect(),
+                "linux.uidMappings: 4800 bytes as a map, the kernel takes less than 4096",
             ),
         ];
         for (maps, want) in bad {

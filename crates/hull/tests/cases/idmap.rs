@@ -75,12 +75,13 @@ fn ridmap_maps_the_mounts_below_the_bind_and_idmap_only_its_top() {
     }
     t.sh("stat -c '%n %u' /r/root /r/sub/f /t/root /t/sub/f");
     let out = t.run();
-    unmount_all_under(&t.dir);
+    unmount_all_under(&vol);
     out.ok();
     assert_eq!(
         out.stdout, "/r/root 70000\n/r/sub/f 70000\n/t/root 70000\n/t/sub/f 0\n",
         "{out}"
     );
+    t.assert_nothing_left(&t.id);
 }
 
 /// The Kubernetes `hostUsers: false` shape: the container's root is host 100000, and a
@@ -215,9 +216,12 @@ fn a_rootless_caller_is_refused_idmapped_mounts_naming_the_mount() {
     let out = t.call(&["run", &t.id], &c);
     out.fails();
     if !is_runc() {
-        out.one_line()
-            .stderr_has("(")
-            .stderr_has("onto /v): idmapped mounts are not supported for rootless containers");
+        out.one_line().stderr_has(&format!(
+            "idmap mounts[{}] ({} onto /v): idmapped mounts are not supported for rootless \
+             containers",
+            t.config["mounts"].as_array().unwrap().len() - 1,
+            vol.display()
+        ));
     }
     t.assert_nothing_left(&t.id);
 }

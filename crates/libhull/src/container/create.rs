@@ -84,11 +84,17 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let idmap_namespaces = crate::rootfs::idmap_namespaces(&rootfs)?;
+        let joined_user = plan
+            .join
+            .iter()
+            .find(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User)
+            .map(|j| j.fd.as_fd());
+        let idmap_namespaces = crate::rootfs::idmap_namespaces(&rootfs, joined_user)?;
         let mut cgroups = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &opts.id,
             opts.systemd_cgroup,
+            rootless_cgroups(opts),
         )?;
         cgroups.set_unit_annotations(spec.annotations().as_ref())?;
         crate::timing::mark("config checked and planned");
@@ -146,9 +152,15 @@ enum Placement {
 }
 
 /// The state of a container whose init does not exist yet.
+/// `--rootless`, resolved: what the caller said, else whether it is not the host's root.
+fn rootless_cgroups(opts: &CreateOptions) -> bool {
+    opts.rootless_cgroups.unwrap_or_else(cgroups::rootless)
+}
+
 fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
     ContainerState {
         id: opts.id.clone(),
+        rootless_cgroups: Some(rootless_cgroups(opts)),
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -354,8 +366,7 @@ impl Made {
         // defaults.
         let none = oci_spec::runtime::LinuxResources::default();
         let res = linux.resources().as_ref().unwrap_or(&none);
-        let rootless = opts.rootless_cgroups.unwrap_or_else(cgroups::rootless);
-        let active = self.make_cgroups(&mut cg, linux, res, rootless)?;
+        let active = self.make_cgroups(&mut cg, linux, res, rootless_cgroups(opts))?;
         crate::timing::mark("cgroups made");
         // With systemd the cgroup comes with the unit, once the init exists.
         let cgroup_fd = if active && !cg.by_systemd() {
@@ -380,9 +391,15 @@ impl Made {
         let mut pidfd = None;
         let want_pidfd = pidfd_socket.is_some();
         let lock = self.entry().dir_fd().as_raw_fd();
+        let mut idmapped = std::collections::HashSet::new();
         let mut events = |ev: SpawnEvent| {
             let pidfd = want_pidfd.then_some(&mut pidfd);
             if let SpawnEvent::IdmapMount(index, tree) = &ev {
+                // Each idmapped mount once: the init gets no second idmapping from the host's
+                // root for a tree of its choosing.
+                if !idmapped.insert(*index) {
+                    return Err(format!("mounts[{index}]: idmapping asked for twice").into());
+                }
                 return crate::rootfs::set_idmap(&rootfs, &idmap_namespaces, *index, tree.as_fd())
                     .map_err(StepError::from);
             }

@@ -65,7 +65,8 @@ impl Runtime {
             _ => Vec::new(),
         };
         let process_joins_v1 = !cgroup_tasks.is_empty();
-        let rootless = opts.rootless_cgroups.unwrap_or_else(hull_cgroups::rootless);
+        // As runc: what create decided, whatever `--rootless` says now.
+        let rootless = st.rootless_cgroups.unwrap_or_else(hull_cgroups::rootless);
         let place = |p: Pid, all: bool| -> Result<(), StepError> {
             let Some(c) = cg.as_ref() else {
                 return Ok(());

@@ -106,8 +106,6 @@ pub struct ExecOptions {
     pub cgroups: Vec<(Option<String>, PathBuf)>,
     /// `--pidfd-socket`: a unix socket that gets a pidfd of the process.
     pub pidfd_socket: Option<PathBuf>,
-    /// `--rootless`, as for create: whether a cgroup the process may not join is no error.
-    pub rootless_cgroups: Option<bool>,
 }
 
 /// The containers under one `--root`.

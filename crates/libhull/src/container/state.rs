@@ -119,6 +119,10 @@ pub struct ContainerState {
     /// The container's cgroups, and which of their directories hull made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups: Option<hull_cgroups::Cgroups>,
+    /// `--rootless` as create resolved it: an `exec` whose process may not join the
+    /// container's cgroups runs it outside them (runc keeps it in the container's config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_cgroups: Option<bool>,
     /// The caller's `NOTIFY_SOCKET` at create: `start` tells it when the container is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_socket: Option<PathBuf>,
@@ -477,6 +481,7 @@ mod tests {
             runtime_exe: None,
             process_ns: None,
             cgroups: None,
+            rootless_cgroups: None,
             creator_gone: false,
             notify_socket: None,
             config: Spec::default(),

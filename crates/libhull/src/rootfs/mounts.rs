@@ -58,8 +58,12 @@ pub fn open_bind_sources(plan: &Plan) -> Vec<Option<OwnedFd>> {
 
 /// The user namespace each idmapped bind mount of the plan is idmapped with, by `mounts[]`
 /// index (`None` for the others): made by the runtime before anything else, one per set of
-/// maps, or opened where the mount takes a namespace the container joins.
-pub fn idmap_namespaces(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
+/// maps, or the one the container joins (`joined`, as the runtime opened it for the join, so
+/// that both are the same namespace).
+pub fn idmap_namespaces(
+    plan: &Plan,
+    joined: Option<BorrowedFd<'_>>,
+) -> Result<Vec<Option<OwnedFd>>, RootfsError> {
     let mut made: Vec<(&IdmapIds, OwnedFd)> = Vec::new();
     let mut out = Vec::with_capacity(plan.mounts.len());
     for (i, m) in plan.mounts.iter().enumerate() {
@@ -84,9 +88,11 @@ pub fn idmap_namespaces(plan: &Plan) -> Result<Vec<Option<OwnedFd>>, RootfsError
                         .map_err(|e| {
                             RootfsError::refused("idmap", idmap_what(i, m), e.to_string())
                         })?,
-                    IdmapIds::UserNs(path) => std::fs::File::open(path)
-                        .map(OwnedFd::from)
-                        .map_err(io_err("open user namespace", path.display()))?,
+                    IdmapIds::UserNs(path) => match joined {
+                        Some(fd) => fd.try_clone_to_owned(),
+                        None => std::fs::File::open(path).map(OwnedFd::from),
+                    }
+                    .map_err(io_err("open user namespace", path.display()))?,
                 };
                 let copy = fd.try_clone();
                 made.push((&idmap.ids, fd));
@@ -133,7 +139,10 @@ pub fn set_idmap(
     setattr(tree, &attr, recursive).map_err(|e| {
         let why = match e {
             Errno::EINVAL => format!("its filesystem cannot be idmapped ({e})"),
-            Errno::EPERM => format!("already idmapped, or on a filesystem hull does not own ({e})"),
+            Errno::EPERM => format!(
+                "already idmapped, on a filesystem hull does not own, or mapped by the host's \
+                 own user namespace ({e})"
+            ),
             _ => e.to_string(),
         };
         RootfsError::refused("idmap", idmap_what(index, m), why)
