@@ -108,7 +108,8 @@ impl Cgroups {
         }
     }
 
-    fn freezer_dir(&self) -> Option<&Path> {
+    /// The directory whose freezer stops the container: its v1 freezer cgroup, or its cgroup2 one.
+    pub fn freezer_dir(&self) -> Option<&Path> {
         if self.unified_only {
             self.unified.as_deref()
         } else {

@@ -1,7 +1,7 @@
 //! Process creation and fd-table syscalls: `clone3` with fork semantics, `close_range`,
 //! `pidfd_open`.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -64,6 +64,35 @@ pub fn fork(_proof: SingleThreaded) -> Result<Forked, Errno> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes a status by value and does not return.
     unsafe { libc::_exit(code) }
+}
+
+/// Makes the process `cmd` starts get each `(fd, number)` of `fds` as that fd number, without
+/// close-on-exec (a helper's `swrk 3`, its inherited descriptors). The fds are first moved
+/// above every target, so that one target cannot overwrite another's source.
+pub fn hand_over_fds(cmd: &mut std::process::Command, fds: Vec<(RawFd, RawFd)>) {
+    let floor = fds.iter().map(|&(_, to)| to).max().unwrap_or(0) + 1;
+    let mut moved = vec![-1; fds.len()];
+    let hand_over = move || {
+        for (i, &(from, _)) in fds.iter().enumerate() {
+            // SAFETY: fcntl with integer arguments, async-signal-safe after fork.
+            let fd = unsafe { libc::fcntl(from, libc::F_DUPFD_CLOEXEC, floor) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            moved[i] = fd;
+        }
+        for (i, &(_, to)) in fds.iter().enumerate() {
+            // SAFETY: dup2 with integer arguments, async-signal-safe after fork; the copy
+            // it makes has no close-on-exec.
+            if unsafe { libc::dup2(moved[i], to) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure calls only fcntl and dup2 and writes into a buffer allocated
+    // before the fork: nothing that is unsafe between fork and exec.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(cmd, hand_over) };
 }
 
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;

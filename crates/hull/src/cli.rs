@@ -135,31 +135,6 @@ pub enum Command {
     Features,
 }
 
-impl Command {
-    /// The subcommand's name as typed, for messages.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Checkpoint(_) => "checkpoint",
-            Command::Create(_) => "create",
-            Command::Delete(_) => "delete",
-            Command::Events(_) => "events",
-            Command::Exec(_) => "exec",
-            Command::Kill(_) => "kill",
-            Command::List(_) => "list",
-            Command::Pause(_) => "pause",
-            Command::Ps(_) => "ps",
-            Command::Restore(_) => "restore",
-            Command::Resume(_) => "resume",
-            Command::Run(_) => "run",
-            Command::Spec(_) => "spec",
-            Command::Start(_) => "start",
-            Command::State(_) => "state",
-            Command::Update(_) => "update",
-            Command::Features => "features",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct IdArg {
     /// The container id

@@ -72,8 +72,15 @@ pub fn dispatch(command: Command, root: &Path, cgroups: CgroupFlags) -> Result<i
             Ok(0)
         }
         Command::Exec(args) => exec(&rt, args),
-        other @ (Command::Checkpoint(_) | Command::Restore(_)) => {
-            bail!("hull: {} is not implemented yet", other.name())
+        Command::Checkpoint(args) => {
+            let opts = checkpoint_options(&args)?;
+            rt.checkpoint(&args.id, &opts)?;
+            Ok(0)
+        }
+        Command::Restore(args) => {
+            let opts = restore_options(args, cgroups)?;
+            rt.restore(&opts)
+                .map_err(|e| anyhow!("hull restore failed: {e}"))
         }
     }
 }
@@ -108,6 +115,83 @@ fn run(rt: &Runtime, args: RunArgs, cgroups: CgroupFlags) -> Result<i32> {
     let opts = create_options(args.create, cgroups)?;
     rt.run(&opts, &run)
         .map_err(|e| anyhow!("hull run failed: {e}"))
+}
+
+/// `checkpoint`'s flags as runc reads them: the images in `./checkpoint` by default, paths
+/// made absolute against where hull was started.
+fn checkpoint_options(a: &crate::cli::CheckpointArgs) -> Result<libhull::CheckpointOptions> {
+    let page_server = match &a.page_server {
+        None => None,
+        Some(s) => {
+            let (address, port) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow!("Use --page-server ADDRESS:PORT to specify page server"))?;
+            let port: i32 = port.parse().map_err(|_| anyhow!("Invalid port number"))?;
+            Some((address.to_string(), port))
+        }
+    };
+    let image_path = match &a.image_path {
+        Some(p) => absolute(p)?,
+        None => absolute(Path::new("checkpoint"))?,
+    };
+    Ok(libhull::CheckpointOptions {
+        image_path,
+        work_path: a.work_path.as_deref().map(absolute).transpose()?,
+        parent_path: a.parent_path.clone(),
+        leave_running: a.leave_running,
+        tcp_established: a.tcp_established,
+        tcp_skip_in_flight: a.tcp_skip_in_flight,
+        link_remap: a.link_remap,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        lazy_pages: a.lazy_pages,
+        status_fd: (a.status_fd >= 0).then_some(a.status_fd),
+        page_server,
+        file_locks: a.file_locks,
+        pre_dump: a.pre_dump,
+        manage_cgroups_mode: a.manage_cgroups_mode.clone(),
+        empty_ns: a.empty_ns.clone(),
+        auto_dedup: a.auto_dedup,
+    })
+}
+
+/// `restore`'s flags: the create half as `create` reads them, the images in
+/// `./checkpoint` by default.
+fn restore_options(
+    a: crate::cli::RestoreArgs,
+    cgroups: CgroupFlags,
+) -> Result<libhull::RestoreOptions> {
+    let image_path = match &a.image_path {
+        Some(p) => absolute(p)?,
+        None => absolute(Path::new("checkpoint"))?,
+    };
+    let create = CreateOptions {
+        id: a.id,
+        bundle: a.bundle,
+        console_socket: a.console_socket,
+        pid_file: a.pid_file.map(|p| absolute(&p)).transpose()?,
+        no_pivot: a.no_pivot,
+        systemd_cgroup: cgroups.systemd,
+        rootless_cgroups: cgroups.rootless,
+        ..Default::default()
+    };
+    Ok(libhull::RestoreOptions {
+        create,
+        image_path,
+        work_path: a.work_path.as_deref().map(absolute).transpose()?,
+        detach: a.detach,
+        no_subreaper: a.no_subreaper,
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+        empty_ns: a.empty_ns,
+        auto_dedup: a.auto_dedup,
+        lazy_pages: a.lazy_pages,
+        lsm_profile: a.lsm_profile,
+        lsm_mount_context: a.lsm_mount_context,
+    })
 }
 
 /// An error that ends the command with this exit code instead of 1.

@@ -42,6 +42,7 @@
 pub(crate) mod capabilities;
 pub(crate) mod console;
 pub mod container;
+pub(crate) mod criu;
 pub mod features;
 pub(crate) mod hooks;
 pub mod logging;
@@ -59,4 +60,7 @@ pub use hull_cgroups as cgroups;
 /// The system layer (the `hull-sys` crate).
 pub use hull_sys as sys;
 
-pub use container::{state, CreateOptions, Error, ExecOptions, RunOptions, Runtime};
+pub use container::{
+    state, CheckpointError, CheckpointOptions, CreateOptions, Error, ExecOptions, RestoreError,
+    RestoreOptions, RunOptions, Runtime,
+};

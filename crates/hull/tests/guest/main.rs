@@ -10,6 +10,7 @@ mod util;
 
 mod apparmor;
 mod cgroup_v2;
+mod criu;
 mod sealed;
 mod systemd;
 mod systemd_hybrid;

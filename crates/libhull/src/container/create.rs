@@ -153,11 +153,11 @@ enum Placement {
 
 /// The state of a container whose init does not exist yet.
 /// `--rootless`, resolved: what the caller said, else whether it is not the host's root.
-fn rootless_cgroups(opts: &CreateOptions) -> bool {
+pub(super) fn rootless_cgroups(opts: &CreateOptions) -> bool {
     opts.rootless_cgroups.unwrap_or_else(cgroups::rootless)
 }
 
-fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
+pub(super) fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
     ContainerState {
         id: opts.id.clone(),
         rootless_cgroups: Some(rootless_cgroups(opts)),
@@ -176,20 +176,20 @@ fn first_state(opts: &CreateOptions, bundle: &Bundle) -> ContainerState {
 /// cgroups, the init), the pid file. Dropped before [`Made::finish`], it undoes all of it,
 /// last made first: the pid file, the container's processes, its cgroups and host mounts,
 /// the entry.
-struct Made {
+pub(super) struct Made {
     /// `None` once finished (the lock goes with it).
-    entry: Option<state::Entry>,
-    st: ContainerState,
+    pub(super) entry: Option<state::Entry>,
+    pub(super) st: ContainerState,
     /// Written by this create.
-    pid_file: Option<PathBuf>,
+    pub(super) pid_file: Option<PathBuf>,
 }
 
 impl Made {
-    fn entry(&self) -> &state::Entry {
+    pub(super) fn entry(&self) -> &state::Entry {
         self.entry.as_ref().expect("taken only by finish")
     }
 
-    fn save(&self) -> Result<(), StateError> {
+    pub(super) fn save(&self) -> Result<(), StateError> {
         self.entry().save(&self.st)
     }
 
@@ -220,14 +220,14 @@ impl Made {
 
     /// Nothing left to undo: the state entry (still locked, for a `run` to start it without
     /// reading back what it just wrote) and the state.
-    fn finish(mut self) -> (state::Entry, ContainerState) {
+    pub(super) fn finish(mut self) -> (state::Entry, ContainerState) {
         let entry = self.entry.take().expect("finished once");
         (entry, std::mem::take(&mut self.st))
     }
 
     /// Makes the container's cgroups, recorded in the state before and after; false when a
     /// rootless caller runs without cgroups of its own.
-    fn make_cgroups(
+    pub(super) fn make_cgroups(
         &mut self,
         cg: &mut Cgroups,
         linux: &oci_spec::runtime::Linux,

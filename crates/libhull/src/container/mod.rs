@@ -24,12 +24,14 @@ use hull_cgroups::{self as cgroups, CgroupError, Cgroups};
 use state::{ContainerState, OciState, StateError, Status, Store};
 
 mod cgroup;
+mod checkpoint;
 mod create;
 mod delete;
 mod error;
 mod exec;
 mod kill;
 mod query;
+mod restore;
 mod run;
 mod start;
 pub mod state;
@@ -39,9 +41,11 @@ use create::{check_preserved_fds, connect_pidfd_socket, send_pidfd, send_seccomp
 use run::{console_for, forwarding_signalfd, relay_output_is_captured, wait_forwarding, wait_tty};
 use teardown::{container_pids, kill_everything, release_resources};
 
+pub use checkpoint::{CheckpointError, CheckpointOptions};
 pub use error::{
     ControlError, CreateError, DeleteError, Error, ExecError, KillError, OptionsError, StartError,
 };
+pub use restore::{RestoreError, RestoreOptions};
 
 /// Flags of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
