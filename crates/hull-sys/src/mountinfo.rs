@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct MountEntry {
     pub id: u32,
     pub parent: u32,
+    /// `major:minor` of the filesystem: mounts of one superblock share it.
+    pub device: String,
     /// The directory of the filesystem that is the root of this mount.
     pub root: String,
     pub mount_point: PathBuf,
@@ -34,7 +36,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let mut l = left.split(' ');
     let id = l.next()?.parse().ok()?;
     let parent = l.next()?.parse().ok()?;
-    let _majmin = l.next()?;
+    let device = l.next()?.to_string();
     let root = unescape(l.next()?);
     let mount_point = PathBuf::from(unescape(l.next()?));
     let mut r = right.split(' ');
@@ -44,6 +46,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     Some(MountEntry {
         id,
         parent,
+        device,
         root,
         mount_point,
         fs_type,

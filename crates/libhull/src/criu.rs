@@ -216,25 +216,24 @@ pub fn criu_check() -> Option<String> {
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stderr).into_owned()
                 + &String::from_utf8_lossy(&o.stdout);
-            Some(last_error(&text).unwrap_or_else(|| format!("criu check: {}", o.status)))
+            Some(first_error(&text).unwrap_or_else(|| format!("criu check: {}", o.status)))
         }
     }
 }
 
-/// `: <the log's last Error line> (see LOG)`, or nothing when the log has none.
+/// `: <the log's first Error line> (see LOG)`, or nothing when the log has none.
 fn quote_log(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    match last_error(&text) {
+    match first_error(&text) {
         Some(line) => format!(": {line} (see {})", log.display()),
         None => String::new(),
     }
 }
 
-/// The last line of CRIU output that reports an error (the first ones are often what it
-/// noticed on the way to the one that stopped it).
-fn last_error(text: &str) -> Option<String> {
+/// The first line of CRIU output that reports an error: the cause (the ones after it are
+/// CRIU giving up, "Dumping FAILED.").
+fn first_error(text: &str) -> Option<String> {
     text.lines()
-        .rev()
         .find(|l| l.contains("Error"))
         .map(|l| l.trim().to_string())
 }
@@ -244,12 +243,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_error_line_is_quoted() {
+    fn the_first_error_line_is_quoted() {
         let log = "(00.001) a\n(00.002) Error (criu/a.c:1): first\n(00.003) Error (criu/b.c:2): last\nok\n";
         assert_eq!(
-            last_error(log).as_deref(),
-            Some("(00.003) Error (criu/b.c:2): last")
+            first_error(log).as_deref(),
+            Some("(00.002) Error (criu/a.c:1): first")
         );
-        assert_eq!(last_error("fine\n"), None);
+        assert_eq!(first_error("fine\n"), None);
     }
 }

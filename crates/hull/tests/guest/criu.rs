@@ -53,16 +53,47 @@ fn counts_to(vol: &Path, at_least: u64) {
     );
 }
 
-fn start_detached(t: &Test, id: &str) {
+/// `run -d` with pipes for the container's stdio: CRIU dumps a pipe and a restore hands it
+/// over, where a host file the container inherited (/dev/null, a log) lies on a mount the
+/// container's namespace does not have, which CRIU refuses (as with runc). The returned
+/// handle keeps the pipes' other ends open.
+fn start_detached(t: &Test, id: &str) -> Pipes {
+    with_pipes(t, "run", id)
+}
+
+/// The test's ends of a container's stdio pipes.
+#[allow(dead_code)]
+struct Pipes(
+    Option<std::process::ChildStdin>,
+    Option<std::process::ChildStdout>,
+    Option<std::process::ChildStderr>,
+);
+
+/// `run -d` (`cmd` "run") or `create` (`cmd` "create") with pipes for stdio.
+fn with_pipes(t: &Test, cmd: &str, id: &str) -> Pipes {
     t.write_config();
-    t.hull(&["run", "-d", "--bundle", &t.bundle_str(), id]).ok();
+    let mut args = vec!["--root".to_string(), t.root_str(), cmd.to_string()];
+    if cmd == "run" {
+        args.push("-d".into());
+    }
+    args.extend(["--bundle".to_string(), t.bundle_str(), id.to_string()]);
+    let mut child = Command::new(crate::util::runtime())
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{cmd} {id}: {status}");
+    Pipes(child.stdin.take(), child.stdout.take(), child.stderr.take())
 }
 
 #[test]
 fn a_checkpointed_container_is_restored_and_counts_on() {
     let (t, vol) = counter("criu_count");
     let id = t.id.clone();
-    start_detached(&t, &id);
+    let _pipes = start_detached(&t, &id);
     counts_to(&vol, 3);
     let images = t.dir.join("images");
     t.hull(&["checkpoint", "--image-path", images.to_str().unwrap(), &id])
@@ -107,7 +138,7 @@ fn a_checkpointed_container_is_restored_and_counts_on() {
 fn leave_running_keeps_the_original_and_a_pre_dump_is_a_parent() {
     let (t, vol) = counter("criu_leave");
     let id = t.id.clone();
-    start_detached(&t, &id);
+    let _pipes = start_detached(&t, &id);
     counts_to(&vol, 2);
     let pre = t.dir.join("images/pre");
     let last = t.dir.join("images/last");
@@ -165,9 +196,7 @@ fn refusals_name_the_reason_and_leave_nothing() {
     let (t, vol) = counter("criu_refuse");
     let id = t.id.clone();
     // Created, not started: nothing to dump yet.
-    t.write_config();
-    let (out, _) = t.create(&id);
-    out.ok();
+    let _pipes = with_pipes(&t, "create", &id);
     let images = t.dir.join("images");
     let img = images.to_str().unwrap();
     t.hull(&["checkpoint", "--image-path", img, &id])

@@ -288,20 +288,23 @@ fn joined_namespace(spec: &oci_spec::runtime::Spec, kind: LinuxNamespaceType) ->
         .and_then(|n| n.path().clone())
 }
 
-/// The container's mounts CRIU cannot make again from their images: binds of host paths
-/// (the config's, the v1 cgroup hierarchies', device nodes bound from the host), by their
-/// path inside the container, as the init's mount table lists them.
+/// The container's mounts CRIU cannot make again from their images, by their path inside
+/// the container: those of a filesystem the container has no whole mount of (a bind of a
+/// host directory or file, the host's /dev/null over a masked file, a cgroup directory
+/// bound from the host). A bind of part of a filesystem mounted whole in the container (the
+/// read-only /proc/sys over /proc) CRIU makes again itself.
 fn external_mounts(st: &ContainerState) -> Vec<String> {
     let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", st.pid)).unwrap_or_default();
+    let mounts = hull_sys::mountinfo::parse(&text);
+    let whole: Vec<&str> = mounts
+        .iter()
+        .filter(|m| m.root == "/" && m.mount_point != Path::new("/"))
+        .map(|m| m.device.as_str())
+        .collect();
     let mut out: Vec<String> = Vec::new();
-    let own = ["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup2"];
-    for m in hull_sys::mountinfo::parse(&text) {
+    for m in &mounts {
         let point = m.mount_point.display().to_string();
-        if point == "/" {
-            continue;
-        }
-        // A filesystem CRIU makes anew (proc, tmpfs, …) unless it is a bind of part of one.
-        if own.contains(&m.fs_type.as_str()) && m.root == "/" {
+        if point == "/" || whole.contains(&m.device.as_str()) {
             continue;
         }
         if !out.contains(&point) {

@@ -139,7 +139,7 @@ impl Runtime {
         if let Some(c) = &opts.lsm_mount_context {
             req.set_lsm_mount_context(c.clone());
         }
-        for (key, val) in external_mounts(&rootfs, linux) {
+        for (key, val) in external_mounts(&rootfs, linux, &cg) {
             let mut m = rpc::Ext_mount_map::new();
             m.set_key(key);
             m.set_val(val);
@@ -325,8 +325,20 @@ fn read_descriptors(images: &Path) -> Result<Vec<String>, RestoreError> {
 fn external_mounts(
     rootfs: &crate::rootfs::Plan,
     linux: &oci_spec::runtime::Linux,
+    cg: &Cgroups,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    // cgroup2 without a cgroup namespace: the container's own cgroup directory, bound.
+    if let Some(dir) = cg.unified.as_deref().filter(|_| cg.unified_only) {
+        for m in &rootfs.mounts {
+            if matches!(
+                m.kind,
+                crate::rootfs::plan::MountKind::Cgroup | crate::rootfs::plan::MountKind::Cgroup2
+            ) {
+                out.push((m.dest.display().to_string(), dir.display().to_string()));
+            }
+        }
+    }
     for m in &rootfs.mounts {
         if let crate::rootfs::plan::MountKind::Bind { source } = &m.kind {
             out.push((m.dest.display().to_string(), source.display().to_string()));
