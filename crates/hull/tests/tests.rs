@@ -13,6 +13,7 @@ mod cases {
     mod bad_input;
     mod cgroups;
     mod cgroups_lifecycle;
+    mod checkpoint;
     mod cli;
     mod compat;
     mod concurrency;

@@ -70,8 +70,15 @@ impl Runtime {
             Status::Running | Status::Paused => {}
             other => return Err(CheckpointError::Status(other)),
         }
-        criu::check_version()?;
+        // The flags first: a refused one makes nothing.
         let mut req = rpc::Criu_opts::new();
+        shared_options(&mut req, &CriuShared::of(opts))?;
+        if opts.parent_path.as_deref().is_some_and(Path::is_absolute) {
+            return Err(CheckpointError::Options(
+                "--parent-path must be relative".into(),
+            ));
+        }
+        criu::check_version()?;
         let images = open_dir(&opts.image_path, "images")?;
         req.set_images_dir_fd(images.as_raw_fd());
         let work = match &opts.work_path {
@@ -86,7 +93,6 @@ impl Runtime {
         req.set_log_file("dump.log".into());
         req.set_root(st.rootfs.display().to_string());
         req.set_pid(st.pid);
-        shared_options(&mut req, &CriuShared::of(opts))?;
         req.set_leave_running(opts.leave_running);
         req.set_tcp_skip_in_flight(opts.tcp_skip_in_flight);
         req.set_link_remap(opts.link_remap);
@@ -97,11 +103,6 @@ impl Runtime {
             req.ps = protobuf::MessageField::some(ps);
         }
         if let Some(parent) = &opts.parent_path {
-            if parent.is_absolute() {
-                return Err(CheckpointError::Options(
-                    "--parent-path must be relative".into(),
-                ));
-            }
             let full = opts.image_path.join(parent);
             if !full.is_dir() {
                 return Err(CheckpointError::Options(format!(
@@ -227,7 +228,7 @@ pub(super) fn shared_options(
         "ignore" => rpc::Criu_cg_mode::IGNORE,
         other => {
             return Err(CheckpointError::Options(format!(
-                "invalid manage-cgroups-mode value {other:?}: want soft, full, strict or ignore"
+                "invalid manage-cgroups-mode value {other} (want soft, full, strict or ignore)"
             )))
         }
     };
@@ -243,7 +244,7 @@ pub(super) fn shared_options(
     for ns in o.empty_ns {
         if ns != "network" {
             return Err(CheckpointError::Options(format!(
-                "namespace {ns:?} is not supported"
+                "namespace {ns} is not supported (only network)"
             )));
         }
     }

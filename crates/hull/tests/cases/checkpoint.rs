@@ -1,0 +1,181 @@
+//! `checkpoint` and `restore` where the container or the images are wrong, and on this
+//! machine kind, whose kernel CRIU cannot work on (`criu check` fails): each fails with one
+//! line that says why (CRIU's own complaint quoted), the container is left as it was, and a
+//! failed restore leaves nothing. The real dumps and restores run in the guest
+//! (`guest::criu`).
+
+use std::fs;
+
+use crate::util::*;
+
+fn criu_works() -> bool {
+    std::process::Command::new("criu")
+        .arg("check")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn checkpoint_of_a_container_that_is_not_running_is_refused() {
+    if skip_on_runc("runc's words differ for a missing container") {
+        return;
+    }
+    let mut t = Test::new("cpt_state");
+    t.args(&["sleep", "100"]);
+    let images = t.dir.join("images");
+    let img = images.to_str().unwrap();
+    t.hull(&["checkpoint", "--image-path", img, "nope"])
+        .fails()
+        .one_line()
+        .stderr_has("container does not exist");
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["checkpoint", "--image-path", img, &t.id])
+        .fails()
+        .one_line()
+        .stderr_has("Container cannot be checkpointed in created state");
+    assert_eq!(t.status(&t.id), "created");
+    t.hull(&["kill", &t.id, "KILL"]).ok();
+    assert_eq!(t.wait_status(&t.id, "stopped", STOP_TIMEOUT), "stopped");
+    t.hull(&["checkpoint", "--image-path", img, &t.id])
+        .fails()
+        .one_line()
+        .stderr_has("Container cannot be checkpointed in stopped state");
+    assert!(
+        !images.exists(),
+        "a refused checkpoint made {}",
+        images.display()
+    );
+}
+
+#[test]
+fn bad_checkpoint_flags_are_refused_naming_them() {
+    if skip_on_runc("hull's words") {
+        return;
+    }
+    let mut t = Test::new("cpt_flags");
+    t.args(&["sleep", "100"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    let img = t.dir.join("images");
+    let img = img.to_str().unwrap();
+    for (flags, want) in [
+        (
+            vec!["--manage-cgroups-mode", "sideways"],
+            "invalid manage-cgroups-mode value sideways",
+        ),
+        (vec!["--empty-ns", "pid"], "namespace pid is not supported"),
+        (
+            vec!["--page-server", "nowhere"],
+            "Use --page-server ADDRESS:PORT",
+        ),
+        (
+            vec!["--parent-path", "/abs"],
+            "--parent-path must be relative",
+        ),
+    ] {
+        let mut args = vec!["checkpoint", "--image-path", img];
+        args.extend(flags);
+        args.push(&t.id);
+        t.hull(&args).fails().one_line().stderr_has(want);
+        assert_eq!(t.status(&t.id), "running", "{args:?} touched the container");
+        assert!(
+            !t.dir.join("images").exists(),
+            "{args:?} made the images directory"
+        );
+    }
+}
+
+#[test]
+fn restore_from_missing_images_or_over_an_existing_id_leaves_nothing() {
+    if skip_on_runc("hull's words") {
+        return;
+    }
+    let mut t = Test::new("rst_bad");
+    t.args(&["sleep", "100"]);
+    t.write_config();
+    let id = t.new_id();
+    let missing = t.dir.join("missing");
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        missing.to_str().unwrap(),
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .fails()
+    .one_line()
+    .stderr_has("descriptors.json");
+    t.assert_nothing_left(&id);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    fs::create_dir(&missing).unwrap();
+    fs::write(
+        missing.join("descriptors.json"),
+        "[\"/dev/null\",\"/dev/null\",\"/dev/null\"]",
+    )
+    .unwrap();
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        missing.to_str().unwrap(),
+        "--bundle",
+        &t.bundle_str(),
+        &t.id,
+    ])
+    .fails()
+    .one_line();
+    assert_eq!(
+        t.status(&t.id),
+        "created",
+        "the refusal touched the container"
+    );
+}
+
+/// Where CRIU cannot work (this machine's kernel), both commands say so in one line with
+/// CRIU's own words, the container runs on, and the failed restore leaves nothing.
+#[test]
+fn without_a_working_criu_both_commands_fail_in_criu_s_words() {
+    if criu_works() {
+        hull_testing::report(
+            &hull_testing::test_name(),
+            "criu check passes on this kernel: the dump works here (the guest tests cover it)",
+        );
+        return;
+    }
+    if skip_on_runc("runc quotes CRIU's log over several lines") {
+        return;
+    }
+    let mut t = Test::new("cpt_nocriu");
+    t.args(&["sleep", "100"]);
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    let images = t.dir.join("images");
+    let img = images.to_str().unwrap();
+    t.hull(&["checkpoint", "--image-path", img, &t.id])
+        .fails()
+        .one_line()
+        .stderr_has("criu failed: type DUMP")
+        .stderr_has("Error (criu/");
+    assert_eq!(t.status(&t.id), "running");
+    let id = t.new_id();
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        img,
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .fails()
+    .one_line()
+    .stderr_has("criu failed: type RESTORE")
+    .stderr_has("Error (criu/");
+    t.assert_nothing_left(&id);
+}
