@@ -58,6 +58,16 @@ pub fn accept(listener: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// Takes `fd`, an fd number this process was handed by its caller (`--status-fd`), writes
+/// `data` to it and closes it. Fails with EBADF if no such fd is open.
+pub fn write_inherited(fd: RawFd, data: &[u8]) -> Result<(), Errno> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)?;
+    // SAFETY: the fd is open (checked just above) and was handed to this process for this
+    // write: nothing else in it owns or closes it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::unistd::write(&owned, data).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

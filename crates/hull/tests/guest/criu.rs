@@ -250,3 +250,41 @@ fn refusals_name_the_reason_and_leave_nothing() {
         .one_line()
         .stderr_has("Container cannot be checkpointed in stopped state");
 }
+
+/// Without `--detach` restore waits for the process, as `run` does: its exit code is
+/// restore's, the container is deleted, and the bundle's rootfs is as it was.
+#[test]
+fn a_foreground_restore_waits_and_deletes_leaving_the_rootfs_alone() {
+    let (t, vol) = counter("criu_fg");
+    let id = t.id.clone();
+    let _pipes = start_detached(&t, &id);
+    counts_to(&vol, 2);
+    let images = t.dir.join("images");
+    t.hull(&["checkpoint", "--image-path", images.to_str().unwrap(), &id])
+        .ok();
+    let restore = Command::new(crate::util::runtime())
+        .args(["--root", &t.root_str(), "restore", "--image-path"])
+        .arg(&images)
+        .args(["--bundle", &t.bundle_str(), &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(t.wait_status(&id, "running", SLOW), "running");
+    let now = count(&vol);
+    counts_to(&vol, now + 2);
+    t.hull(&["kill", &id, "KILL"]).ok();
+    let out = restore.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.rootfs.join("bin/busybox").exists(),
+        "the rootfs lost its files"
+    );
+    t.assert_nothing_left(&id);
+}

@@ -78,6 +78,16 @@ impl Runtime {
                 "--parent-path must be relative".into(),
             ));
         }
+        if let Some(fd) = opts.status_fd {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| {
+                CheckpointError::Options(format!("invalid --status-fd argument {fd}: {e}"))
+            })?;
+            if flags & libc::O_ACCMODE == libc::O_RDONLY {
+                return Err(CheckpointError::Options(format!(
+                    "invalid --status-fd argument {fd}: not writable"
+                )));
+            }
+        }
         criu::check_version()?;
         let images = open_dir(&opts.image_path, "images")?;
         req.set_images_dir_fd(images.as_raw_fd());
@@ -161,12 +171,8 @@ impl Runtime {
         let mut notify = |script: &str, _: &rpc::Criu_notify, _| -> Result<(), String> {
             if script == "status-ready" {
                 if let Some(fd) = status_fd.take() {
-                    // Through /proc: the caller handed the fd over for this one byte.
-                    let written = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(format!("/proc/self/fd/{fd}"))
-                        .and_then(|mut f| std::io::Write::write_all(&mut f, b"\0"));
-                    if let Err(e) = written {
+                    // The caller handed the fd over for this one byte; closed after it.
+                    if let Err(e) = hull_sys::fd::write_inherited(fd, b"\0") {
                         tracing::warn!("write to --status-fd {fd}: {e}");
                     }
                 }
@@ -180,7 +186,10 @@ impl Runtime {
         criu::call(kind, Some(req), swrk, &mut |_| Ok(()), &mut notify)?;
         drop(entry);
         if !opts.leave_running && !opts.pre_dump {
-            self.delete(id, true)?;
+            // The images are made: a container that will not go is worth a warning, as runc.
+            if let Err(e) = self.delete(id, true) {
+                tracing::warn!("delete the checkpointed container: {e}");
+            }
         }
         Ok(())
     }
@@ -297,12 +306,15 @@ fn joined_namespace(spec: &oci_spec::runtime::Spec, kind: LinuxNamespaceType) ->
 fn external_mounts(st: &ContainerState) -> Vec<String> {
     let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", st.pid)).unwrap_or_default();
     let mounts = hull_sys::mountinfo::parse(&text);
+    // The rootfs counts as whole: a bind of part of it made inside the container is CRIU's.
     let whole: Vec<&str> = mounts
         .iter()
-        .filter(|m| m.root == "/" && m.mount_point != Path::new("/"))
+        .filter(|m| m.root == "/" || m.mount_point == Path::new("/"))
         .map(|m| m.device.as_str())
         .collect();
-    let mut out: Vec<String> = Vec::new();
+    // Every bind of the config, as runc names them: a bind of a whole host filesystem has
+    // `/` for its root and would pass for one the container made.
+    let mut out = config_binds(&st.config);
     for m in &mounts {
         let point = m.mount_point.display().to_string();
         if point == "/" || whole.contains(&m.device.as_str()) {
@@ -313,6 +325,26 @@ fn external_mounts(st: &ContainerState) -> Vec<String> {
         }
     }
     out
+}
+
+/// The destinations of the config's bind mounts, cleaned as the plan cleans them.
+fn config_binds(spec: &oci_spec::runtime::Spec) -> Vec<String> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind")
+        })
+        .map(|m| {
+            crate::rootfs::clean_path(m.destination())
+                .display()
+                .to_string()
+        })
+        .collect()
 }
 
 /// The masked paths that are files: they are /dev/null bound over them.

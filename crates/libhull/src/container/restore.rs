@@ -108,7 +108,7 @@ impl Runtime {
         }
         // CRIU's root must be a mount point whose parent is not mounted over.
         let root = made.entry().dir().join("criu-root");
-        let _root = RootBind::new(&bundle.rootfs, &root)?;
+        let root_bind = RootBind::new(&bundle.rootfs, &root)?;
 
         let mut req = rpc::Criu_opts::new();
         req.set_images_dir_fd(images.as_raw_fd());
@@ -153,6 +153,48 @@ impl Runtime {
                 req.inherit_fd.push(fd);
             }
         }
+        // Namespaces the container joins: network and pid handed to CRIU as inherited fds
+        // (their keys are what checkpoint named them), the others joined by path.
+        let mut ns_files: Vec<OwnedFd> = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            let Some(path) = ns.path() else { continue };
+            let key = match ns.typ() {
+                LinuxNamespaceType::Network => Some("extRootNetNS"),
+                LinuxNamespaceType::Pid => Some("extRootPidNS"),
+                LinuxNamespaceType::Cgroup => {
+                    return Err(RestoreError::Io {
+                        step: "restore into the joined cgroup namespace",
+                        path: path.clone(),
+                        source: std::io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+                    })
+                }
+                _ => None,
+            };
+            match key {
+                Some(key) => {
+                    let file = std::fs::File::open(path).map_err(|source| RestoreError::Io {
+                        step: "open namespace",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let mut fd = rpc::Inherit_fd::new();
+                    fd.set_key(key.into());
+                    fd.set_fd(4 + ns_files.len() as i32);
+                    req.inherit_fd.push(fd);
+                    ns_files.push(file.into());
+                }
+                None => {
+                    let mut join = rpc::Join_namespace::new();
+                    let name = match ns.typ() {
+                        LinuxNamespaceType::Mount => "mnt",
+                        other => crate::namespaces::kind(other),
+                    };
+                    join.set_ns(name.into());
+                    join.set_ns_file(path.display().to_string());
+                    req.join_ns.push(join);
+                }
+            }
+        }
         let sfd = if opts.detach {
             None
         } else {
@@ -167,20 +209,26 @@ impl Runtime {
             .unwrap_or(&opts.image_path)
             .join("restore.log");
         let swrk = criu::Swrk {
+            extra_fds: ns_files.iter().map(|f| f.as_fd()).collect(),
             stdio: Some([
                 std::process::Stdio::inherit(),
                 std::process::Stdio::inherit(),
                 std::process::Stdio::inherit(),
             ]),
             log: Some(log),
-            ..Default::default()
         };
         // Whatever CRIU is, it is put where the restored processes belong.
-        let place = |pid: Pid| -> Result<(), String> {
-            if active {
-                cg.join(pid.as_raw()).map_err(|e| e.to_string())?;
+        let mut place = |pid: Pid| -> Result<(), String> {
+            if !active {
+                return Ok(());
             }
-            Ok(())
+            if cg.by_systemd() {
+                // systemd makes the unit's cgroup with CRIU in it, and the limits.
+                cg.start_unit(pid.as_raw(), res)
+                    .map_err(|e| e.to_string())?;
+                return cg.finish_unit(pid.as_raw(), res).map_err(|e| e.to_string());
+            }
+            cg.join(pid.as_raw()).map_err(|e| e.to_string())
         };
         let mut restored = None;
         let mut failure = None;
@@ -222,13 +270,19 @@ impl Runtime {
                 _ => Ok(()),
             }
         };
-        criu::call(
+        let restored_by = criu::call(
             rpc::Criu_req_type::RESTORE,
             Some(req),
             swrk,
             &mut |pid| place(pid),
             &mut notify,
-        )?;
+        );
+        // CRIU is done with its root: unbound before anything could remove the state
+        // directory it lies in (and walk into the rootfs through it).
+        drop(root_bind);
+        drop(ns_files);
+        restored_by?;
+        made.st.cgroups = Some(cg.clone());
         let Some(init) = restored else {
             return Err(RestoreError::Criu(criu::CriuError::Rpc(
                 "CRIU restored no process (no post-restore notification)".into(),
@@ -346,6 +400,10 @@ fn external_mounts(
     }
     for p in linux.masked_paths().iter().flatten() {
         out.push((p.clone(), "/dev/null".into()));
+    }
+    // The host's /dev/null a checkpoint named for the masked files (as runc does).
+    if linux.masked_paths().as_ref().is_some_and(|m| !m.is_empty()) {
+        out.push(("/dev/null".into(), "/dev/null".into()));
     }
     for d in rootfs.devices.iter().flatten() {
         let path = d.path.display().to_string();

@@ -377,8 +377,14 @@ impl Entry {
         write_atomic(&self.dir.join(STATE_FILE), &data, 0o600)
     }
 
-    /// Removes the directory and everything in it.
+    /// Removes the directory and everything in it. A restore's bind of the rootfs left in it
+    /// (`criu-root`, by a restore killed while CRIU ran) is detached first: removing the
+    /// directory must never walk into the rootfs.
     pub fn remove(self) -> Result<(), StateError> {
+        let root = self.dir.join("criu-root");
+        if root.exists() {
+            let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
+        }
         fs::remove_dir_all(&self.dir).map_err(io("remove state dir", &self.dir))
     }
 }

@@ -231,7 +231,7 @@ fn fd_path(fd: &impl AsFd) -> PathBuf {
 }
 
 /// Lexically cleans a container path: absolute, no `.` or `..` (which cannot climb above /).
-fn clean_path(path: &Path) -> PathBuf {
+pub(crate) fn clean_path(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in path.components() {
         match c {
