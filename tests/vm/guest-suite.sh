@@ -117,7 +117,8 @@ podman::top_pause_stats_stop podman::exec_plain_and_it containerd::detached_task
 docker::systemd_run_limits_update_exec_pause_stop docker::systemd_oom_kill_reported
 podman::systemd_run_limits_update_exec_pause_stop cri::systemd_pod_in_kubepods_slice
 podman_rootless::rootless_podman_runs_execs_stops_and_removes_with_hull
-podman_rootless::systemd_rootless_podman_runs_in_a_scope_of_the_users_systemd"
+podman_rootless::systemd_rootless_podman_runs_in_a_scope_of_the_users_systemd
+podman::systemd_checkpoint_restore_and_migrate"
 # shellcheck disable=SC2086
 stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-threads=1 \
     --include-ignored --exact ${filters:-$clients}

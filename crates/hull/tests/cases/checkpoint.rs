@@ -179,3 +179,18 @@ fn without_a_working_criu_both_commands_fail_in_criu_s_words() {
     .stderr_has("Error (criu/");
     t.assert_nothing_left(&id);
 }
+
+/// The host's /dev/null handed to the container as stdin becomes the container's own (as
+/// runc makes it): a descriptor of a file on a mount the container lacks is one CRIU cannot
+/// dump, and podman gives every container /dev/null for stdin.
+#[test]
+fn the_hosts_dev_null_as_stdin_becomes_the_containers_own() {
+    let mut t = Test::new("devnull_stdin");
+    t.sh(
+        "[ \"$(stat -L -c %d:%i /proc/self/fd/0)\" = \"$(stat -c %d:%i /dev/null)\" ] \
+         && echo same || echo other",
+    );
+    let out = t.run();
+    out.ok();
+    assert_eq!(out.stdout, "same\n", "{out}");
+}

@@ -1147,3 +1147,72 @@ fn systemd_run_limits_update_exec_pause_stop() {
     );
     assert_scope_gone(&scope, &format!("libpod-*{id}*"), || pm.logs());
 }
+
+/// `podman container checkpoint` and `restore` with hull, on the guest's kernel where CRIU
+/// works: a counting container is checkpointed (hull's `checkpoint` through conmon's
+/// podman), restored, and counts on; then exported and imported as a new container, as a
+/// migration does.
+#[test]
+#[ignore = "needs a kernel CRIU works on (criu check fails on this host's): runs in the VM guest (tests/vm/guest-tests.sh clients)"]
+fn systemd_checkpoint_restore_and_migrate() {
+    assert_systemd_host();
+    let pm = Podman::with("pm-criu", Registration::Conf, Cgroups::ClientDefault);
+    let count = |name: &str| -> u64 {
+        pm.podman(&["exec", name, "cat", "/tmp/count"])
+            .stdout
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let id = pm.start_detached(
+        "counter",
+        &[
+            IMAGE,
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done",
+        ],
+    );
+    assert!(util::wait_until(Duration::from_secs(30), || count(
+        "counter"
+    ) >= 3));
+    pm.ok(&["container", "checkpoint", "counter"]);
+    assert!(
+        !pm.calls.of("checkpoint", &id).is_empty(),
+        "{}",
+        pm.calls.section()
+    );
+    assert_eq!(pm.inspect("counter", "{{.State.Status}}"), "exited");
+    pm.ok(&["container", "restore", "counter"]);
+    assert!(
+        !pm.calls.of("restore", &id).is_empty(),
+        "{}",
+        pm.calls.section()
+    );
+    pm.wait_status("counter", "running");
+    let at = count("counter");
+    assert!(at >= 3, "restarted from scratch: {at}");
+    assert!(util::wait_until(Duration::from_secs(30), || count(
+        "counter"
+    ) >= at + 3));
+    // Migration: the checkpoint exported to a file, imported as another container.
+    let archive = pm.s.path("counter.tar.gz");
+    let archive = archive.to_str().unwrap();
+    pm.ok(&["container", "checkpoint", "--export", archive, "counter"]);
+    pm.ok(&["rm", "-f", "counter"]);
+    pm.ok(&[
+        "container",
+        "restore",
+        "--import",
+        archive,
+        "--name",
+        "moved",
+    ]);
+    pm.wait_status("moved", "running");
+    let moved = count("moved");
+    assert!(
+        moved >= at,
+        "the imported container restarted: {moved} < {at}"
+    );
+    pm.ok(&["rm", "-f", "-t", "0", "moved"]);
+}

@@ -106,6 +106,7 @@ impl Runtime {
         if active && !cg.by_systemd() {
             cg.apply(res, false)?;
         }
+        crate::rootfs::make_restore_mount_points(&rootfs).map_err(CreateError::from)?;
         // CRIU's root must be a mount point whose parent is not mounted over.
         let root = made.entry().dir().join("criu-root");
         let root_bind = RootBind::new(&bundle.rootfs, &root)?;

@@ -14,7 +14,7 @@ mod devices;
 mod inroot;
 mod mounts;
 
-pub use mounts::{idmap_namespaces, open_bind_sources, set_idmap};
+pub use mounts::{idmap_namespaces, make_restore_mount_points, open_bind_sources, set_idmap};
 pub mod options;
 mod paths;
 mod pivot;

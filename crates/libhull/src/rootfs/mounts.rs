@@ -56,6 +56,31 @@ pub fn open_bind_sources(plan: &Plan) -> Vec<Option<OwnedFd>> {
         .collect()
 }
 
+/// For a restore, where CRIU mounts onto what is already there: the mount point of each
+/// bind of the plan, made in the rootfs where missing (a directory, or a file for a file's
+/// bind), as the init makes them for a create. Binds below a tmpfs of the plan are skipped:
+/// CRIU brings back the tmpfs with what was in it.
+pub fn make_restore_mount_points(plan: &Plan) -> Result<(), RootfsError> {
+    let root = InRoot::open(&plan.rootfs).map_err(sys("open rootfs", plan.rootfs.display()))?;
+    let tmpfs: Vec<&Path> = plan
+        .mounts
+        .iter()
+        .filter(|m| matches!(&m.kind, MountKind::Filesystem { typ, .. } if typ == "tmpfs"))
+        .map(|m| m.dest.as_path())
+        .collect();
+    for m in &plan.mounts {
+        let MountKind::Bind { source } = &m.kind else {
+            continue;
+        };
+        if tmpfs.iter().any(|t| m.dest.starts_with(t) && m.dest != *t) {
+            continue;
+        }
+        let file = std::fs::metadata(source).is_ok_and(|md| !md.is_dir());
+        open_or_create(&root, &m.dest, file)?;
+    }
+    Ok(())
+}
+
 /// The user namespace each idmapped bind mount of the plan is idmapped with, by `mounts[]`
 /// index (`None` for the others): made by the runtime before anything else, one per set of
 /// maps, or the one the container joins (`joined`, as the runtime opened it for the join, so

@@ -17,6 +17,7 @@ use hull_sys::mount::{
 };
 
 pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
+    reopen_dev_null();
     let root = InRoot::open(Path::new("/")).map_err(sys("open", "/"))?;
     for p in &ctx.plan.readonly_paths {
         readonly_path(&root, p)?;
@@ -32,6 +33,31 @@ pub(super) fn finalize(ctx: &RootfsContext) -> Result<(), RootfsError> {
             .map_err(sys("make read-only", "/"))?;
     }
     Ok(())
+}
+
+/// Makes stdin, stdout or stderr that is the host's /dev/null the container's own, as runc
+/// does: a descriptor of a file on a mount the container does not have is one CRIU cannot
+/// checkpoint (podman hands a container /dev/null for stdin). Best effort: without a
+/// /dev/null of its own the container keeps the host's.
+fn reopen_dev_null() {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    let Ok(null) = hull_sys::fd::open("/dev/null", flags, nix::sys::stat::Mode::empty()) else {
+        return;
+    };
+    let is_null = |st: &nix::sys::stat::FileStat| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    };
+    let ours = nix::sys::stat::fstat(null.as_raw_fd()).ok();
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        // The host's: a /dev/null device on another filesystem than the container's.
+        if is_null(&st) && ours.is_some_and(|o| o.st_dev != st.st_dev) {
+            let _ = nix::unistd::dup3(null.as_raw_fd(), fd, OFlag::empty());
+        }
+    }
 }
 
 /// Resolves `path` in the container; `None` when it does not exist.
