@@ -8,6 +8,19 @@ use std::fs;
 
 use crate::util::*;
 
+/// `restore -d` of `id` from `images` with the test's bundle.
+fn restore_detached(t: &Test, images: &str, id: &str) -> Out {
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        images,
+        "--bundle",
+        &t.bundle_str(),
+        id,
+    ])
+}
+
 fn criu_works() -> bool {
     std::process::Command::new("criu")
         .arg("check")
@@ -97,18 +110,10 @@ fn restore_from_missing_images_or_over_an_existing_id_leaves_nothing() {
     t.write_config();
     let id = t.new_id();
     let missing = t.dir.join("missing");
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
-        missing.to_str().unwrap(),
-        "--bundle",
-        &t.bundle_str(),
-        &id,
-    ])
-    .fails()
-    .one_line()
-    .stderr_has("descriptors.json");
+    restore_detached(&t, missing.to_str().unwrap(), &id)
+        .fails()
+        .one_line()
+        .stderr_has("descriptors.json");
     t.assert_nothing_left(&id);
     let (out, _) = t.create(&t.id);
     out.ok();
@@ -118,17 +123,9 @@ fn restore_from_missing_images_or_over_an_existing_id_leaves_nothing() {
         "[\"/dev/null\",\"/dev/null\",\"/dev/null\"]",
     )
     .unwrap();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
-        missing.to_str().unwrap(),
-        "--bundle",
-        &t.bundle_str(),
-        &t.id,
-    ])
-    .fails()
-    .one_line();
+    restore_detached(&t, missing.to_str().unwrap(), &t.id)
+        .fails()
+        .one_line();
     assert_eq!(
         t.status(&t.id),
         "created",
@@ -164,19 +161,11 @@ fn without_a_working_criu_both_commands_fail_in_criu_s_words() {
         .stderr_has("Error (criu/");
     assert_eq!(t.status(&t.id), "running");
     let id = t.new_id();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
-        img,
-        "--bundle",
-        &t.bundle_str(),
-        &id,
-    ])
-    .fails()
-    .one_line()
-    .stderr_has("criu failed: type RESTORE")
-    .stderr_has("Error (criu/");
+    restore_detached(&t, img, &id)
+        .fails()
+        .one_line()
+        .stderr_has("criu failed: type RESTORE")
+        .stderr_has("Error (criu/");
     t.assert_nothing_left(&id);
 }
 

@@ -5,6 +5,7 @@
 //! freezer cgroup to stop it with. Afterwards the container is deleted, unless it was asked
 //! to keep running (`--leave-running`, `--pre-dump`).
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::*;
@@ -286,8 +287,6 @@ fn open_dir(path: &Path, what: &'static str) -> Result<OwnedFd, CheckpointError>
         .map_err(err("open"))
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
 /// The path of the namespace of `kind` the container joined, if it joined one.
 fn joined_namespace(spec: &oci_spec::runtime::Spec, kind: LinuxNamespaceType) -> Option<PathBuf> {
     crate::spec::linux(spec)
@@ -385,5 +384,3 @@ fn write_descriptors(images: &Path, pid: i32) -> Result<(), CheckpointError> {
             source,
         })
 }
-
-use std::os::unix::fs::OpenOptionsExt;

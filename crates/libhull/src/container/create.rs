@@ -193,6 +193,19 @@ impl Made {
         self.entry().save(&self.st)
     }
 
+    /// Writes the init's pid to `path` (`--pid-file`), to be removed again if this create
+    /// (or restore) is undone.
+    pub(super) fn write_pid_file(&mut self, path: &Path) -> Result<(), OptionsError> {
+        state::write_atomic(path, self.st.pid.to_string().as_bytes(), 0o644).map_err(|source| {
+            OptionsError::PidFile {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        self.pid_file = Some(path.to_path_buf());
+        Ok(())
+    }
+
     /// Makes the container: the start gate, the cgroups, the init, the pid file. On an
     /// error, undoes what was made and returns the error (as runc words it when the OOM
     /// killer is the likely cause).
@@ -437,13 +450,7 @@ impl Made {
         self.save()?;
         crate::timing::mark("created");
         if let Some(path) = &pid_file {
-            state::write_atomic(path, self.st.pid.to_string().as_bytes(), 0o644).map_err(
-                |source| OptionsError::PidFile {
-                    path: path.clone(),
-                    source,
-                },
-            )?;
-            self.pid_file = Some(path.clone());
+            self.write_pid_file(path)?;
         }
         send_pidfd(pidfd_socket, &opts.pidfd_socket, pidfd.as_ref(), "standard")?;
         Ok(())

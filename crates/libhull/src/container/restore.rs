@@ -232,7 +232,6 @@ impl Runtime {
             cg.join(pid.as_raw()).map_err(|e| e.to_string())
         };
         let mut restored = None;
-        let mut failure = None;
         let mut notify = |script: &str, n: &rpc::Criu_notify, _fd| -> Result<(), String> {
             match script {
                 "setup-namespaces" => {
@@ -262,10 +261,7 @@ impl Runtime {
                     made.st.creating = false;
                     made.st.started = true;
                     restored = Some(Pid::from_raw(pid));
-                    made.save().map_err(|e| {
-                        failure = Some(e.to_string());
-                        e.to_string()
-                    })
+                    made.save().map_err(|e| e.to_string())
                 }
                 "orphan-pts-master" => Err("restore of a container with a terminal".into()),
                 _ => Ok(()),
@@ -294,13 +290,7 @@ impl Runtime {
             .map(|p| p.display().to_string());
         made.save()?;
         if let Some(path) = &pid_file {
-            state::write_atomic(path, init.to_string().as_bytes(), 0o644).map_err(|source| {
-                OptionsError::PidFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            made.pid_file = Some(path.clone());
+            made.write_pid_file(path)?;
         }
         let _ = made.finish();
         let Some(sfd) = sfd else {
