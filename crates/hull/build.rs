@@ -1,5 +1,6 @@
 //! Embeds the git commit hull is built from (`hull --version`), or "unknown" outside a
-//! checkout. `HULL_COMMIT` in the environment overrides it, for builds from a tarball.
+//! checkout (`HULL_COMMIT` in the environment overrides it, for builds from a tarball), and
+//! the compiler's version, as runc prints Go's.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,4 +31,13 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=HULL_COMMIT={commit}");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HULL_RUSTC={version}");
 }

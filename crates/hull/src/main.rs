@@ -80,11 +80,14 @@ fn real_main() -> i32 {
     libhull::timing::mark("logging set up");
 
     if cli.globals.version {
+        // runc's lines, its `go:` line as `rust:`: tools parse the first and `libseccomp:`.
         let text = format!(
-            "hull version {}\ncommit: {}\nspec: {}\n",
+            "hull version {}\ncommit: {}\nspec: {}\nrust: {}\nlibseccomp: {}\n",
             env!("CARGO_PKG_VERSION"),
             env!("HULL_COMMIT"),
-            libhull::spec::OCI_VERSION
+            libhull::spec::OCI_VERSION,
+            env!("HULL_RUSTC"),
+            libhull::features::libseccomp_version().unwrap_or_else(|| "unknown".into())
         );
         return match std::io::stdout().write_all(text.as_bytes()) {
             Ok(()) => 0,
@@ -163,7 +166,7 @@ fn usage_error(table: &clap::Command, args: &[OsString], err: clap::Error) -> i3
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
-            return 0;
+            return criu_help_status(args);
         }
         _ => {}
     }
@@ -185,6 +188,23 @@ fn usage_error(table: &clap::Command, args: &[OsString], err: clap::Error) -> i3
         }
     }
     fail(to_stderr, &anyhow!(one_line(&err)))
+}
+
+/// The exit status of `checkpoint --help` and `restore --help`: podman (and crun's users)
+/// take a zero as "this runtime can checkpoint", so where CRIU does not work here the help
+/// is followed by one line saying why, and fails.
+fn criu_help_status(args: &[OsString]) -> i32 {
+    let named = argv::subcommand_of(&Cli::globals_table(), args);
+    if !matches!(named.as_deref(), Some("checkpoint" | "restore")) {
+        return 0;
+    }
+    match libhull::features::checkpoint_support() {
+        Ok(_) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "checkpoint/restore unavailable: {e}");
+            1
+        }
+    }
 }
 
 /// clap's message without its "error: " prefix, usage and tips, on one line.

@@ -35,6 +35,9 @@ pub enum CriuError {
     Exit(std::process::ExitStatus, String),
     #[error("CRIU version {have} must be {want} or higher")]
     Version { have: u32, want: u32 },
+    /// CRIU is there but `criu check` fails: its reason.
+    #[error("CRIU does not work here: {0}")]
+    Unusable(String),
     /// A notification's handler failed.
     #[error("{0}")]
     Notify(String),
@@ -192,7 +195,7 @@ pub fn version() -> Result<u32, CriuError> {
 /// reason is what `criu check` says.
 pub fn check_version() -> Result<u32, CriuError> {
     let have = version().map_err(|e| match criu_check() {
-        Some(why) => CriuError::Rpc(format!("CRIU does not work here: {why}")),
+        Some(why) => CriuError::Unusable(why),
         None => e,
     })?;
     if have < MIN_VERSION {
@@ -204,10 +207,21 @@ pub fn check_version() -> Result<u32, CriuError> {
     Ok(have)
 }
 
+/// Whether CRIU can checkpoint and restore here: present, new enough, and passing `criu
+/// check` (a CRIU that answers but cannot dump on this kernel fails the last).
+pub fn usable() -> Result<u32, CriuError> {
+    let have = check_version()?;
+    match criu_check() {
+        Some(why) => Err(CriuError::Unusable(why)),
+        None => Ok(have),
+    }
+}
+
 /// `criu check`'s complaint (its last `Error` line), or `None` when it passes.
 pub fn criu_check() -> Option<String> {
+    // Its log is its only output: at the default level, on stderr.
     let out = Command::new("criu")
-        .arg("check")
+        .args(["check", "-o", "/dev/stderr"])
         .stdin(Stdio::null())
         .output();
     match out {

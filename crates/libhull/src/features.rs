@@ -111,8 +111,35 @@ pub fn features() -> Value {
             // Idmapped bind mounts need mount_setattr (5.12), as every bind mount of hull's
             // rootfs code does (open_tree, move_mount): where hull runs at all, they work.
             "mountExtensions": { "idmap": { "enabled": true } }
-        }
+        },
+        "annotations": annotations(),
     })
+}
+
+/// The libseccomp hull runs with (`2.5.4`), for `--version` and the features document.
+pub fn libseccomp_version() -> Option<String> {
+    crate::seccomp::libseccomp_version()
+}
+
+/// Whether `checkpoint` and `restore` can work here; else CRIU's complaint.
+pub fn checkpoint_support() -> Result<(), String> {
+    crate::criu::usable().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// runc's annotations of the document: the libseccomp in use, and whether `checkpoint` and
+/// `restore` work (only where CRIU is present and passes `criu check`).
+fn annotations() -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(v) = crate::seccomp::libseccomp_version() {
+        out.insert("io.github.seccomp.libseccomp.version".into(), v.into());
+    }
+    if checkpoint_support().is_ok() {
+        out.insert(
+            "org.opencontainers.runc.checkpoint.enabled".into(),
+            "true".into(),
+        );
+    }
+    Value::Object(out)
 }
 
 /// The document as `hull features` prints it: four-space indents and a newline, as runc.

@@ -183,3 +183,82 @@ fn the_hosts_dev_null_as_stdin_becomes_the_containers_own() {
     out.ok();
     assert_eq!(out.stdout, "same\n", "{out}");
 }
+
+/// `checkpoint --help` and `restore --help` succeed only where CRIU works (podman asks them
+/// whether the runtime can checkpoint), and the features document says the same; where it
+/// does not, the help is followed by one line with CRIU's reason, and fails.
+#[test]
+fn help_and_features_say_whether_checkpoint_works_here() {
+    if skip_on_runc("runc says checkpoint works whether CRIU does or not") {
+        return;
+    }
+    let t = Test::new("cpt_help");
+    let works = criu_works();
+    for cmd in ["checkpoint", "restore"] {
+        let out = t.hull(&[cmd, "--help"]);
+        assert!(out.stdout.contains("--image-path"), "no help:\n{out}");
+        if works {
+            out.ok();
+        } else {
+            out.fails()
+                .one_line()
+                .stderr_has("CRIU does not work here: Error (criu/");
+        }
+    }
+    let out = t.hull(&["features"]);
+    out.ok();
+    let features: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let enabled = &features["annotations"]["org.opencontainers.runc.checkpoint.enabled"];
+    assert_eq!(
+        enabled.as_str() == Some("true"),
+        works,
+        "criu check passes: {works}, features say {enabled}"
+    );
+    // Other commands' help is not CRIU's business.
+    t.hull(&["run", "--help"]).ok();
+}
+
+/// A container with a terminal is restored with its pty master sent where a create sends
+/// one: detached, that needs a console socket; a socket without a terminal is refused too.
+/// Both before anything is made.
+#[test]
+fn restore_refuses_a_terminal_without_a_console_socket_and_the_reverse() {
+    if skip_on_runc("hull checks the console before it reads the images") {
+        return;
+    }
+    let mut t = Test::new("rst_tty");
+    t.args(&["sleep", "100"]);
+    t.config["process"]["terminal"] = serde_json::json!(true);
+    t.write_config();
+    let images = t.mkdir("images");
+    fs::write(
+        images.join("descriptors.json"),
+        "[\"/dev/pts/0\",\"/dev/pts/0\",\"/dev/pts/0\"]",
+    )
+    .unwrap();
+    let id = t.new_id();
+    restore_detached(&t, images.to_str().unwrap(), &id)
+        .fails()
+        .one_line()
+        .stderr_has("without setting console socket");
+    t.assert_nothing_left(&id);
+    t.config["process"]["terminal"] = serde_json::json!(false);
+    t.write_config();
+    let sock = t.dir.join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    t.hull(&[
+        "restore",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--image-path",
+        images.to_str().unwrap(),
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .fails()
+    .one_line()
+    .stderr_has("cannot use console socket");
+    t.assert_nothing_left(&id);
+}

@@ -68,7 +68,7 @@ fn log_file_is_created_even_when_nothing_fails() {
 }
 
 #[test]
-fn version_prints_name_commit_and_spec() {
+fn version_prints_name_commit_spec_and_libseccomp() {
     let t = Test::new("cli_version");
     for flag in ["-v", "--version"] {
         let out = t.call(
@@ -87,8 +87,26 @@ fn version_prints_name_commit_and_spec() {
         );
         assert!(lines[1].starts_with("commit: "), "{out}");
         assert!(lines[2].starts_with("spec: 1."), "{out}");
+        // runc's `go:` line is hull's `rust:`; the libseccomp line is the same, and names
+        // the library in use, as the features document does.
+        let seccomp = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("libseccomp: "))
+            .unwrap_or_else(|| panic!("no libseccomp line:\n{out}"));
+        let features: serde_json::Value =
+            serde_json::from_str(&t.hull(&["features"]).stdout).unwrap();
+        assert_eq!(
+            features["annotations"]["io.github.seccomp.libseccomp.version"],
+            seccomp,
+            "{out}"
+        );
+        assert!(
+            seccomp.split('.').count() == 3 && seccomp.starts_with("2."),
+            "{out}"
+        );
         if !crate::util::is_runc() {
-            assert_eq!(lines.len(), 3, "{out}");
+            assert_eq!(lines.len(), 5, "{out}");
+            assert!(lines[3].starts_with("rust: 1."), "{out}");
         }
     }
 }

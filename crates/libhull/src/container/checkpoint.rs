@@ -104,6 +104,7 @@ impl Runtime {
         req.set_log_file("dump.log".into());
         req.set_root(st.rootfs.display().to_string());
         req.set_pid(st.pid);
+        set_config_file(&mut req, &st.config);
         req.set_leave_running(opts.leave_running);
         req.set_tcp_skip_in_flight(opts.tcp_skip_in_flight);
         req.set_link_remap(opts.link_remap);
@@ -221,6 +222,21 @@ impl<'a> CriuShared<'a> {
             manage_cgroups_mode: o.manage_cgroups_mode.as_deref(),
             empty_ns: &o.empty_ns,
         }
+    }
+}
+
+/// CRIU's configuration file for this container, as runc picks it: the `org.criu.config`
+/// annotation (empty: none), else `/etc/criu/runc.conf` (so settings made for runc apply;
+/// CRIU ignores a file that is not there, and its settings override the request's).
+pub(super) fn set_config_file(req: &mut rpc::Criu_opts, spec: &oci_spec::runtime::Spec) {
+    match spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.criu.config"))
+    {
+        Some(file) if file.is_empty() => {}
+        Some(file) => req.set_config_file(file.clone()),
+        None => req.set_config_file("/etc/criu/runc.conf".into()),
     }
 }
 

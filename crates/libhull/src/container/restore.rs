@@ -7,10 +7,11 @@
 //! init. Then, like `run`, hull either leaves it running (`--detach`) or waits for it and
 //! deletes it.
 
-use super::checkpoint::{shared_options, CheckpointError, CriuShared};
+use super::checkpoint::{set_config_file, shared_options, CheckpointError, CriuShared};
 use super::create::{first_state, rootless_cgroups, Made};
 use super::*;
 use crate::criu::{self, rpc};
+use std::os::unix::fs::DirBuilderExt;
 
 /// `restore`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -52,8 +53,6 @@ pub enum RestoreError {
     Criu(#[from] criu::CriuError),
     #[error(transparent)]
     Delete(#[from] DeleteError),
-    #[error("restore of a container with a terminal is not supported yet")]
-    Terminal,
     #[error("{step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -74,16 +73,38 @@ impl Runtime {
         let linux = crate::spec::linux(spec);
         let rootfs = crate::rootfs::plan(spec, &bundle.rootfs, &bundle.dir)?;
         let descriptors = read_descriptors(&opts.image_path)?;
-        if spec
+        // A terminal comes back as a new pty pair CRIU makes: its master goes where a create
+        // sends one (the console socket, or this restore's own relay in the foreground).
+        let terminal = spec
             .process()
             .as_ref()
-            .is_some_and(|p| p.terminal() == Some(true))
-        {
-            return Err(RestoreError::Terminal);
+            .is_some_and(|p| p.terminal() == Some(true));
+        if terminal && co.console_socket.is_none() && opts.detach {
+            return Err(OptionsError::NoConsoleSocket.into());
+        }
+        if !terminal && co.console_socket.is_some() {
+            return Err(OptionsError::ConsoleSocketWithoutTerminal.into());
         }
         criu::check_version()?;
         let images = open_dir(&opts.image_path)?;
-        let work = opts.work_path.as_deref().map(open_dir).transpose()?;
+        let work = match &opts.work_path {
+            Some(p) => {
+                // A container restored again and again keeps its work directory.
+                match std::fs::DirBuilder::new().mode(0o700).create(p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(RestoreError::Io {
+                            step: "make the work directory",
+                            path: p.clone(),
+                            source: e,
+                        })
+                    }
+                    _ => {}
+                }
+                Some(open_dir(p)?)
+            }
+            None => None,
+        };
+        let (console, tty_end) = console_for(&co.console_socket, terminal)?;
         let mut cg = Cgroups::resolve(
             linux.cgroups_path().as_deref(),
             &co.id,
@@ -121,6 +142,7 @@ impl Runtime {
         req.set_log_file("restore.log".into());
         req.set_rst_sibling(true);
         req.set_root(root.display().to_string());
+        set_config_file(&mut req, spec);
         shared_options(
             &mut req,
             &CriuShared {
@@ -232,7 +254,7 @@ impl Runtime {
             cg.join(pid.as_raw()).map_err(|e| e.to_string())
         };
         let mut restored = None;
-        let mut notify = |script: &str, n: &rpc::Criu_notify, _fd| -> Result<(), String> {
+        let mut notify = |script: &str, n: &rpc::Criu_notify, fd: Option<OwnedFd>| -> Result<(), String> {
             match script {
                 "setup-namespaces" => {
                     let mut st = made.st.clone();
@@ -263,7 +285,15 @@ impl Runtime {
                     restored = Some(Pid::from_raw(pid));
                     made.save().map_err(|e| e.to_string())
                 }
-                "orphan-pts-master" => Err("restore of a container with a terminal".into()),
+                "orphan-pts-master" => {
+                    let (Some(master), Some(console)) = (fd, console.as_ref()) else {
+                        return Err("CRIU restored a terminal the config does not have \
+                                    (process.terminal is false)"
+                            .into());
+                    };
+                    crate::console::send_fd(console.as_fd(), "orphan-pts-master", master.as_fd())
+                        .map_err(|e| e.to_string())
+                }
                 _ => Ok(()),
             }
         };
@@ -278,6 +308,8 @@ impl Runtime {
         // directory it lies in (and walk into the rootfs through it).
         drop(root_bind);
         drop(ns_files);
+        // The relay below reads the master from the other end: EOF if none came.
+        drop(console);
         restored_by?;
         made.st.cgroups = Some(cg.clone());
         let Some(init) = restored else {
@@ -296,7 +328,16 @@ impl Runtime {
         let Some(sfd) = sfd else {
             return Ok(0);
         };
-        let code = wait_forwarding(init, &sfd);
+        let code = match tty_end {
+            Some(sock) => match wait_tty(init, &sfd, &sock) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = self.delete(&co.id, true);
+                    return Err(e.into());
+                }
+            },
+            None => wait_forwarding(init, &sfd),
+        };
         self.delete(&co.id, true)?;
         Ok(code)
     }
