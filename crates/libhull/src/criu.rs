@@ -78,12 +78,15 @@ pub fn call(
     .map_err(|e| CriuError::Rpc(format!("socketpair: {e}")))?;
     let mut cmd = Command::new("criu");
     cmd.args(["swrk", "3"]);
+    let own_stdio = swrk.stdio.is_none();
     match swrk.stdio {
         Some([i, o, e]) => cmd.stdin(i).stdout(o).stderr(e),
+        // What CRIU says before its log is open (a bad configuration file, a crash) is
+        // kept, to be quoted when there is no log to quote.
         None => cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(Stdio::piped()),
     };
     let mut fds = vec![(theirs.as_raw_fd(), 3)];
     fds.extend(
@@ -93,8 +96,21 @@ pub fn call(
             .map(|(fd, n)| (fd.as_raw_fd(), n)),
     );
     hull_sys::process::hand_over_fds(&mut cmd, fds);
+    // A log left by an earlier request must not be quoted for this one, should CRIU fail
+    // before it opens its own.
+    if let Some(log) = &swrk.log {
+        let _ = std::fs::remove_file(log);
+    }
     let mut child = cmd.spawn().map_err(CriuError::Spawn)?;
     drop(theirs);
+    // Read on its own thread: CRIU must never block on a full pipe.
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut text);
+            text
+        })
+    });
     let reap = |child: &mut std::process::Child| {
         let _ = child.kill();
         let _ = child.wait();
@@ -108,7 +124,17 @@ pub fn call(
     // CRIU exits once its socket closes.
     drop(ours);
     let status = child.wait().map_err(CriuError::Spawn)?;
-    let why = || swrk.log.as_deref().map(quote_log).unwrap_or_default();
+    let said = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let why = || {
+        let from_log = swrk.log.as_deref().map(quote_log).unwrap_or_default();
+        if !from_log.is_empty() {
+            return from_log;
+        }
+        match said.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(last) if own_stdio => format!(": {}", last.trim()),
+            _ => String::new(),
+        }
+    };
     match result {
         Ok(resp) if !resp.success() => Err(CriuError::Failed {
             kind: format!("{:?}", resp.type_()),
@@ -118,7 +144,10 @@ pub fn call(
         // A pre-dump's CRIU waits for the next request and exits non-zero without it.
         Ok(resp) if status.success() || kind == rpc::Criu_req_type::PRE_DUMP => Ok(resp),
         Ok(_) => Err(CriuError::Exit(status, why())),
-        Err(CriuError::Rpc(e)) if !status.success() => Err(CriuError::Rpc(format!("{e}{}", why()))),
+        Err(CriuError::Rpc(e)) if !status.success() => {
+            Err(CriuError::Rpc(format!("{e} ({status}){}", why())))
+        }
+        Err(CriuError::Rpc(e)) => Err(CriuError::Rpc(format!("{e}{}", why()))),
         Err(e) => Err(e),
     }
 }

@@ -262,3 +262,36 @@ fn restore_refuses_a_terminal_without_a_console_socket_and_the_reverse() {
     .stderr_has("cannot use console socket");
     t.assert_nothing_left(&id);
 }
+
+/// The `org.criu.config` annotation names CRIU's configuration file for this container, as
+/// with runc (whose settings override the request's): here one that moves CRIU's log. The
+/// log is written wherever CRIU gets (on this machine's kernel it fails in it).
+#[test]
+fn the_org_criu_config_annotation_names_criu_s_configuration_file() {
+    if skip_on_runc("runc reads the annotation too, but this checks hull's log quoting") {
+        return;
+    }
+    let mut t = Test::new("cpt_conf");
+    t.args(&["sleep", "100"]);
+    let conf = t.dir.join("criu.conf");
+    fs::write(&conf, "log-file custom.log\n").unwrap();
+    t.config["annotations"] = serde_json::json!({ "org.criu.config": conf });
+    let (out, _) = t.create(&t.id);
+    out.ok();
+    t.hull(&["start", &t.id]).ok();
+    let images = t.dir.join("images");
+    let _ = t.hull(&[
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        images.to_str().unwrap(),
+        &t.id,
+    ]);
+    let log = fs::read_to_string(images.join("custom.log")).unwrap_or_default();
+    assert!(
+        log.contains("Dumping") || log.contains("Error (criu/"),
+        "CRIU did not log where its configuration said: {log:?}"
+    );
+    assert!(!images.join("dump.log").exists(), "the file was not read");
+    assert_eq!(t.status(&t.id), "running");
+}

@@ -96,8 +96,7 @@ fn version_prints_name_commit_spec_and_libseccomp() {
         let features: serde_json::Value =
             serde_json::from_str(&t.hull(&["features"]).stdout).unwrap();
         assert_eq!(
-            features["annotations"]["io.github.seccomp.libseccomp.version"],
-            seccomp,
+            features["annotations"]["io.github.seccomp.libseccomp.version"], seccomp,
             "{out}"
         );
         assert!(

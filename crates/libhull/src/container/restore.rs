@@ -254,7 +254,10 @@ impl Runtime {
             cg.join(pid.as_raw()).map_err(|e| e.to_string())
         };
         let mut restored = None;
-        let mut notify = |script: &str, n: &rpc::Criu_notify, fd: Option<OwnedFd>| -> Result<(), String> {
+        let mut notify = |script: &str,
+                          n: &rpc::Criu_notify,
+                          fd: Option<OwnedFd>|
+         -> Result<(), String> {
             match script {
                 "setup-namespaces" => {
                     let mut st = made.st.clone();
