@@ -675,3 +675,67 @@ fn lazy_pages_from_a_page_server_restore_a_new_container() {
     t.hull(&["delete", "-f", &id2]).ok();
     t.assert_nothing_left(&id2);
 }
+
+/// Where CRIU writes and what it is told: `--work-path` gets CRIU's logs instead of the
+/// images; `--file-locks`, `--auto-dedup` and `--manage-cgroups-mode` are taken; restore's
+/// `--pid-file` names the restored init.
+#[test]
+fn work_path_pid_file_and_passed_flags() {
+    let (t, vol) = counter("criu_flags");
+    let id = t.id.clone();
+    let _pipes = start_detached(&t, &id);
+    counts_to(&vol, 2);
+    let images = t.dir.join("images");
+    let work = t.dir.join("work");
+    let (img, wrk) = (images.to_str().unwrap(), work.to_str().unwrap());
+    t.hull(&[
+        "checkpoint",
+        "--file-locks",
+        "--auto-dedup",
+        "--manage-cgroups-mode",
+        "soft",
+        "--image-path",
+        img,
+        "--work-path",
+        wrk,
+        &id,
+    ])
+    .ok();
+    assert!(work.join("dump.log").exists(), "no log in the work path");
+    assert!(
+        !images.join("dump.log").exists(),
+        "the log went to the images"
+    );
+    let pid_file = t.dir.join("restored.pid");
+    t.hull(&[
+        "restore",
+        "-d",
+        "--file-locks",
+        "--manage-cgroups-mode",
+        "soft",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--image-path",
+        img,
+        "--work-path",
+        wrk,
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .ok();
+    assert!(
+        work.join("restore.log").exists(),
+        "no restore log in the work path"
+    );
+    let pid = t.state(&id).unwrap()["pid"].as_i64().unwrap();
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string(),
+        "--pid-file"
+    );
+    let now = count(&vol);
+    counts_to(&vol, now + 2);
+    t.hull(&["delete", "-f", &id]).ok();
+    t.assert_nothing_left(&id);
+}
