@@ -123,6 +123,21 @@ podman::systemd_checkpoint_restore_and_migrate"
 stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-threads=1 \
     --include-ignored --exact ${filters:-$clients}
 
+# The Debian package, when the host built one (.ci/run does, docs/install.md): installed, its
+# man pages and completions checked, one docker and one podman container through
+# /usr/bin/hull, purged, nothing left. Named by itself it must be there.
+if [ -f pkg/hull.deb ]; then
+    stage package 600 "$(some 2)" sh package-check pkg/hull.deb /opt/hull/e2e
+else
+    case ",$stages," in
+    *,package,*)
+        echo "=== stage package: no package passed in (guest-tests.sh passes \$HULL_DEB)"
+        ran="$ran package" failed="$failed package"
+        ;;
+    ,all,) echo "=== stage package skipped: no package passed in (.ci/run builds one)" ;;
+    esac
+fi
+
 # The OCI validation suite, when the host passed one in: hull in `validation`, the guest's runc
 # beside it in `validation-runc` (asked for by name: it doubles the time).
 suite=false
@@ -167,7 +182,7 @@ fi
 
 echo
 if [ -z "$ran" ]; then
-    echo "=== no stage named '$stages' (unit, guest, hybrid, clients, validation, validation-runc)"
+    echo "=== no stage named '$stages' (unit, guest, hybrid, clients, package, validation, validation-runc)"
     exit 2
 fi
 echo "=== guest stages run:$ran; failed:${failed:- none}"

@@ -5,7 +5,10 @@
 #
 #   tests/vm/guest-tests.sh                      every stage but validation-runc
 #   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, hybrid, clients,
-#                                                       validation, validation-runc
+#                                                       package, validation, validation-runc
+#
+# HULL_DEB=<hull_*.deb> passes a built Debian package in for the package stage (.ci/run
+# builds one; docs/install.md).
 #
 # `hybrid` (the systemd driver on a v1/hybrid host) needs the guest booted with
 # systemd.unified_cgroup_hierarchy=0: it runs in a second boot of its own.
@@ -68,6 +71,12 @@ cp "$unit" "$share/bin/libhull-unit"
 cp "$cgunit" "$share/bin/hull-cgroups-unit"
 echo "$hull" >"$share/hull-path"
 cp tests/vm/guest-suite.sh "$share/run"
+cp tests/vm/package-check.sh "$share/package-check"
+# The Debian package for the package stage, when one was built (.ci/run builds it).
+if [ -n "${HULL_DEB:-}" ]; then
+    mkdir -p "$share/pkg"
+    cp "$HULL_DEB" "$share/pkg/hull.deb"
+fi
 cp runtime-tools-tests/run.py runtime-tools-tests/expected-guest.tsv "$share/validation/"
 extra=()
 tools_dir=${RUNTIME_TOOLS_DIR:-/work/runtime-tools}
@@ -96,7 +105,7 @@ if [ -n "$main" ]; then
     HULL_VM_TIMEOUT=${HULL_VM_TIMEOUT:-4000} tests/vm/run.sh --image "$image" "${extra[@]}" "$share" || rc=$?
     rm -rf target/vm/last
     cp -r "$share" target/vm/last
-    rm -rf target/vm/last/bin
+    rm -rf target/vm/last/bin target/vm/last/pkg
     log "guest suite: exit $rc after $((SECONDS - start)) s (output in target/vm/last/)"
 fi
 if $hybrid; then
@@ -108,7 +117,7 @@ if $hybrid; then
         tests/vm/run.sh --image "$image" "$share" || hrc=$?
     rm -rf target/vm/last-hybrid
     cp -r "$share" target/vm/last-hybrid
-    rm -rf target/vm/last-hybrid/bin target/vm/last-hybrid/validation
+    rm -rf target/vm/last-hybrid/bin target/vm/last-hybrid/validation target/vm/last-hybrid/pkg
     log "hybrid stage: exit $hrc (output in target/vm/last-hybrid/)"
     [ "$rc" -ne 0 ] || rc=$hrc
 fi

@@ -88,10 +88,24 @@ pub fn hand_over_fds(cmd: &mut std::process::Command, fds: Vec<(RawFd, RawFd)>) 
                 return Err(std::io::Error::last_os_error());
             }
         }
+        // Whatever else the caller left open without close-on-exec (a `--status-fd`, an
+        // fd its own caller leaked) stays out of the program.
+        // SAFETY: close_range with integer arguments, async-signal-safe after fork.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                floor as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(())
     };
-    // SAFETY: the closure calls only fcntl and dup2 and writes into a buffer allocated
-    // before the fork: nothing that is unsafe between fork and exec.
+    // SAFETY: the closure calls only fcntl, dup2 and close_range and writes into a buffer
+    // allocated before the fork: nothing that is unsafe between fork and exec.
     unsafe { std::os::unix::process::CommandExt::pre_exec(cmd, hand_over) };
 }
 

@@ -56,7 +56,7 @@ fn hull_deps(manifest: &str) -> Vec<String> {
             continue;
         }
         let name = line.split(['.', '=', ' ']).next().unwrap_or("");
-        if name == "libhull" || name.starts_with("hull-") {
+        if name == "libhull" || name == "hull" || name.starts_with("hull-") {
             deps.push(name.to_owned());
         }
     }

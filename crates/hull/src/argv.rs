@@ -231,8 +231,8 @@ pub fn peek_log_flags(cmd: &Command, args: &[OsString]) -> (Option<OsString>, Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
     use clap::{CommandFactory, Parser};
+    use hull::cli::Cli;
 
     fn norm(args: &[&str]) -> Vec<String> {
         normalize(&Cli::command(), args.iter().map(OsString::from).collect())
@@ -363,7 +363,7 @@ mod tests {
         );
         assert_eq!(cli.globals.log_format, "json");
         match cli.command {
-            Some(crate::cli::Command::Create(c)) => {
+            Some(hull::cli::Command::Create(c)) => {
                 assert!(c.no_pivot);
                 assert_eq!(c.preserve_fds, 2);
             }

@@ -41,8 +41,7 @@ pub struct Globals {
     #[arg(long, value_name = "PATH")]
     pub root: Option<PathBuf>,
 
-    /// Path to the criu binary used for checkpoint and restore (accepted; hull has no
-    /// checkpoint/restore yet)
+    /// Path to the criu binary (ignored, as by runc 1.2 and later: criu is found on PATH)
     #[arg(long, value_name = "PATH")]
     pub criu: Option<String>,
 

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use libhull::state::OciState;
 use libhull::{CreateOptions, RunOptions, Runtime};
 
-use crate::cli::{Command, CreateArgs, EventsArgs, KillArgs, ListArgs, PsArgs, RunArgs, SpecArgs};
+use hull::cli::{Command, CreateArgs, EventsArgs, KillArgs, ListArgs, PsArgs, RunArgs, SpecArgs};
 
 /// The global flags that choose how cgroups are handled.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,7 +119,7 @@ fn run(rt: &Runtime, args: RunArgs, cgroups: CgroupFlags) -> Result<i32> {
 
 /// `checkpoint`'s flags as runc reads them: the images in `./checkpoint` by default, paths
 /// made absolute against where hull was started.
-fn checkpoint_options(a: &crate::cli::CheckpointArgs) -> Result<libhull::CheckpointOptions> {
+fn checkpoint_options(a: &hull::cli::CheckpointArgs) -> Result<libhull::CheckpointOptions> {
     let page_server = match &a.page_server {
         None => None,
         Some(s) => {
@@ -158,7 +158,7 @@ fn checkpoint_options(a: &crate::cli::CheckpointArgs) -> Result<libhull::Checkpo
 /// `restore`'s flags: the create half as `create` reads them, the images in
 /// `./checkpoint` by default.
 fn restore_options(
-    a: crate::cli::RestoreArgs,
+    a: hull::cli::RestoreArgs,
     cgroups: CgroupFlags,
 ) -> Result<libhull::RestoreOptions> {
     let image_path = match &a.image_path {
@@ -208,11 +208,11 @@ impl std::error::Error for ExitWith {}
 
 /// `exec`: the flags as runc reads them; the process's exit code unless detached. A failure
 /// exits 255 with "exec failed: …", as runc.
-fn exec(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+fn exec(rt: &Runtime, args: hull::cli::ExecArgs) -> Result<i32> {
     exec_inner(rt, args).map_err(|e| ExitWith(255, format!("exec failed: {e}")).into())
 }
 
-fn exec_inner(rt: &Runtime, args: crate::cli::ExecArgs) -> Result<i32> {
+fn exec_inner(rt: &Runtime, args: hull::cli::ExecArgs) -> Result<i32> {
     let mut rest = args.args.into_iter();
     let id = rest.next().unwrap_or_default();
     let process = match &args.process {

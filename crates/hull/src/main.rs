@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 mod argv;
-mod cli;
 mod commands;
 mod update;
 
@@ -17,7 +16,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use libhull::logging::{self, Format};
 
-use crate::cli::{Cli, Command};
+use hull::cli::{Cli, Command};
 
 /// The commands that run code in a container: they run from a sealed copy of the binary.
 const CONTAINER_CODE: [&str; 3] = ["create", "run", "exec"];
@@ -195,7 +194,15 @@ fn usage_error(table: &clap::Command, args: &[OsString], err: clap::Error) -> i3
 /// is followed by one line saying why, and fails.
 fn criu_help_status(args: &[OsString]) -> i32 {
     let named = argv::subcommand_of(&Cli::globals_table(), args);
-    if !matches!(named.as_deref(), Some("checkpoint" | "restore")) {
+    let Some(name) = named.filter(|n| n == "checkpoint" || n == "restore") else {
+        return 0;
+    };
+    // The command's own help (`hull checkpoint --help`), not the global one before it.
+    let after = args.iter().skip_while(|a| a.as_os_str() != name.as_str());
+    if !after
+        .skip(1)
+        .any(|a| a == "--help" || a == "-h" || a == "-help")
+    {
         return 0;
     }
     match libhull::features::checkpoint_support() {

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
-use crate::cli::UpdateArgs;
+use hull::cli::UpdateArgs;
 
 /// The resources `update` changes: from the file (then the flags are ignored, as in runc),
 /// else from the flags that were given.
@@ -209,8 +209,8 @@ mod tests {
         let mut argv = vec!["hull", "update"];
         argv.extend_from_slice(flags);
         argv.push("id");
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            Some(crate::cli::Command::Update(a)) => a,
+        match hull::cli::Cli::try_parse_from(argv).unwrap().command {
+            Some(hull::cli::Command::Update(a)) => a,
             other => panic!("not update: {other:?}"),
         }
     }

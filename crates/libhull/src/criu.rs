@@ -22,6 +22,8 @@ pub const MIN_VERSION: u32 = 31500;
 pub enum CriuError {
     #[error("run criu: {0}")]
     Spawn(#[source] std::io::Error),
+    #[error("criu: executable file not found in $PATH")]
+    NotFound,
     #[error("criu: {0}")]
     Rpc(String),
     /// CRIU refused or failed the request; `why` quotes its log.
@@ -78,15 +80,27 @@ pub fn call(
     .map_err(|e| CriuError::Rpc(format!("socketpair: {e}")))?;
     let mut cmd = Command::new("criu");
     cmd.args(["swrk", "3"]);
-    let own_stdio = swrk.stdio.is_none();
+    // What CRIU says before its log is open (a bad configuration file, a crash) is kept, to
+    // be quoted when there is no log to quote: in a file, not a pipe, which a process that
+    // outlives CRIU (an action script's) would hold open.
+    let mut said_file = None;
     match swrk.stdio {
         Some([i, o, e]) => cmd.stdin(i).stdout(o).stderr(e),
-        // What CRIU says before its log is open (a bad configuration file, a crash) is
-        // kept, to be quoted when there is no log to quote.
-        None => cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
+        None => {
+            let memfd = nix::sys::memfd::memfd_create(
+                c"criu-stderr",
+                nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+            );
+            let err = match memfd.map(std::fs::File::from) {
+                Ok(f) => {
+                    let stderr = f.try_clone().map(Stdio::from).unwrap_or(Stdio::null());
+                    said_file = Some(f);
+                    stderr
+                }
+                Err(_) => Stdio::null(),
+            };
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err)
+        }
     };
     let mut fds = vec![(theirs.as_raw_fd(), 3)];
     fds.extend(
@@ -101,16 +115,8 @@ pub fn call(
     if let Some(log) = &swrk.log {
         let _ = std::fs::remove_file(log);
     }
-    let mut child = cmd.spawn().map_err(CriuError::Spawn)?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     drop(theirs);
-    // Read on its own thread: CRIU must never block on a full pipe.
-    let stderr = child.stderr.take().map(|mut e| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut e, &mut text);
-            text
-        })
-    });
     let reap = |child: &mut std::process::Child| {
         let _ = child.kill();
         let _ = child.wait();
@@ -124,15 +130,22 @@ pub fn call(
     // CRIU exits once its socket closes.
     drop(ours);
     let status = child.wait().map_err(CriuError::Spawn)?;
-    let said = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let said = said_file
+        .map(|mut f| {
+            let mut bytes = Vec::new();
+            let _ = std::io::Seek::rewind(&mut f);
+            let _ = std::io::Read::read_to_end(&mut f, &mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .unwrap_or_default();
     let why = || {
         let from_log = swrk.log.as_deref().map(quote_log).unwrap_or_default();
         if !from_log.is_empty() {
             return from_log;
         }
         match said.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(last) if own_stdio => format!(": {}", last.trim()),
-            _ => String::new(),
+            Some(last) => format!(": {}", last.trim()),
+            None => String::new(),
         }
     };
     match result {
@@ -150,6 +163,14 @@ pub fn call(
         Err(CriuError::Rpc(e)) => Err(CriuError::Rpc(format!("{e}{}", why()))),
         Err(e) => Err(e),
     }
+}
+
+/// `criu` not on PATH is said in runc's words.
+fn spawn_error(e: std::io::Error) -> CriuError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return CriuError::NotFound;
+    }
+    CriuError::Spawn(e)
 }
 
 /// Sends the request and reads CRIU's answers until the one that ends it.
@@ -254,7 +275,7 @@ pub fn criu_check() -> Option<String> {
         .stdin(Stdio::null())
         .output();
     match out {
-        Err(e) => Some(format!("run criu check: {e}")),
+        Err(e) => Some(spawn_error(e).to_string()),
         Ok(o) if o.status.success() => None,
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stderr).into_owned()

@@ -113,6 +113,10 @@ pub fn features() -> Value {
             "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": annotations(),
+        // Annotations that make hull act on the host beyond the container (runc lists these
+        // too): unit properties systemd applies, and CRIU's configuration file, whose action
+        // scripts CRIU runs as root.
+        "potentiallyUnsafeConfigAnnotations": ["org.systemd.property.", "org.criu.config"],
     })
 }
 

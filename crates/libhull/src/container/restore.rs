@@ -11,7 +11,7 @@ use super::checkpoint::{set_config_file, shared_options, CheckpointError, CriuSh
 use super::create::{first_state, rootless_cgroups, Made};
 use super::*;
 use crate::criu::{self, rpc};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 /// `restore`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -254,6 +254,7 @@ impl Runtime {
             cg.join(pid.as_raw()).map_err(|e| e.to_string())
         };
         let mut restored = None;
+        let mut sent_master = false;
         let mut notify = |script: &str,
                           n: &rpc::Criu_notify,
                           fd: Option<OwnedFd>|
@@ -289,13 +290,18 @@ impl Runtime {
                     made.save().map_err(|e| e.to_string())
                 }
                 "orphan-pts-master" => {
-                    let (Some(master), Some(console)) = (fd, console.as_ref()) else {
-                        return Err("CRIU restored a terminal the config does not have \
+                    let Some(console) = console.as_ref() else {
+                        return Err("the checkpoint has a terminal, the config does not \
                                     (process.terminal is false)"
                             .into());
                     };
+                    let Some(master) = fd else {
+                        return Err("CRIU sent no pty master with orphan-pts-master".into());
+                    };
                     crate::console::send_fd(console.as_fd(), "orphan-pts-master", master.as_fd())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string())?;
+                    sent_master = true;
+                    Ok(())
                 }
                 _ => Ok(()),
             }
@@ -314,6 +320,12 @@ impl Runtime {
         // The relay below reads the master from the other end: EOF if none came.
         drop(console);
         restored_by?;
+        if terminal && !sent_master {
+            // The receiver would wait for a master that never comes.
+            return Err(RestoreError::Criu(criu::CriuError::Rpc(
+                "the checkpoint has no terminal, the config does (process.terminal is true)".into(),
+            )));
+        }
         made.st.cgroups = Some(cg.clone());
         let Some(init) = restored else {
             return Err(RestoreError::Criu(criu::CriuError::Rpc(
@@ -384,7 +396,10 @@ impl Drop for RootBind {
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, RestoreError> {
-    std::fs::File::open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
         .map(OwnedFd::from)
         .map_err(|source| RestoreError::Io {
             step: "open",
