@@ -16,13 +16,13 @@ use hull::cli::Cli;
 
 fn main() -> ExitCode {
     let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: hull-dist OUT_DIR");
+        let _ = writeln!(std::io::stderr(), "usage: hull-dist OUT_DIR");
         return ExitCode::from(2);
     };
     match generate(&out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hull-dist: {e}");
+            let _ = writeln!(std::io::stderr(), "hull-dist: {e}");
             ExitCode::FAILURE
         }
     }
