@@ -127,7 +127,8 @@ stage clients 900 "$(some "$(echo $clients | wc -w)")" /opt/hull/e2e --test-thre
 # man pages and completions checked, one docker and one podman container through
 # /usr/bin/hull, purged, nothing left. Named by itself it must be there.
 if [ -f pkg/hull.deb ]; then
-    stage package 600 "$(some 2)" sh package-check pkg/hull.deb /opt/hull/e2e
+    # It runs its two client tests whatever the filters say.
+    stage package 600 2 sh package-check pkg/hull.deb /opt/hull/e2e "$hull_path"
 else
     case ",$stages," in
     *,package,*)
@@ -137,6 +138,36 @@ else
     ,all,) echo "=== stage package skipped: no package passed in (.ci/run builds one)" ;;
     esac
 fi
+
+# runc's own integration suite (runc-integration/), asked for by name, when the host passed
+# a prepared copy in: the bats files the FILTERs name (checkpoint.bats by default, which
+# needs this kernel's CRIU) against hull, and against the guest's runc for comparison.
+case ",$stages," in *,runc-bats,*)
+    mkdir -p /mnt/runcbats
+    if mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,ro runcbats /mnt/runcbats 2>/dev/null; then
+        rm -rf /opt/runc-bats
+        cp -a /mnt/runcbats /opt/runc-bats || echo "=== runc-bats: copying the suite failed"
+        umount /mnt/runcbats
+        # get-images.sh asks `go env GOARCH`; the guest has no Go.
+        printf '#!/bin/sh\necho amd64\n' >/usr/local/bin/go && chmod 755 /usr/local/bin/go
+        # The host's exclusions but those for its CRIU, which works here.
+        grep -v 'CRIU does not work on this kernel' runc-integration/excluded.tsv >/tmp/excluded.tsv
+        # shellcheck disable=SC2086
+        stage runc-bats 1800 0 python3 runc-integration/run.py --suite /opt/runc-bats \
+            --runtime "$hull_path" --out "$share/runc-bats/hull" --exclude /tmp/excluded.tsv \
+            --timeout-per-file 1500 --only ${filters:-checkpoint}
+        # The guest's runc (Debian's 1.1.5) beside it, for comparison only: never a failure.
+        echo "=== runc-bats with the guest's runc, for comparison"
+        # shellcheck disable=SC2086
+        timeout -k 10 1800 python3 runc-integration/run.py --suite /opt/runc-bats \
+            --runtime /usr/sbin/runc --out "$share/runc-bats/runc" --exclude /tmp/excluded.tsv \
+            --known-failures /dev/null --timeout-per-file 1500 --only ${filters:-checkpoint} || true
+    else
+        echo "=== stage runc-bats: no prepared runc suite passed in (RUNC_INTEGRATION_DIR)"
+        ran="$ran runc-bats" failed="$failed runc-bats"
+    fi
+    ;;
+esac
 
 # The OCI validation suite, when the host passed one in: hull in `validation`, the guest's runc
 # beside it in `validation-runc` (asked for by name: it doubles the time).
@@ -182,7 +213,7 @@ fi
 
 echo
 if [ -z "$ran" ]; then
-    echo "=== no stage named '$stages' (unit, guest, hybrid, clients, package, validation, validation-runc)"
+    echo "=== no stage named '$stages' (unit, guest, hybrid, clients, package, runc-bats, validation, validation-runc)"
     exit 2
 fi
 echo "=== guest stages run:$ran; failed:${failed:- none}"

@@ -5,10 +5,11 @@
 #
 #   tests/vm/guest-tests.sh                      every stage but validation-runc
 #   tests/vm/guest-tests.sh STAGE[,STAGE] [FILTER...]   stages: unit, guest, hybrid, clients,
-#                                                       package, validation, validation-runc
+#                                                       package, runc-bats, validation,
+#                                                       validation-runc
 #
 # HULL_DEB=<hull_*.deb> passes a built Debian package in for the package stage (.ci/run
-# builds one; docs/install.md).
+# builds one; docs/install.md); RUNC_INTEGRATION_DIR a prepared runc suite for runc-bats.
 #
 # `hybrid` (the systemd driver on a v1/hybrid host) needs the guest booted with
 # systemd.unified_cgroup_hierarchy=0: it runs in a second boot of its own.
@@ -84,6 +85,14 @@ if [ -x "$tools_dir/runtimetest" ] && compgen -G "$tools_dir/validation/*/*.t" >
     extra+=(--share "suite=$tools_dir")
 else
     log "no built validation suite at $tools_dir: the guest's validation stage has nothing to run"
+fi
+# runc's integration suite for the runc-bats stage, when a prepared copy is present
+# (runc-integration/README.md; never in the repository).
+runc_suite=${RUNC_INTEGRATION_DIR:-/work/runc-bats/runc-1.3.6}
+if [ -f "$runc_suite/tests/integration/helpers.bash" ] && [ -d "$runc_suite/tests/cmd/_bin" ]; then
+    extra+=(--share "runcbats=$runc_suite")
+    mkdir -p "$share/runc-integration"
+    cp runc-integration/run.py runc-integration/*.tsv "$share/runc-integration/"
 fi
 
 # The stages of the main boot, and whether the hybrid boot runs.

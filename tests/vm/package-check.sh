@@ -7,7 +7,14 @@
 set -eu
 deb=$1
 e2e=$2
+dev_hull=$3
 fail() { echo "package-check: $*" >&2; exit 1; }
+# A failed check leaves neither the package nor the moved development build behind.
+cleanup() {
+    [ ! -e "$dev_hull.off" ] || mv "$dev_hull.off" "$dev_hull"
+    if dpkg -s hull >/dev/null 2>&1; then dpkg --purge hull >/dev/null || true; fi
+}
+trap cleanup EXIT
 
 [ ! -e /usr/bin/hull ] || fail "/usr/bin/hull exists before the package is installed"
 dpkg -i "$deb"
@@ -45,9 +52,13 @@ echo "package-check: installed: $(echo "$files" | wc -l) paths, man pages and co
 
 # One docker and one podman container through /usr/bin/hull, on their default settings (the
 # systemd cgroup driver): the client tests, pointed at the installed binary.
+# The development build the other stages use is moved away meanwhile: if the tests ran
+# anything but /usr/bin/hull, they fail.
+mv "$dev_hull" "$dev_hull.off"
 HULL_TEST_RUNTIME=/usr/bin/hull "$e2e" --test-threads=1 --include-ignored --exact \
     docker::systemd_run_limits_update_exec_pause_stop \
     podman::systemd_run_limits_update_exec_pause_stop
+mv "$dev_hull.off" "$dev_hull"
 
 dpkg --purge hull
 if dpkg -s hull >/dev/null 2>&1; then fail "dpkg still knows hull after the purge"; fi

@@ -31,6 +31,13 @@ fn main() -> ExitCode {
 fn generate(out: &Path) -> std::io::Result<()> {
     let man = out.join("man");
     let completions = out.join("completions");
+    // Nothing an earlier run wrote (a page of a command since removed) is packaged.
+    for dir in [&man, &completions] {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
     let mut cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));

@@ -81,26 +81,27 @@ pub fn hand_over_fds(cmd: &mut std::process::Command, fds: Vec<(RawFd, RawFd)>) 
             }
             moved[i] = fd;
         }
-        for (i, &(_, to)) in fds.iter().enumerate() {
-            // SAFETY: dup2 with integer arguments, async-signal-safe after fork; the copy
-            // it makes has no close-on-exec.
-            if unsafe { libc::dup2(moved[i], to) } < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
         // Whatever else the caller left open without close-on-exec (a `--status-fd`, an
-        // fd its own caller leaked) stays out of the program.
+        // fd its own caller leaked) stays out of the program; the dup2s below clear the
+        // flag again on the targets only.
         // SAFETY: close_range with integer arguments, async-signal-safe after fork.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_close_range,
-                floor as libc::c_uint,
+                3 as libc::c_uint,
                 libc::c_uint::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
+        }
+        for (i, &(_, to)) in fds.iter().enumerate() {
+            // SAFETY: dup2 with integer arguments, async-signal-safe after fork; the copy
+            // it makes has no close-on-exec.
+            if unsafe { libc::dup2(moved[i], to) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         Ok(())
     };

@@ -173,7 +173,9 @@ mod tests {
                 "ociVersionMax",
                 "hooks",
                 "mountOptions",
-                "linux"
+                "linux",
+                "annotations",
+                "potentiallyUnsafeConfigAnnotations"
             ]
         );
         assert_eq!(f["ociVersionMax"], crate::spec::OCI_VERSION);

@@ -329,7 +329,7 @@ fn external_mounts(st: &ContainerState) -> Vec<String> {
         .collect();
     // Every bind of the config, as runc names them: a bind of a whole host filesystem has
     // `/` for its root and would pass for one the container made.
-    let mut out = config_binds(&st.config);
+    let mut out = config_binds(&st.config, &st.rootfs);
     for m in &mounts {
         let point = m.mount_point.display().to_string();
         if point == "/" || whole.contains(&m.device.as_str()) {
@@ -342,8 +342,10 @@ fn external_mounts(st: &ContainerState) -> Vec<String> {
     out
 }
 
-/// The destinations of the config's bind mounts, cleaned as the plan cleans them.
-fn config_binds(spec: &oci_spec::runtime::Spec) -> Vec<String> {
+/// The destinations of the config's bind mounts, cleaned as the plan cleans them, and where
+/// symlinks inside the rootfs took them (runc resolves them too: CRIU knows a mount by the
+/// path it really has).
+fn config_binds(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Vec<String> {
     spec.mounts()
         .iter()
         .flatten()
@@ -355,7 +357,8 @@ fn config_binds(spec: &oci_spec::runtime::Spec) -> Vec<String> {
                     .any(|o| o == "bind" || o == "rbind")
         })
         .map(|m| {
-            crate::rootfs::clean_path(m.destination())
+            let dest = crate::rootfs::clean_path(m.destination());
+            crate::rootfs::resolved_destination(rootfs, &dest)
                 .display()
                 .to_string()
         })

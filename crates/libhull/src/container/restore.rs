@@ -335,6 +335,7 @@ impl Runtime {
         made.st.process_ns = std::fs::read_link(format!("/proc/{init}/ns/pid"))
             .ok()
             .map(|p| p.display().to_string());
+        joins_criu_time_namespace(&mut made.st.config, init);
         made.save()?;
         if let Some(path) = &pid_file {
             made.write_pid_file(path)?;
@@ -356,6 +357,32 @@ impl Runtime {
         self.delete(&co.id, true)?;
         Ok(code)
     }
+}
+
+/// CRIU (3.14 and later) restores the processes into a time namespace of its own, which
+/// keeps their clocks going on from the dump: the state's config gets one, so that `exec`
+/// joins it too, as runc does (a process exec'd outside it could not be dumped with them:
+/// CRIU cannot restore a task in another time namespace than its parent's).
+fn joins_criu_time_namespace(config: &mut oci_spec::runtime::Spec, init: Pid) {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/time")).ok();
+    let theirs = ns(&init.to_string());
+    if theirs.is_none() || theirs == ns("self") {
+        return;
+    }
+    let Some(linux) = config.linux_mut() else {
+        return;
+    };
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    if namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Time)
+    {
+        return;
+    }
+    let mut time = oci_spec::runtime::LinuxNamespace::default();
+    time.set_typ(LinuxNamespaceType::Time);
+    namespaces.push(time);
+    linux.set_namespaces(Some(namespaces));
 }
 
 /// The rootfs bound (recursively) at `at` for as long as CRIU needs it as its root.
@@ -445,7 +472,9 @@ fn external_mounts(
     }
     for m in &rootfs.mounts {
         if let crate::rootfs::plan::MountKind::Bind { source } = &m.kind {
-            out.push((m.dest.display().to_string(), source.display().to_string()));
+            // Named as the checkpoint named it: where symlinks in the rootfs take it.
+            let dest = crate::rootfs::resolved_destination(&rootfs.rootfs, &m.dest);
+            out.push((dest.display().to_string(), source.display().to_string()));
         }
     }
     for p in linux.masked_paths().iter().flatten() {

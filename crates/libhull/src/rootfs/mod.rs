@@ -14,7 +14,9 @@ mod devices;
 mod inroot;
 mod mounts;
 
-pub use mounts::{idmap_namespaces, make_restore_mount_points, open_bind_sources, set_idmap};
+pub use mounts::{
+    idmap_namespaces, make_restore_mount_points, open_bind_sources, resolved_destination, set_idmap,
+};
 pub mod options;
 mod paths;
 mod pivot;

@@ -68,7 +68,10 @@ pub fn make_restore_mount_points(plan: &Plan) -> Result<(), RootfsError> {
         .filter(|m| matches!(&m.kind, MountKind::Filesystem { typ, .. } if typ == "tmpfs"))
         .map(|m| m.dest.as_path())
         .collect();
-    for m in &plan.mounts {
+    // A bind with another inside it is bound for the while, so that the inner mount point
+    // is made in its source, where CRIU will look for it (runc does the same).
+    let mut bound = TemporaryBinds(Vec::new());
+    for (i, m) in plan.mounts.iter().enumerate() {
         let MountKind::Bind { source } = &m.kind else {
             continue;
         };
@@ -76,9 +79,49 @@ pub fn make_restore_mount_points(plan: &Plan) -> Result<(), RootfsError> {
             continue;
         }
         let file = std::fs::metadata(source).is_ok_and(|md| !md.is_dir());
-        open_or_create(&root, &m.dest, file)?;
+        let point = open_or_create(&root, &m.dest, file)?;
+        let nests = plan.mounts[i + 1..]
+            .iter()
+            .any(|inner| inner.dest.starts_with(&m.dest) && inner.dest != m.dest);
+        if nests && !file {
+            let at = plan.rootfs.join(
+                in_root_path(&root, &m.dest)?
+                    .strip_prefix("/")
+                    .unwrap_or(&m.dest),
+            );
+            nix::mount::mount(
+                Some(source.as_path()),
+                &super::fd_path(&point),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind for its inner mount points", m.dest.display()))?;
+            bound.0.push(at);
+        }
     }
     Ok(())
+}
+
+/// Binds made only to create mount points inside them: undone, innermost first.
+struct TemporaryBinds(Vec<PathBuf>);
+
+impl Drop for TemporaryBinds {
+    fn drop(&mut self) {
+        for at in self.0.iter().rev() {
+            let _ = nix::mount::umount2(at, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Where container path `dest` is in the rootfs once symlinks on the way are followed inside
+/// it (`/conf` → `/real/conf`): the mount point a mount at `dest` really has, which is how
+/// CRIU names it. `dest` itself when the rootfs cannot be opened.
+pub fn resolved_destination(rootfs: &Path, dest: &Path) -> PathBuf {
+    InRoot::open(rootfs)
+        .ok()
+        .and_then(|root| in_root_path(&root, dest).ok())
+        .unwrap_or_else(|| dest.to_path_buf())
 }
 
 /// The user namespace each idmapped bind mount of the plan is idmapped with, by `mounts[]`
