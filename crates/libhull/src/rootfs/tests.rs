@@ -23,6 +23,20 @@ fn clean_path_never_climbs_above_root() {
 }
 
 #[test]
+fn a_destination_is_resolved_through_symlinks_inside_the_rootfs() {
+    let dir = std::env::temp_dir().join(format!("hull-resolve-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("real/conf")).unwrap();
+    std::os::unix::fs::symlink("/real/conf", dir.join("conf")).unwrap();
+    // Absolute and climbing links stay inside the rootfs; a missing tail is kept.
+    std::os::unix::fs::symlink("../../../real", dir.join("up")).unwrap();
+    let got = |p: &str| resolved_destination(&dir, Path::new(p));
+    assert_eq!(got("/conf"), Path::new("/real/conf"));
+    assert_eq!(got("/up/conf/x"), Path::new("/real/conf/x"));
+    assert_eq!(got("/plain/dir"), Path::new("/plain/dir"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn cleanup_keeps_a_filesystem_mounted_at_the_rootfs_before_us() {
     let table = mountinfo::parse(
         "\
