@@ -474,6 +474,9 @@ fn external_mounts(
         if let crate::rootfs::plan::MountKind::Bind { source } = &m.kind {
             // Named as the checkpoint named it: where symlinks in the rootfs take it.
             let dest = crate::rootfs::resolved_destination(&rootfs.rootfs, &m.dest);
+            // Without its `.` components (`<bundle>/.`, `<bundle>/./vol`): CRIU cannot
+            // take a path that ends in one.
+            let source: PathBuf = source.components().collect();
             out.push((dest.display().to_string(), source.display().to_string()));
         }
     }
