@@ -72,20 +72,28 @@ struct Pipes(
 /// `run -d` (`cmd` "run") or `create` (`cmd` "create") with pipes for stdio.
 fn with_pipes(t: &Test, cmd: &str, id: &str) -> Pipes {
     t.write_config();
-    let mut args = vec!["--root".to_string(), t.root_str(), cmd.to_string()];
+    let bundle = t.bundle_str();
+    let mut args = vec![cmd];
     if cmd == "run" {
-        args.push("-d".into());
+        args.push("-d");
     }
-    args.extend(["--bundle".to_string(), t.bundle_str(), id.to_string()]);
+    args.extend(["--bundle", &bundle, id]);
+    piped(t, &args)
+}
+
+/// The runtime called with `args` and pipes for its stdio (which a detached container, a
+/// restored one or an exec'd process keeps), once it has exited successfully.
+fn piped(t: &Test, args: &[&str]) -> Pipes {
     let mut child = Command::new(crate::util::runtime())
-        .args(&args)
+        .args(["--root", &t.root_str()])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "{cmd} {id}: {status}");
+    assert!(status.success(), "{args:?}: {status}");
     Pipes(child.stdin.take(), child.stdout.take(), child.stderr.take())
 }
 
@@ -106,16 +114,20 @@ fn a_checkpointed_container_is_restored_and_counts_on() {
     let frozen = count(&vol);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(count(&vol), frozen, "something still counts");
-    let out = t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
-        images.to_str().unwrap(),
-        "--bundle",
-        &t.bundle_str(),
-        &id,
-    ]);
-    out.ok();
+    // With pipes again: a restore hands its own stdio to the restored init, and the
+    // harness's /dev/null (a host file) could not be dumped a second time.
+    let _pipes2 = piped(
+        &t,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            images.to_str().unwrap(),
+            "--bundle",
+            &t.bundle_str(),
+            &id,
+        ],
+    );
     assert_eq!(t.status(&id), "running");
     counts_to(&vol, frozen + 3);
     // It went on from where it was, tmpfs and all: no restart from 1.
@@ -130,6 +142,72 @@ fn a_checkpointed_container_is_restored_and_counts_on() {
         last > frozen,
         "the tmpfs says {last}, the dump was at {frozen}"
     );
+    // A process exec'd into the restored container joins the time namespace CRIU restored
+    // it into, so the two are dumped and restored together again.
+    let _exec_pipes = piped(&t, &["exec", &id, "sh", "-c", "sleep 1000 &"]);
+    let again = t.dir.join("images2");
+    t.hull(&["checkpoint", "--image-path", again.to_str().unwrap(), &id])
+        .ok();
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        again.to_str().unwrap(),
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .ok();
+    assert_eq!(t.status(&id), "running");
+    t.hull(&["delete", "-f", &id]).ok();
+    t.assert_nothing_left(&id);
+}
+
+/// Binds as runc's checkpoint.bats has them: one whose destination is a symlink in the
+/// rootfs (CRIU knows it by where it really is) and one nested in another, whose mount
+/// point a restore makes again inside the outer bind's source.
+#[test]
+fn a_bind_through_a_symlink_and_nested_binds_are_restored() {
+    let (mut t, vol) = counter("criu_binds");
+    fs::create_dir_all(t.rootfs.join("real/conf")).unwrap();
+    std::os::unix::fs::symlink("/real/conf", t.rootfs.join("conf")).unwrap();
+    let (outer, inner) = (t.dir.join("outer"), t.dir.join("inner"));
+    fs::create_dir(&outer).unwrap();
+    fs::create_dir(&inner).unwrap();
+    t.mount(
+        json!({"destination": "/conf", "type": "bind", "source": t.dir.join("vol"),
+        "options": ["bind"]}),
+    );
+    t.mount(
+        json!({"destination": "/test", "type": "bind", "source": outer,
+        "options": ["rw", "bind"]}),
+    );
+    t.mount(
+        json!({"destination": "/test/for/nested", "type": "bind", "source": inner,
+        "options": ["rw", "bind"]}),
+    );
+    let id = t.id.clone();
+    let _pipes = start_detached(&t, &id);
+    counts_to(&vol, 2);
+    let images = t.dir.join("images");
+    t.hull(&["checkpoint", "--image-path", images.to_str().unwrap(), &id])
+        .ok();
+    // The inner mount point create made inside the outer source: made again by restore.
+    fs::remove_dir_all(outer.join("for")).unwrap();
+    t.hull(&[
+        "restore",
+        "-d",
+        "--image-path",
+        images.to_str().unwrap(),
+        "--bundle",
+        &t.bundle_str(),
+        &id,
+    ])
+    .ok();
+    assert_eq!(t.status(&id), "running");
+    let now = count(&vol);
+    counts_to(&vol, now + 2);
+    assert!(outer.join("for/nested").is_dir());
     t.hull(&["delete", "-f", &id]).ok();
     t.assert_nothing_left(&id);
 }

@@ -38,7 +38,10 @@ pub mod state;
 mod teardown;
 
 use create::{check_preserved_fds, connect_pidfd_socket, send_pidfd, send_seccomp_listener};
-use run::{console_for, forwarding_signalfd, relay_output_is_captured, wait_forwarding, wait_tty};
+use run::{
+    console_for, forwarding_signalfd, relay_output_is_captured, wait_foreground, wait_forwarding,
+    wait_tty,
+};
 use teardown::{container_pids, kill_everything, release_resources};
 
 pub use checkpoint::{CheckpointError, CheckpointOptions};

@@ -344,15 +344,12 @@ impl Runtime {
         let Some(sfd) = sfd else {
             return Ok(0);
         };
-        let code = match tty_end {
-            Some(sock) => match wait_tty(init, &sfd, &sock) {
-                Ok(code) => code,
-                Err(e) => {
-                    let _ = self.delete(&co.id, true);
-                    return Err(e.into());
-                }
-            },
-            None => wait_forwarding(init, &sfd),
+        let code = match wait_foreground(init, &sfd, tty_end) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = self.delete(&co.id, true);
+                return Err(e.into());
+            }
         };
         self.delete(&co.id, true)?;
         Ok(code)

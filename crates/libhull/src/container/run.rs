@@ -31,15 +31,12 @@ impl Runtime {
         let Some(sfd) = sfd else {
             return Ok(0);
         };
-        let code = match tty {
-            Some(sock) => match wait_tty(pid, &sfd, &sock) {
-                Ok(code) => code,
-                Err(e) => {
-                    let _ = self.delete(&opts.id, true);
-                    return Err(e.into());
-                }
-            },
-            None => wait_forwarding(pid, &sfd),
+        let code = match wait_foreground(pid, &sfd, tty) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = self.delete(&opts.id, true);
+                return Err(e.into());
+            }
         };
         crate::timing::mark("run: process exited");
         // A READY the container sent just before it exited is still passed on.
@@ -94,6 +91,19 @@ pub(super) fn forwarded_signals() -> SigSet {
         set.add(s);
     }
     set
+}
+
+/// Waits for a foreground container's init (`run`, `restore`): relays the terminal when hull
+/// holds its master's socket, else forwards signals; the exit code.
+pub(super) fn wait_foreground(
+    init: Pid,
+    sfd: &SignalFd,
+    tty: Option<UnixStream>,
+) -> Result<i32, OptionsError> {
+    match tty {
+        Some(sock) => wait_tty(init, sfd, &sock),
+        None => Ok(wait_forwarding(init, sfd)),
+    }
 }
 
 /// Forwards signals to the init until it exits, reaping any orphan this subreaper adopts;
