@@ -53,6 +53,29 @@ fn counts_to(vol: &Path, at_least: u64) {
     );
 }
 
+/// `restore -d FLAGS --image-path IMAGES --bundle BUNDLE ID`.
+fn restore_args<'a>(
+    images: &'a str,
+    bundle: &'a str,
+    id: &'a str,
+    flags: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["restore", "-d"];
+    args.extend(flags);
+    args.extend(["--image-path", images, "--bundle", bundle, id]);
+    args
+}
+
+/// Container `id` runs and counts on; then it is deleted, leaving nothing behind.
+#[track_caller]
+fn counts_on_then_goes(t: &Test, vol: &Path, id: &str) {
+    assert_eq!(t.status(id), "running");
+    let now = count(vol);
+    counts_to(vol, now + 2);
+    t.hull(&["delete", "-f", id]).ok();
+    t.assert_nothing_left(id);
+}
+
 /// `run -d` with pipes for the container's stdio: CRIU dumps a pipe and a restore hands it
 /// over, where a host file the container inherited (/dev/null, a log) lies on a mount the
 /// container's namespace does not have, which CRIU refuses (as with runc). The returned
@@ -148,19 +171,14 @@ fn a_checkpointed_container_is_restored_and_counts_on() {
     let again = t.dir.join("images2");
     t.hull(&["checkpoint", "--image-path", again.to_str().unwrap(), &id])
         .ok();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
+    t.hull(&restore_args(
         again.to_str().unwrap(),
-        "--bundle",
         &t.bundle_str(),
         &id,
-    ])
+        &[],
+    ))
     .ok();
-    assert_eq!(t.status(&id), "running");
-    t.hull(&["delete", "-f", &id]).ok();
-    t.assert_nothing_left(&id);
+    counts_on_then_goes(&t, &vol, &id);
 }
 
 /// Binds as runc's checkpoint.bats has them: one whose destination is a symlink in the
@@ -194,22 +212,15 @@ fn a_bind_through_a_symlink_and_nested_binds_are_restored() {
         .ok();
     // The inner mount point create made inside the outer source: made again by restore.
     fs::remove_dir_all(outer.join("for")).unwrap();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
+    t.hull(&restore_args(
         images.to_str().unwrap(),
-        "--bundle",
         &t.bundle_str(),
         &id,
-    ])
+        &[],
+    ))
     .ok();
-    assert_eq!(t.status(&id), "running");
-    let now = count(&vol);
-    counts_to(&vol, now + 2);
     assert!(outer.join("for/nested").is_dir());
-    t.hull(&["delete", "-f", &id]).ok();
-    t.assert_nothing_left(&id);
+    counts_on_then_goes(&t, &vol, &id);
 }
 
 #[test]
@@ -252,21 +263,14 @@ fn leave_running_keeps_the_original_and_a_pre_dump_is_a_parent() {
     config["root"]["path"] = json!(t.rootfs);
     fs::write(bundle2.join("config.json"), config.to_string()).unwrap();
     let id2 = t.new_id();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
+    t.hull(&restore_args(
         last.to_str().unwrap(),
-        "--bundle",
         bundle2.to_str().unwrap(),
         &id2,
-    ])
+        &[],
+    ))
     .ok();
-    assert_eq!(t.status(&id2), "running");
-    let now = count(&vol);
-    counts_to(&vol, now + 2);
-    t.hull(&["delete", "-f", &id2]).ok();
-    t.assert_nothing_left(&id2);
+    counts_on_then_goes(&t, &vol, &id2);
 }
 
 #[test]
@@ -286,18 +290,10 @@ fn refusals_name_the_reason_and_leave_nothing() {
     t.hull(&["checkpoint", "--leave-running", "--image-path", img, &id])
         .ok();
     // Restoring over an id that exists.
-    t.hull(&[
-        "restore",
-        "-d",
-        "--image-path",
-        img,
-        "--bundle",
-        &t.bundle_str(),
-        &id,
-    ])
-    .fails()
-    .one_line()
-    .stderr_has("exists");
+    t.hull(&restore_args(img, &t.bundle_str(), &id, &[]))
+        .fails()
+        .one_line()
+        .stderr_has("exists");
     assert_eq!(
         t.status(&id),
         "running",
@@ -308,15 +304,12 @@ fn refusals_name_the_reason_and_leave_nothing() {
     let empty = t.dir.join("empty");
     fs::create_dir(&empty).unwrap();
     for dir in [t.dir.join("missing"), empty] {
-        t.hull(&[
-            "restore",
-            "-d",
-            "--image-path",
+        t.hull(&restore_args(
             dir.to_str().unwrap(),
-            "--bundle",
             &t.bundle_str(),
             &id2,
-        ])
+            &[],
+        ))
         .fails()
         .one_line();
         t.assert_nothing_left(&id2);
@@ -413,17 +406,14 @@ fn a_container_with_a_terminal_is_restored_with_a_new_pty_master() {
     // Detached: the new master comes over the console socket.
     let sock = t.dir.join("console2.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let call = t.spawn_call(&[
-        "restore",
-        "-d",
-        "--console-socket",
-        sock.to_str().unwrap(),
-        "--image-path",
+    let bundle = t.bundle_str();
+    let sock_arg = sock.to_str().unwrap();
+    let call = t.spawn_call(&restore_args(
         img,
-        "--bundle",
-        &t.bundle_str(),
+        &bundle,
         &id,
-    ]);
+        &["--console-socket", sock_arg],
+    ));
     let (stream, call) = crate::util::console_accept(&listener, call);
     let (_, mut fds) = crate::util::recv_fds(&stream);
     call.wait().ok();
@@ -579,16 +569,7 @@ fn an_established_tcp_connection_survives_with_tcp_established() {
          done; ! iptables-legacy -S | grep -q CRIU'"
     ));
     t.call(
-        &[
-            "restore",
-            "-d",
-            "--tcp-established",
-            "--image-path",
-            img,
-            "--bundle",
-            &t.bundle_str(),
-            &id,
-        ],
+        &restore_args(img, &t.bundle_str(), &id, &["--tcp-established"]),
         &legacy_path,
     )
     .ok();
@@ -728,18 +709,12 @@ fn lazy_pages_from_a_page_server_restore_a_new_container() {
         .unwrap();
     t.track_pid(lazy.id() as i32);
     let id2 = t.new_id();
-    t.hull(&[
-        "restore",
-        "-d",
-        "--lazy-pages",
-        "--manage-cgroups-mode",
-        "ignore",
-        "--image-path",
+    t.hull(&restore_args(
         img,
-        "--bundle",
         &t.bundle_str(),
         &id2,
-    ])
+        &["--lazy-pages", "--manage-cgroups-mode", "ignore"],
+    ))
     .ok();
     dump.wait().ok();
     assert!(lazy.wait().unwrap().success(), "criu lazy-pages failed");
@@ -747,11 +722,7 @@ fn lazy_pages_from_a_page_server_restore_a_new_container() {
         t.state(&id).is_none(),
         "the migrated container is still here"
     );
-    assert_eq!(t.status(&id2), "running");
-    let now = count(&vol);
-    counts_to(&vol, now + 3);
-    t.hull(&["delete", "-f", &id2]).ok();
-    t.assert_nothing_left(&id2);
+    counts_on_then_goes(&t, &vol, &id2);
 }
 
 /// Where CRIU writes and what it is told: `--work-path` gets CRIU's logs instead of the
@@ -785,22 +756,22 @@ fn work_path_pid_file_and_passed_flags() {
         "the log went to the images"
     );
     let pid_file = t.dir.join("restored.pid");
-    t.hull(&[
-        "restore",
-        "-d",
-        "--file-locks",
-        "--manage-cgroups-mode",
-        "soft",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "--image-path",
+    let pid_arg = pid_file.to_str().unwrap();
+    let bundle = t.bundle_str();
+    t.hull(&restore_args(
         img,
-        "--work-path",
-        wrk,
-        "--bundle",
-        &t.bundle_str(),
+        &bundle,
         &id,
-    ])
+        &[
+            "--file-locks",
+            "--manage-cgroups-mode",
+            "soft",
+            "--pid-file",
+            pid_arg,
+            "--work-path",
+            wrk,
+        ],
+    ))
     .ok();
     assert!(
         work.join("restore.log").exists(),
@@ -812,8 +783,5 @@ fn work_path_pid_file_and_passed_flags() {
         pid.to_string(),
         "--pid-file"
     );
-    let now = count(&vol);
-    counts_to(&vol, now + 2);
-    t.hull(&["delete", "-f", &id]).ok();
-    t.assert_nothing_left(&id);
+    counts_on_then_goes(&t, &vol, &id);
 }
